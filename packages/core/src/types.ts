@@ -1,0 +1,197 @@
+/** A peer's name, unique within its cluster. */
+export type PeerId = string;
+
+/**
+ * What an entry holds: a user command, the no-op a new leader appends (Raft §8), or a
+ * cluster configuration (Raft §6).
+ */
+export type EntryType = 'command' | 'noop' | 'config';
+
+/** One entry of the replicated log, as stored and sent. */
+export interface LogEntry {
+  /** Position in the log, from 1. */
+  index: number;
+  /** Term of the leader that created the entry. */
+  term: number;
+  type: EntryType;
+  /** The encoded command (`command`), the encoded {@link Configuration} (`config`), or empty (`noop`). */
+  data: Uint8Array;
+}
+
+/** The state Raft must persist before it answers a vote (Figure 2, "persistent state"). */
+export interface HardState {
+  /** Latest term this peer has seen. */
+  term: number;
+  /** The candidate this peer voted for in `term`, or null. */
+  votedFor: PeerId | null;
+}
+
+/** A cluster membership: the peers whose votes count. */
+export interface Configuration {
+  /** Voting members, sorted. */
+  members: PeerId[];
+}
+
+/** What a {@link LogStore} holds when opened. */
+export interface LogStoreState {
+  /** The persisted term and vote; `{ term: 0, votedFor: null }` for a new store. */
+  hardState: HardState;
+  /** Index of the first entry held, or `lastIndex + 1` when empty (1 for a new store). */
+  firstIndex: number;
+  /** Index of the last entry held; 0 for a new store. */
+  lastIndex: number;
+}
+
+/**
+ * One atomic, durable write: everything the runtime must persist after one turn of
+ * the protocol. Writing `entries` that start at index `i` first removes every stored
+ * entry at `i` or above (a conflicting suffix, Raft §5.3), then stores the new ones.
+ */
+export interface LogWrite {
+  /** The new term and vote, when they changed. */
+  hardState?: HardState;
+  /** Consecutive entries; the first index is at most the store's `lastIndex + 1`. */
+  entries?: LogEntry[];
+}
+
+/**
+ * Durable storage for a peer's log and hard state. `@raft/log-memory` and
+ * `@raft/log-level` implement it; `@raft/testkit/log-store` checks any implementation.
+ *
+ * Every method rejects with a `RaftError`: `RAFT_STORAGE_CLOSED` before `open` or after
+ * `close`, `RAFT_INVALID_ARGUMENT` for a write that would leave a gap, and the store's
+ * own codes for I/O failures.
+ */
+export interface LogStore {
+  /** Opens (or creates) the store and returns what it holds. */
+  open(): Promise<LogStoreState>;
+  /**
+   * Applies one batch atomically, and resolves only once it is durable: after a crash,
+   * either all of it or none of it is there. The runtime awaits one write at a time.
+   */
+  write(batch: LogWrite): Promise<void>;
+  /** The entries with `from <= index < to`, in order; indexes outside the log are skipped. */
+  entries(from: number, to: number): Promise<LogEntry[]>;
+  /** Releases the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** RequestVote (Figure 2), also used for pre-vote (dissertation §9.6). */
+export interface RequestVoteMessage {
+  type: 'RequestVote';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  lastLogIndex: number;
+  lastLogTerm: number;
+  /** A pre-vote: asks whether the receiver would vote, changing no one's term. */
+  preVote: boolean;
+}
+
+/** The answer to a {@link RequestVoteMessage}. */
+export interface RequestVoteResponseMessage {
+  type: 'RequestVoteResponse';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  voteGranted: boolean;
+  preVote: boolean;
+}
+
+/** AppendEntries (Figure 2); with no entries it is a heartbeat. */
+export interface AppendEntriesMessage {
+  type: 'AppendEntries';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  prevLogIndex: number;
+  prevLogTerm: number;
+  entries: LogEntry[];
+  leaderCommit: number;
+  /** The leader's heartbeat round, echoed back; confirms leadership for ReadIndex (§6.4). */
+  seq: number;
+}
+
+/** The answer to an {@link AppendEntriesMessage}. */
+export interface AppendEntriesResponseMessage {
+  type: 'AppendEntriesResponse';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  success: boolean;
+  /** On success, the index up to which the follower's log now matches the leader's. */
+  matchIndex: number;
+  /** The `prevLogIndex` of the request this answers. */
+  prevLogIndex: number;
+  /** On rejection, where the leader should look next (§5.3, "conflict hint"). */
+  conflictIndex: number;
+  /** On rejection, the follower's term at `prevLogIndex`, or 0 if it has no entry there. */
+  conflictTerm: number;
+  /** The request's `seq`, echoed. */
+  seq: number;
+}
+
+/** Every message peers exchange. */
+export type RaftMessage =
+  | RequestVoteMessage
+  | RequestVoteResponseMessage
+  | AppendEntriesMessage
+  | AppendEntriesResponseMessage;
+
+/** The kinds of {@link RaftMessage}. */
+export type RaftMessageType = RaftMessage['type'];
+
+/**
+ * Carries messages between peers. `@raft/transport-inproc` and `@raft/transport-ws`
+ * implement it; `@raft/testkit/transport` checks any implementation.
+ *
+ * Delivery is best effort: messages may be lost, duplicated or reordered, and Raft
+ * copes. A transport must never throw from `send`, and must deliver only values that
+ * came from a peer's `send` (validate what arrives from a network with
+ * `validateMessage`; the runtime validates again).
+ */
+export interface Transport {
+  /** Starts delivering inbound messages to `onMessage`. Called once. */
+  start(onMessage: (message: RaftMessage) => void): Promise<void>;
+  /** Sends without blocking; may drop. Never throws. */
+  send(to: PeerId, message: RaftMessage): void;
+  /** Stops sending and delivering. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The user's replicated state machine (API.md). It must be deterministic: the same
+ * commands in the same order give the same state and replies on every peer.
+ */
+export interface StateMachine<State, Command, Query, Reply> {
+  /** The initial state. */
+  init(name: PeerId): State;
+  /** Applies a committed command. Entries apply in order, once per peer lifetime. */
+  handleWrite(command: Command, state: State): [Reply, State] | Promise<[Reply, State]>;
+  /** Answers from applied state; never changes it. */
+  handleRead(query: Query, state: State): Reply;
+  /** Serializes the state (snapshots, log compaction). */
+  snapshot?(state: State): Uint8Array | Promise<Uint8Array>;
+  /** Rebuilds the state from {@link StateMachine.snapshot}'s bytes. */
+  restore?(snapshot: Uint8Array, name: PeerId): State | Promise<State>;
+}
+
+/** Turns commands into log bytes and back. The default is MessagePack (`msgpackr`). */
+export interface Codec {
+  encode(value: unknown): Uint8Array;
+  decode(bytes: Uint8Array): unknown;
+}
+
+/** An opaque timer handle from a {@link Clock}. */
+export type TimerHandle = unknown;
+
+/**
+ * The runtime's source of time. The default uses `performance.now` and `setTimeout`;
+ * the simulator injects virtual time.
+ */
+export interface Clock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
