@@ -183,7 +183,7 @@ export interface Codec {
 }
 
 /** An opaque timer handle from a {@link Clock}. */
-export type TimerHandle = unknown;
+export type TimerHandle = object | number;
 
 /**
  * The runtime's source of time. The default uses `performance.now` and `setTimeout`;

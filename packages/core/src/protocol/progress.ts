@@ -1,0 +1,96 @@
+/**
+ * What the leader knows of one follower's log (Figure 2's nextIndex and matchIndex),
+ * and how it sends to it, after etcd's `tracker/progress.go`:
+ *
+ * - `probe`: the leader does not know where the follower's log ends. It sends one
+ *   AppendEntries at a time and waits for the answer (or the next heartbeat).
+ * - `replicate`: the follower is known to match up to `matchIndex`; the leader streams
+ *   AppendEntries optimistically, up to `maxInflight` unacknowledged ones.
+ */
+export class Progress {
+  matchIndex = 0;
+  nextIndex: number;
+  state: 'probe' | 'replicate' = 'probe';
+  /** In probe state: an AppendEntries is out and unanswered. */
+  probeSent = false;
+  /** Last index carried by each unacknowledged AppendEntries, oldest first. */
+  private inflight: number[] = [];
+  /** Heard from since the last check-quorum round (§6.2, dissertation §9.6). */
+  recentActive = false;
+  /** The newest heartbeat round (`seq`) this follower acknowledged in this term. */
+  ackedSeq = 0;
+
+  constructor(
+    nextIndex: number,
+    private readonly maxInflight: number,
+  ) {
+    this.nextIndex = nextIndex;
+  }
+
+  /** Whether the leader may send another AppendEntries with entries now. */
+  canSend(): boolean {
+    return this.state === 'probe' ? !this.probeSent : this.inflight.length < this.maxInflight;
+  }
+
+  inflightCount(): number {
+    return this.inflight.length;
+  }
+
+  /** Records an AppendEntries carrying entries up to `lastIndex`. */
+  sent(lastIndex: number, carriedEntries: boolean): void {
+    if (this.state === 'replicate') {
+      if (carriedEntries) {
+        this.nextIndex = lastIndex + 1;
+        this.inflight.push(lastIndex);
+      }
+    } else {
+      this.probeSent = true;
+    }
+  }
+
+  /** A successful answer: the follower matches up to `index`. Returns whether matchIndex grew. */
+  acknowledge(index: number): boolean {
+    let grew = false;
+    if (index > this.matchIndex) {
+      this.matchIndex = index;
+      grew = true;
+    }
+    if (this.nextIndex < index + 1) this.nextIndex = index + 1;
+    while (this.inflight.length > 0 && this.inflight[0]! <= index) this.inflight.shift();
+    if (this.state === 'probe') this.becomeReplicate();
+    return grew;
+  }
+
+  becomeProbe(): void {
+    this.state = 'probe';
+    this.probeSent = false;
+    this.inflight = [];
+    this.nextIndex = this.matchIndex + 1;
+  }
+
+  becomeReplicate(): void {
+    this.state = 'replicate';
+    this.probeSent = false;
+    this.inflight = [];
+    this.nextIndex = this.matchIndex + 1;
+  }
+
+  /**
+   * A rejection of the AppendEntries whose prevLogIndex was `rejected`. `hint` is where
+   * the leader computed the follower's log may diverge (§5.3's optimisation). Returns
+   * false for a stale rejection, which changes nothing.
+   */
+  reject(rejected: number, hint: number): boolean {
+    if (this.state === 'replicate') {
+      // The follower matched up to matchIndex; a rejection at or below it is stale.
+      if (rejected <= this.matchIndex) return false;
+      this.becomeProbe();
+      return true;
+    }
+    // In probe state only the answer to the probe in flight counts.
+    if (this.nextIndex - 1 !== rejected) return false;
+    this.nextIndex = Math.max(Math.min(rejected, hint), this.matchIndex + 1);
+    this.probeSent = false;
+    return true;
+  }
+}

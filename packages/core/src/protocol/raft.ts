@@ -1,0 +1,686 @@
+import type {
+  AppendEntriesMessage,
+  AppendEntriesResponseMessage,
+  Configuration,
+  EntryType,
+  HardState,
+  LogEntry,
+  PeerId,
+  RaftMessage,
+  RequestVoteMessage,
+  RequestVoteResponseMessage,
+} from '../types.js';
+import { RaftLog } from './log.js';
+import { encodeConfiguration, latestConfiguration, normalizeMembers } from './membership.js';
+import { Progress } from './progress.js';
+import { committedValue, voteResult } from './quorum.js';
+
+/** A peer's role. `precandidate` is a follower running a pre-vote (dissertation §9.6). */
+export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
+
+/** Options of the pure protocol. Time is counted in ticks. */
+export interface RaftOptions {
+  id: PeerId;
+  /** Election timeout range in ticks, inclusive; each timeout is drawn from it. */
+  electionTicks: [min: number, max: number];
+  /** Ticks between a leader's heartbeats. Must be below `electionTicks[0]`. */
+  heartbeatTicks: number;
+  /** A seeded generator of numbers in [0, 1): the only randomness in the protocol. */
+  random: () => number;
+  /** Unacknowledged AppendEntries per follower in replicate state. */
+  maxInflight: number;
+  /** Most entries in one AppendEntries. */
+  maxBatchEntries: number;
+  /** Most entry bytes in one AppendEntries (at least one entry is always sent). */
+  maxBatchBytes: number;
+  /** Pre-vote (dissertation §9.6): a rejoining peer does not depose a healthy leader. */
+  preVote: boolean;
+  /** Check-quorum (§6.2): a leader that does not hear from a majority steps down. */
+  checkQuorum: boolean;
+}
+
+/** What the protocol holds at start: the log store's contents. */
+export interface RaftInitialState {
+  hardState: HardState;
+  entries: LogEntry[];
+}
+
+/** A linearizable read that is now safe once the state machine has applied `index`. */
+export interface ReadState {
+  context: number;
+  index: number;
+}
+
+/** The protocol's volatile state, reported when it changes. */
+export interface SoftState {
+  role: Role;
+  leader: PeerId | null;
+}
+
+/**
+ * One batch of work for the runtime, in this order: persist `hardState` and `entries`
+ * in one durable write; then send `messages`; then apply `committed`; then serve
+ * `reads` once the state machine has applied their index; then call `advance`.
+ */
+export interface Ready {
+  hardState?: HardState;
+  entries: LogEntry[];
+  messages: RaftMessage[];
+  committed: LogEntry[];
+  reads: ReadState[];
+  softState?: SoftState;
+}
+
+interface PendingRead {
+  context: number;
+  index: number;
+  seq: number;
+}
+
+/** Why `propose` or `readIndex` refused. */
+export type Refusal = 'not_leader' | 'stopped';
+
+/**
+ * The Raft protocol of one peer: deterministic, synchronous, free of I/O. Feed it
+ * `tick`, `step`, `propose`, `readIndex` and `bootstrap`; collect work with `ready`;
+ * report it done with `advance`.
+ */
+export class Raft {
+  readonly id: PeerId;
+  private readonly opts: RaftOptions;
+
+  term = 0;
+  votedFor: PeerId | null = null;
+  role: Role = 'follower';
+  leader: PeerId | null = null;
+  readonly log: RaftLog;
+
+  /** The latest configuration in the log, or none: an unconfigured peer never campaigns. */
+  config: Configuration | null = null;
+  private configIndex = 0;
+  private configTerm = 0;
+
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  private votes = new Map<PeerId, boolean>();
+  private progress = new Map<PeerId, Progress>();
+
+  /** Heartbeat round of the leader; every AppendEntries carries it (ReadIndex, §6.4). */
+  private seq = 0;
+  /** A round started this turn whose heartbeats have not gone out yet. */
+  private roundPending = false;
+  private readsWaitingCommit: number[] = [];
+  private readsWaitingQuorum: PendingRead[] = [];
+  private readsReady: ReadState[] = [];
+
+  private msgs: RaftMessage[] = [];
+  private persisted: HardState;
+  private lastSoft: SoftState;
+
+  /** Counters, for status and tests. */
+  readonly stats = { messagesDropped: 0, electionsStarted: 0 };
+
+  constructor(opts: RaftOptions, initial: RaftInitialState) {
+    this.opts = opts;
+    this.id = opts.id;
+    this.term = initial.hardState.term;
+    this.votedFor = initial.hardState.votedFor;
+    this.persisted = { term: this.term, votedFor: this.votedFor };
+    this.log = new RaftLog(initial.entries);
+    this.refreshConfiguration();
+    this.resetElectionTimeout();
+    this.lastSoft = { role: this.role, leader: this.leader };
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Advances logical time by one tick. */
+  tick(): void {
+    if (this.role === 'leader') {
+      this.heartbeatElapsed++;
+      this.electionElapsed++;
+      if (this.electionElapsed >= this.opts.electionTicks[0]) {
+        this.electionElapsed = 0;
+        // Check-quorum (§6.2): a leader cut off from a majority steps down within an election timeout.
+        if (this.opts.checkQuorum && !this.quorumActive()) {
+          this.becomeFollower(this.term, null);
+          return;
+        }
+      }
+      if (this.heartbeatElapsed >= this.opts.heartbeatTicks) {
+        this.heartbeatElapsed = 0;
+        this.broadcastHeartbeat();
+      }
+      return;
+    }
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign(this.opts.preVote);
+    }
+  }
+
+  /**
+   * Handles one message. Terms are handled here once (Figure 2, "Rules for Servers"),
+   * then the message goes to its kind's handler.
+   */
+  step(m: RaftMessage): void {
+    if (m.to !== this.id || m.from === this.id) {
+      this.stats.messagesDropped++;
+      return;
+    }
+    if (m.term > this.term) {
+      if (m.type === 'RequestVote') {
+        // A peer that heard from a leader within the minimum election timeout ignores
+        // vote requests: removed or partitioned peers cannot disrupt (§6, §9.6).
+        const inLease = this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTicks[0];
+        if (inLease) return;
+      }
+      const keepsTerm =
+        (m.type === 'RequestVote' && m.preVote) || (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
+      if (!keepsTerm) {
+        // §5.1: a higher term makes any peer a follower in that term.
+        this.becomeFollower(m.term, m.type === 'AppendEntries' ? m.from : null);
+      }
+    } else if (m.term < this.term) {
+      if (m.type === 'AppendEntries') {
+        // Tell a stale leader about the newer term so it steps down.
+        this.send(this.appendResponse(m.from, false, 0, m.prevLogIndex, 0, 0, m.seq));
+      } else if (m.type === 'RequestVote' && m.preVote) {
+        this.send({ type: 'RequestVoteResponse', term: this.term, from: this.id, to: m.from, voteGranted: false, preVote: true });
+      }
+      // §5.1: a request with a stale term is rejected; stale responses are ignored.
+      return;
+    }
+
+    switch (m.type) {
+      case 'RequestVote':
+        this.handleRequestVote(m);
+        return;
+      case 'RequestVoteResponse':
+        this.handleVoteResponse(m);
+        return;
+      case 'AppendEntries':
+        this.handleAppendEntries(m);
+        return;
+      case 'AppendEntriesResponse':
+        this.handleAppendResponse(m);
+        return;
+    }
+  }
+
+  /**
+   * Appends commands to the leader's log and replicates them. Returns the index of the
+   * first, or a refusal.
+   */
+  propose(items: readonly { type: EntryType; data: Uint8Array }[]): { index: number; term: number } | Refusal {
+    if (this.role !== 'leader') return 'not_leader';
+    const first = this.log.lastIndex() + 1;
+    const entries = items.map((it, i) => ({ index: first + i, term: this.term, type: it.type, data: it.data }));
+    this.appendAsLeader(entries);
+    return { index: first, term: this.term };
+  }
+
+  /**
+   * Starts a linearizable read (ReadIndex, dissertation §6.4): the commit index at
+   * this moment becomes the read's index once a heartbeat round confirms leadership.
+   * Every read started in the same turn shares one round.
+   */
+  readIndex(context: number): 'ok' | Refusal {
+    if (this.role !== 'leader') return 'not_leader';
+    // Until an entry of its own term commits, a new leader's commit index may be stale.
+    if (!this.committedInCurrentTerm()) {
+      this.readsWaitingCommit.push(context);
+      return 'ok';
+    }
+    this.queueRead(context);
+    return 'ok';
+  }
+
+  /**
+   * Bootstraps a fresh peer as the first member of a cluster (as the Elixir library's
+   * `set_configuration`): writes the configuration as entry 1 and campaigns at once.
+   * Returns false when this peer already holds a log or a term.
+   */
+  bootstrap(members: readonly PeerId[]): boolean {
+    if (this.log.lastIndex() !== 0 || this.term !== 0 || this.config !== null) return false;
+    const config = normalizeMembers(members);
+    this.term = 1;
+    this.log.appendAfter(0, [{ index: 1, term: 1, type: 'config', data: encodeConfiguration(config) }]);
+    this.refreshConfiguration();
+    if (this.promotable()) this.campaign(false);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- output
+
+  hasReady(): boolean {
+    return (
+      this.roundPending ||
+      this.msgs.length > 0 ||
+      this.log.hasUnstable() ||
+      this.log.hasNextCommitted() ||
+      this.readsReady.length > 0 ||
+      this.term !== this.persisted.term ||
+      this.votedFor !== this.persisted.votedFor ||
+      this.role !== this.lastSoft.role ||
+      this.leader !== this.lastSoft.leader
+    );
+  }
+
+  /** Collects the work to do. Call `advance(ready)` once it is done. */
+  ready(): Ready {
+    if (this.roundPending) {
+      this.roundPending = false;
+      this.broadcastHeartbeat();
+    }
+    const rd: Ready = {
+      entries: this.log.unstable(),
+      messages: this.msgs,
+      committed: this.log.nextCommitted(),
+      reads: this.readsReady,
+    };
+    this.msgs = [];
+    this.readsReady = [];
+    if (this.term !== this.persisted.term || this.votedFor !== this.persisted.votedFor) {
+      rd.hardState = { term: this.term, votedFor: this.votedFor };
+    }
+    if (this.role !== this.lastSoft.role || this.leader !== this.lastSoft.leader) {
+      rd.softState = { role: this.role, leader: this.leader };
+      this.lastSoft = rd.softState;
+    }
+    return rd;
+  }
+
+  /** Reports a Ready done: its hard state and entries are durable, its committed entries handed to the state machine. */
+  advance(rd: Ready): void {
+    if (rd.hardState !== undefined) this.persisted = rd.hardState;
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry !== undefined && this.log.term(lastEntry.index) === lastEntry.term) {
+      this.log.stableTo(lastEntry.index);
+    }
+    const lastCommitted = rd.committed[rd.committed.length - 1];
+    if (lastCommitted !== undefined) this.log.appliedTo(lastCommitted.index);
+    // The leader counts its own log in a quorum only once durable (persist before you promise).
+    if (this.role === 'leader' && lastEntry !== undefined) this.maybeCommit();
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  hardState(): HardState {
+    return { term: this.term, votedFor: this.votedFor };
+  }
+
+  /** The follower progress the leader tracks (empty on other roles). */
+  progressOf(peer: PeerId): Readonly<Progress> | undefined {
+    return this.progress.get(peer);
+  }
+
+  /** True once an entry of the current term is committed (a leader's no-op, §8). */
+  committedInCurrentTerm(): boolean {
+    return this.log.term(this.log.commitIndex) === this.term;
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private becomeFollower(term: number, leader: PeerId | null): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.votedFor = null;
+    }
+    this.role = 'follower';
+    this.leader = leader;
+    this.resetRoleState();
+  }
+
+  private becomePreCandidate(): void {
+    // A pre-vote changes neither term nor vote (dissertation §9.6).
+    this.role = 'precandidate';
+    this.leader = null;
+    this.resetRoleState();
+  }
+
+  private becomeCandidate(): void {
+    this.term += 1;
+    this.votedFor = this.id;
+    this.role = 'candidate';
+    this.leader = null;
+    this.resetRoleState();
+    this.stats.electionsStarted++;
+  }
+
+  private becomeLeader(): void {
+    this.role = 'leader';
+    this.leader = this.id;
+    this.resetRoleState();
+    const next = this.log.lastIndex() + 1;
+    for (const peer of this.voters()) {
+      if (peer !== this.id) this.progress.set(peer, new Progress(next, this.opts.maxInflight));
+    }
+    // §8: a new leader commits a no-op to learn which entries are committed, and so
+    // that entries of earlier terms commit with it (Figure 8).
+    this.appendAsLeader([{ index: next, term: this.term, type: 'noop', data: new Uint8Array(0) }]);
+  }
+
+  private resetRoleState(): void {
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetElectionTimeout();
+    this.votes = new Map();
+    this.progress = new Map();
+    this.roundPending = false;
+    this.readsWaitingCommit = [];
+    this.readsWaitingQuorum = [];
+    // Reads already confirmed stay in readsReady: they were confirmed while leader.
+  }
+
+  private resetElectionTimeout(): void {
+    const [min, max] = this.opts.electionTicks;
+    this.randomizedElectionTimeout = min + Math.floor(this.opts.random() * (max - min + 1));
+  }
+
+  private campaign(pre: boolean): void {
+    if (pre) this.becomePreCandidate();
+    else this.becomeCandidate();
+    this.votes.set(this.id, true);
+    // A pre-vote asks for the term a real election would use.
+    const term = pre ? this.term + 1 : this.term;
+    if (voteResult(this.voters(), this.votes) === 'won') {
+      if (pre) this.campaign(false);
+      else this.becomeLeader();
+      return;
+    }
+    for (const peer of this.voters()) {
+      if (peer === this.id) continue;
+      const rv: RequestVoteMessage = {
+        type: 'RequestVote',
+        term,
+        from: this.id,
+        to: peer,
+        lastLogIndex: this.log.lastIndex(),
+        lastLogTerm: this.log.lastTerm(),
+        preVote: pre,
+      };
+      this.send(rv);
+    }
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private handleRequestVote(m: RequestVoteMessage): void {
+    // Figure 2, RequestVote receiver: vote at most once per term, only for a log at
+    // least as up-to-date as ours (§5.2, §5.4.1). A pre-vote for a future term may be
+    // granted even having voted, since it binds nothing.
+    const canVote =
+      this.votedFor === m.from || (this.votedFor === null && this.leader === null) || (m.preVote && m.term > this.term);
+    if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+      if (!m.preVote) {
+        this.electionElapsed = 0;
+        this.votedFor = m.from;
+      }
+      this.send({ type: 'RequestVoteResponse', term: m.term, from: this.id, to: m.from, voteGranted: true, preVote: m.preVote });
+    } else {
+      this.send({ type: 'RequestVoteResponse', term: this.term, from: this.id, to: m.from, voteGranted: false, preVote: m.preVote });
+    }
+  }
+
+  private handleVoteResponse(m: RequestVoteResponseMessage): void {
+    const expecting = m.preVote ? this.role === 'precandidate' : this.role === 'candidate';
+    if (!expecting) return;
+    if (!this.voters().includes(m.from)) return;
+    this.votes.set(m.from, m.voteGranted);
+    const result = voteResult(this.voters(), this.votes);
+    if (result === 'won') {
+      if (m.preVote) this.campaign(false);
+      else this.becomeLeader();
+    } else if (result === 'lost') {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  // ---------------------------------------------------------------- replication, follower side
+
+  private handleAppendEntries(m: AppendEntriesMessage): void {
+    if (this.role === 'leader') {
+      // Two leaders in one term would break Election Safety; only a bug or a forged message can cause it.
+      this.stats.messagesDropped++;
+      return;
+    }
+    if (this.role !== 'follower') this.becomeFollower(this.term, m.from);
+    this.leader = m.from;
+    this.electionElapsed = 0;
+
+    if (m.prevLogIndex < this.log.commitIndex) {
+      // Everything up to our commit index matches any leader's log (Leader Completeness).
+      this.send(this.appendResponse(m.from, true, this.log.commitIndex, m.prevLogIndex, 0, 0, m.seq));
+      return;
+    }
+    if (!this.log.matchTerm(m.prevLogIndex, m.prevLogTerm)) {
+      // Consistency check failed (§5.3). Hint where the leader should look: our log's
+      // end, or the first index of the term we hold at prevLogIndex.
+      let conflictIndex: number;
+      let conflictTerm: number;
+      if (m.prevLogIndex > this.log.lastIndex()) {
+        conflictIndex = this.log.lastIndex() + 1;
+        conflictTerm = 0;
+      } else {
+        conflictTerm = this.log.term(m.prevLogIndex) ?? 0;
+        conflictIndex = this.log.firstIndexOfTerm(m.prevLogIndex);
+      }
+      this.send(this.appendResponse(m.from, false, 0, m.prevLogIndex, conflictIndex, conflictTerm, m.seq));
+      return;
+    }
+    this.log.appendAfter(m.prevLogIndex, m.entries);
+    const lastNew = m.prevLogIndex + m.entries.length;
+    // Figure 2: commitIndex = min(leaderCommit, index of last new entry).
+    this.log.commitTo(Math.min(m.leaderCommit, lastNew));
+    // The latest configuration in the log rules, committed or not (§6); a truncation may have removed it.
+    if (m.entries.some((e) => e.type === 'config') || this.log.term(this.configIndex) !== this.configTerm) {
+      this.refreshConfiguration();
+    }
+    this.send(this.appendResponse(m.from, true, lastNew, m.prevLogIndex, 0, 0, m.seq));
+  }
+
+  private appendResponse(
+    to: PeerId,
+    success: boolean,
+    matchIndex: number,
+    prevLogIndex: number,
+    conflictIndex: number,
+    conflictTerm: number,
+    seq: number,
+  ): AppendEntriesResponseMessage {
+    return { type: 'AppendEntriesResponse', term: this.term, from: this.id, to, success, matchIndex, prevLogIndex, conflictIndex, conflictTerm, seq };
+  }
+
+  // ---------------------------------------------------------------- replication, leader side
+
+  private appendAsLeader(entries: LogEntry[]): void {
+    this.log.append(entries);
+    if (entries.some((e) => e.type === 'config')) this.refreshConfiguration();
+    for (const peer of this.progress.keys()) this.sendAppend(peer, false);
+    // A single voter commits on its own once the entries are durable (see advance).
+  }
+
+  private handleAppendResponse(m: AppendEntriesResponseMessage): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    // Any answer in our term confirms the follower still takes us as leader.
+    if (m.seq > pr.ackedSeq) {
+      pr.ackedSeq = m.seq;
+      this.releaseConfirmedReads();
+    }
+    if (m.success) {
+      if (pr.acknowledge(m.matchIndex)) this.maybeCommit();
+      this.sendAppend(m.from, false);
+      return;
+    }
+    let hint = m.conflictIndex;
+    if (m.conflictTerm > 0) {
+      const last = this.log.lastIndexOfTerm(m.conflictTerm);
+      if (last > 0) hint = last + 1;
+    }
+    if (hint < 1) hint = 1;
+    if (pr.reject(m.prevLogIndex, hint)) this.sendAppend(m.from, false);
+  }
+
+  /**
+   * Sends the follower what it lacks, as far as its progress state allows: one probe,
+   * or a stream of batches up to the in-flight window. A heartbeat always goes out.
+   */
+  private sendAppend(peer: PeerId, heartbeat: boolean): void {
+    const pr = this.progress.get(peer);
+    if (pr === undefined) return;
+    const last = this.log.lastIndex();
+    let sentAny = false;
+    while (pr.canSend() && (pr.nextIndex <= last || (heartbeat && !sentAny))) {
+      const prev = pr.nextIndex - 1;
+      const prevTerm = this.log.term(prev);
+      if (prevTerm === undefined) return; // Behind the log's start: needs a snapshot (not yet supported).
+      const entries = this.batchFrom(pr.nextIndex);
+      this.send({
+        type: 'AppendEntries',
+        term: this.term,
+        from: this.id,
+        to: peer,
+        prevLogIndex: prev,
+        prevLogTerm: prevTerm,
+        entries,
+        leaderCommit: this.log.commitIndex,
+        seq: this.seq,
+      });
+      sentAny = true;
+      const lastSent = entries.length > 0 ? entries[entries.length - 1]!.index : prev;
+      pr.sent(lastSent, entries.length > 0);
+      if (pr.state === 'probe') break;
+    }
+    if (heartbeat && !sentAny) {
+      // The window is full or a probe is out: still prove leadership, carrying no entries.
+      const prev = pr.nextIndex - 1;
+      const prevTerm = this.log.term(prev);
+      if (prevTerm === undefined) return;
+      this.send({
+        type: 'AppendEntries',
+        term: this.term,
+        from: this.id,
+        to: peer,
+        prevLogIndex: prev,
+        prevLogTerm: prevTerm,
+        entries: [],
+        leaderCommit: Math.min(this.log.commitIndex, prev),
+        seq: this.seq,
+      });
+    }
+  }
+
+  private batchFrom(from: number): LogEntry[] {
+    const last = Math.min(this.log.lastIndex(), from + this.opts.maxBatchEntries - 1);
+    const candidates = this.log.slice(from, last + 1);
+    let bytes = 0;
+    for (let i = 0; i < candidates.length; i++) {
+      bytes += candidates[i]!.data.length + 32;
+      if (bytes > this.opts.maxBatchBytes && i > 0) return candidates.slice(0, i);
+    }
+    return candidates;
+  }
+
+  private broadcastHeartbeat(): void {
+    for (const [peer, pr] of this.progress) {
+      // A heartbeat re-arms a probe that got no answer.
+      if (pr.state === 'probe') pr.probeSent = false;
+      this.sendAppend(peer, true);
+    }
+  }
+
+  /**
+   * Commit rule (§5.3, §5.4.2, Figure 8): the highest index stored on a majority, but
+   * only if its entry is of the current term; earlier entries commit with it.
+   */
+  private maybeCommit(): void {
+    const matches: number[] = [];
+    for (const v of this.voters()) {
+      if (v === this.id) matches.push(this.log.stableIndex);
+      else matches.push(this.progress.get(v)?.matchIndex ?? 0);
+    }
+    const index = committedValue(matches);
+    if (index > this.log.commitIndex && this.log.term(index) === this.term) {
+      this.log.commitTo(index);
+      if (this.readsWaitingCommit.length > 0 && this.committedInCurrentTerm()) {
+        const waiting = this.readsWaitingCommit;
+        this.readsWaitingCommit = [];
+        for (const ctx of waiting) this.queueRead(ctx);
+      }
+    }
+  }
+
+  private quorumActive(): boolean {
+    const votes = new Map<PeerId, boolean>();
+    for (const v of this.voters()) votes.set(v, v === this.id || this.progress.get(v)?.recentActive === true);
+    for (const pr of this.progress.values()) pr.recentActive = false;
+    return voteResult(this.voters(), votes) === 'won';
+  }
+
+  // ---------------------------------------------------------------- ReadIndex
+
+  private queueRead(context: number): void {
+    if (!this.roundPending) {
+      this.seq++;
+      this.roundPending = true;
+    }
+    this.readsWaitingQuorum.push({ context, index: this.log.commitIndex, seq: this.seq });
+    this.releaseConfirmedReads();
+  }
+
+  private releaseConfirmedReads(): void {
+    if (this.readsWaitingQuorum.length === 0) return;
+    const acked: number[] = [];
+    for (const v of this.voters()) acked.push(v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0));
+    const confirmed = committedValue(acked);
+    let n = 0;
+    while (n < this.readsWaitingQuorum.length && this.readsWaitingQuorum[n]!.seq <= confirmed) {
+      const r = this.readsWaitingQuorum[n]!;
+      this.readsReady.push({ context: r.context, index: r.index });
+      n++;
+    }
+    if (n > 0) this.readsWaitingQuorum.splice(0, n);
+  }
+
+  /** Reads waiting for confirmation (not yet in a Ready), by context. */
+  pendingReadContexts(): number[] {
+    return [...this.readsWaitingCommit, ...this.readsWaitingQuorum.map((r) => r.context)];
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private voters(): PeerId[] {
+    return this.config?.members ?? [];
+  }
+
+  /** Whether this peer may campaign: configured, and a voting member. */
+  promotable(): boolean {
+    return this.config !== null && this.config.members.includes(this.id);
+  }
+
+  private refreshConfiguration(): void {
+    const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1));
+    if (latest === undefined) {
+      this.config = null;
+      this.configIndex = 0;
+      this.configTerm = 0;
+    } else {
+      this.config = latest.config;
+      this.configIndex = latest.index;
+      this.configTerm = this.log.term(latest.index) ?? 0;
+    }
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private send(m: RaftMessage): void {
+    this.msgs.push(m);
+  }
+}
+

@@ -1,0 +1,224 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  getEntry,
+  leader,
+  read,
+  RaftError,
+  setConfiguration,
+  startPeer,
+  status,
+  stopPeer,
+  write,
+  type Peer,
+  type StateMachine,
+} from '../src/index.js';
+import { mulberry32, TestLogStore, TestNetwork, VirtualClock } from './harness.js';
+
+type Cmd = { op: 'set'; key: string; value: unknown } | { op: 'boom' };
+type Q = { op: 'get'; key: string };
+type Reply = { ok: true; value?: unknown } | { ok: false; error: string };
+type State = Map<string, unknown>;
+
+const machine: StateMachine<State, Cmd, Q, Reply> = {
+  init: () => new Map(),
+  handleWrite(cmd, state) {
+    if (cmd.op === 'boom') throw new Error('poison');
+    state.set(cmd.key, cmd.value);
+    return [{ ok: true, value: cmd.value }, state];
+  },
+  handleRead(q, state) {
+    return state.has(q.key) ? { ok: true, value: state.get(q.key) } : { ok: false, error: 'key_not_found' };
+  },
+};
+
+let started: Peer<Cmd, Q, Reply>[] = [];
+afterEach(async () => {
+  await Promise.all(started.map((p) => p.stop()));
+  started = [];
+});
+
+async function cluster(names: string[], seed = 1) {
+  const clock = new VirtualClock();
+  const net = new TestNetwork(clock);
+  const stores = new Map<string, TestLogStore>();
+  const rand = mulberry32(seed);
+  const peers = new Map<string, Peer<Cmd, Q, Reply>>();
+  for (const name of names) {
+    const store = new TestLogStore();
+    stores.set(name, store);
+    const p = await startPeer(machine, { name, log: store, transport: net.join(name), clock, random: rand });
+    peers.set(name, p);
+    started.push(p);
+  }
+  return { clock, net, stores, peers };
+}
+
+/** Expect a promise to reject with a RaftError of `code`. */
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<RaftError> {
+  const err = await p.then(
+    () => {
+      throw new Error(`expected ${code}, but it resolved`);
+    },
+    (e: unknown) => e,
+  );
+  expect(RaftError.isInstance(err)).toBe(true);
+  expect((err as RaftError).code).toBe(code);
+  return err as RaftError;
+}
+
+describe('the Elixir walkthrough through the API', () => {
+  it('configures, elects, writes, redirects, fails over', async () => {
+    const { clock, peers } = await cluster(['a', 'b', 'c']);
+    // Fresh peers know no one and never campaign.
+    await clock.advance(2000);
+    expect(leader('a')).toBeNull();
+    expect(status('a').role).toBe('follower');
+    expect(status('a').term).toBe(0);
+
+    const configured = setConfiguration('a', ['a', 'b', 'c']);
+    await clock.until(() => leader('a') !== null && leader('b') !== null && leader('c') !== null);
+    expect(await configured).toEqual({ members: ['a', 'b', 'c'] });
+    const l = leader('a')!;
+    expect(leader('b')).toBe(l);
+
+    const missing = read<Reply>(l, { op: 'get', key: 'k' });
+    await clock.advance(50);
+    expect(await missing).toEqual({ ok: false, error: 'key_not_found' });
+
+    const w = write<Reply>(l, { op: 'set', key: 'k', value: 42 });
+    await clock.advance(50);
+    expect(await w).toEqual({ ok: true, value: 42 });
+    const r = read<Reply>(l, { op: 'get', key: 'k' });
+    await clock.advance(50);
+    expect(await r).toEqual({ ok: true, value: 42 });
+
+    const follower = ['a', 'b', 'c'].find((n) => n !== l)!;
+    const err = await rejectsWith(write(follower, { op: 'set', key: 'k', value: 1 }), 'RAFT_NOT_LEADER');
+    expect((err as unknown as { leader: string }).leader).toBe(l);
+
+    await stopPeer(l);
+    started = started.filter((p) => p.name !== l);
+    await clock.until(() => {
+      const nl = leader(follower);
+      return nl !== null && nl !== l && status(nl).role === 'leader';
+    });
+    const nl = leader(follower)!;
+    const r2 = read<Reply>(nl, { op: 'get', key: 'k' });
+    await clock.advance(100);
+    expect(await r2).toEqual({ ok: true, value: 42 });
+    const entry = await getEntry(nl, 3);
+    expect(entry?.type).toBe('command');
+    expect(entry?.command).toEqual({ op: 'set', key: 'k', value: 42 });
+    void peers;
+  });
+
+  it('a single-node cluster elects itself and serves reads and writes', async () => {
+    const { clock } = await cluster(['solo']);
+    const c = setConfiguration('solo', ['solo']);
+    await clock.advance(10);
+    expect(await c).toEqual({ members: ['solo'] });
+    expect(leader('solo')).toBe('solo');
+    const w = write<Reply>('solo', { op: 'set', key: 'x', value: 'y' });
+    await clock.advance(1);
+    expect(await w).toEqual({ ok: true, value: 'y' });
+    const r = read<Reply>('solo', { op: 'get', key: 'x' });
+    await clock.advance(1);
+    expect(await r).toEqual({ ok: true, value: 'y' });
+  });
+});
+
+describe('errors', () => {
+  it('unknown names reject with RAFT_NO_PEER', async () => {
+    await rejectsWith(write('nobody', { op: 'set', key: 'k', value: 1 }), 'RAFT_NO_PEER');
+    expect(() => leader('nobody')).toThrowError(expect.objectContaining({ code: 'RAFT_NO_PEER' }) as Error);
+  });
+
+  it('bad options throw RAFT_INVALID_ARGUMENT naming the option', async () => {
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    const base = { name: 'x', log: new TestLogStore(), transport: net.join('x'), clock };
+    for (const [opts, word] of [
+      [{ ...base, electionTimeoutMs: [300, 150] }, 'electionTimeoutMs'],
+      [{ ...base, heartbeatIntervalMs: 500 }, 'heartbeatIntervalMs'],
+      [{ ...base, name: '' }, 'name'],
+      [{ ...base, log: {} }, 'log'],
+      [{ ...base, maxInflight: 0 }, 'maxInflight'],
+    ] as const) {
+      const err = await rejectsWith(startPeer(machine, opts as never), 'RAFT_INVALID_ARGUMENT');
+      expect(err.message).toContain(word);
+    }
+  });
+
+  it('setConfiguration rejects empty and duplicate member lists', async () => {
+    await cluster(['p']);
+    await rejectsWith(setConfiguration('p', []), 'RAFT_INVALID_ARGUMENT');
+    await rejectsWith(setConfiguration('p', ['p', 'p']), 'RAFT_INVALID_ARGUMENT');
+    await rejectsWith(setConfiguration('p', ['q', 'r']), 'RAFT_INVALID_ARGUMENT');
+  });
+
+  it('writes with no leader reject with RAFT_ELECTION_IN_PROGRESS', async () => {
+    await cluster(['p']);
+    await rejectsWith(write('p', { op: 'set', key: 'k', value: 1 }), 'RAFT_ELECTION_IN_PROGRESS');
+    await rejectsWith(read('p', { op: 'get', key: 'k' }), 'RAFT_ELECTION_IN_PROGRESS');
+  });
+
+  it('a write that cannot commit times out with RAFT_TIMEOUT', async () => {
+    const { clock, net } = await cluster(['a', 'b', 'c']);
+    const c = setConfiguration('a', ['a', 'b', 'c']);
+    await clock.until(() => leader('b') !== null && leader('c') !== null);
+    await c;
+    const l = leader('a')!;
+    net.isolate(l, ['a', 'b', 'c'].filter((n) => n !== l));
+    const w = write(l, { op: 'set', key: 'k', value: 1 }, { timeout: 100 });
+    const settled = rejectsWith(w, 'RAFT_TIMEOUT');
+    await clock.advance(100);
+    await settled;
+  });
+
+  it('pending calls reject with RAFT_STOPPED when the peer stops, and calls after stop too', async () => {
+    const { clock, net } = await cluster(['a', 'b', 'c']);
+    const c = setConfiguration('a', ['a', 'b', 'c']);
+    await clock.until(() => leader('b') !== null && leader('c') !== null);
+    await c;
+    const l = leader('a')!;
+    net.isolate(l, ['a', 'b', 'c'].filter((n) => n !== l));
+    const p = started.find((x) => x.name === l)!;
+    const w = p.write({ op: 'set', key: 'k', value: 1 });
+    const rd = p.read({ op: 'get', key: 'k' });
+    await clock.advance(5);
+    const stopping = p.stop();
+    await rejectsWith(w, 'RAFT_STOPPED');
+    await rejectsWith(rd, 'RAFT_STOPPED');
+    await stopping;
+    await rejectsWith(p.write({ op: 'set', key: 'k', value: 1 }), 'RAFT_STOPPED');
+    await rejectsWith(write(l, { op: 'set', key: 'k', value: 1 }), 'RAFT_NO_PEER');
+  });
+
+  it('a command that throws in handleWrite changes nothing and does not wedge the peer', async () => {
+    const { clock } = await cluster(['solo']);
+    const c = setConfiguration('solo', ['solo']);
+    await clock.advance(10);
+    await c;
+    const bad = write('solo', { op: 'boom' });
+    const good = write<Reply>('solo', { op: 'set', key: 'after', value: 1 });
+    const badSettled = rejectsWith(bad, 'RAFT_STATE_MACHINE_ERROR');
+    await clock.advance(5);
+    await badSettled;
+    expect(await good).toEqual({ ok: true, value: 1 });
+    expect(status('solo').metrics.stateMachineErrors).toBe(1);
+  });
+
+  it('malformed messages are dropped and counted, and the peer keeps working', async () => {
+    const { clock, net } = await cluster(['solo']);
+    const c = setConfiguration('solo', ['solo']);
+    await clock.advance(10);
+    await c;
+    for (const junk of [null, 42, 'x', {}, { type: 'AppendEntries' }, { type: 'Nope', term: 1, from: 'z', to: 'solo' }, { type: 'RequestVote', term: -1, from: 'z', to: 'solo' }]) {
+      net.inject('solo', junk);
+    }
+    expect(status('solo').metrics.messagesDropped).toBe(7);
+    const w = write<Reply>('solo', { op: 'set', key: 'k', value: 2 });
+    await clock.advance(5);
+    expect(await w).toEqual({ ok: true, value: 2 });
+  });
+});
