@@ -1,1 +1,11 @@
-export {};
+export { webSocketTransport } from './transport.js';
+export type { WebSocketTransport } from './transport.js';
+export type {
+  WebSocketTransportOptions,
+  ListenOptions,
+  TlsOptions,
+  Pem,
+  ReconnectOptions,
+  MalformedLimitOptions,
+} from './options.js';
+export type { WebSocketTransportMetrics, WebSocketTransportEvent, DropCause, RefusalReason } from './metrics.js';
