@@ -1,5 +1,4 @@
-export { webSocketTransport } from './transport.js';
-export type { WebSocketTransport } from './transport.js';
+export { WebSocketTransport, webSocketTransport } from './transport.js';
 export type {
   WebSocketTransportOptions,
   ListenOptions,

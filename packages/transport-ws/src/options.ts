@@ -76,7 +76,7 @@ export interface MalformedLimitOptions {
   windowMs?: number;
 }
 
-/** Options of {@link webSocketTransport}. */
+/** Options of {@link webSocketTransport} and `new WebSocketTransport`. */
 export interface WebSocketTransportOptions {
   /** This peer's name, as the other peers know it. At most 256 characters. */
   name: PeerId;
@@ -183,7 +183,7 @@ export const DEFAULTS = {
 export const MAX_NAME_LENGTH = 256;
 
 function fail(option: string, what: string): never {
-  throw new InvalidArgumentError(`webSocketTransport: option ${option} ${what}`);
+  throw new InvalidArgumentError(`WebSocketTransport: option ${option} ${what}`);
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

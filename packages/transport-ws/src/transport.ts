@@ -28,18 +28,6 @@ import {
   versionOf,
 } from './protocol.js';
 
-/** A {@link Transport} over WebSockets, from {@link webSocketTransport}. */
-export interface WebSocketTransport extends Transport {
-  /** This peer's name. */
-  readonly name: PeerId;
-  /** A snapshot of the counters. */
-  metrics(): WebSocketTransportMetrics;
-  /** Where the server listens (after `start`), or null before start and after close. */
-  address(): { host: string; port: number } | null;
-  /** The peers with an authenticated connection open now, sorted. */
-  connectedPeers(): PeerId[];
-}
-
 /** How long a closing connection may take to finish the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -103,7 +91,25 @@ function pathOf(url: string | undefined): string {
   return q === -1 ? (url ?? '/') : (url ?? '/').slice(0, q);
 }
 
-class WebSocketTransportImpl implements WebSocketTransport {
+/**
+ * A {@link Transport} over WebSockets for one peer of a cluster whose peers run in
+ * other processes or on other hosts. It listens (or attaches to your HTTP server),
+ * dials every peer whose name is greater than its own, authenticates each connection
+ * with the cluster secret, validates every inbound message, drops messages under
+ * backpressure, detects silent connections with ping/pong and redials with backoff.
+ * Nothing happens until `start`.
+ *
+ * `new WebSocketTransport(options)` and {@link webSocketTransport}`(options)` are the
+ * same: the factory calls this constructor.
+ *
+ * @example
+ * ```ts
+ * const transport = new WebSocketTransport({ name: 'n1', listen: { port: 7001 }, peers, secret });
+ * const peer = await startPeer(KVStore, { name: 'n1', log, transport }); // calls start
+ * ```
+ */
+export class WebSocketTransport implements Transport {
+  /** This peer's name. */
   readonly name: PeerId;
   readonly #o: ResolvedOptions;
   readonly #codec = new MessageCodec();
@@ -121,27 +127,41 @@ class WebSocketTransportImpl implements WebSocketTransport {
   #starting: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
 
-  constructor(options: ResolvedOptions) {
-    this.#o = options;
-    this.name = options.name;
+  /**
+   * Checks the options; nothing is bound or dialed until `start`.
+   *
+   * @throws RaftError `RAFT_INVALID_ARGUMENT` naming the bad option.
+   */
+  constructor(options: WebSocketTransportOptions) {
+    this.#o = resolveOptions(options);
+    this.name = this.#o.name;
   }
 
+  /** A snapshot of the counters. */
   metrics(): WebSocketTransportMetrics {
     const m = copyMetrics(this.#metrics);
     m.connections = this.#links.size;
     return m;
   }
 
+  /** Where the server listens (after `start`), or null before start and after close. */
   address(): { host: string; port: number } | null {
     if (this.#state !== 'started' || this.#server === null) return null;
     const a = this.#server.address();
     return a !== null && typeof a === 'object' ? { host: a.address, port: a.port } : null;
   }
 
+  /** The peers with an authenticated connection open now, sorted. */
   connectedPeers(): PeerId[] {
     return [...this.#links.keys()].sort();
   }
 
+  /**
+   * Listens (or attaches to `server`), then dials the peers whose names sort after this one.
+   *
+   * @throws RaftError `RAFT_TRANSPORT_UNAVAILABLE` (with `cause`) when it cannot listen or is
+   * closed; `RAFT_INVALID_ARGUMENT` when called twice or without a handler.
+   */
   async start(onMessage: (message: RaftMessage) => void): Promise<void> {
     if (typeof onMessage !== 'function') throw new InvalidArgumentError('start(onMessage): onMessage must be a function');
     if (this.#state === 'closed') throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `transport ${this.name} is closed`);
@@ -212,6 +232,7 @@ class WebSocketTransportImpl implements WebSocketTransport {
     this.#ownServer = true;
   }
 
+  /** Sends `message` to `to` if connected; otherwise drops it and counts why. Never throws. */
   send(to: PeerId, message: RaftMessage): void {
     try {
       if (this.#state !== 'started') return this.#drop('closed');
@@ -237,6 +258,7 @@ class WebSocketTransportImpl implements WebSocketTransport {
     }
   }
 
+  /** Closes every connection and the server it owns (not one passed as `server`). Idempotent. */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -588,16 +610,12 @@ class WebSocketTransportImpl implements WebSocketTransport {
 }
 
 /**
- * Creates a {@link Transport} over WebSockets for one peer of a cluster whose peers run
- * in other processes or on other hosts. It listens (or attaches to your HTTP server),
- * dials every peer whose name is greater than its own, authenticates each connection
- * with the cluster secret, validates every inbound message, drops messages under
- * backpressure, detects silent connections with ping/pong and redials with backoff.
- * Nothing happens until `start`.
+ * Creates a {@link WebSocketTransport}: `webSocketTransport(options)` is
+ * `new WebSocketTransport(options)`, for code that prefers factories.
  *
  * @throws RaftError `RAFT_INVALID_ARGUMENT` naming the bad option. `start` rejects with
  * `RAFT_TRANSPORT_UNAVAILABLE` (with `cause`) when it cannot listen.
  */
 export function webSocketTransport(options: WebSocketTransportOptions): WebSocketTransport {
-  return new WebSocketTransportImpl(resolveOptions(options));
+  return new WebSocketTransport(options);
 }
