@@ -1,0 +1,189 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Free loopback ports: listen on port 0, note the port, release it. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** One HTTP request with a JSON answer (or null on any failure). */
+export function jsonRequest(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: unknown } | null> {
+  return new Promise((resolve) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = request(url, { method, timeout: 2000, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown });
+        } catch {
+          resolve({ status: res.statusCode ?? 0, body: undefined });
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+    req.end(payload);
+  });
+}
+
+/** Polls until `fn` returns a value; throws after `ms`. */
+export async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Child processes of a benchmark, killed together. */
+export class Processes {
+  private readonly children: ChildProcess[] = [];
+
+  spawn(command: string, args: string[]): ChildProcess {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let tail = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      tail = (tail + c.toString('utf8')).slice(-4000);
+    });
+    child.on('exit', (code, signal) => {
+      if (code !== 0 && signal === null) process.stderr.write(`\n${command} exited with code ${code}:\n${tail}\n`);
+    });
+    this.children.push(child);
+    return child;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(
+      this.children.splice(0).map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) {
+              resolve();
+              return;
+            }
+            const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+}
+
+/** A running 3-node (or N-node) cluster under test: where to send load. */
+export interface Cluster {
+  name: string;
+  version: string;
+  /** Base URL of the leader's client API. */
+  leaderUrl: string;
+}
+
+/** Starts `raft-kv node` processes (the built CLI) on free ports; returns the leader's URL. */
+export async function startRaftKv(procs: Processes, dataDir: string, nodes: number): Promise<Cluster> {
+  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+  const ports = await freePorts(nodes * 2);
+  const ids = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
+  const peers = ids.map((id, i) => `${id}=ws://127.0.0.1:${ports[2 * i]}`).join(',');
+  const urls = ids.map((_, i) => `http://127.0.0.1:${ports[2 * i + 1]}`);
+  ids.forEach((id, i) => {
+    procs.spawn(process.execPath, [
+      cli, 'node',
+      '--id', id,
+      '--listen', `127.0.0.1:${ports[2 * i]}`,
+      '--http', `127.0.0.1:${ports[2 * i + 1]}`,
+      '--data', join(dataDir, id),
+      '--peers', peers,
+      '--log-level', 'warn',
+    ]);
+  });
+  const leaderUrl = await until('a raft-kv leader', 30_000, async () => {
+    for (const url of urls) {
+      const r = await jsonRequest(`${url}/status`);
+      if ((r?.body as { role?: string } | undefined)?.role === 'leader') return url;
+    }
+    return undefined;
+  });
+  return { name: 'raft-kv', version: `node ${process.version}`, leaderUrl };
+}
+
+/** The etcd binary: `--etcd PATH`, else /usr/bin/etcd or `etcd` on the PATH; null when absent. */
+export function findEtcd(explicit: string | undefined): string | null {
+  if (explicit !== undefined) return explicit;
+  for (const candidate of ['/usr/bin/etcd', '/usr/local/bin/etcd']) if (existsSync(candidate)) return candidate;
+  try {
+    return execFileSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Installs Debian's etcd-server package (as root, with apt-get). */
+export function installEtcd(): void {
+  process.stderr.write('installing etcd-server with apt-get...\n');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: 'inherit', env });
+}
+
+/** `etcd --version`'s first line, e.g. `3.4.23`. */
+export function etcdVersion(bin: string): string {
+  const out = execFileSync(bin, ['--version'], { encoding: 'utf8' });
+  return /etcd Version:\s*(\S+)/.exec(out)?.[1] ?? out.split('\n')[0] ?? 'unknown';
+}
+
+/** Starts a 3-member etcd on loopback with data under `dataDir`; returns the leader's client URL. */
+export async function startEtcd(procs: Processes, bin: string, dataDir: string, members: number): Promise<Cluster> {
+  const ports = await freePorts(members * 2);
+  const names = Array.from({ length: members }, (_, i) => `e${i + 1}`);
+  const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
+  const clientUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;
+  const initial = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+  names.forEach((name, i) => {
+    procs.spawn(bin, [
+      '--name', name,
+      '--data-dir', join(dataDir, name),
+      '--listen-peer-urls', peerUrl(i),
+      '--initial-advertise-peer-urls', peerUrl(i),
+      '--listen-client-urls', clientUrl(i),
+      '--advertise-client-urls', clientUrl(i),
+      '--initial-cluster', initial,
+      '--initial-cluster-state', 'new',
+      '--initial-cluster-token', 'raft-kv-bench',
+      '--logger', 'zap',
+      '--log-level', 'warn',
+    ]);
+  });
+  const leaderUrl = await until('an etcd leader', 30_000, async () => {
+    for (let i = 0; i < members; i++) {
+      const r = await jsonRequest(`${clientUrl(i)}/v3/maintenance/status`, 'POST', {});
+      const s = r?.body as { header?: { member_id?: string }; leader?: string } | undefined;
+      if (s?.leader !== undefined && s.leader === s.header?.member_id) return clientUrl(i);
+    }
+    return undefined;
+  });
+  return { name: 'etcd', version: etcdVersion(bin), leaderUrl };
+}

@@ -1,0 +1,136 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PeerStatus } from '@raft/core';
+import type { KVValue } from '@raft/kv';
+import { hasBody, parseJson, readBody, sendReply } from './http-util.js';
+import { keyProblem, MAX_BODY_BYTES, replies, type HttpReply, type KvOp } from './ops.js';
+
+/** What the client API needs from the node. */
+export interface ClientApiContext {
+  /** Runs an operation (locally or forwarded); see `KvService.execute`. */
+  execute(op: KvOp, deadline: number, hops: number): Promise<HttpReply>;
+  /** The local peer's status. */
+  status(): PeerStatus;
+  /** True once shutdown began: requests get 503 and their connection closes. */
+  closing(): boolean;
+  /** Longest time a request may take, body included. */
+  requestTimeoutMs: number;
+  /** Called for a failure that is a bug (logged once, answered 500). */
+  onInternalError(err: unknown): void;
+}
+
+/** A request's route, decided from its method and path alone. */
+export type Route =
+  | { kind: 'kv'; key: string; method: 'GET' | 'PUT' | 'DELETE' }
+  | { kind: 'cas'; key: string }
+  | { kind: 'status' }
+  | { kind: 'reply'; reply: HttpReply };
+
+const KV_METHODS = ['GET', 'PUT', 'DELETE'] as const;
+
+/**
+ * Routes a request. Paths are split on `/` before decoding, so a key may hold any
+ * character (`%2F` for `/`); the query string is ignored.
+ */
+export function route(method: string, url: string): Route {
+  if (!url.startsWith('/')) return { kind: 'reply', reply: replies.notFound() };
+  const q = url.indexOf('?');
+  const segments = (q === -1 ? url : url.slice(0, q)).split('/');
+  if (segments.length === 2 && segments[1] === 'status') {
+    return method === 'GET' ? { kind: 'status' } : { kind: 'reply', reply: replies.methodNotAllowed(['GET']) };
+  }
+  if (segments[1] !== 'kv' || (segments.length !== 3 && !(segments.length === 4 && segments[3] === 'cas'))) {
+    return { kind: 'reply', reply: replies.notFound() };
+  }
+  const isCas = segments.length === 4;
+  if (isCas && method !== 'POST') return { kind: 'reply', reply: replies.methodNotAllowed(['POST']) };
+  if (!isCas && !(KV_METHODS as readonly string[]).includes(method)) return { kind: 'reply', reply: replies.methodNotAllowed(KV_METHODS) };
+  let key: string;
+  try {
+    key = decodeURIComponent(segments[2] ?? '');
+  } catch {
+    return { kind: 'reply', reply: replies.badRequest('the key is not valid percent-encoded UTF-8') };
+  }
+  const problem = keyProblem(key);
+  if (problem !== undefined) return { kind: 'reply', reply: replies.badRequest(problem) };
+  return isCas ? { kind: 'cas', key } : { kind: 'kv', key, method: method as (typeof KV_METHODS)[number] };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parses the body of a PUT or a CAS into an operation, or the 400 to answer. */
+export function opFromBody(route: Extract<Route, { kind: 'kv' | 'cas' }>, body: Buffer): KvOp | HttpReply {
+  const json = parseJson(body);
+  if (json === undefined) return replies.badRequest('the body must be JSON');
+  if (!isRecord(json.value)) return replies.badRequest(route.kind === 'cas' ? 'the body must be a JSON object {"expected": E, "value": V}' : 'the body must be a JSON object {"value": V}');
+  const obj = json.value;
+  if (route.kind === 'cas') {
+    if (!('expected' in obj)) return replies.badRequest('the body must have "expected"');
+    if (!('value' in obj)) return replies.badRequest('the body must have "value"');
+    return { kind: 'cas', key: route.key, expected: obj['expected'] as KVValue, value: obj['value'] as KVValue };
+  }
+  if (!('value' in obj)) return replies.badRequest('the body must have "value"');
+  return { kind: 'put', key: route.key, value: obj['value'] as KVValue };
+}
+
+/**
+ * The client HTTP API of API.md as a request listener. Every request is answered
+ * within the request timeout (504 when the outcome is unknown), never with a stack trace.
+ */
+export function clientApi(ctx: ClientApiContext): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(ctx, req, res).catch((err: unknown) => {
+      ctx.onInternalError(err);
+      sendReply(res, replies.internal(), { close: true });
+    });
+  };
+}
+
+async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const deadline = performance.now() + ctx.requestTimeoutMs;
+  const r = route(req.method ?? '', req.url ?? '');
+  const bodyUnread = hasBody(req);
+  if (ctx.closing()) {
+    sendReply(res, replies.shuttingDown(), { close: true });
+    return;
+  }
+  if (r.kind === 'reply') {
+    sendReply(res, r.reply, { close: bodyUnread });
+    return;
+  }
+  if (r.kind === 'status') {
+    sendReply(res, { status: 200, body: { ...ctx.status() } }, { close: bodyUnread });
+    return;
+  }
+  let op: KvOp;
+  if (r.kind === 'cas' || r.method === 'PUT') {
+    const body = await readBody(req, MAX_BODY_BYTES, deadline);
+    if (!body.ok) {
+      if (body.reason === 'too_large') sendReply(res, replies.tooLarge(), { close: true });
+      else if (body.reason === 'timeout') sendReply(res, replies.requestTimeout(), { close: true });
+      else res.destroy();
+      return;
+    }
+    const parsed = opFromBody(r, body.body);
+    if ('status' in parsed) {
+      sendReply(res, parsed);
+      return;
+    }
+    op = parsed;
+  } else {
+    op = r.method === 'GET' ? { kind: 'get', key: r.key } : { kind: 'delete', key: r.key };
+  }
+  // Whatever happens below, answer by the deadline: the operation's own timeouts fire
+  // first; this is the backstop that makes a hang impossible.
+  let backstop: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<HttpReply>((resolve) => {
+    backstop = setTimeout(() => resolve(replies.timeout()), Math.max(0, deadline - performance.now()) + 100);
+  });
+  try {
+    const reply = await Promise.race([ctx.execute(op, deadline, 0), late]);
+    sendReply(res, reply, { close: bodyUnread && op.kind !== 'put' && op.kind !== 'cas' });
+  } finally {
+    clearTimeout(backstop);
+  }
+}

@@ -1,0 +1,122 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FORWARD_CLOCK_SKEW_MS, Forwarder, forwardKey, ForwardVerifier, signForward } from './forward.js';
+import type { HttpReply, KvOp } from './ops.js';
+import { peerApi } from './peer-api.js';
+
+const PUT: KvOp = { kind: 'put', key: 'k', value: 1 };
+const GET: KvOp = { kind: 'get', key: 'k' };
+const logger = { warn: vi.fn(), error: vi.fn() };
+
+const servers: Server[] = [];
+const forwarders: Forwarder[] = [];
+
+afterEach(async () => {
+  for (const f of forwarders.splice(0)) f.close();
+  await Promise.all(
+    servers.splice(0).map(
+      (s) =>
+        new Promise((r) => {
+          s.close(r);
+          s.closeAllConnections();
+        }),
+    ),
+  );
+});
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  const s = createServer(handler);
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return `ws://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+function forwarder(leaderUrl: string, secret: string | null = null): Forwarder {
+  const f = new Forwarder('n1', new Map([['n2', leaderUrl]]), secret, logger);
+  forwarders.push(f);
+  return f;
+}
+
+/** A leader's peer port: the real forward route, running ops with `execute`. */
+function leader(secret: string | null, execute: (op: KvOp, deadline: number, hops: number) => Promise<HttpReply>): Promise<string> {
+  return serve(
+    peerApi({
+      execute,
+      verifier: new ForwardVerifier(secret === null ? null : forwardKey(secret), new Set(['n1', 'n2'])),
+      closing: () => false,
+      requestTimeoutMs: 5000,
+      onInternalError: () => undefined,
+      onRefused: () => undefined,
+    }),
+  );
+}
+
+describe('ForwardVerifier', () => {
+  const key = forwardKey('s3cret');
+  const body = Buffer.from('{"op":1}');
+
+  it('accepts a signed, fresh request once', () => {
+    const v = new ForwardVerifier(key, new Set(['n1']));
+    const headers = signForward(key, 'n1', body);
+    expect(v.verify(headers, body)).toBeUndefined();
+    expect(v.verify(headers, body)).toBe('replayed');
+  });
+
+  it('refuses unsigned, tampered, stale, foreign and wrongly keyed requests', () => {
+    const v = new ForwardVerifier(key, new Set(['n1']));
+    expect(v.verify(signForward(null, 'n1', body), body)).toBe('unsigned');
+    expect(v.verify(signForward(key, 'n1', body), Buffer.from('{"op":2}'))).toBe('bad signature');
+    expect(v.verify(signForward(forwardKey('other'), 'n1', body), body)).toBe('bad signature');
+    expect(v.verify(signForward(key, 'n1', body, Date.now() - FORWARD_CLOCK_SKEW_MS - 1000), body)).toBe('stale or future timestamp');
+    expect(v.verify(signForward(key, 'n9', body), body)).toBe('unknown sender');
+  });
+
+  it('accepts anything without a secret', () => {
+    expect(new ForwardVerifier(null, new Set()).verify({}, body)).toBeUndefined();
+  });
+});
+
+describe('Forwarder', () => {
+  it('relays the leader answer, and the leader runs the op with one more hop', async () => {
+    const execute = vi.fn((_op: KvOp, _deadline: number, _hops: number) => Promise.resolve<HttpReply>({ status: 409, body: { error: 'cas_mismatch', value: 3 } }));
+    const f = forwarder(await leader('k', execute), 'k');
+    expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toEqual({ status: 409, body: { error: 'cas_mismatch', value: 3 } });
+    expect(execute).toHaveBeenCalledWith(PUT, expect.any(Number), 1);
+    // The leader gives up a little before the follower does, so its answer arrives.
+    const deadline = execute.mock.calls[0]![1];
+    expect(deadline).toBeLessThan(performance.now() + 2000);
+  });
+
+  it('answers 503 when the leader refuses our signature (a different secret)', async () => {
+    const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: {} }));
+    const f = forwarder(await leader('one', execute), 'two');
+    expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({ status: 503, body: { error: 'leader_unreachable', leader: 'n2' } });
+    expect(execute).not.toHaveBeenCalled();
+  });
+
+  it('answers 503 when nothing reached the leader (connection refused)', async () => {
+    const url = await serve(() => undefined);
+    await new Promise((r) => servers.pop()!.close(r));
+    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({ status: 503, body: { error: 'leader_unreachable' } });
+  });
+
+  it('answers 504 for a write the leader got but never answered', async () => {
+    const url = await serve((req) => req.resume());
+    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 300)).toEqual({ status: 504, body: { error: 'timeout' } });
+    expect(await forwarder(url).forward('n2', GET, 1, performance.now() + 300)).toEqual({ status: 504, body: { error: 'timeout' } });
+  });
+
+  it('answers 504 for a write whose connection died after it was sent, 503 for a read', async () => {
+    const url = await serve((req) => {
+      req.resume();
+      req.on('end', () => req.socket.destroy());
+    });
+    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 2000)).toEqual({ status: 504, body: { error: 'timeout' } });
+    expect(await forwarder(url).forward('n2', GET, 1, performance.now() + 2000)).toMatchObject({ status: 503 });
+  });
+
+  it('answers 503 for an unknown leader', async () => {
+    expect(await forwarder('ws://127.0.0.1:1').forward('n7', PUT, 1, performance.now() + 2000)).toMatchObject({ status: 503 });
+  });
+});

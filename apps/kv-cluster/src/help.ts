@@ -1,0 +1,41 @@
+/** The text of `raft-kv --help` (also in the README). */
+export const HELP = `raft-kv: a replicated key-value store on Raft (LevelDB + WebSockets), with an HTTP API
+
+Usage:
+  raft-kv node --id ID --listen HOST:PORT --http HOST:PORT --data DIR --peers LIST [options]
+  raft-kv cluster --nodes N --data DIR [--peer-port 7001] [--http-port 8001] [options]
+  raft-kv --help | --version
+
+raft-kv node: run one node
+  --id ID                 this node's id (letters, digits, '_', '.', '-'); one of --peers
+  --listen HOST:PORT      the peer port: Raft traffic (WebSocket) and requests forwarded
+                          by followers
+  --http HOST:PORT        the client HTTP API
+  --data DIR              the data directory (LevelDB); created if missing. Never reuse
+                          an id with a wiped directory: a node that forgot its log and
+                          vote can break the cluster's guarantees
+  --peers LIST            every member, this node included: ID=ws://HOST:PORT,...
+                          The member whose id sorts first bootstraps a new cluster.
+  --secret S              cluster secret; peers and forwarded requests are authenticated
+                          with it (default: $RAFT_SECRET, else none)
+  --request-timeout MS    longest time a client request may take (default 5000)
+  --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (default info)
+
+raft-kv cluster: run N nodes on this machine, each its own process, until Ctrl-C
+  --nodes N               how many nodes, 1 to 15 (3 or 5 recommended)
+  --data DIR              data directories DIR/n1 ... DIR/nN; running again recovers them
+  --host HOST             the interface every node listens on (default 127.0.0.1)
+  --peer-port P           peer port of n1; n2 gets P+1, ... (default 7001)
+  --http-port P           HTTP port of n1; n2 gets P+1, ... (default 8001)
+  --secret S, --request-timeout MS, --log-level LEVEL: passed to every node
+
+HTTP API (every node; followers forward to the leader):
+  PUT    /kv/{key}        body {"value": V}                 200 {"value": V}
+  GET    /kv/{key}        linearizable read                 200 {"value": V} | 404
+  DELETE /kv/{key}                                          200 {} | 404
+  POST   /kv/{key}/cas    body {"expected": E, "value": V}  200 | 404 | 409 {"value": current}
+  GET    /status          this node's Raft status           200
+  503: no leader known, retry. 504: timed out, a write may or may not have happened.
+
+Exit codes: 0 after a clean stop (SIGINT, SIGTERM), 1 on a startup error or a failed store.
+`;

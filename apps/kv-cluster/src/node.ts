@@ -1,0 +1,280 @@
+import { mkdir } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { inspectPeer, RaftError, startPeer } from '@raft/core';
+import type { Peer } from '@raft/core';
+import { KVStore } from '@raft/kv';
+import type { KVCommand, KVQuery, KVReply } from '@raft/kv';
+import { levelLogStore } from '@raft/log-level';
+import { webSocketTransport } from '@raft/transport-ws';
+import type { WebSocketTransportEvent } from '@raft/transport-ws';
+import type { Logger } from 'pino';
+import { clientApi } from './client-api.js';
+import { Forwarder, ForwardVerifier, forwardKey } from './forward.js';
+import { authority, type HostPort, type NodeOptions } from './options.js';
+import { peerApi } from './peer-api.js';
+import { KvService } from './service.js';
+
+/** A running node, from {@link startNode}. */
+export interface RunningNode {
+  /** The Raft peer. */
+  readonly peer: Peer<KVCommand, KVQuery, KVReply>;
+  /** Where the client HTTP API listens. */
+  readonly httpAddress: HostPort;
+  /** Where the peer port listens. */
+  readonly peerAddress: HostPort;
+  /**
+   * Stops gracefully: refuses new requests (503), lets those in flight finish or fail
+   * (bounded by the request timeout), stops the peer (closing its store), closes the ports.
+   * Idempotent.
+   */
+  stop(): Promise<void>;
+  /** Resolves if the peer stops by itself (its log store failed): the process should exit non-zero. */
+  readonly failed: Promise<void>;
+}
+
+function listen(server: Server, where: HostPort, option: string): Promise<HostPort> {
+  return new Promise((resolveListen, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const why =
+        err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : err.message;
+      reject(new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `${option} ${authority(where)}: cannot listen: ${why}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(where.port, where.host, () => {
+      server.removeListener('error', onError);
+      const a = server.address() as AddressInfo;
+      resolveListen({ host: a.address, port: a.port });
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((done) => {
+    if (!server.listening) {
+      done();
+      return;
+    }
+    server.close(() => done());
+    server.closeAllConnections();
+  });
+}
+
+/** Counts requests in flight, and tells when there are none. */
+class InFlight {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  track(res: ServerResponse): void {
+    this.count++;
+    res.once('close', () => {
+      this.count--;
+      if (this.count === 0) for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Resolves when no request is in flight, or after `ms`. */
+  idle(ms: number): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((done) => {
+      const timer = setTimeout(done, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        done();
+      });
+    });
+  }
+}
+
+function describeStartError(err: unknown, opts: NodeOptions): Error {
+  if (!RaftError.isInstance(err)) return err instanceof Error ? err : new Error(String(err));
+  switch (err.code) {
+    case 'RAFT_STORAGE_LOCKED':
+      return new RaftError(err.code, `--data ${opts.data}: the data directory is in use by another process (is this node already running?)`, { cause: err });
+    case 'RAFT_STORAGE_CORRUPT':
+    case 'RAFT_STORAGE_UNAVAILABLE':
+      return new RaftError(err.code, `--data ${opts.data}: ${err.message}`, { cause: err });
+    default:
+      return err;
+  }
+}
+
+/**
+ * Starts one node: the peer port (Raft over WebSocket, plus forwarded requests), the
+ * client HTTP API, the LevelDB log, and the Raft peer. The member whose id sorts first
+ * bootstraps a fresh cluster.
+ *
+ * @throws `RAFT_TRANSPORT_UNAVAILABLE` when a port cannot be bound, `RAFT_STORAGE_*`
+ * when the data directory cannot be used, `RAFT_INVALID_ARGUMENT` for a bad option.
+ */
+export async function startNode(opts: NodeOptions, logger: Logger): Promise<RunningNode> {
+  const inflight = new InFlight();
+  let closing = false;
+  let service: KvService | null = null;
+  const internalError = (err: unknown): void => logger.error({ err }, 'internal error while answering a request');
+  const unavailable = (res: ServerResponse): void => {
+    res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end('{"error":"election_in_progress"}');
+  };
+
+  const verifier = new ForwardVerifier(opts.secret === null ? null : forwardKey(opts.secret), new Set(opts.peers.keys()));
+  const once = rateLimiter(60_000);
+  const handlePeerRequest = peerApi({
+    execute: (op, deadline, hops) => (service === null ? Promise.resolve({ status: 503, body: { error: 'election_in_progress' } }) : service.execute(op, deadline, hops)),
+    verifier,
+    closing: () => closing,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    onInternalError: internalError,
+    onRefused: (reason, remote) => {
+      if (once(`forward ${reason} ${remote ?? ''}`)) logger.warn({ reason, remote }, 'refused a forwarded request');
+    },
+  });
+  const peerServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    inflight.track(res);
+    handlePeerRequest(req, res);
+  });
+  peerServer.keepAliveTimeout = 65_000;
+
+  let handleClientRequest: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
+  const clientServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+    inflight.track(res);
+    if (handleClientRequest === null) unavailable(res);
+    else handleClientRequest(req, res);
+  });
+  clientServer.keepAliveTimeout = 65_000;
+
+  const cleanup = async (): Promise<void> => {
+    await Promise.all([closeServer(clientServer), closeServer(peerServer)]);
+  };
+
+  let peer: Peer<KVCommand, KVQuery, KVReply>;
+  let peerAddress: HostPort;
+  let httpAddress: HostPort;
+  try {
+    const dataDir = resolve(opts.data);
+    try {
+      await mkdir(dirname(dataDir), { recursive: true });
+    } catch (err) {
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `--data ${opts.data}: cannot create its parent directory: ${(err as Error).message}`, { cause: err });
+    }
+    peerAddress = await listen(peerServer, opts.listen, '--listen');
+    httpAddress = await listen(clientServer, opts.http, '--http');
+    const transport = webSocketTransport({
+      name: opts.id,
+      peers: Object.fromEntries(opts.peers),
+      server: peerServer,
+      ...(opts.secret === null ? {} : { secret: opts.secret }),
+      onEvent: (event: WebSocketTransportEvent) => logTransportEvent(logger, event, once),
+    });
+    peer = await startPeer(KVStore, {
+      name: opts.id,
+      log: levelLogStore({ location: dataDir }),
+      transport,
+      logger: logger.child({ component: 'raft' }),
+    }).catch((err: unknown) => {
+      throw describeStartError(err, opts);
+    });
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+
+  const forwarder = new Forwarder(opts.id, opts.peers, opts.secret, logger);
+  const svc = new KvService(peer, forwarder, logger);
+  service = svc;
+  handleClientRequest = clientApi({
+    execute: (op, deadline, hops) => svc.execute(op, deadline, hops),
+    status: () => peer.status(),
+    closing: () => closing,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    onInternalError: internalError,
+  });
+
+  bootstrapIfFirst(peer, opts, logger);
+
+  let signalFailed!: () => void;
+  const failed = new Promise<void>((r) => (signalFailed = r));
+  // The runtime stops a peer whose log store failed (fail-stop); then this process is useless.
+  const watchdog = setInterval(() => {
+    if (!closing && inspectPeer(peer).stopped) {
+      clearInterval(watchdog);
+      logger.fatal({}, 'the Raft peer stopped by itself (its log store failed); exiting');
+      signalFailed();
+    }
+  }, 500);
+  watchdog.unref();
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      closing = true;
+      svc.closing = true;
+      clearInterval(watchdog);
+      clientServer.close();
+      clientServer.closeIdleConnections();
+      await inflight.idle(Math.min(opts.requestTimeoutMs + 500, 10_000));
+      await peer.stop();
+      await inflight.idle(1000);
+      forwarder.close();
+      await cleanup();
+      logger.info({}, 'node stopped');
+    })();
+    return stopping;
+  };
+
+  logger.info({ http: authority(httpAddress), listen: authority(peerAddress), data: opts.data, members: [...opts.peers.keys()] }, 'node started');
+  return { peer, httpAddress, peerAddress, stop, failed };
+}
+
+/**
+ * The member whose id sorts first bootstraps the cluster when its log is empty and its
+ * term 0 (a node that never ran); the others wait to hear from a leader.
+ */
+function bootstrapIfFirst(peer: Peer<KVCommand, KVQuery, KVReply>, opts: NodeOptions, logger: Logger): void {
+  const members = [...opts.peers.keys()].sort();
+  if (members[0] !== opts.id) return;
+  const s = peer.status();
+  if (s.lastLogIndex !== 0 || s.term !== 0) return;
+  logger.info({ members }, 'bootstrapping a new cluster');
+  // The configuration entry is appended at once; it commits when a majority is up.
+  peer.setConfiguration(members, { timeout: 24 * 3600 * 1000 }).then(
+    () => logger.info({ members }, 'cluster configured'),
+    (err: unknown) => {
+      if (RaftError.isInstance(err) && err.code === 'RAFT_STOPPED') return;
+      logger.error({ err }, 'bootstrapping the cluster failed');
+    },
+  );
+}
+
+/** Returns a function that is true for a key at most once per `ms`: errors are logged once, not per request. */
+function rateLimiter(ms: number): (key: string) => boolean {
+  const last = new Map<string, number>();
+  return (key) => {
+    const now = performance.now();
+    const prev = last.get(key);
+    if (prev !== undefined && now - prev < ms) return false;
+    last.set(key, now);
+    return true;
+  };
+}
+
+function logTransportEvent(logger: Logger, event: WebSocketTransportEvent, once: (key: string) => boolean): void {
+  switch (event.type) {
+    case 'connected':
+      logger.debug({ peer: event.peer, direction: event.direction }, 'peer connected');
+      return;
+    case 'disconnected':
+      logger.debug({ peer: event.peer, code: event.code }, 'peer disconnected');
+      return;
+    case 'refused':
+      if (event.reason === 'auth' && once(`auth ${event.peer ?? event.remoteAddress ?? ''}`)) logger.warn({ peer: event.peer, remote: event.remoteAddress }, 'refused a peer connection: wrong secret');
+      else logger.debug({ peer: event.peer, reason: event.reason, remote: event.remoteAddress }, 'refused a peer connection');
+      return;
+    case 'malformed':
+      logger.debug({ peer: event.peer, cause: event.cause }, 'dropped a malformed frame');
+      return;
+    case 'handlerError':
+      logger.error({ err: event.error }, 'the transport handler threw');
+      return;
+  }
+}

@@ -1,0 +1,113 @@
+import type { KVCommand, KVReply, KVValue } from '@raft/kv';
+
+/** Longest key, in bytes of UTF-8. */
+export const MAX_KEY_BYTES = 1024;
+
+/** Largest request body, in bytes (1 MiB). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** A client operation, as parsed from an HTTP request (or a forwarded one). */
+export type KvOp =
+  | { kind: 'get'; key: string }
+  | { kind: 'put'; key: string; value: KVValue }
+  | { kind: 'delete'; key: string }
+  | { kind: 'cas'; key: string; expected: KVValue; value: KVValue };
+
+/** What a node answers: an HTTP status and a JSON body. */
+export interface HttpReply {
+  status: number;
+  body: Record<string, unknown>;
+  /** Extra response headers. */
+  headers?: Record<string, string>;
+}
+
+/** The JSON error bodies of the HTTP API, in one place. */
+export const replies = {
+  badRequest: (message: string): HttpReply => ({ status: 400, body: { error: 'bad_request', message } }),
+  notFound: (): HttpReply => ({ status: 404, body: { error: 'not_found' } }),
+  methodNotAllowed: (allow: readonly string[]): HttpReply => ({
+    status: 405,
+    body: { error: 'method_not_allowed', allow },
+    headers: { allow: allow.join(', ') },
+  }),
+  requestTimeout: (): HttpReply => ({ status: 408, body: { error: 'request_timeout', message: 'the request body did not arrive in time' } }),
+  tooLarge: (): HttpReply => ({ status: 413, body: { error: 'payload_too_large', message: `the body exceeds ${MAX_BODY_BYTES} bytes` } }),
+  internal: (): HttpReply => ({ status: 500, body: { error: 'internal' } }),
+  electionInProgress: (): HttpReply => ({ status: 503, body: { error: 'election_in_progress' } }),
+  leaderUnreachable: (leader: string): HttpReply => ({ status: 503, body: { error: 'leader_unreachable', leader } }),
+  shuttingDown: (): HttpReply => ({ status: 503, body: { error: 'shutting_down' } }),
+  timeout: (): HttpReply => ({ status: 504, body: { error: 'timeout' } }),
+  unauthorized: (): HttpReply => ({ status: 401, body: { error: 'unauthorized' } }),
+} as const;
+
+/** True for operations that change the store: their outcome may be unknown after a failure. */
+export function isWrite(op: KvOp): boolean {
+  return op.kind !== 'get';
+}
+
+/** The state machine command of a write. */
+export function commandOf(op: Exclude<KvOp, { kind: 'get' }>): KVCommand {
+  switch (op.kind) {
+    case 'put':
+      return { op: 'set', key: op.key, value: op.value };
+    case 'delete':
+      return { op: 'delete', key: op.key };
+    case 'cas':
+      return { op: 'cas', key: op.key, expected: op.expected, value: op.value };
+  }
+}
+
+/** Maps the state machine's reply to the HTTP API's (API.md). */
+export function replyToHttp(op: KvOp, reply: KVReply): HttpReply {
+  if (reply.ok) {
+    return op.kind === 'delete' ? { status: 200, body: {} } : { status: 200, body: { value: reply.value } };
+  }
+  switch (reply.error) {
+    case 'key_not_found':
+      return { status: 404, body: { error: 'key_not_found' } };
+    case 'cas_mismatch':
+      return { status: 409, body: { error: 'cas_mismatch', value: reply.value } };
+    case 'bad_command':
+      return replies.badRequest(reply.message);
+  }
+}
+
+/** With the `u` flag, a surrogate pair is one code point: this matches only unpaired halves. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Checks a decoded key: 1 to {@link MAX_KEY_BYTES} bytes of UTF-8. Returns why not, or undefined. */
+export function keyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'the key must not be empty';
+  if (LONE_SURROGATE.test(key)) return 'the key must be valid UTF-8';
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) return `the key must be at most ${MAX_KEY_BYTES} bytes of UTF-8`;
+  return undefined;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks an operation that arrived from the network (a forwarded request): never trust
+ * its shape. Returns the operation or why it is not one.
+ */
+export function parseOp(value: unknown): KvOp | string {
+  if (!isRecord(value)) return 'op must be an object';
+  const { kind, key } = value;
+  if (typeof key !== 'string') return 'op.key must be a string';
+  const problem = keyProblem(key);
+  if (problem !== undefined) return problem;
+  switch (kind) {
+    case 'get':
+    case 'delete':
+      return { kind, key };
+    case 'put':
+      if (!('value' in value)) return 'op.value is required';
+      return { kind, key, value: value['value'] as KVValue };
+    case 'cas':
+      if (!('value' in value) || !('expected' in value)) return 'op.expected and op.value are required';
+      return { kind, key, expected: value['expected'] as KVValue, value: value['value'] as KVValue };
+    default:
+      return 'op.kind must be get, put, delete or cas';
+  }
+}

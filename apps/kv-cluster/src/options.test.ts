@@ -1,0 +1,98 @@
+import { RaftError } from '@raft/core';
+import { describe, expect, it } from 'vitest';
+import { clusterOptions, nodeOptions, parseHostPort, parsePeers, type RawNodeOptions } from './options.js';
+
+const NODE: RawNodeOptions = {
+  id: 'n1',
+  listen: '127.0.0.1:7001',
+  http: '127.0.0.1:8001',
+  data: './data/n1',
+  peers: 'n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7002,n3=ws://127.0.0.1:7003',
+};
+
+/** The error `fn` throws: a RaftError with code RAFT_INVALID_ARGUMENT whose message names `option`. */
+function invalid(fn: () => unknown, option: string): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(RaftError.isInstance(caught) && caught.code).toBe('RAFT_INVALID_ARGUMENT');
+  expect((caught as Error).message).toContain(option);
+}
+
+describe('raft-kv node options', () => {
+  it('accepts the command line of API.md, with defaults', () => {
+    const o = nodeOptions(NODE);
+    expect(o).toMatchObject({ id: 'n1', listen: { host: '127.0.0.1', port: 7001 }, http: { host: '127.0.0.1', port: 8001 }, secret: null, requestTimeoutMs: 5000, logLevel: 'info' });
+    expect([...o.peers.keys()]).toEqual(['n1', 'n2', 'n3']);
+    expect(o.peers.get('n2')).toBe('ws://127.0.0.1:7002/');
+  });
+
+  it('takes the secret from --secret, else RAFT_SECRET', () => {
+    expect(nodeOptions(NODE, { RAFT_SECRET: 'env' }).secret).toBe('env');
+    expect(nodeOptions({ ...NODE, secret: 'flag' }, { RAFT_SECRET: 'env' }).secret).toBe('flag');
+    invalid(() => nodeOptions({ ...NODE, secret: '' }), '--secret');
+    invalid(() => nodeOptions(NODE, { RAFT_SECRET: '' }), 'RAFT_SECRET');
+  });
+
+  it('names the missing or bad option', () => {
+    for (const option of ['id', 'listen', 'http', 'data', 'peers'] as const) {
+      invalid(() => nodeOptions({ ...NODE, [option]: undefined }), `--${option}`);
+    }
+    invalid(() => nodeOptions({ ...NODE, id: 'n 1' }), '--id');
+    invalid(() => nodeOptions({ ...NODE, id: 'n4' }), '--peers');
+    invalid(() => nodeOptions({ ...NODE, listen: '7001' }), '--listen');
+    invalid(() => nodeOptions({ ...NODE, http: '127.0.0.1:99999' }), '--http');
+    invalid(() => nodeOptions({ ...NODE, http: NODE.listen }), '--http');
+    invalid(() => nodeOptions({ ...NODE, 'request-timeout': '5s' }), '--request-timeout');
+    invalid(() => nodeOptions({ ...NODE, 'request-timeout': '10' }), '--request-timeout');
+    invalid(() => nodeOptions({ ...NODE, 'log-level': 'verbose' }), '--log-level');
+  });
+
+  it('parses IPv6 addresses in brackets', () => {
+    expect(parseHostPort('--http', '[::1]:8001')).toEqual({ host: '::1', port: 8001 });
+    expect(parseHostPort('--http', 'localhost:1')).toEqual({ host: 'localhost', port: 1 });
+    invalid(() => parseHostPort('--http', '::1:8001'), '--http');
+    invalid(() => parseHostPort('--http', '127.0.0.1:0'), '--http');
+  });
+
+  it('checks every member of --peers', () => {
+    invalid(() => parsePeers('--peers', ''), '--peers');
+    invalid(() => parsePeers('--peers', 'n1'), '--peers');
+    invalid(() => parsePeers('--peers', 'n1=http://127.0.0.1:7001'), 'ws://');
+    invalid(() => parsePeers('--peers', 'n1=wss://127.0.0.1:7001'), 'TLS');
+    invalid(() => parsePeers('--peers', 'n1=ws://127.0.0.1'), 'port');
+    invalid(() => parsePeers('--peers', 'n1=ws://127.0.0.1:7001,n1=ws://127.0.0.1:7002'), 'twice');
+    invalid(() => parsePeers('--peers', 'n1=not a url'), 'not a URL');
+    expect([...parsePeers('--peers', ' a=ws://h:1 , b=ws://[::1]:2 ').entries()]).toEqual([
+      ['a', 'ws://h:1/'],
+      ['b', 'ws://[::1]:2/'],
+    ]);
+  });
+});
+
+describe('raft-kv cluster options', () => {
+  it('has the defaults of API.md', () => {
+    expect(clusterOptions({ nodes: '3', data: './data' })).toEqual({
+      nodes: 3,
+      data: './data',
+      host: '127.0.0.1',
+      peerPort: 7001,
+      httpPort: 8001,
+      secret: null,
+      requestTimeoutMs: 5000,
+      logLevel: 'info',
+    });
+  });
+
+  it('names the bad option', () => {
+    invalid(() => clusterOptions({ data: 'd' }), '--nodes');
+    invalid(() => clusterOptions({ nodes: '0', data: 'd' }), '--nodes');
+    invalid(() => clusterOptions({ nodes: '16', data: 'd' }), '--nodes');
+    invalid(() => clusterOptions({ nodes: '3' }), '--data');
+    invalid(() => clusterOptions({ nodes: '3', data: 'd', 'peer-port': '8000' }), '--http-port');
+    invalid(() => clusterOptions({ nodes: '3', data: 'd', 'http-port': '65535' }), '--http-port');
+  });
+});

@@ -1,0 +1,230 @@
+import { InvalidArgumentError } from '@raft/core';
+import type { PeerId } from '@raft/core';
+
+/** Log levels of `--log-level` (pino's). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** A host and a TCP port, as given to `--listen` and `--http`. */
+export interface HostPort {
+  /** A host name or an IP address (IPv6 without brackets). */
+  host: string;
+  port: number;
+}
+
+/** The options of `raft-kv node`, validated. */
+export interface NodeOptions {
+  /** This node's id: one of the keys of `peers`. */
+  id: PeerId;
+  /** Where the peer port listens: Raft traffic (WebSocket) and forwarded client requests. */
+  listen: HostPort;
+  /** Where the client HTTP API listens. */
+  http: HostPort;
+  /** The data directory (a LevelDB database). */
+  data: string;
+  /** Every member of the cluster (this node included) and its peer URL. */
+  peers: Map<PeerId, string>;
+  /** The cluster secret, or null for none. */
+  secret: string | null;
+  /**
+   * Longest time a client request may take before it is answered 504.
+   * @default 5000
+   */
+  requestTimeoutMs: number;
+  /**
+   * Log level.
+   * @default 'info'
+   */
+  logLevel: LogLevel;
+}
+
+/** The options of `raft-kv cluster`, validated. */
+export interface ClusterOptions {
+  /** How many nodes to run, 1 to {@link MAX_NODES}. */
+  nodes: number;
+  /** The parent directory of the nodes' data directories (`DIR/n1`, ...). */
+  data: string;
+  /**
+   * The interface every node listens on.
+   * @default '127.0.0.1'
+   */
+  host: string;
+  /**
+   * The peer port of n1; n2 gets the next one, and so on.
+   * @default 7001
+   */
+  peerPort: number;
+  /**
+   * The HTTP port of n1; n2 gets the next one, and so on.
+   * @default 8001
+   */
+  httpPort: number;
+  /** The cluster secret, or null for none. */
+  secret: string | null;
+  /** @default 5000 */
+  requestTimeoutMs: number;
+  /** @default 'info' */
+  logLevel: LogLevel;
+}
+
+/** Most nodes `raft-kv cluster` runs. */
+export const MAX_NODES = 15;
+
+/** Node ids: they appear in URLs, paths and logs, so keep them plain. */
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+function fail(option: string, what: string): never {
+  throw new InvalidArgumentError(`${option} ${what}`);
+}
+
+/** Checks a node id. */
+export function parseId(option: string, value: string): PeerId {
+  if (!ID_PATTERN.test(value)) fail(option, `must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Parses a decimal integer within [min, max]. */
+export function parseInteger(option: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value)) fail(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max) fail(option, `must be an integer from ${min} to ${max}, got ${value}`);
+  return n;
+}
+
+/** Parses `HOST:PORT` (`[::1]:PORT` for IPv6); the port is 1 to 65535. */
+export function parseHostPort(option: string, value: string): HostPort {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d+)$/.exec(value);
+  if (m === null) fail(option, `must be HOST:PORT (e.g. 127.0.0.1:8001, or [::1]:8001), got ${JSON.stringify(value)}`);
+  const host = m[1] ?? m[2] ?? '';
+  return { host, port: parseInteger(`${option} (port)`, m[3] ?? '', 1, 65535) };
+}
+
+/** Parses `--peers`: `ID=ws://HOST:PORT` items separated by commas. */
+export function parsePeers(option: string, value: string): Map<PeerId, string> {
+  const peers = new Map<PeerId, string>();
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (items.length === 0) fail(option, 'must list every member as ID=ws://HOST:PORT, separated by commas');
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) fail(option, `must list members as ID=ws://HOST:PORT, got ${JSON.stringify(item)}`);
+    const id = parseId(`${option}: member id`, item.slice(0, eq));
+    const raw = item.slice(eq + 1);
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      fail(option, `member ${id}: ${JSON.stringify(raw)} is not a URL (expected ws://HOST:PORT)`);
+    }
+    if (url.protocol === 'wss:') fail(option, `member ${id}: raft-kv serves no TLS yet: use ws:// URLs (on a trusted network, with --secret), got ${JSON.stringify(raw)}`);
+    if (url.protocol !== 'ws:') fail(option, `member ${id}: the URL must start with ws://, got ${JSON.stringify(raw)}`);
+    if (url.port === '' && !/:80(?:\/|$)/.test(raw)) fail(option, `member ${id}: the URL must name a port, got ${JSON.stringify(raw)}`);
+    if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') fail(option, `member ${id}: the URL must have no query, fragment or credentials`);
+    if (peers.has(id)) fail(option, `names ${id} twice`);
+    peers.set(id, url.href);
+  }
+  return peers;
+}
+
+/** Checks a log level. */
+export function parseLogLevel(option: string, value: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) fail(option, `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as LogLevel;
+}
+
+/** The secret from the option, else from `RAFT_SECRET`, else null. An empty one is an error. */
+export function resolveSecret(flag: string | undefined, env: NodeJS.ProcessEnv): string | null {
+  if (flag !== undefined) {
+    if (flag.length === 0) fail('--secret', 'must not be empty');
+    return flag;
+  }
+  const fromEnv = env['RAFT_SECRET'];
+  if (fromEnv === undefined) return null;
+  if (fromEnv.length === 0) fail('RAFT_SECRET', 'must not be empty when set');
+  return fromEnv;
+}
+
+/** Raw values of `raft-kv node`, as strings from the command line. */
+export interface RawNodeOptions {
+  id?: string;
+  listen?: string;
+  http?: string;
+  data?: string;
+  peers?: string;
+  secret?: string;
+  'request-timeout'?: string;
+  'log-level'?: string;
+}
+
+function required(option: string, value: string | undefined, example: string): string {
+  if (value === undefined || value.length === 0) fail(`--${option}`, `is required (e.g. --${option} ${example})`);
+  return value;
+}
+
+/**
+ * Validates the options of `raft-kv node`.
+ * @throws `RAFT_INVALID_ARGUMENT` naming the option and what it allows.
+ */
+export function nodeOptions(raw: RawNodeOptions, env: NodeJS.ProcessEnv = {}): NodeOptions {
+  const id = parseId('--id', required('id', raw.id, 'n1'));
+  const listen = parseHostPort('--listen', required('listen', raw.listen, '127.0.0.1:7001'));
+  const http = parseHostPort('--http', required('http', raw.http, '127.0.0.1:8001'));
+  const data = required('data', raw.data, './data/n1');
+  const peers = parsePeers('--peers', required('peers', raw.peers, 'n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7002,n3=ws://127.0.0.1:7003'));
+  if (!peers.has(id)) fail('--peers', `must include this node (--id ${id}); it lists ${[...peers.keys()].join(', ')}`);
+  if (listen.host === http.host && listen.port === http.port) fail('--http', 'must differ from --listen');
+  return {
+    id,
+    listen,
+    http,
+    data,
+    peers,
+    secret: resolveSecret(raw.secret, env),
+    requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
+    logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
+  };
+}
+
+/** Raw values of `raft-kv cluster`. */
+export interface RawClusterOptions {
+  nodes?: string;
+  data?: string;
+  host?: string;
+  'peer-port'?: string;
+  'http-port'?: string;
+  secret?: string;
+  'request-timeout'?: string;
+  'log-level'?: string;
+}
+
+/**
+ * Validates the options of `raft-kv cluster`.
+ * @throws `RAFT_INVALID_ARGUMENT` naming the option and what it allows.
+ */
+export function clusterOptions(raw: RawClusterOptions, env: NodeJS.ProcessEnv = {}): ClusterOptions {
+  const nodes = parseInteger('--nodes', required('nodes', raw.nodes, '3'), 1, MAX_NODES);
+  const data = required('data', raw.data, './data');
+  const host = raw.host ?? '127.0.0.1';
+  if (host.length === 0 || /[\s[\]]/.test(host)) fail('--host', `must be a host name or an IP address, got ${JSON.stringify(host)}`);
+  const peerPort = raw['peer-port'] === undefined ? 7001 : parseInteger('--peer-port', raw['peer-port'], 1, 65536 - nodes);
+  const httpPort = raw['http-port'] === undefined ? 8001 : parseInteger('--http-port', raw['http-port'], 1, 65536 - nodes);
+  if (peerPort < httpPort + nodes && httpPort < peerPort + nodes) {
+    fail('--http-port', `(${httpPort}..${httpPort + nodes - 1}) must not overlap --peer-port (${peerPort}..${peerPort + nodes - 1})`);
+  }
+  return {
+    nodes,
+    data,
+    host,
+    peerPort,
+    httpPort,
+    secret: resolveSecret(raw.secret, env),
+    requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
+    logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
+  };
+}
+
+/** Formats a host and port as a URL authority (`[::1]:8001` for IPv6). */
+export function authority({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
