@@ -20,7 +20,7 @@ async function codeOf(p: Promise<unknown>): Promise<{ code: string; leader?: str
   try {
     await p;
   } catch (err) {
-    if (RaftError.isInstance(err)) return err as RaftError & { leader?: string | null };
+    if (RaftError.isInstance(err)) return err;
     throw err;
   }
   throw new Error('expected a rejection');
