@@ -1,1 +1,2 @@
-export {};
+export { MemoryLogStore, memoryLogStore } from './memory-log-store.js';
+export type { MemoryLogStoreOptions } from './memory-log-store.js';

@@ -1,0 +1,581 @@
+import { constants as fsConstants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import type { ChainedBatch } from 'classic-level';
+import { InvalidArgumentError, RaftError } from '@raft/core';
+import type { HardState, LogEntry, LogStore, LogStoreState, LogWrite } from '@raft/core';
+import { closedError, openError, StorageCorruptError } from './errors.js';
+import {
+  dataOf,
+  decodeEntry,
+  decodeHardState,
+  decodeMeta,
+  encodeEntry,
+  encodeHardState,
+  encodeMeta,
+  ENTRY_KEYS_END,
+  ENTRY_KEYS_START,
+  entryKey,
+  HARD_STATE_KEY,
+  indexOfKey,
+  META_KEY,
+} from './format.js';
+import type { StoredEntry } from './format.js';
+import { TailCache } from './tail-cache.js';
+import { checkEntries, checkFits, checkHardState, checkRange } from './validate.js';
+
+/** LevelDB settings passed through to `classic-level`. */
+export interface LevelDbOptions {
+  /**
+   * Size in bytes of LevelDB's cache of uncompressed blocks.
+   * @default 8388608 (8 MiB)
+   */
+  cacheSize?: number;
+  /**
+   * Bytes LevelDB buffers in memory (and in its write-ahead log) before writing a sorted table.
+   * @default 4194304 (4 MiB)
+   */
+  writeBufferSize?: number;
+  /**
+   * Approximate size in bytes of LevelDB's table blocks.
+   * @default 4096
+   */
+  blockSize?: number;
+  /**
+   * Most files LevelDB keeps open.
+   * @default 1000
+   */
+  maxOpenFiles?: number;
+  /**
+   * Compress tables with Snappy.
+   * @default true
+   */
+  compression?: boolean;
+}
+
+/** Options of {@link levelLogStore} and {@link LevelLogStore}. */
+export interface LevelLogStoreOptions {
+  /** The directory of the LevelDB database. Its parent directory must exist. */
+  location: string;
+  /**
+   * Create the directory itself (not its parents) when it does not exist. Set it to
+   * `false` when restarting a peer whose data must already be there: a peer that comes
+   * back with an empty log has forgotten its vote.
+   * @default true
+   */
+  createIfMissing?: boolean;
+  /**
+   * Most entries of the tail of the log kept in memory to serve reads.
+   * @default 1024
+   */
+  tailCacheEntries?: number;
+  /**
+   * Most bytes of entry data the tail cache holds.
+   * @default 4194304 (4 MiB)
+   */
+  tailCacheBytes?: number;
+  /**
+   * How many entries at the end of the log `open()` reads back and checks (checksum,
+   * index, contiguity, terms in order) before accepting the store. `Infinity` checks the
+   * whole log. Entries read later are checked as they are read.
+   * @default 1024
+   */
+  verifyOnOpen?: number;
+  /** LevelDB settings. */
+  leveldb?: LevelDbOptions;
+}
+
+/** Counters of a {@link LevelLogStore}, since it was created. */
+export interface LevelLogStoreStats {
+  /** `write()` calls that resolved. */
+  writes: number;
+  /** Synced LevelDB batches: with group commit, at most one per write and often far fewer. */
+  syncs: number;
+  /** Entries stored. */
+  entriesWritten: number;
+  /** `entries()` calls answered from the tail cache. */
+  cacheHits: number;
+  /** `entries()` calls that read LevelDB. */
+  cacheMisses: number;
+}
+
+type Db = ClassicLevel<Uint8Array, Uint8Array>;
+type Batch = ChainedBatch<Db, Uint8Array, Uint8Array>;
+
+/** A write waiting for its batch. */
+interface Pending {
+  hardState: HardState | undefined;
+  hardValue: Uint8Array | undefined;
+  entries: StoredEntry[];
+  error?: Error;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+const DEFAULTS = {
+  createIfMissing: true,
+  tailCacheEntries: 1024,
+  tailCacheBytes: 4 * 1024 * 1024,
+  verifyOnOpen: 1024,
+};
+
+function checkCount(name: string, value: unknown, allowInfinity = false): void {
+  if (value === undefined) return;
+  const ok = typeof value === 'number' && value >= 0 && (Number.isSafeInteger(value) || (allowInfinity && value === Infinity));
+  if (!ok) throw new InvalidArgumentError(`${name} must be a non-negative integer${allowInfinity ? ' or Infinity' : ''}, got ${typeof value === 'number' ? value : typeof value}`);
+}
+
+function checkOptions(options: LevelLogStoreOptions): Required<Omit<LevelLogStoreOptions, 'leveldb'>> & { leveldb: LevelDbOptions } {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options must be an object or a location string');
+  if (typeof options.location !== 'string' || options.location.length === 0) throw new InvalidArgumentError('location must be a non-empty path to a directory');
+  if (options.createIfMissing !== undefined && typeof options.createIfMissing !== 'boolean') throw new InvalidArgumentError('createIfMissing must be a boolean');
+  checkCount('tailCacheEntries', options.tailCacheEntries);
+  checkCount('tailCacheBytes', options.tailCacheBytes);
+  checkCount('verifyOnOpen', options.verifyOnOpen, true);
+  const leveldb = options.leveldb ?? {};
+  if (typeof leveldb !== 'object' || leveldb === null) throw new InvalidArgumentError('leveldb must be an object');
+  return { ...DEFAULTS, ...options, leveldb: { ...leveldb } };
+}
+
+/** Validates a write and encodes it at once: the encoding is the store's own copy. */
+function prepare(batch: LogWrite): Omit<Pending, 'resolve' | 'reject'> {
+  if (typeof batch !== 'object' || batch === null) throw new InvalidArgumentError('a write must be an object { hardState?, entries? }');
+  const hardState = batch.hardState === undefined ? undefined : checkHardState(batch.hardState);
+  const entries = batch.entries === undefined ? [] : checkEntries(batch.entries).map(encodeEntry);
+  return { hardState, hardValue: hardState && encodeHardState(hardState), entries };
+}
+
+function toLogEntry(e: StoredEntry, copy: boolean): LogEntry {
+  // Cached values are the store's own and must not leak: copy. A value read from
+  // LevelDB for this call alone is the caller's to keep: a view (a plain Uint8Array,
+  // not a Buffer, so callers get back the type they wrote).
+  const data = dataOf(e);
+  return { index: e.index, term: e.term, type: e.type, data: copy ? data.slice() : data };
+}
+
+/** Rejects a location that cannot hold a store before LevelDB tries (and, for a missing parent, creates it). */
+async function checkLocation(location: string, createIfMissing: boolean): Promise<void> {
+  const unavailable = (why: string, cause: unknown) => new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot open the log store at ${location}: ${why}`, { cause });
+  const parent = dirname(resolve(location));
+  try {
+    if (!(await stat(parent)).isDirectory()) throw new Error(`${parent} is not a directory`);
+  } catch (error) {
+    throw unavailable('its parent directory is missing or unreadable', error);
+  }
+  let exists = true;
+  try {
+    if (!(await stat(location)).isDirectory()) throw unavailable('it is not a directory', undefined);
+  } catch (error) {
+    if (RaftError.isInstance(error)) throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw unavailable('it cannot be read', error);
+    if (!createIfMissing) throw unavailable('the directory does not exist (createIfMissing is false)', error);
+    exists = false;
+  }
+  try {
+    await access(exists ? location : parent, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+  } catch (error) {
+    throw unavailable(exists ? 'the directory is not readable and writable' : 'its parent directory is not writable', error);
+  }
+}
+
+/**
+ * A durable {@link LogStore} on LevelDB (`classic-level`): what it acknowledged
+ * survives `kill -9` and power loss.
+ *
+ * - Each write (hard state, truncation of a conflicting suffix, new entries) goes down
+ *   as one atomic LevelDB batch with `sync: true`.
+ * - Group commit: writes issued while a batch is being synced go down together in the
+ *   next batch; each write resolves once its batch is durable. Syncs per second stay
+ *   bounded while throughput grows with load.
+ * - Reads of the recent tail come from memory.
+ * - Every entry carries a CRC-32; `open()` checks the tail of the log and refuses to
+ *   start on corruption (`RAFT_STORAGE_CORRUPT`, with the index), reads check what they
+ *   read.
+ * - After a failed write the store refuses further calls with `RAFT_STORAGE_UNAVAILABLE`
+ *   until it is closed and opened again: the outcome of a failed sync is unknown.
+ */
+export class LevelLogStore implements LogStore {
+  readonly #options: ReturnType<typeof checkOptions>;
+  #status: 'closed' | 'opening' | 'open' | 'closing' = 'closed';
+  #db: Db | undefined;
+  #opening: Promise<LogStoreState> | undefined;
+  #closing: Promise<void> | undefined;
+  /** Set when a batch failed; every call rejects with it until the store is reopened. */
+  #failure: RaftError | undefined;
+  #hardState: HardState = { term: 0, votedFor: null };
+  #firstIndex = 1;
+  #lastIndex = 0;
+  #tail: TailCache;
+  #queue: Pending[] = [];
+  #flushing: Promise<void> | undefined;
+  /** True while a batch is in LevelDB's hands: its effects may be visible there before they are here. */
+  #batchInFlight = false;
+  readonly #stats: LevelLogStoreStats = { writes: 0, syncs: 0, entriesWritten: 0, cacheHits: 0, cacheMisses: 0 };
+
+  /** @param options a directory, or the options; see {@link LevelLogStoreOptions}. Bad options throw `RAFT_INVALID_ARGUMENT` at once. */
+  constructor(options: string | LevelLogStoreOptions) {
+    this.#options = checkOptions(typeof options === 'string' ? { location: options } : options);
+    this.#tail = new TailCache(this.#options.tailCacheEntries, this.#options.tailCacheBytes);
+  }
+
+  /** The directory of the database. */
+  get location(): string {
+    return this.#options.location;
+  }
+
+  /** Counters since this object was created (a copy). */
+  get stats(): LevelLogStoreStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * Opens (creating it if allowed) the database, checks the tail of the log, and
+   * returns what the store holds. On an open store, returns its current state.
+   *
+   * Rejects with `RAFT_STORAGE_LOCKED` when another process (or another store object)
+   * has the directory open, `RAFT_STORAGE_UNAVAILABLE` when the directory or its parent
+   * is missing or unreadable, `RAFT_STORAGE_CORRUPT` when the data fails its checks.
+   */
+  open(): Promise<LogStoreState> {
+    switch (this.#status) {
+      case 'open':
+        return Promise.resolve(this.#state());
+      case 'opening':
+        return this.#opening!;
+      case 'closing':
+        return this.#closing!.then(() => this.open());
+      case 'closed':
+        break;
+    }
+    this.#status = 'opening';
+    this.#opening = this.#open().then(
+      (state) => {
+        this.#status = 'open';
+        return state;
+      },
+      (error: unknown) => {
+        this.#status = 'closed';
+        throw error;
+      },
+    );
+    return this.#opening;
+  }
+
+  /**
+   * Writes a batch atomically and resolves once it is on disk. Writes apply in call
+   * order; one issued while others are pending is validated against the log they leave.
+   */
+  write(batch: LogWrite): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#checkUsable();
+      const pending: Pending = { ...prepare(batch), resolve, reject };
+      this.#queue.push(pending);
+      // Start the flush on a microtask: writes issued in the same synchronous run
+      // join the first batch instead of waiting for a second one.
+      this.#flushing ??= Promise.resolve().then(() => this.#flush());
+    });
+  }
+
+  /**
+   * The entries with `from <= index < to`, in order. The tail comes from memory (as
+   * copies); older entries from LevelDB, checked against their checksums.
+   */
+  entries(from: number, to: number): Promise<LogEntry[]> {
+    return new Promise<LogEntry[]>((resolve) => {
+      this.#checkUsable();
+      checkRange(from, to);
+      const lo = Math.max(from, this.#firstIndex);
+      const hi = Math.min(to, this.#lastIndex + 1);
+      if (lo >= hi) {
+        resolve([]);
+        return;
+      }
+      const cached = this.#tail.range(lo, hi);
+      if (cached !== undefined) {
+        this.#stats.cacheHits++;
+        resolve(cached.map((e) => toLogEntry(e, true)));
+        return;
+      }
+      this.#stats.cacheMisses++;
+      resolve(this.#read(lo, hi));
+    });
+  }
+
+  /** Waits for pending writes, then closes the database. Idempotent. */
+  close(): Promise<void> {
+    switch (this.#status) {
+      case 'closed':
+        return Promise.resolve();
+      case 'closing':
+        return this.#closing!;
+      case 'opening':
+        return this.#opening!.then(
+          () => this.close(),
+          () => undefined,
+        );
+      case 'open':
+        break;
+    }
+    this.#status = 'closing';
+    this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const db = this.#db!;
+    try {
+      // Writes issued before close() still get their outcome.
+      await this.#flushing;
+      await db.close();
+    } catch (error) {
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `closing the log store at ${this.location} failed`, { cause: error });
+    } finally {
+      this.#db = undefined;
+      this.#tail.clear();
+      this.#failure = undefined;
+      this.#status = 'closed';
+    }
+  }
+
+  #checkUsable(): void {
+    if (this.#status !== 'open') throw closedError();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  #state(): LogStoreState {
+    return { hardState: { ...this.#hardState }, firstIndex: this.#firstIndex, lastIndex: this.#lastIndex };
+  }
+
+  async #open(): Promise<LogStoreState> {
+    const { location, createIfMissing, leveldb } = this.#options;
+    await checkLocation(location, createIfMissing);
+    const db: Db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
+      ...leveldb,
+      createIfMissing,
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+    });
+    try {
+      await db.open();
+    } catch (error) {
+      throw openError(location, error);
+    }
+    try {
+      await this.#load(db);
+    } catch (error) {
+      await db.close().catch(() => undefined);
+      if (RaftError.isInstance(error)) throw error;
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot read the log store at ${location}`, { cause: error });
+    }
+    this.#db = db;
+    this.#failure = undefined;
+    return this.#state();
+  }
+
+  /** Reads the metadata, hard state and tail, checking them, into memory. */
+  async #load(db: Db): Promise<void> {
+    const [metaRaw, hardRaw] = await db.getMany([META_KEY, HARD_STATE_KEY]);
+    const [lastKey] = await db.keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, reverse: true, limit: 1 }).all();
+    const [firstKey] = await db.keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, limit: 1 }).all();
+    this.#tail.clear();
+
+    if (metaRaw === undefined) {
+      if (hardRaw !== undefined || firstKey !== undefined) {
+        const index = firstKey === undefined ? undefined : indexOfKey(firstKey);
+        throw new StorageCorruptError('the store holds data but no metadata', index === undefined ? {} : { index });
+      }
+      // A new store: the metadata marks the directory as ours from the start.
+      await db.put(META_KEY, encodeMeta(1), { sync: true });
+      this.#hardState = { term: 0, votedFor: null };
+      this.#firstIndex = 1;
+      this.#lastIndex = 0;
+      return;
+    }
+
+    const meta = decodeMeta(metaRaw);
+    const hardState = hardRaw === undefined ? { term: 0, votedFor: null } : decodeHardState(hardRaw);
+    const firstIndex = meta.firstIndex;
+    // Keys sort by index: the first and last keys are the ends of the log.
+    const lastIndex = lastKey === undefined ? firstIndex - 1 : indexOfKey(lastKey);
+    if (firstKey !== undefined && indexOfKey(firstKey) !== firstIndex) {
+      const first = indexOfKey(firstKey);
+      throw new StorageCorruptError(`the log starts at ${first}, its metadata says ${firstIndex}`, { index: Math.min(first, firstIndex) });
+    }
+
+    // Check the tail: every entry there, each intact, under its own index, terms in order.
+    const from = Math.max(firstIndex, lastIndex - this.#options.verifyOnOpen + 1);
+    const tail: StoredEntry[] = [];
+    if (from <= lastIndex) {
+      const keep = Math.min(this.#options.tailCacheEntries, lastIndex - from + 1);
+      let expected = from;
+      let prevTerm = 0;
+      for await (const raw of db.values({ gte: entryKey(from), lte: entryKey(lastIndex) })) {
+        const e = decodeEntry(raw, expected);
+        if (e.term < prevTerm) throw new StorageCorruptError(`entry ${e.index} has term ${e.term}, below the term ${prevTerm} before it`, { index: e.index });
+        prevTerm = e.term;
+        if (lastIndex - expected < keep) tail.push(e);
+        expected++;
+      }
+      if (expected !== lastIndex + 1) throw new StorageCorruptError(`entry ${expected} is missing`, { index: expected });
+    }
+    this.#hardState = hardState;
+    this.#firstIndex = firstIndex;
+    this.#lastIndex = lastIndex;
+    this.#tail.replaceFrom(tail);
+  }
+
+  /** Reads `lo <= index < hi` from LevelDB, from one snapshot. */
+  async #read(lo: number, hi: number): Promise<LogEntry[]> {
+    const db = this.#db!;
+    // The iterator reads from a snapshot taken now. If a batch is in flight, LevelDB may
+    // already hold a newer log than this object knows (shorter, after a truncation);
+    // otherwise the snapshot holds exactly [firstIndex, lastIndex] and a short read is a loss.
+    const exact = !this.#batchInFlight;
+    const iterator = db.values({ gte: entryKey(lo), lt: entryKey(hi) });
+    let raws: Uint8Array[];
+    try {
+      raws = await iterator.all();
+    } catch (error) {
+      if (this.#status !== 'open') throw closedError();
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, { cause: error });
+    }
+    const out = raws.map((raw, k) => toLogEntry(decodeEntry(raw, lo + k), false));
+    if (exact && out.length !== hi - lo) throw new StorageCorruptError(`entry ${lo + out.length} is missing`, { index: lo + out.length });
+    return out;
+  }
+
+  /** The term of entry `index` in the log as the batch being built leaves it, when known without reading LevelDB. */
+  #knownTerm(index: number, staged: StoredEntry[], stagedStart: number): number | undefined {
+    if (index >= stagedStart) return staged[index - stagedStart]!.term;
+    return this.#tail.get(index)?.term;
+  }
+
+  /** The term of entry `index` as LevelDB holds it. */
+  async #storedTerm(index: number): Promise<number> {
+    const raw = await this.#db!.get(entryKey(index));
+    if (raw === undefined) throw new StorageCorruptError(`entry ${index} is missing`, { index });
+    return decodeEntry(raw, index).term;
+  }
+
+  /** Writes everything queued, batch after batch, until the queue is empty. */
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const group = this.#queue;
+        this.#queue = [];
+        try {
+          await this.#commit(group);
+        } catch (error) {
+          // Not expected (#commit settles every write itself); fail safe rather than hang.
+          this.#failure = new RaftError('RAFT_STORAGE_UNAVAILABLE', `the log store at ${this.location} failed; close and reopen it`, { cause: error });
+          for (const p of [...group, ...this.#queue]) p.reject(this.#failure);
+          this.#queue = [];
+        }
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /**
+   * Validates a group of writes in order, each against the log the ones before it
+   * leave, and writes the accepted ones as one synced batch. Never throws: each write
+   * gets its own outcome, in call order.
+   */
+  async #commit(group: Pending[]): Promise<void> {
+    const db = this.#db!;
+    // The chained-batch API builds the same single atomic WriteBatch as
+    // db.batch(array), at a fraction of the CPU per operation (the array form clones
+    // and re-validates every operation object).
+    let batch: Batch | undefined;
+    let last = this.#lastIndex;
+    // Entries this group writes: staged[k] is entry stagedStart + k, up to `last`.
+    let staged: StoredEntry[] = [];
+    let stagedStart = last + 1;
+    let hardValue: Uint8Array | undefined;
+    let hardState: HardState | undefined;
+    let accepted = 0;
+    let entriesWritten = 0;
+
+    try {
+      for (const p of group) {
+        const first = p.entries[0];
+        if (first !== undefined) {
+          try {
+            const prev = first.index - 1;
+            let prevTerm: number | undefined;
+            if (prev >= this.#firstIndex && prev <= last) {
+              // Usually staged or cached; an await here would delay every batch by a turn.
+              prevTerm = this.#knownTerm(prev, staged, stagedStart) ?? (await this.#storedTerm(prev));
+            }
+            checkFits(first, this.#firstIndex, last, prevTerm);
+          } catch (error) {
+            p.error = RaftError.isInstance(error) ? error : new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, { cause: error });
+            continue;
+          }
+          batch ??= db.batch();
+          const end = first.index + p.entries.length - 1;
+          // Raft §5.3: the conflicting suffix goes in the same batch as the new entries.
+          for (let i = end + 1; i <= last; i++) batch.del(entryKey(i));
+          for (const e of p.entries) batch.put(entryKey(e.index), e.value);
+          if (first.index < stagedStart) {
+            staged = p.entries.slice();
+            stagedStart = first.index;
+          } else {
+            staged.length = first.index - stagedStart;
+            for (const e of p.entries) staged.push(e);
+          }
+          last = end;
+          entriesWritten += p.entries.length;
+        }
+        if (p.hardState !== undefined) {
+          hardState = p.hardState;
+          hardValue = p.hardValue;
+        }
+        accepted++;
+      }
+      if (hardValue !== undefined) (batch ??= db.batch()).put(HARD_STATE_KEY, hardValue);
+
+      if (batch !== undefined) {
+        this.#batchInFlight = true;
+        await batch.write({ sync: true });
+        this.#stats.syncs++;
+        if (hardState !== undefined) this.#hardState = hardState;
+        this.#lastIndex = last;
+        this.#tail.replaceFrom(staged);
+      }
+      this.#stats.writes += accepted;
+      this.#stats.entriesWritten += entriesWritten;
+    } catch (error) {
+      // The outcome of a failed sync is unknown (the data may or may not be on disk):
+      // nothing more is accepted until the store is reopened and reads the truth.
+      await batch?.close().catch(() => undefined);
+      this.#failure = new RaftError('RAFT_STORAGE_UNAVAILABLE', `a write to the log store at ${this.location} failed; close and reopen the store`, { cause: error });
+      for (const p of group) p.error ??= this.#failure;
+      for (const p of this.#queue) p.error = this.#failure;
+      group.push(...this.#queue);
+      this.#queue = [];
+    } finally {
+      this.#batchInFlight = false;
+    }
+    for (const p of group) {
+      if (p.error === undefined) p.resolve();
+      else p.reject(p.error);
+    }
+  }
+}
+
+/**
+ * Creates a durable {@link LogStore} on LevelDB in `options.location`. Open it with
+ * `open()` (the runtime does) and close it with `close()`.
+ *
+ * @example
+ * ```ts
+ * const log = levelLogStore({ location: './data/n1' });
+ * const peer = await startPeer(machine, { name: 'n1', log, transport });
+ * ```
+ */
+export function levelLogStore(options: LevelLogStoreOptions): LevelLogStore {
+  return new LevelLogStore(options);
+}
