@@ -86,6 +86,30 @@ export function validateMessage(value: unknown, limits: MessageLimits = {}): Mes
       }
       return { ok: true, message: { type, term, from, to, success, matchIndex, prevLogIndex, conflictIndex, conflictTerm, seq } };
     }
+    case 'InstallSnapshot': {
+      const { meta, offset, data, done, seq } = m;
+      if (!isIndex(offset) || !isIndex(seq)) return { ok: false, reason: 'InstallSnapshot: bad offset or seq' };
+      if (!isBytes(data)) return { ok: false, reason: 'InstallSnapshot: data is not bytes' };
+      if (typeof done !== 'boolean') return { ok: false, reason: 'InstallSnapshot: done is not a boolean' };
+      if (typeof meta !== 'object' || meta === null) return { ok: false, reason: 'InstallSnapshot: meta is not an object' };
+      const { index, term: st, configuration } = meta as Record<string, unknown>;
+      if (!isIndex(index) || index < 1 || !isIndex(st) || st > term) return { ok: false, reason: 'InstallSnapshot: bad meta index or term' };
+      if (typeof configuration !== 'object' || configuration === null) return { ok: false, reason: 'InstallSnapshot: bad configuration' };
+      const members = (configuration as Record<string, unknown>).members;
+      if (!Array.isArray(members) || members.length === 0 || members.length > 1024 || !members.every((x) => isPeerId(x, maxId))) {
+        return { ok: false, reason: 'InstallSnapshot: bad configuration members' };
+      }
+      return {
+        ok: true,
+        message: { type, term, from, to, meta: { index, term: st, configuration: { members: (members).slice() } }, offset, data, done, seq },
+      };
+    }
+    case 'InstallSnapshotResponse': {
+      const { index, nextOffset, done, seq } = m;
+      if (!isIndex(index) || !isIndex(nextOffset) || !isIndex(seq)) return { ok: false, reason: 'InstallSnapshotResponse: bad index, nextOffset or seq' };
+      if (typeof done !== 'boolean') return { ok: false, reason: 'InstallSnapshotResponse: done is not a boolean' };
+      return { ok: true, message: { type, term, from, to, index, nextOffset, done, seq } };
+    }
     default:
       return { ok: false, reason: `unknown message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : typeof type}` };
   }

@@ -2,6 +2,9 @@ import type {
   AppendEntriesMessage,
   AppendEntriesResponseMessage,
   Configuration,
+  InstallSnapshotMessage,
+  InstallSnapshotResponseMessage,
+  Snapshot,
   EntryType,
   HardState,
   LogEntry,
@@ -37,12 +40,19 @@ export interface RaftOptions {
   preVote: boolean;
   /** Check-quorum (§6.2): a leader that does not hear from a majority steps down. */
   checkQuorum: boolean;
+  /** Bytes of snapshot data in one InstallSnapshot chunk. */
+  snapshotChunkBytes: number;
+  /** InstallSnapshot chunks in flight to one follower. */
+  snapshotWindow: number;
 }
 
 /** What the protocol holds at start: the log store's contents. */
 export interface RaftInitialState {
   hardState: HardState;
+  /** Entries after the snapshot (or from index 1). */
   entries: LogEntry[];
+  /** The latest snapshot, if the store has one. */
+  snapshot?: Snapshot;
 }
 
 /** A linearizable read that is now safe once the state machine has applied `index`. */
@@ -64,6 +74,13 @@ export interface SoftState {
  */
 export interface Ready {
   hardState?: HardState;
+  /**
+   * A snapshot to persist with the batch. `fromLeader`: it came from the leader, and the
+   * state machine must be restored from it (after applying what was committed before).
+   */
+  snapshot?: { snapshot: Snapshot; fromLeader: boolean };
+  /** After the write, compact the store's log up to this index. */
+  compactTo?: number;
   entries: LogEntry[];
   messages: RaftMessage[];
   committed: LogEntry[];
@@ -114,6 +131,13 @@ export class Raft {
   private readsWaitingQuorum: PendingRead[] = [];
   private readsReady: ReadState[] = [];
 
+  /** The latest snapshot: sent to followers behind the log's start. */
+  private snapshot: Snapshot | null = null;
+  private pendingSnapshot: { snapshot: Snapshot; fromLeader: boolean } | null = null;
+  private pendingCompact: number | null = null;
+  /** A snapshot being received from the leader, chunk by chunk. */
+  private incoming: { index: number; term: number; chunks: Uint8Array[]; received: number } | null = null;
+
   private msgs: RaftMessage[] = [];
   private persisted: HardState;
   private lastSoft: SoftState;
@@ -127,7 +151,13 @@ export class Raft {
     this.term = initial.hardState.term;
     this.votedFor = initial.hardState.votedFor;
     this.persisted = { term: this.term, votedFor: this.votedFor };
-    this.log = new RaftLog(initial.entries);
+    const snap = initial.snapshot;
+    this.snapshot = snap ?? null;
+    this.log = new RaftLog(
+      snap === undefined ? initial.entries : initial.entries.filter((e) => e.index > snap.meta.index),
+      snap?.meta.index ?? 0,
+      snap?.meta.term ?? 0,
+    );
     this.refreshConfiguration();
     this.resetElectionTimeout();
     this.lastSoft = { role: this.role, leader: this.leader };
@@ -181,12 +211,14 @@ export class Raft {
         (m.type === 'RequestVote' && m.preVote) || (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
       if (!keepsTerm) {
         // §5.1: a higher term makes any peer a follower in that term.
-        this.becomeFollower(m.term, m.type === 'AppendEntries' ? m.from : null);
+        this.becomeFollower(m.term, m.type === 'AppendEntries' || m.type === 'InstallSnapshot' ? m.from : null);
       }
     } else if (m.term < this.term) {
       if (m.type === 'AppendEntries') {
         // Tell a stale leader about the newer term so it steps down.
         this.send(this.appendResponse(m.from, false, 0, m.prevLogIndex, 0, 0, m.seq));
+      } else if (m.type === 'InstallSnapshot') {
+        this.send(this.snapshotResponse(m.from, m.meta.index, 0, false, m.seq));
       } else if (m.type === 'RequestVote' && m.preVote) {
         this.send({ type: 'RequestVoteResponse', term: this.term, from: this.id, to: m.from, voteGranted: false, preVote: true });
       }
@@ -207,7 +239,35 @@ export class Raft {
       case 'AppendEntriesResponse':
         this.handleAppendResponse(m);
         return;
+      case 'InstallSnapshot':
+        this.handleInstallSnapshot(m);
+        return;
+      case 'InstallSnapshotResponse':
+        this.handleSnapshotResponse(m);
+        return;
     }
+  }
+
+  /**
+   * The runtime took a snapshot of the state machine at `index` (already applied):
+   * persist it, then compact the log up to `compactTo` (kept below `index` so that
+   * followers a little behind still get entries rather than the whole snapshot).
+   * Returns false when the snapshot is stale (an equal or newer one exists).
+   */
+  snapshotTaken(index: number, data: Uint8Array, compactTo: number): boolean {
+    if (index <= (this.snapshot?.meta.index ?? 0) || index > this.log.appliedIndex) return false;
+    const term = this.log.term(index);
+    if (term === undefined) return false;
+    const snapshot: Snapshot = { meta: { index, term, configuration: this.configurationAt(index) }, data };
+    this.snapshot = snapshot;
+    this.pendingSnapshot = { snapshot, fromLeader: false };
+    this.pendingCompact = Math.min(compactTo, index);
+    return true;
+  }
+
+  /** The latest snapshot's metadata, if any. */
+  snapshotMeta(): Snapshot['meta'] | null {
+    return this.snapshot?.meta ?? null;
   }
 
   /**
@@ -258,6 +318,8 @@ export class Raft {
   hasReady(): boolean {
     return (
       this.roundPending ||
+      this.pendingSnapshot !== null ||
+      this.pendingCompact !== null ||
       this.msgs.length > 0 ||
       this.log.hasUnstable() ||
       this.log.hasNextCommitted() ||
@@ -286,6 +348,14 @@ export class Raft {
     if (this.term !== this.persisted.term || this.votedFor !== this.persisted.votedFor) {
       rd.hardState = { term: this.term, votedFor: this.votedFor };
     }
+    if (this.pendingSnapshot !== null) {
+      rd.snapshot = this.pendingSnapshot;
+      this.pendingSnapshot = null;
+    }
+    if (this.pendingCompact !== null) {
+      rd.compactTo = this.pendingCompact;
+      this.pendingCompact = null;
+    }
     if (this.role !== this.lastSoft.role || this.leader !== this.lastSoft.leader) {
       rd.softState = { role: this.role, leader: this.leader };
       this.lastSoft = rd.softState;
@@ -302,6 +372,7 @@ export class Raft {
     }
     const lastCommitted = rd.committed[rd.committed.length - 1];
     if (lastCommitted !== undefined) this.log.appliedTo(lastCommitted.index);
+    if (rd.compactTo !== undefined) this.log.compact(rd.compactTo);
     // The leader counts its own log in a quorum only once durable (persist before you promise).
     if (this.role === 'leader' && lastEntry !== undefined) this.maybeCommit();
   }
@@ -494,6 +565,62 @@ export class Raft {
     return { type: 'AppendEntriesResponse', term: this.term, from: this.id, to, success, matchIndex, prevLogIndex, conflictIndex, conflictTerm, seq };
   }
 
+  private snapshotResponse(to: PeerId, index: number, nextOffset: number, done: boolean, seq: number): InstallSnapshotResponseMessage {
+    return { type: 'InstallSnapshotResponse', term: this.term, from: this.id, to, index, nextOffset, done, seq };
+  }
+
+  /**
+   * InstallSnapshot receiver (§7, Figure 13): gather the chunks in order; once the last
+   * arrives, replace the log (keeping a suffix that follows the snapshot) and hand the
+   * snapshot to the runtime to persist and restore. The final answer leaves with the
+   * same Ready, so only after the snapshot is durable.
+   */
+  private handleInstallSnapshot(m: InstallSnapshotMessage): void {
+    if (this.role === 'leader') {
+      this.stats.messagesDropped++;
+      return;
+    }
+    if (this.role !== 'follower') this.becomeFollower(this.term, m.from);
+    this.leader = m.from;
+    this.electionElapsed = 0;
+    const { meta } = m;
+    if (meta.index <= this.log.commitIndex) {
+      // We already hold everything it covers, committed.
+      this.send(this.snapshotResponse(m.from, meta.index, m.offset + m.data.length, true, m.seq));
+      return;
+    }
+    if (m.offset === 0) this.incoming = { index: meta.index, term: meta.term, chunks: [], received: 0 };
+    const inc = this.incoming;
+    if (inc === null || inc.index !== meta.index || inc.term !== meta.term) {
+      this.send(this.snapshotResponse(m.from, meta.index, 0, false, m.seq));
+      return;
+    }
+    if (m.offset !== inc.received) {
+      this.send(this.snapshotResponse(m.from, meta.index, inc.received, false, m.seq));
+      return;
+    }
+    // Copy: the chunk may be a view into a buffer the transport reuses.
+    inc.chunks.push(m.data.slice());
+    inc.received += m.data.length;
+    if (!m.done) {
+      this.send(this.snapshotResponse(m.from, meta.index, inc.received, false, m.seq));
+      return;
+    }
+    this.incoming = null;
+    const data = new Uint8Array(inc.received);
+    let at = 0;
+    for (const c of inc.chunks) {
+      data.set(c, at);
+      at += c.length;
+    }
+    const snapshot: Snapshot = { meta: { index: meta.index, term: meta.term, configuration: normalizeMembers(meta.configuration.members) }, data };
+    this.log.restore(meta.index, meta.term);
+    this.snapshot = snapshot;
+    this.pendingSnapshot = { snapshot, fromLeader: true };
+    this.refreshConfiguration();
+    this.send(this.snapshotResponse(m.from, meta.index, inc.received, true, m.seq));
+  }
+
   // ---------------------------------------------------------------- replication, leader side
 
   private appendAsLeader(entries: LogEntry[]): void {
@@ -539,7 +666,11 @@ export class Raft {
     while (pr.canSend() && (pr.nextIndex <= last || (heartbeat && !sentAny))) {
       const prev = pr.nextIndex - 1;
       const prevTerm = this.log.term(prev);
-      if (prevTerm === undefined) return; // Behind the log's start: needs a snapshot (not yet supported).
+      if (prevTerm === undefined) {
+        // The follower needs entries we compacted away: send the snapshot instead (§7).
+        this.sendSnapshot(peer, pr, heartbeat);
+        return;
+      }
       const entries = this.batchFrom(pr.nextIndex);
       this.send({
         type: 'AppendEntries',
@@ -557,11 +688,19 @@ export class Raft {
       pr.sent(lastSent, entries.length > 0);
       if (pr.state === 'probe') break;
     }
+    if (pr.state === 'snapshot') {
+      this.sendSnapshot(peer, pr, heartbeat);
+      return;
+    }
     if (heartbeat && !sentAny) {
       // The window is full or a probe is out: still prove leadership, carrying no entries.
       const prev = pr.nextIndex - 1;
       const prevTerm = this.log.term(prev);
-      if (prevTerm === undefined) return;
+      if (prevTerm === undefined) {
+        // Everything in flight is behind our log's start now: only the snapshot can help.
+        this.sendSnapshot(peer, pr, true);
+        return;
+      }
       this.send({
         type: 'AppendEntries',
         term: this.term,
@@ -585,6 +724,76 @@ export class Raft {
       if (bytes > this.opts.maxBatchBytes && i > 0) return candidates.slice(0, i);
     }
     return candidates;
+  }
+
+  /**
+   * Streams the latest snapshot to a follower in chunks, at most `snapshotWindow`
+   * unacknowledged at once. A heartbeat with no acknowledgement since the last one
+   * resends from the last acknowledged offset (a chunk or its answer was lost).
+   */
+  private sendSnapshot(peer: PeerId, pr: Progress, heartbeat: boolean): void {
+    const snap = this.snapshot;
+    if (snap === null) return;
+    if (pr.state !== 'snapshot' || pr.snapshotIndex !== snap.meta.index) pr.becomeSnapshot(snap.meta.index);
+    if (heartbeat) {
+      if (!pr.snapshotProgressed) {
+        pr.snapshotSentOffset = pr.snapshotAckedOffset;
+        pr.snapshotAllSent = false;
+      }
+      pr.snapshotProgressed = false;
+    }
+    const size = snap.data.length;
+    const chunk = this.opts.snapshotChunkBytes;
+    while (!pr.snapshotAllSent && pr.snapshotSentOffset - pr.snapshotAckedOffset < chunk * this.opts.snapshotWindow) {
+      const offset = pr.snapshotSentOffset;
+      const end = Math.min(size, offset + chunk);
+      const done = end >= size;
+      this.send({
+        type: 'InstallSnapshot',
+        term: this.term,
+        from: this.id,
+        to: peer,
+        meta: { index: snap.meta.index, term: snap.meta.term, configuration: { members: snap.meta.configuration.members.slice() } },
+        offset,
+        data: snap.data.subarray(offset, end),
+        done,
+        seq: this.seq,
+      });
+      pr.snapshotSentOffset = end;
+      pr.snapshotAllSent = done;
+    }
+  }
+
+  private handleSnapshotResponse(m: InstallSnapshotResponseMessage): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (m.seq > pr.ackedSeq) {
+      pr.ackedSeq = m.seq;
+      this.releaseConfirmedReads();
+    }
+    if (pr.state !== 'snapshot' || m.index !== pr.snapshotIndex) return;
+    if (m.done) {
+      // Installed and durable: the follower's log now starts right after the snapshot.
+      if (m.index > pr.matchIndex) pr.matchIndex = m.index;
+      pr.becomeProbe();
+      this.maybeCommit();
+      this.sendAppend(m.from, false);
+      return;
+    }
+    if (m.nextOffset > pr.snapshotAckedOffset) {
+      pr.snapshotAckedOffset = m.nextOffset;
+      pr.snapshotProgressed = true;
+    } else if (m.nextOffset < pr.snapshotAckedOffset) {
+      // The follower lost what it had received (it restarted): start over from there.
+      pr.snapshotAckedOffset = m.nextOffset;
+      pr.snapshotSentOffset = m.nextOffset;
+      pr.snapshotAllSent = false;
+    }
+    if (pr.snapshotSentOffset < pr.snapshotAckedOffset) pr.snapshotSentOffset = pr.snapshotAckedOffset;
+    if (m.nextOffset === pr.snapshotSentOffset && m.nextOffset < (this.snapshot?.data.length ?? 0)) pr.snapshotAllSent = false;
+    this.sendSnapshot(m.from, pr, false);
   }
 
   private broadcastHeartbeat(): void {
@@ -664,12 +873,20 @@ export class Raft {
     return this.config !== null && this.config.members.includes(this.id);
   }
 
+  /** The configuration in force at `index`: the latest config entry at or before it, else the snapshot's. */
+  private configurationAt(index: number): Configuration {
+    const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), index + 1));
+    if (latest !== undefined) return latest.config;
+    return { members: this.snapshot?.meta.configuration.members.slice() ?? this.config?.members.slice() ?? [] };
+  }
+
   private refreshConfiguration(): void {
     const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1));
     if (latest === undefined) {
-      this.config = null;
-      this.configIndex = 0;
-      this.configTerm = 0;
+      const snap = this.snapshot?.meta;
+      this.config = snap === undefined ? null : normalizeMembers(snap.configuration.members);
+      this.configIndex = snap?.index ?? 0;
+      this.configTerm = snap?.term ?? 0;
     } else {
       this.config = latest.config;
       this.configIndex = latest.index;

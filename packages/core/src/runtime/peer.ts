@@ -10,7 +10,7 @@ import {
 import { validateMessage } from '../messages.js';
 import { decodeConfiguration, normalizeMembers } from '../protocol/membership.js';
 import { Raft, type Ready, type SoftState } from '../protocol/raft.js';
-import type { Clock, Codec, Configuration, EntryType, LogEntry, PeerId, RaftMessage, StateMachine, TimerHandle } from '../types.js';
+import type { Clock, Codec, Configuration, EntryType, LogEntry, LogWrite, PeerId, RaftMessage, Snapshot, StateMachine, TimerHandle } from '../types.js';
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
 
 /** Options of one call. */
@@ -33,6 +33,11 @@ export interface PeerStatus {
   lastLogIndex: number;
   lastLogTerm: number;
   configuration: Configuration;
+  /** The index and term of the latest snapshot (0 when none). */
+  snapshotIndex: number;
+  snapshotTerm: number;
+  /** The first index still in the log (after compaction). */
+  firstLogIndex: number;
   /** Counters since start. */
   metrics: PeerMetrics;
 }
@@ -49,6 +54,10 @@ export interface PeerMetrics {
   electionsStarted: number;
   /** Commands whose `handleWrite` threw; they changed nothing (see the core README). */
   stateMachineErrors: number;
+  /** Snapshots taken of the local state machine. */
+  snapshotsTaken: number;
+  /** Snapshots received from a leader and restored. */
+  snapshotsInstalled: number;
 }
 
 /** What `inspectPeer` shows of a peer's protocol state. */
@@ -118,6 +127,7 @@ type Input =
   | { kind: 'message'; message: RaftMessage }
   | { kind: 'propose'; type: EntryType; data: Uint8Array; pending: PendingWrite }
   | { kind: 'read'; context: number }
+  | { kind: 'snapshot'; index: number; data: Uint8Array }
   | { kind: 'bootstrap'; members: PeerId[]; pending: PendingWrite };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- peers of every machine type share one registry
@@ -153,7 +163,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   private tickTimer: TimerHandle | null = null;
   private soft: SoftState = { role: 'follower', leader: null };
 
-  private applyQueue: LogEntry[] = [];
+  private applyQueue: (LogEntry | Snapshot)[] = [];
+  /** Index of the latest snapshot taken or restored, for the snapshot policy. */
+  private lastSnapshotIndex = 0;
   private applying = false;
   private lastApplied = 0;
 
@@ -169,6 +181,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     entriesApplied: 0,
     electionsStarted: 0,
     stateMachineErrors: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
   };
 
   private constructor(machine: StateMachine<S, C, Q, R>, opts: ResolvedOptions) {
@@ -201,7 +215,16 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private async boot(): Promise<void> {
     const stored = await this.opts.log.open();
-    const entries = stored.lastIndex >= stored.firstIndex ? await this.opts.log.entries(stored.firstIndex, stored.lastIndex + 1) : [];
+    let snapshot: Snapshot | undefined;
+    if (stored.snapshot !== undefined) {
+      snapshot = await this.opts.log.loadSnapshot();
+      if (snapshot === undefined) throw new RaftError('RAFT_STORAGE_CORRUPT', `the log store reports a snapshot at ${stored.snapshot.index} but cannot load it`);
+      if (typeof this.machine.restore !== 'function') {
+        throw new InvalidArgumentError('the log store holds a snapshot, but the state machine has no restore()');
+      }
+    }
+    const from = Math.max(stored.firstIndex, (snapshot?.meta.index ?? 0) + 1);
+    const entries = stored.lastIndex >= from ? await this.opts.log.entries(from, stored.lastIndex + 1) : [];
     const tick = this.opts.tickMs;
     this.raft = new Raft(
       {
@@ -214,10 +237,19 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         maxBatchBytes: this.opts.maxBatchBytes,
         preVote: this.opts.preVote,
         checkQuorum: this.opts.checkQuorum,
+        snapshotChunkBytes: this.opts.snapshotChunkBytes,
+        snapshotWindow: 4,
       },
-      { hardState: stored.hardState, entries },
+      snapshot === undefined ? { hardState: stored.hardState, entries } : { hardState: stored.hardState, entries, snapshot },
     );
-    this.state = this.machine.init(this.name);
+    if (snapshot !== undefined) {
+      // Restart from the latest snapshot; only the entries after it are replayed (§7).
+      this.state = await this.machine.restore!(snapshot.data, this.name);
+      this.lastApplied = snapshot.meta.index;
+      this.lastSnapshotIndex = snapshot.meta.index;
+    } else {
+      this.state = this.machine.init(this.name);
+    }
     await this.opts.transport.start((m) => this.receive(m));
     this.scheduleTick();
     this.log('info', { term: this.raft.term, lastLogIndex: this.raft.log.lastIndex(), configuration: this.raft.config }, 'peer started');
@@ -242,6 +274,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       lastLogIndex: r.log.lastIndex(),
       lastLogTerm: r.log.lastTerm(),
       configuration: { members: r.config?.members.slice() ?? [] },
+      snapshotIndex: r.snapshotMeta()?.index ?? 0,
+      snapshotTerm: r.snapshotMeta()?.term ?? 0,
+      firstLogIndex: r.log.firstIndex(),
       metrics: { ...this.metrics, electionsStarted: r.stats.electionsStarted, messagesDropped: this.metrics.messagesDropped + r.stats.messagesDropped },
     };
   }
@@ -457,14 +492,22 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           continue;
         }
         const rd = this.raft.ready();
-        if (rd.hardState !== undefined || rd.entries.length > 0) {
-          // Persist before you promise: hard state and entries are durable before any
-          // message that depends on them is sent (Figure 2, §5.2, §5.3).
-          const write: { hardState?: typeof rd.hardState; entries?: LogEntry[] } = {};
+        if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
+          // Persist before you promise: hard state, snapshot and entries are durable, in
+          // one atomic write, before any message that depends on them is sent (Figure 2,
+          // §5.2, §5.3, §7).
+          const write: LogWrite = {};
           if (rd.hardState !== undefined) write.hardState = rd.hardState;
+          if (rd.snapshot !== undefined) write.snapshot = rd.snapshot.snapshot;
           if (rd.entries.length > 0) write.entries = rd.entries;
           await this.opts.log.write(write);
           this.metrics.logWrites++;
+          if (this.stopped) return;
+        }
+        if (rd.compactTo !== undefined) {
+          // The snapshot is durable: the entries it covers may go. A crash before this
+          // leaves them, which is consistent too.
+          await this.opts.log.compact(rd.compactTo);
           if (this.stopped) return;
         }
         this.send(rd.messages);
@@ -519,6 +562,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       case 'message':
         this.raft.step(input.message);
         return;
+      case 'snapshot':
+        if (this.raft.snapshotTaken(input.index, input.data, input.index - this.opts.snapshotTrailingEntries)) {
+          this.metrics.snapshotsTaken++;
+          this.log('info', { index: input.index, bytes: input.data.length }, 'snapshot taken');
+        }
+        return;
       case 'read': {
         const read = this.pendingReads.get(input.context);
         if (read === undefined) return;
@@ -563,6 +612,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private afterReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
+    if (rd.snapshot?.fromLeader === true) {
+      // Restored after whatever was committed before it, in order.
+      this.applyQueue.push(rd.snapshot.snapshot);
+      this.runApply();
+    }
     if (rd.committed.length > 0) {
       for (const e of rd.committed) this.applyQueue.push(e);
       this.runApply();
@@ -597,21 +651,50 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     void this.applyLoop();
   }
 
-  /** Applies committed entries in index order, one at a time, each exactly once. */
+  /**
+   * Applies committed entries in index order, one at a time, each exactly once; restores
+   * snapshots from the leader in their place; takes snapshots by the policy.
+   */
   private async applyLoop(): Promise<void> {
     try {
       while (this.applyQueue.length > 0 && !this.stopped) {
-        const e = this.applyQueue.shift()!;
-        if (e.index <= this.lastApplied) continue;
-        if (e.index !== this.lastApplied + 1) throw new Error(`raft: apply gap: entry ${e.index} after ${this.lastApplied}`);
-        await this.applyEntry(e);
-        this.lastApplied = e.index;
-        this.metrics.entriesApplied++;
+        const item = this.applyQueue.shift()!;
+        if ('meta' in item) {
+          if (item.meta.index <= this.lastApplied) continue;
+          this.state = await this.machine.restore!(item.data, this.name);
+          this.lastApplied = item.meta.index;
+          this.lastSnapshotIndex = item.meta.index;
+          this.metrics.snapshotsInstalled++;
+          this.log('info', { index: item.meta.index, bytes: item.data.length }, 'snapshot installed');
+        } else {
+          if (item.index <= this.lastApplied) continue;
+          if (item.index !== this.lastApplied + 1) throw new Error(`raft: apply gap: entry ${item.index} after ${this.lastApplied}`);
+          await this.applyEntry(item);
+          this.lastApplied = item.index;
+          this.metrics.entriesApplied++;
+          await this.maybeSnapshot();
+        }
         if (this.confirmedReads.length > 0) this.serveReads();
       }
+    } catch (err) {
+      // Applying can no longer be trusted to be in order and exactly once: fail-stop.
+      this.log('error', { err }, 'apply failed; stopping the peer');
+      void this.beginShutdown(new StoppedError('the peer stopped: applying failed', { cause: err }));
     } finally {
       this.applying = false;
     }
+  }
+
+  /** The snapshot policy: every `snapshotEvery` applied entries, from the state as applied so far. */
+  private async maybeSnapshot(): Promise<void> {
+    const every = this.opts.snapshotEvery;
+    if (every === 0 || this.lastApplied - this.lastSnapshotIndex < every) return;
+    if (typeof this.machine.snapshot !== 'function' || typeof this.machine.restore !== 'function') return;
+    const index = this.lastApplied;
+    this.lastSnapshotIndex = index;
+    // Applying waits while the machine serializes, so the bytes are exactly the state at `index`.
+    const data = await this.machine.snapshot(this.state);
+    this.enqueue({ kind: 'snapshot', index, data });
   }
 
   private async applyEntry(e: LogEntry): Promise<void> {
