@@ -28,8 +28,12 @@ export interface HardState {
 
 /** A cluster membership: the peers whose votes count. */
 export interface Configuration {
-  /** Voting members, sorted. */
+  /** Voting members, sorted. During a joint change (§6), the new voters. */
   members: PeerId[];
+  /** Non-voting members catching up before they become voters. Absent when none. */
+  learners?: PeerId[];
+  /** During a joint change (§6): the old voters, whose majority is required as well. Absent otherwise. */
+  outgoing?: PeerId[];
 }
 
 /** What a snapshot covers: every entry up to `index` (Raft §7). */
@@ -123,6 +127,8 @@ export interface RequestVoteMessage {
   lastLogTerm: number;
   /** A pre-vote: asks whether the receiver would vote, changing no one's term. */
   preVote: boolean;
+  /** The campaign follows the leader's TimeoutNow (leadership transfer): voters' leases do not apply. */
+  transfer?: boolean;
 }
 
 /** The answer to a {@link RequestVoteMessage}. */
@@ -198,6 +204,14 @@ export interface InstallSnapshotResponseMessage {
   seq: number;
 }
 
+/** The leader asks a caught-up follower to campaign at once (leadership transfer). */
+export interface TimeoutNowMessage {
+  type: 'TimeoutNow';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+}
+
 /** Every message peers exchange. */
 export type RaftMessage =
   | RequestVoteMessage
@@ -205,7 +219,8 @@ export type RaftMessage =
   | AppendEntriesMessage
   | AppendEntriesResponseMessage
   | InstallSnapshotMessage
-  | InstallSnapshotResponseMessage;
+  | InstallSnapshotResponseMessage
+  | TimeoutNowMessage;
 
 /** The kinds of {@link RaftMessage}. */
 export type RaftMessageType = RaftMessage['type'];

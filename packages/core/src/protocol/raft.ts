@@ -12,11 +12,21 @@ import type {
   RaftMessage,
   RequestVoteMessage,
   RequestVoteResponseMessage,
+  TimeoutNowMessage,
 } from '../types.js';
 import { RaftLog } from './log.js';
-import { encodeConfiguration, latestConfiguration, normalizeMembers } from './membership.js';
+import {
+  allPeers,
+  allVoters,
+  encodeConfiguration,
+  latestConfiguration,
+  normalizeConfiguration,
+  normalizeMembers,
+  sameSet,
+  voterSets,
+} from './membership.js';
 import { Progress } from './progress.js';
-import { committedValue, voteResult } from './quorum.js';
+import { committedValue, voteResult, type VoteResult } from './quorum.js';
 
 /** A peer's role. `precandidate` is a follower running a pre-vote (dissertation §9.6). */
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
@@ -94,8 +104,8 @@ interface PendingRead {
   seq: number;
 }
 
-/** Why `propose` or `readIndex` refused. */
-export type Refusal = 'not_leader' | 'stopped';
+/** Why `propose` or `readIndex` refused. `transferring`: the leader is handing over leadership. */
+export type Refusal = 'not_leader' | 'stopped' | 'transferring';
 
 /**
  * The Raft protocol of one peer: deterministic, synchronous, free of I/O. Feed it
@@ -122,6 +132,12 @@ export class Raft {
   private randomizedElectionTimeout = 0;
   private votes = new Map<PeerId, boolean>();
   private progress = new Map<PeerId, Progress>();
+  /** On the leader: a membership change under way, towards these voters (§6). */
+  private change: { target: PeerId[] } | null = null;
+  /** On the leader: the peer leadership is being handed to (dissertation §3.10), and for how long. */
+  private transferee: PeerId | null = null;
+  private transferElapsed = 0;
+  private timeoutNowSent = false;
 
   /** Heartbeat round of the leader; every AppendEntries carries it (ReadIndex, §6.4). */
   private seq = 0;
@@ -170,6 +186,10 @@ export class Raft {
     if (this.role === 'leader') {
       this.heartbeatElapsed++;
       this.electionElapsed++;
+      if (this.transferee !== null && ++this.transferElapsed >= this.opts.electionTicks[0]) {
+        // The transfer did not complete within an election timeout: resume serving.
+        this.transferee = null;
+      }
       if (this.electionElapsed >= this.opts.electionTicks[0]) {
         this.electionElapsed = 0;
         // Check-quorum (§6.2): a leader cut off from a majority steps down within an election timeout.
@@ -205,7 +225,8 @@ export class Raft {
         // A peer that heard from a leader within the minimum election timeout ignores
         // vote requests: removed or partitioned peers cannot disrupt (§6, §9.6).
         const inLease = this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTicks[0];
-        if (inLease) return;
+        // A campaign the leader asked for (TimeoutNow) is not a disruption.
+        if (inLease && m.transfer !== true) return;
       }
       const keepsTerm =
         (m.type === 'RequestVote' && m.preVote) || (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
@@ -245,7 +266,58 @@ export class Raft {
       case 'InstallSnapshotResponse':
         this.handleSnapshotResponse(m);
         return;
+      case 'TimeoutNow':
+        this.handleTimeoutNow(m);
+        return;
     }
+  }
+
+  /**
+   * Starts making `members` the exact voting membership of the running cluster (§6),
+   * on the leader: new peers first join as learners and catch up; then the joint
+   * configuration (old and new majorities both required) is committed; then the new
+   * one alone. The change is done when an entry with exactly these voters and no
+   * outgoing ones commits.
+   */
+  proposeConfiguration(members: readonly PeerId[]): 'ok' | 'same' | 'in_progress' | Refusal {
+    if (this.role !== 'leader') return 'not_leader';
+    if (this.transferee !== null) return 'transferring';
+    const cfg = this.config;
+    if (cfg === null) return 'not_leader';
+    const target = [...members].sort();
+    if (this.change !== null || cfg.outgoing !== undefined || this.log.commitIndex < this.configIndex) return 'in_progress';
+    if (sameSet(cfg.members, target) && cfg.learners === undefined) return 'same';
+    this.change = { target };
+    const added = target.filter((p) => !cfg.members.includes(p) && !(cfg.learners ?? []).includes(p));
+    if (added.length > 0) {
+      // New peers join as learners: they receive the log without counting in any
+      // majority, so adding them never stalls commits.
+      this.proposeConfigEntry({ members: cfg.members, learners: [...(cfg.learners ?? []), ...added] });
+    } else {
+      this.advanceChange();
+    }
+    return 'ok';
+  }
+
+  /**
+   * Hands leadership to `target` (dissertation §3.10): stop taking proposals, bring
+   * the target up to date, then tell it to campaign at once (TimeoutNow).
+   */
+  transferLeadership(target: PeerId): 'ok' | 'not_voter' | Refusal {
+    if (this.role !== 'leader') return 'not_leader';
+    if (target === this.id) return 'ok';
+    if (this.config === null || !this.config.members.includes(target) || !this.progress.has(target)) return 'not_voter';
+    this.transferee = target;
+    this.transferElapsed = 0;
+    this.timeoutNowSent = false;
+    this.maybeSendTimeoutNow();
+    if (!this.timeoutNowSent) this.sendAppend(target, false);
+    return 'ok';
+  }
+
+  /** The peer leadership is being handed to, if any. */
+  leadershipTransferee(): PeerId | null {
+    return this.transferee;
   }
 
   /**
@@ -276,6 +348,7 @@ export class Raft {
    */
   propose(items: readonly { type: EntryType; data: Uint8Array }[]): { index: number; term: number } | Refusal {
     if (this.role !== 'leader') return 'not_leader';
+    if (this.transferee !== null) return 'transferring';
     const first = this.log.lastIndex() + 1;
     const entries = items.map((it, i) => ({ index: first + i, term: this.term, type: it.type, data: it.data }));
     this.appendAsLeader(entries);
@@ -426,12 +499,12 @@ export class Raft {
     this.leader = this.id;
     this.resetRoleState();
     const next = this.log.lastIndex() + 1;
-    for (const peer of this.voters()) {
-      if (peer !== this.id) this.progress.set(peer, new Progress(next, this.opts.maxInflight));
-    }
+    this.syncProgress();
     // §8: a new leader commits a no-op to learn which entries are committed, and so
     // that entries of earlier terms commit with it (Figure 8).
     this.appendAsLeader([{ index: next, term: this.term, type: 'noop', data: new Uint8Array(0) }]);
+    // A joint configuration left by the previous leader is finished by this one.
+    if (this.config?.outgoing !== undefined) this.change = { target: this.config.members.slice() };
   }
 
   private resetRoleState(): void {
@@ -440,6 +513,9 @@ export class Raft {
     this.resetElectionTimeout();
     this.votes = new Map();
     this.progress = new Map();
+    this.change = null;
+    this.transferee = null;
+    this.transferElapsed = 0;
     this.roundPending = false;
     this.readsWaitingCommit = [];
     this.readsWaitingQuorum = [];
@@ -451,13 +527,13 @@ export class Raft {
     this.randomizedElectionTimeout = min + Math.floor(this.opts.random() * (max - min + 1));
   }
 
-  private campaign(pre: boolean): void {
+  private campaign(pre: boolean, transfer = false): void {
     if (pre) this.becomePreCandidate();
     else this.becomeCandidate();
     this.votes.set(this.id, true);
     // A pre-vote asks for the term a real election would use.
     const term = pre ? this.term + 1 : this.term;
-    if (voteResult(this.voters(), this.votes) === 'won') {
+    if (this.electionResult() === 'won') {
       if (pre) this.campaign(false);
       else this.becomeLeader();
       return;
@@ -473,8 +549,33 @@ export class Raft {
         lastLogTerm: this.log.lastTerm(),
         preVote: pre,
       };
+      if (transfer) rv.transfer = true;
       this.send(rv);
     }
+  }
+
+  /** Won with a majority of every voter set (both during a joint change); lost if any set is lost. */
+  private electionResult(): VoteResult {
+    const cfg = this.config;
+    if (cfg === null) return 'pending';
+    const results = voterSets(cfg).map((set) => voteResult(set, this.votes));
+    if (results.includes('lost')) return 'lost';
+    return results.every((r) => r === 'won') ? 'won' : 'pending';
+  }
+
+  /** The highest value a majority of every voter set has reached, with `self` for this peer. */
+  private jointCommitted(valueOf: (peer: PeerId) => number): number {
+    const cfg = this.config;
+    if (cfg === null) return 0;
+    let result = Infinity;
+    for (const set of voterSets(cfg)) result = Math.min(result, committedValue(set.map(valueOf)));
+    return result === Infinity ? 0 : result;
+  }
+
+  private handleTimeoutNow(m: TimeoutNowMessage): void {
+    // The leader hands over: campaign at once, skipping pre-vote, past the voters' lease.
+    if (m.from !== this.leader || !this.promotable() || this.role === 'leader') return;
+    this.campaign(false, true);
   }
 
   // ---------------------------------------------------------------- elections
@@ -501,7 +602,7 @@ export class Raft {
     if (!expecting) return;
     if (!this.voters().includes(m.from)) return;
     this.votes.set(m.from, m.voteGranted);
-    const result = voteResult(this.voters(), this.votes);
+    const result = this.electionResult();
     if (result === 'won') {
       if (m.preVote) this.campaign(false);
       else this.becomeLeader();
@@ -613,7 +714,7 @@ export class Raft {
       data.set(c, at);
       at += c.length;
     }
-    const snapshot: Snapshot = { meta: { index: meta.index, term: meta.term, configuration: normalizeMembers(meta.configuration.members) }, data };
+    const snapshot: Snapshot = { meta: { index: meta.index, term: meta.term, configuration: normalizeConfiguration(meta.configuration) }, data };
     this.log.restore(meta.index, meta.term);
     this.snapshot = snapshot;
     this.pendingSnapshot = { snapshot, fromLeader: true };
@@ -625,7 +726,10 @@ export class Raft {
 
   private appendAsLeader(entries: LogEntry[]): void {
     this.log.append(entries);
-    if (entries.some((e) => e.type === 'config')) this.refreshConfiguration();
+    if (entries.some((e) => e.type === 'config')) {
+      this.refreshConfiguration();
+      this.syncProgress();
+    }
     for (const peer of this.progress.keys()) this.sendAppend(peer, false);
     // A single voter commits on its own once the entries are durable (see advance).
   }
@@ -641,7 +745,11 @@ export class Raft {
       this.releaseConfirmedReads();
     }
     if (m.success) {
-      if (pr.acknowledge(m.matchIndex)) this.maybeCommit();
+      if (pr.acknowledge(m.matchIndex)) {
+        this.maybeCommit();
+        if (this.change !== null) this.advanceChange();
+        if (m.from === this.transferee) this.maybeSendTimeoutNow();
+      }
       this.sendAppend(m.from, false);
       return;
     }
@@ -753,7 +861,7 @@ export class Raft {
         term: this.term,
         from: this.id,
         to: peer,
-        meta: { index: snap.meta.index, term: snap.meta.term, configuration: { members: snap.meta.configuration.members.slice() } },
+        meta: { index: snap.meta.index, term: snap.meta.term, configuration: normalizeConfiguration(snap.meta.configuration) },
         offset,
         data: snap.data.subarray(offset, end),
         done,
@@ -809,14 +917,10 @@ export class Raft {
    * only if its entry is of the current term; earlier entries commit with it.
    */
   private maybeCommit(): void {
-    const matches: number[] = [];
-    for (const v of this.voters()) {
-      if (v === this.id) matches.push(this.log.stableIndex);
-      else matches.push(this.progress.get(v)?.matchIndex ?? 0);
-    }
-    const index = committedValue(matches);
+    const index = this.jointCommitted((v) => (v === this.id ? this.log.stableIndex : (this.progress.get(v)?.matchIndex ?? 0)));
     if (index > this.log.commitIndex && this.log.term(index) === this.term) {
       this.log.commitTo(index);
+      if (this.change !== null) this.advanceChange();
       if (this.readsWaitingCommit.length > 0 && this.committedInCurrentTerm()) {
         const waiting = this.readsWaitingCommit;
         this.readsWaitingCommit = [];
@@ -826,10 +930,9 @@ export class Raft {
   }
 
   private quorumActive(): boolean {
-    const votes = new Map<PeerId, boolean>();
-    for (const v of this.voters()) votes.set(v, v === this.id || this.progress.get(v)?.recentActive === true);
+    const active = this.jointCommitted((v) => (v === this.id || this.progress.get(v)?.recentActive === true ? 1 : 0));
     for (const pr of this.progress.values()) pr.recentActive = false;
-    return voteResult(this.voters(), votes) === 'won';
+    return active === 1;
   }
 
   // ---------------------------------------------------------------- ReadIndex
@@ -845,9 +948,7 @@ export class Raft {
 
   private releaseConfirmedReads(): void {
     if (this.readsWaitingQuorum.length === 0) return;
-    const acked: number[] = [];
-    for (const v of this.voters()) acked.push(v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0));
-    const confirmed = committedValue(acked);
+    const confirmed = this.jointCommitted((v) => (v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0)));
     let n = 0;
     while (n < this.readsWaitingQuorum.length && this.readsWaitingQuorum[n]!.seq <= confirmed) {
       const r = this.readsWaitingQuorum[n]!;
@@ -864,27 +965,84 @@ export class Raft {
 
   // ---------------------------------------------------------------- membership
 
+  /** Every peer whose vote counts (both sets during a joint change). */
   private voters(): PeerId[] {
-    return this.config?.members ?? [];
+    return this.config === null ? [] : allVoters(this.config);
   }
 
-  /** Whether this peer may campaign: configured, and a voting member. */
+  /** Whether this peer may campaign: configured, and a voter (learners and removed peers never campaign). */
   promotable(): boolean {
-    return this.config !== null && this.config.members.includes(this.id);
+    return this.config !== null && allVoters(this.config).includes(this.id);
+  }
+
+  /** On the leader: track progress for exactly the peers of the configuration. */
+  private syncProgress(): void {
+    if (this.role !== 'leader' || this.config === null) return;
+    const peers = allPeers(this.config).filter((p) => p !== this.id);
+    for (const p of peers) {
+      if (!this.progress.has(p)) this.progress.set(p, new Progress(this.log.lastIndex() + 1, this.opts.maxInflight));
+    }
+    for (const p of [...this.progress.keys()]) if (!peers.includes(p)) this.progress.delete(p);
+  }
+
+  private proposeConfigEntry(config: Configuration): void {
+    const index = this.log.lastIndex() + 1;
+    this.appendAsLeader([{ index, term: this.term, type: 'config', data: encodeConfiguration(normalizeConfiguration(config)) }]);
+  }
+
+  /**
+   * Moves a membership change on, one configuration entry at a time, each only once the
+   * previous one has committed: learners caught up, then joint, then final (§6).
+   */
+  private advanceChange(): void {
+    const change = this.change;
+    const cfg = this.config;
+    if (change === null || cfg === null || this.role !== 'leader') return;
+    if (this.log.commitIndex < this.configIndex) return;
+    if (cfg.outgoing !== undefined) {
+      // The joint configuration is committed: now the new voters alone.
+      this.proposeConfigEntry({ members: cfg.members });
+      return;
+    }
+    if (sameSet(cfg.members, change.target)) {
+      this.change = null;
+      if (!cfg.members.includes(this.id)) {
+        // Removed from the cluster: the final configuration is committed, so step down (§6).
+        this.becomeFollower(this.term, null);
+      }
+      return;
+    }
+    // Learners must have caught up with the commit index before they can vote.
+    for (const p of change.target) {
+      if (cfg.members.includes(p) || p === this.id) continue;
+      const pr = this.progress.get(p);
+      if (pr === undefined || pr.matchIndex < this.log.commitIndex) return;
+    }
+    this.proposeConfigEntry({ members: change.target, outgoing: cfg.members });
+  }
+
+  private maybeSendTimeoutNow(): void {
+    const t = this.transferee;
+    if (t === null || this.timeoutNowSent) return;
+    const pr = this.progress.get(t);
+    if (pr === undefined || pr.matchIndex !== this.log.lastIndex()) return;
+    this.timeoutNowSent = true;
+    this.send({ type: 'TimeoutNow', term: this.term, from: this.id, to: t });
   }
 
   /** The configuration in force at `index`: the latest config entry at or before it, else the snapshot's. */
   private configurationAt(index: number): Configuration {
     const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), index + 1));
     if (latest !== undefined) return latest.config;
-    return { members: this.snapshot?.meta.configuration.members.slice() ?? this.config?.members.slice() ?? [] };
+    const c = this.snapshot?.meta.configuration ?? this.config;
+    return c === null ? { members: [] } : normalizeConfiguration(c);
   }
 
   private refreshConfiguration(): void {
     const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1));
     if (latest === undefined) {
       const snap = this.snapshot?.meta;
-      this.config = snap === undefined ? null : normalizeMembers(snap.configuration.members);
+      this.config = snap === undefined ? null : normalizeConfiguration(snap.configuration);
       this.configIndex = snap?.index ?? 0;
       this.configTerm = snap?.term ?? 0;
     } else {

@@ -99,8 +99,15 @@ export interface Peer<C = unknown, Q = unknown, R = unknown> {
   /** The leader this peer knows of, or null. */
   leader(): PeerId | null;
   status(): PeerStatus;
-  /** Bootstraps a fresh cluster with these members, or returns the current configuration if it is the same. */
+  /**
+   * Makes `members` the exact voting membership. On a fresh peer, bootstraps the cluster;
+   * on the leader of a running cluster, changes it by joint consensus (new peers catch up
+   * as learners first); resolves once the final configuration is committed. Returns the
+   * current configuration if it already has exactly these members.
+   */
   setConfiguration(members: PeerId[], opts?: CallOptions): Promise<Configuration>;
+  /** Hands leadership to `target` (TimeoutNow); resolves once this peer sees `target` lead. */
+  transferLeadership(target: PeerId, opts?: CallOptions): Promise<void>;
   /** The log entry at `index`, or undefined when this peer's log does not hold it. */
   getEntry(index: number): Promise<EntryInfo | undefined>;
   /** Stops gracefully: pending calls reject with `RAFT_STOPPED`, the log store and transport close. */
@@ -128,7 +135,9 @@ type Input =
   | { kind: 'propose'; type: EntryType; data: Uint8Array; pending: PendingWrite }
   | { kind: 'read'; context: number }
   | { kind: 'snapshot'; index: number; data: Uint8Array }
-  | { kind: 'bootstrap'; members: PeerId[]; pending: PendingWrite };
+  | { kind: 'bootstrap'; members: PeerId[]; pending: PendingWrite }
+  | { kind: 'reconfigure'; members: PeerId[]; pending: PendingWrite }
+  | { kind: 'transfer'; target: PeerId; pending: PendingWrite };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- peers of every machine type share one registry
 const registry = new Map<PeerId, RaftPeer<any, any, any, any>>();
@@ -170,6 +179,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   private lastApplied = 0;
 
   private pendingWrites = new Map<number, PendingWrite>();
+  /** A membership change this peer leads: settles when the final configuration applies (or by timeout). */
+  private pendingConfigChange: { target: PeerId[]; pending: PendingWrite } | null = null;
+  private pendingTransfer: { target: PeerId; pending: PendingWrite } | null = null;
   private pendingReads = new Map<number, PendingRead>();
   private confirmedReads: number[] = [];
   private nextReadContext = 1;
@@ -273,7 +285,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       lastApplied: this.lastApplied,
       lastLogIndex: r.log.lastIndex(),
       lastLogTerm: r.log.lastTerm(),
-      configuration: { members: r.config?.members.slice() ?? [] },
+      configuration: r.config === null ? { members: [] } : structuredClone(r.config),
       snapshotIndex: r.snapshotMeta()?.index ?? 0,
       snapshotTerm: r.snapshotMeta()?.term ?? 0,
       firstLogIndex: r.log.firstIndex(),
@@ -311,18 +323,26 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       const config = validateMembers(members);
       const current = this.raft.config;
       if (current !== null) {
-        if (sameMembers(current.members, config.members)) {
+        if (sameMembers(current.members, config.members) && current.learners === undefined && current.outgoing === undefined) {
           pending.resolve({ members: current.members.slice() });
           return;
         }
-        throw new InvalidArgumentError(
-          `this cluster is already configured as [${current.members.join(', ')}]; changing the membership of a running cluster is not supported yet`,
-        );
+        this.checkLeader();
+        this.enqueue({ kind: 'reconfigure', members: config.members, pending });
+        return;
       }
       if (!config.members.includes(this.name)) {
         throw new InvalidArgumentError(`setConfiguration must be called on one of the members; ${this.name} is not in [${config.members.join(', ')}]`);
       }
       this.enqueue({ kind: 'bootstrap', members: config.members, pending });
+    });
+  }
+
+  transferLeadership(target: PeerId, opts?: CallOptions): Promise<void> {
+    return this.call<void>(opts, (pending) => {
+      if (typeof target !== 'string' || target.length === 0) throw new InvalidArgumentError('target must be a peer name');
+      this.checkLeader();
+      this.enqueue({ kind: 'transfer', target, pending });
     });
   }
 
@@ -367,7 +387,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       stableIndex: r.log.stableIndex,
       termAt: (index) => r.log.term(index),
       entryAt: (index) => r.log.entry(index),
-      configuration: r.config === null ? null : { members: r.config.members.slice() },
+      configuration: r.config === null ? null : structuredClone(r.config),
       stopped: this.stopped,
     };
   }
@@ -574,6 +594,39 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         if (this.raft.readIndex(input.context) !== 'ok') read.reject(this.notLeaderError(false));
         return;
       }
+      case 'reconfigure': {
+        const r = this.raft.proposeConfiguration(input.members);
+        if (r === 'ok') {
+          input.pending.done = () => {
+            if (this.pendingConfigChange?.pending === input.pending) this.pendingConfigChange = null;
+          };
+          this.pendingConfigChange = { target: input.members, pending: input.pending };
+        } else if (r === 'same') {
+          input.pending.resolve({ members: input.members.slice() });
+        } else if (r === 'in_progress') {
+          input.pending.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'a membership change is already in progress; retry once it completes'));
+        } else {
+          input.pending.reject(this.notLeaderError(false));
+        }
+        return;
+      }
+      case 'transfer': {
+        const r = this.raft.transferLeadership(input.target);
+        if (r === 'ok') {
+          if (input.target === this.name) input.pending.resolve(undefined);
+          else {
+            input.pending.done = () => {
+              if (this.pendingTransfer?.pending === input.pending) this.pendingTransfer = null;
+            };
+            this.pendingTransfer = { target: input.target, pending: input.pending };
+          }
+        } else if (r === 'not_voter') {
+          input.pending.reject(new InvalidArgumentError(`${input.target} is not a voting member of the cluster`));
+        } else {
+          input.pending.reject(this.notLeaderError(false));
+        }
+        return;
+      }
       case 'bootstrap': {
         const config = normalizeMembers(input.members);
         if (this.raft.config !== null) {
@@ -635,6 +688,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.soft = next;
     if (prev.role === next.role && prev.leader === next.leader) return;
     this.log('info', { role: next.role, leader: next.leader, term: this.raft.term }, 'role changed');
+    if (this.pendingTransfer !== null && next.leader === this.pendingTransfer.target) this.pendingTransfer.pending.resolve(undefined);
     if (prev.role === 'leader' && next.role !== 'leader') {
       // Writes already appended may still commit under the next leader: say so.
       for (const w of [...this.pendingWrites.values()]) w.reject(this.notLeaderError(true));
@@ -706,7 +760,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     }
     if (e.type === 'noop') return;
     if (e.type === 'config') {
-      mine?.resolve(decodeConfiguration(e.data) ?? { members: [] });
+      const config = decodeConfiguration(e.data) ?? { members: [] };
+      mine?.resolve(config);
+      const change = this.pendingConfigChange;
+      if (change !== null && config.outgoing === undefined && config.learners === undefined && sameMembers(config.members, change.target)) {
+        change.pending.resolve(config);
+      }
       return;
     }
     let command: C;
@@ -761,6 +820,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.stopped = true;
     if (this.tickTimer !== null) this.clock.clearTimeout(this.tickTimer);
     for (const w of [...this.pendingWrites.values()]) w.reject(reason);
+    this.pendingConfigChange?.pending.reject(reason);
+    this.pendingTransfer?.pending.reject(reason);
     for (const r of [...this.pendingReads.values()]) r.reject(reason);
     if (registry.get(this.name) === (this as unknown)) registry.delete(this.name);
     // Let an in-flight durable write finish before closing the store under it.
