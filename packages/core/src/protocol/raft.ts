@@ -50,10 +50,10 @@ export interface RaftOptions {
   preVote: boolean;
   /** Check-quorum (§6.2): a leader that does not hear from a majority steps down. */
   checkQuorum: boolean;
-  /** Bytes of snapshot data in one InstallSnapshot chunk. */
-  snapshotChunkBytes: number;
-  /** InstallSnapshot chunks in flight to one follower. */
-  snapshotWindow: number;
+  /** Bytes of snapshot data in one InstallSnapshot chunk. @default 524288 */
+  snapshotChunkBytes?: number;
+  /** InstallSnapshot chunks in flight to one follower. @default 4 */
+  snapshotWindow?: number;
 }
 
 /** What the protocol holds at start: the log store's contents. */
@@ -851,8 +851,8 @@ export class Raft {
       pr.snapshotProgressed = false;
     }
     const size = snap.data.length;
-    const chunk = this.opts.snapshotChunkBytes;
-    while (!pr.snapshotAllSent && pr.snapshotSentOffset - pr.snapshotAckedOffset < chunk * this.opts.snapshotWindow) {
+    const chunk = this.opts.snapshotChunkBytes ?? 512 * 1024;
+    while (!pr.snapshotAllSent && pr.snapshotSentOffset - pr.snapshotAckedOffset < chunk * (this.opts.snapshotWindow ?? 4)) {
       const offset = pr.snapshotSentOffset;
       const end = Math.min(size, offset + chunk);
       const done = end >= size;
