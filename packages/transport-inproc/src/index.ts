@@ -1,1 +1,9 @@
-export {};
+export { InProcessNetwork } from './network.js';
+export type {
+  InProcessNetworkOptions,
+  InProcessNetworkStats,
+  InProcessTransport,
+  FaultOptions,
+  DropCause,
+  Scheduler,
+} from './network.js';
