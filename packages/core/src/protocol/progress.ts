@@ -22,16 +22,18 @@ export class Progress {
   probeSent = false;
   /** Last index carried by each unacknowledged AppendEntries, oldest first. */
   private inflight: number[] = [];
-  /** Heard from since the last check-quorum round (§6.2, dissertation §9.6). */
-  recentActive = false;
+  /** The leader's tick at which it last heard from this follower (check-quorum, dissertation §6.2). */
+  lastActiveTick: number;
   /** The newest heartbeat round (`seq`) this follower acknowledged in this term. */
   ackedSeq = 0;
 
   constructor(
     nextIndex: number,
     private readonly maxInflight: number,
+    now = 0,
   ) {
     this.nextIndex = nextIndex;
+    this.lastActiveTick = now;
   }
 
   /** Whether the leader may send another AppendEntries with entries now. */

@@ -128,6 +128,8 @@ export class Raft {
   private configTerm = 0;
 
   private electionElapsed = 0;
+  /** Ticks since this peer started; a leader's clock for check-quorum. */
+  private ticks = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private votes = new Map<PeerId, boolean>();
@@ -190,14 +192,15 @@ export class Raft {
         // The transfer did not complete within an election timeout: resume serving.
         this.transferee = null;
       }
-      if (this.electionElapsed >= this.opts.electionTicks[0]) {
-        this.electionElapsed = 0;
-        // Check-quorum (§6.2): a leader cut off from a majority steps down within an election timeout.
-        if (this.opts.checkQuorum && !this.quorumActive()) {
-          this.becomeFollower(this.term, null);
-          return;
-        }
+      this.ticks++;
+      // Check-quorum (dissertation §6.2): a leader that has not heard from a majority
+      // within the minimum election timeout steps down; followers may elect another by now.
+      if (this.opts.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, null);
+        return;
       }
+      // The leader's lease on vote requests renews every minimum election timeout.
+      if (this.electionElapsed >= this.opts.electionTicks[0]) this.electionElapsed = 0;
       if (this.heartbeatElapsed >= this.opts.heartbeatTicks) {
         this.heartbeatElapsed = 0;
         this.broadcastHeartbeat();
@@ -738,7 +741,7 @@ export class Raft {
     if (this.role !== 'leader') return;
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
-    pr.recentActive = true;
+    pr.lastActiveTick = this.ticks;
     // Any answer in our term confirms the follower still takes us as leader.
     if (m.seq > pr.ackedSeq) {
       pr.ackedSeq = m.seq;
@@ -876,7 +879,7 @@ export class Raft {
     if (this.role !== 'leader') return;
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
-    pr.recentActive = true;
+    pr.lastActiveTick = this.ticks;
     if (m.seq > pr.ackedSeq) {
       pr.ackedSeq = m.seq;
       this.releaseConfirmedReads();
@@ -930,9 +933,13 @@ export class Raft {
   }
 
   private quorumActive(): boolean {
-    const active = this.jointCommitted((v) => (v === this.id || this.progress.get(v)?.recentActive === true ? 1 : 0));
-    for (const pr of this.progress.values()) pr.recentActive = false;
-    return active === 1;
+    const window = this.opts.electionTicks[0];
+    const active = (v: PeerId): number => {
+      if (v === this.id) return 1;
+      const pr = this.progress.get(v);
+      return pr !== undefined && this.ticks - pr.lastActiveTick < window ? 1 : 0;
+    };
+    return this.jointCommitted(active) === 1;
   }
 
   // ---------------------------------------------------------------- ReadIndex
@@ -980,7 +987,8 @@ export class Raft {
     if (this.role !== 'leader' || this.config === null) return;
     const peers = allPeers(this.config).filter((p) => p !== this.id);
     for (const p of peers) {
-      if (!this.progress.has(p)) this.progress.set(p, new Progress(this.log.lastIndex() + 1, this.opts.maxInflight));
+      // A new follower gets a full election timeout before it counts as silent.
+      if (!this.progress.has(p)) this.progress.set(p, new Progress(this.log.lastIndex() + 1, this.opts.maxInflight, this.ticks));
     }
     for (const p of [...this.progress.keys()]) if (!peers.includes(p)) this.progress.delete(p);
   }
