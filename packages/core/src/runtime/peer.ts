@@ -38,6 +38,8 @@ export interface PeerStatus {
   snapshotTerm: number;
   /** The first index still in the log (after compaction). */
   firstLogIndex: number;
+  /** True once the peer stopped: by `stop()`, or by itself after its log store failed. */
+  stopped: boolean;
   /** Counters since start. */
   metrics: PeerMetrics;
 }
@@ -112,6 +114,11 @@ export interface Peer<C = unknown, Q = unknown, R = unknown> {
   getEntry(index: number): Promise<EntryInfo | undefined>;
   /** Stops gracefully: pending calls reject with `RAFT_STOPPED`, the log store and transport close. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the peer has stopped, with why: a `RAFT_STOPPED` error whose `cause` is
+   * the log store's failure when the peer stopped itself (fail-stop), or none after `stop()`.
+   */
+  whenStopped(): Promise<RaftError>;
 }
 
 interface PendingWrite {
@@ -168,6 +175,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   booted = false;
   private stopped = false;
   private stopping: Promise<void> | null = null;
+  private stopReason: RaftError | null = null;
+  private readonly stoppedWaiters: ((reason: RaftError) => void)[] = [];
   private loopIdle: Promise<void> = Promise.resolve();
   private tickTimer: TimerHandle | null = null;
   private soft: SoftState = { role: 'follower', leader: null };
@@ -289,6 +298,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       snapshotIndex: r.snapshotMeta()?.index ?? 0,
       snapshotTerm: r.snapshotMeta()?.term ?? 0,
       firstLogIndex: r.log.firstIndex(),
+      stopped: this.stopped,
       metrics: { ...this.metrics, electionsStarted: r.stats.electionsStarted, messagesDropped: this.metrics.messagesDropped + r.stats.messagesDropped },
     };
   }
@@ -369,6 +379,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   stop(): Promise<void> {
     return this.beginShutdown(new StoppedError('the peer was stopped'));
+  }
+
+  whenStopped(): Promise<RaftError> {
+    if (this.stopReason !== null && this.stopped) return Promise.resolve(this.stopReason);
+    return new Promise((resolve) => this.stoppedWaiters.push(resolve));
   }
 
   /** A read-only view of the protocol's state, for test tools (see `inspectPeer`). */
@@ -512,6 +527,14 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           continue;
         }
         const rd = this.raft.ready();
+        // A leader's AppendEntries (and snapshot chunks, TimeoutNow) may leave while its own
+        // write is under way (dissertation §10.2.1): the leader counts itself in a quorum
+        // only up to what is durable, and its term was persisted before it could lead.
+        // Votes, vote requests and acknowledgements wait for the write (persist before you promise).
+        const early: RaftMessage[] = [];
+        const late: RaftMessage[] = [];
+        for (const m of rd.messages) (m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow' ? early : late).push(m);
+        this.send(early);
         if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
           // Persist before you promise: hard state, snapshot and entries are durable, in
           // one atomic write, before any message that depends on them is sent (Figure 2,
@@ -530,7 +553,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           await this.opts.log.compact(rd.compactTo);
           if (this.stopped) return;
         }
-        this.send(rd.messages);
+        this.send(late);
         this.raft.advance(rd);
         this.afterReady(rd);
       }
@@ -818,6 +841,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private async shutdown(reason: StoppedError): Promise<void> {
     this.stopped = true;
+    this.stopReason = reason;
     if (this.tickTimer !== null) this.clock.clearTimeout(this.tickTimer);
     for (const w of [...this.pendingWrites.values()]) w.reject(reason);
     this.pendingConfigChange?.pending.reject(reason);
@@ -829,6 +853,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     await this.opts.transport.close().catch((err: unknown) => this.log('warn', { err }, 'transport close failed'));
     await this.opts.log.close().catch((err: unknown) => this.log('warn', { err }, 'log store close failed'));
     this.log('info', {}, 'peer stopped');
+    for (const w of this.stoppedWaiters.splice(0)) w(reason);
   }
 
   private log(level: 'debug' | 'info' | 'warn' | 'error', obj: object, msg: string): void {
