@@ -105,14 +105,17 @@ export interface LogStore {
   write(batch: LogWrite): Promise<void>;
   /** The entries with `from <= index < to`, in order; indexes outside the log are skipped. */
   entries(from: number, to: number): Promise<LogEntry[]>;
-  /** The latest snapshot stored, or undefined. */
-  loadSnapshot(): Promise<Snapshot | undefined>;
+  /**
+   * The latest snapshot stored, or undefined. Optional with `compact`: a store without
+   * them runs peers with snapshots off, and stops a peer that receives a snapshot.
+   */
+  loadSnapshot?(): Promise<Snapshot | undefined>;
   /**
    * Removes every entry with index `<= upTo` (log compaction). `upTo` must not exceed
    * the stored snapshot's index (`RAFT_INVALID_ARGUMENT` otherwise). Durable when it
    * resolves; a crash before leaves the entries, which is consistent too.
    */
-  compact(upTo: number): Promise<void>;
+  compact?(upTo: number): Promise<void>;
   /** Releases the store. Idempotent. */
   close(): Promise<void>;
 }

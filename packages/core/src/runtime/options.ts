@@ -173,8 +173,8 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
   if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
     throw new InvalidArgumentError(`option name must be a non-empty string of at most 256 characters, got ${JSON.stringify(name)}`);
   }
-  if (!hasMethods(opts.log, ['open', 'write', 'entries', 'loadSnapshot', 'compact', 'close'])) {
-    throw new InvalidArgumentError('option log must be a LogStore (open, write, entries, loadSnapshot, compact, close)');
+  if (!hasMethods(opts.log, ['open', 'write', 'entries', 'close'])) {
+    throw new InvalidArgumentError('option log must be a LogStore (open, write, entries, close)');
   }
   if (!hasMethods(opts.transport, ['start', 'send', 'close'])) {
     throw new InvalidArgumentError('option transport must be a Transport (start, send, close)');

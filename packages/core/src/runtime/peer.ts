@@ -238,6 +238,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     const stored = await this.opts.log.open();
     let snapshot: Snapshot | undefined;
     if (stored.snapshot !== undefined) {
+      if (this.opts.log.loadSnapshot === undefined) throw new InvalidArgumentError('the log store reports a snapshot but has no loadSnapshot()');
       snapshot = await this.opts.log.loadSnapshot();
       if (snapshot === undefined) throw new RaftError('RAFT_STORAGE_CORRUPT', `the log store reports a snapshot at ${stored.snapshot.index} but cannot load it`);
       if (typeof this.machine.restore !== 'function') {
@@ -535,6 +536,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         const late: RaftMessage[] = [];
         for (const m of rd.messages) (m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow' ? early : late).push(m);
         this.send(early);
+        if (rd.snapshot !== undefined && !this.storeSupportsSnapshots()) {
+          throw new RaftError('RAFT_STORAGE_UNAVAILABLE', 'a snapshot arrived but the log store cannot store snapshots (no loadSnapshot/compact)');
+        }
         if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
           // Persist before you promise: hard state, snapshot and entries are durable, in
           // one atomic write, before any message that depends on them is sent (Figure 2,
@@ -550,7 +554,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         if (rd.compactTo !== undefined) {
           // The snapshot is durable: the entries it covers may go. A crash before this
           // leaves them, which is consistent too.
-          await this.opts.log.compact(rd.compactTo);
+          await this.opts.log.compact!(rd.compactTo);
           if (this.stopped) return;
         }
         this.send(late);
@@ -765,7 +769,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   /** The snapshot policy: every `snapshotEvery` applied entries, from the state as applied so far. */
   private async maybeSnapshot(): Promise<void> {
     const every = this.opts.snapshotEvery;
-    if (every === 0 || this.lastApplied - this.lastSnapshotIndex < every) return;
+    if (every === 0 || this.lastApplied - this.lastSnapshotIndex < every || !this.storeSupportsSnapshots()) return;
     if (typeof this.machine.snapshot !== 'function' || typeof this.machine.restore !== 'function') return;
     const index = this.lastApplied;
     this.lastSnapshotIndex = index;
@@ -854,6 +858,10 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     await this.opts.log.close().catch((err: unknown) => this.log('warn', { err }, 'log store close failed'));
     this.log('info', {}, 'peer stopped');
     for (const w of this.stoppedWaiters.splice(0)) w(reason);
+  }
+
+  private storeSupportsSnapshots(): boolean {
+    return typeof this.opts.log.loadSnapshot === 'function' && typeof this.opts.log.compact === 'function';
   }
 
   private log(level: 'debug' | 'info' | 'warn' | 'error', obj: object, msg: string): void {
