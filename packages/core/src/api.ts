@@ -37,11 +37,23 @@ export function startPeer<S, C, Q, R>(machine: StateMachine<S, C, Q, R>, opts: P
 }
 
 /**
- * Bootstraps a fresh cluster with `members` (called on one of them, once), or returns
- * the configuration if the cluster already has exactly these members.
+ * Makes `members` the exact voting membership. On fresh peers it bootstraps the cluster
+ * (call it once, on one member). On a running cluster, call it on the leader: it changes
+ * the membership by joint consensus (§6), new peers catching up as learners first, and
+ * resolves once the new configuration is committed. Rejects with `RAFT_NOT_LEADER` on a
+ * follower and `RAFT_CONFIG_CHANGE_IN_PROGRESS` while another change runs.
  */
 export async function setConfiguration(peer: PeerRef, members: PeerId[], opts?: CallOptions): Promise<Configuration> {
   return (await resolveAsync(peer)).setConfiguration(members, opts);
+}
+
+/**
+ * Hands leadership from the leader `peer` to `target`, a voting member: the leader
+ * brings it up to date and tells it to campaign at once. Resolves once `peer` sees
+ * `target` lead. Used for graceful restarts and rolling upgrades.
+ */
+export async function transferLeadership(peer: PeerRef, target: PeerId, opts?: CallOptions): Promise<void> {
+  return (await resolveAsync(peer)).transferLeadership(target, opts);
 }
 
 /** The leader `peer` knows of, or null when it knows none. @throws `RAFT_NO_PEER` */

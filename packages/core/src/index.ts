@@ -14,6 +14,11 @@ export type {
   RequestVoteResponseMessage,
   AppendEntriesMessage,
   AppendEntriesResponseMessage,
+  InstallSnapshotMessage,
+  InstallSnapshotResponseMessage,
+  TimeoutNowMessage,
+  Snapshot,
+  SnapshotMeta,
   StateMachine,
   Codec,
   Clock,
@@ -32,7 +37,7 @@ export type { RaftErrorCode, RaftErrorOptions } from './errors.js';
 export { validateMessage } from './messages.js';
 export type { MessageLimits, MessageValidation } from './messages.js';
 export { msgpackCodec } from './codec.js';
-export { startPeer, setConfiguration, leader, write, read, status, getEntry, stopPeer, inspectPeer } from './api.js';
+export { startPeer, setConfiguration, transferLeadership, leader, write, read, status, getEntry, stopPeer, inspectPeer } from './api.js';
 export type { PeerRef } from './api.js';
 export type { Peer, PeerStatus, PeerMetrics, CallOptions, EntryInfo, PeerInspection } from './runtime/peer.js';
 export type { PeerOptions, Logger } from './runtime/options.js';

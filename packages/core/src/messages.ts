@@ -1,4 +1,4 @@
-import type { EntryType, LogEntry, RaftMessage } from './types.js';
+import type { Configuration, EntryType, LogEntry, RaftMessage } from './types.js';
 
 /** Limits applied by {@link validateMessage}. */
 export interface MessageLimits {
@@ -48,10 +48,11 @@ export function validateMessage(value: unknown, limits: MessageLimits = {}): Mes
   if (!isPeerId(to, maxId)) return { ok: false, reason: 'to is not a peer name' };
   switch (type) {
     case 'RequestVote': {
-      const { lastLogIndex, lastLogTerm, preVote } = m;
+      const { lastLogIndex, lastLogTerm, preVote, transfer } = m;
       if (!isIndex(lastLogIndex) || !isIndex(lastLogTerm)) return { ok: false, reason: 'RequestVote: bad lastLogIndex or lastLogTerm' };
       if (typeof preVote !== 'boolean') return { ok: false, reason: 'RequestVote: preVote is not a boolean' };
-      return { ok: true, message: { type, term, from, to, lastLogIndex, lastLogTerm, preVote } };
+      if (transfer !== undefined && typeof transfer !== 'boolean') return { ok: false, reason: 'RequestVote: transfer is not a boolean' };
+      return { ok: true, message: { type, term, from, to, lastLogIndex, lastLogTerm, preVote, ...(transfer === true ? { transfer } : {}) } };
     }
     case 'RequestVoteResponse': {
       const { voteGranted, preVote } = m;
@@ -86,6 +87,34 @@ export function validateMessage(value: unknown, limits: MessageLimits = {}): Mes
       }
       return { ok: true, message: { type, term, from, to, success, matchIndex, prevLogIndex, conflictIndex, conflictTerm, seq } };
     }
+    case 'InstallSnapshot': {
+      const { meta, offset, data, done, seq } = m;
+      if (!isIndex(offset) || !isIndex(seq)) return { ok: false, reason: 'InstallSnapshot: bad offset or seq' };
+      if (!isBytes(data)) return { ok: false, reason: 'InstallSnapshot: data is not bytes' };
+      if (typeof done !== 'boolean') return { ok: false, reason: 'InstallSnapshot: done is not a boolean' };
+      if (typeof meta !== 'object' || meta === null) return { ok: false, reason: 'InstallSnapshot: meta is not an object' };
+      const { index, term: st, configuration } = meta as Record<string, unknown>;
+      if (!isIndex(index) || index < 1 || !isIndex(st) || st > term) return { ok: false, reason: 'InstallSnapshot: bad meta index or term' };
+      if (typeof configuration !== 'object' || configuration === null) return { ok: false, reason: 'InstallSnapshot: bad configuration' };
+      const { members, learners, outgoing } = configuration as Record<string, unknown>;
+      const isNames = (v: unknown, min: number): v is string[] =>
+        Array.isArray(v) && v.length >= min && v.length <= 1024 && v.every((x) => isPeerId(x, maxId));
+      if (!isNames(members, 1)) return { ok: false, reason: 'InstallSnapshot: bad configuration members' };
+      if (learners !== undefined && !isNames(learners, 0)) return { ok: false, reason: 'InstallSnapshot: bad configuration learners' };
+      if (outgoing !== undefined && !isNames(outgoing, 0)) return { ok: false, reason: 'InstallSnapshot: bad configuration outgoing' };
+      const config: Configuration = { members: members.slice() };
+      if (learners !== undefined) config.learners = learners.slice();
+      if (outgoing !== undefined) config.outgoing = outgoing.slice();
+      return { ok: true, message: { type, term, from, to, meta: { index, term: st, configuration: config }, offset, data, done, seq } };
+    }
+    case 'InstallSnapshotResponse': {
+      const { index, nextOffset, done, seq } = m;
+      if (!isIndex(index) || !isIndex(nextOffset) || !isIndex(seq)) return { ok: false, reason: 'InstallSnapshotResponse: bad index, nextOffset or seq' };
+      if (typeof done !== 'boolean') return { ok: false, reason: 'InstallSnapshotResponse: done is not a boolean' };
+      return { ok: true, message: { type, term, from, to, index, nextOffset, done, seq } };
+    }
+    case 'TimeoutNow':
+      return { ok: true, message: { type, term, from, to } };
     default:
       return { ok: false, reason: `unknown message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : typeof type}` };
   }

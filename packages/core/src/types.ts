@@ -28,18 +28,44 @@ export interface HardState {
 
 /** A cluster membership: the peers whose votes count. */
 export interface Configuration {
-  /** Voting members, sorted. */
+  /** Voting members, sorted. During a joint change (§6), the new voters. */
   members: PeerId[];
+  /** Non-voting members catching up before they become voters. Absent when none. */
+  learners?: PeerId[];
+  /** During a joint change (§6): the old voters, whose majority is required as well. Absent otherwise. */
+  outgoing?: PeerId[];
+}
+
+/** What a snapshot covers: every entry up to `index` (Raft §7). */
+export interface SnapshotMeta {
+  /** The last entry the snapshot includes. */
+  index: number;
+  /** The term of that entry. */
+  term: number;
+  /** The configuration in force at `index`. */
+  configuration: Configuration;
+}
+
+/** A snapshot of the state machine, with what it covers. */
+export interface Snapshot {
+  meta: SnapshotMeta;
+  /** The state machine's `snapshot()` bytes. */
+  data: Uint8Array;
 }
 
 /** What a {@link LogStore} holds when opened. */
 export interface LogStoreState {
   /** The persisted term and vote; `{ term: 0, votedFor: null }` for a new store. */
   hardState: HardState;
-  /** Index of the first entry held, or `lastIndex + 1` when empty (1 for a new store). */
+  /**
+   * Index of the first entry held, or `lastIndex + 1` when empty (1 for a new store;
+   * after a compaction, the index after the compaction point).
+   */
   firstIndex: number;
-  /** Index of the last entry held; 0 for a new store. */
+  /** Index of the last entry held; 0 for a new store, the snapshot's index for a log emptied by a snapshot. */
   lastIndex: number;
+  /** What the latest snapshot covers, when there is one (load it with `loadSnapshot`). */
+  snapshot?: SnapshotMeta;
 }
 
 /**
@@ -50,6 +76,13 @@ export interface LogStoreState {
 export interface LogWrite {
   /** The new term and vote, when they changed. */
   hardState?: HardState;
+  /**
+   * A snapshot to store, replacing any older one; applied before `entries`. If the log
+   * holds no entry at `snapshot.meta.index` with `snapshot.meta.term`, every entry is
+   * removed and the log goes on from `snapshot.meta.index + 1` (a snapshot from the
+   * leader replaces a log that diverged, Raft §7). Otherwise entries stay until `compact`.
+   */
+  snapshot?: Snapshot;
   /** Consecutive entries; the first index is at most the store's `lastIndex + 1`. */
   entries?: LogEntry[];
 }
@@ -72,6 +105,17 @@ export interface LogStore {
   write(batch: LogWrite): Promise<void>;
   /** The entries with `from <= index < to`, in order; indexes outside the log are skipped. */
   entries(from: number, to: number): Promise<LogEntry[]>;
+  /**
+   * The latest snapshot stored, or undefined. Optional with `compact`: a store without
+   * them runs peers with snapshots off, and stops a peer that receives a snapshot.
+   */
+  loadSnapshot?(): Promise<Snapshot | undefined>;
+  /**
+   * Removes every entry with index `<= upTo` (log compaction). `upTo` must not exceed
+   * the stored snapshot's index (`RAFT_INVALID_ARGUMENT` otherwise). Durable when it
+   * resolves; a crash before leaves the entries, which is consistent too.
+   */
+  compact?(upTo: number): Promise<void>;
   /** Releases the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -86,6 +130,8 @@ export interface RequestVoteMessage {
   lastLogTerm: number;
   /** A pre-vote: asks whether the receiver would vote, changing no one's term. */
   preVote: boolean;
+  /** The campaign follows the leader's TimeoutNow (leadership transfer): voters' leases do not apply. */
+  transfer?: boolean;
 }
 
 /** The answer to a {@link RequestVoteMessage}. */
@@ -131,12 +177,53 @@ export interface AppendEntriesResponseMessage {
   seq: number;
 }
 
+/** One chunk of a snapshot, streamed by the leader to a follower behind its log's start (§7). */
+export interface InstallSnapshotMessage {
+  type: 'InstallSnapshot';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  meta: SnapshotMeta;
+  /** Byte offset of `data` in the snapshot. */
+  offset: number;
+  data: Uint8Array;
+  /** This chunk is the last. */
+  done: boolean;
+  seq: number;
+}
+
+/** The answer to an {@link InstallSnapshotMessage}. */
+export interface InstallSnapshotResponseMessage {
+  type: 'InstallSnapshotResponse';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  /** The snapshot's index, echoed. */
+  index: number;
+  /** The byte offset the follower expects next. */
+  nextOffset: number;
+  /** The whole snapshot is installed and durable. */
+  done: boolean;
+  seq: number;
+}
+
+/** The leader asks a caught-up follower to campaign at once (leadership transfer). */
+export interface TimeoutNowMessage {
+  type: 'TimeoutNow';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+}
+
 /** Every message peers exchange. */
 export type RaftMessage =
   | RequestVoteMessage
   | RequestVoteResponseMessage
   | AppendEntriesMessage
-  | AppendEntriesResponseMessage;
+  | AppendEntriesResponseMessage
+  | InstallSnapshotMessage
+  | InstallSnapshotResponseMessage
+  | TimeoutNowMessage;
 
 /** The kinds of {@link RaftMessage}. */
 export type RaftMessageType = RaftMessage['type'];

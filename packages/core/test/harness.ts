@@ -3,7 +3,7 @@
  * network, all deterministic. (The adapters proper live in their own packages, which
  * depend on @raft/core; core's tests cannot import them.)
  */
-import type { Clock, HardState, LogEntry, LogStore, LogStoreState, LogWrite, PeerId, RaftMessage, Transport } from '../src/index.js';
+import type { Clock, HardState, LogEntry, LogStore, LogStoreState, LogWrite, PeerId, RaftMessage, Snapshot, Transport } from '../src/index.js';
 
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -70,13 +70,19 @@ export async function flush(): Promise<void> {
 
 export class TestLogStore implements LogStore {
   hardState: HardState = { term: 0, votedFor: null };
+  /** Entries from `offset + 1`. */
   log: LogEntry[] = [];
+  offset = 0;
+  snapshot: Snapshot | undefined;
   isOpen = false;
   writes: LogWrite[] = [];
+  compactions: number[] = [];
   failNext: Error | null = null;
   async open(): Promise<LogStoreState> {
     this.isOpen = true;
-    return { hardState: { ...this.hardState }, firstIndex: 1, lastIndex: this.log.length };
+    const state: LogStoreState = { hardState: { ...this.hardState }, firstIndex: this.offset + 1, lastIndex: this.offset + this.log.length };
+    if (this.snapshot) state.snapshot = this.snapshot.meta;
+    return state;
   }
   async write(batch: LogWrite): Promise<void> {
     if (this.failNext) {
@@ -86,14 +92,32 @@ export class TestLogStore implements LogStore {
     }
     this.writes.push(batch);
     if (batch.hardState) this.hardState = { ...batch.hardState };
+    if (batch.snapshot) {
+      const { index, term } = batch.snapshot.meta;
+      this.snapshot = { meta: structuredClone(batch.snapshot.meta), data: batch.snapshot.data.slice() };
+      const held = this.log[index - this.offset - 1];
+      if (held === undefined || held.term !== term) {
+        this.log = [];
+        this.offset = index;
+      }
+    }
     if (batch.entries && batch.entries.length > 0) {
       const first = batch.entries[0]!.index;
-      this.log.length = first - 1;
+      this.log.length = first - this.offset - 1;
       for (const e of batch.entries) this.log.push({ ...e, data: e.data.slice() });
     }
   }
   async entries(from: number, to: number): Promise<LogEntry[]> {
-    return this.log.slice(Math.max(0, from - 1), Math.max(0, to - 1));
+    return this.log.slice(Math.max(0, from - this.offset - 1), Math.max(0, to - this.offset - 1));
+  }
+  async loadSnapshot(): Promise<Snapshot | undefined> {
+    return this.snapshot;
+  }
+  async compact(upTo: number): Promise<void> {
+    this.compactions.push(upTo);
+    if (upTo <= this.offset) return;
+    this.log = this.log.slice(upTo - this.offset);
+    this.offset = upTo;
   }
   async close(): Promise<void> {
     this.isOpen = false;

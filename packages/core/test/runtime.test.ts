@@ -222,3 +222,28 @@ describe('errors', () => {
     expect(await w).toEqual({ ok: true, value: 2 });
   });
 });
+
+describe('fail-stop on a log store failure', () => {
+  it('a failed durable write stops the peer: pending calls reject, status and whenStopped say why', async () => {
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    const store = new TestLogStore();
+    const p = await startPeer(machine, { name: 'fs', log: store, transport: net.join('fs'), clock, register: false });
+    started.push(p);
+    const c = p.setConfiguration(['fs']);
+    await clock.advance(10);
+    await c;
+    const disk = new Error('EIO: disk on fire');
+    store.failNext = disk;
+    const w = p.write({ op: 'set', key: 'k', value: 1 });
+    const settled = rejectsWith(w, 'RAFT_STOPPED');
+    await clock.advance(5);
+    await settled;
+    const reason = await p.whenStopped();
+    expect(reason.code).toBe('RAFT_STOPPED');
+    expect(reason.cause).toBe(disk);
+    expect(p.status().stopped).toBe(true);
+    // Nothing after the failure was acknowledged: the write never reached the store.
+    expect(store.log.some((e) => e.type === 'command')).toBe(false);
+  });
+});

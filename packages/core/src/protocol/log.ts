@@ -11,8 +11,8 @@ import type { LogEntry } from '../types.js';
 export class RaftLog {
   private entries: LogEntry[];
   /** Index of the entry just before `entries[0]` (0, or a snapshot's last index). */
-  private readonly offset: number;
-  private readonly offsetTerm: number;
+  private offset: number;
+  private offsetTerm: number;
   /** Highest index known to be durable with the content held here. */
   stableIndex: number;
   /** Lowest index whose content is not yet durable, or `lastIndex + 1`. */
@@ -29,6 +29,42 @@ export class RaftLog {
     this.unstableFrom = this.lastIndex() + 1;
     this.commitIndex = offset;
     this.appliedIndex = offset;
+  }
+
+  /** The index and term just before the first entry held (a snapshot's, or 0). */
+  snapshotPoint(): { index: number; term: number } {
+    return { index: this.offset, term: this.offsetTerm };
+  }
+
+  /** Drops entries up to `index` (log compaction, §7); they must be applied already. */
+  compact(index: number): void {
+    const upTo = Math.min(index, this.appliedIndex, this.lastIndex());
+    if (upTo <= this.offset) return;
+    this.offsetTerm = this.term(upTo)!;
+    this.entries = this.entries.slice(upTo - this.offset);
+    this.offset = upTo;
+  }
+
+  /**
+   * Installs a snapshot from the leader (§7): entries it covers go; if our log held
+   * its last entry, the suffix after it stays, otherwise the whole log goes.
+   */
+  restore(index: number, term: number): void {
+    if (this.matchTerm(index, term) && index <= this.lastIndex()) {
+      this.offsetTerm = term;
+      this.entries = this.entries.slice(index - this.offset);
+      this.offset = index;
+    } else {
+      this.entries = [];
+      this.offset = index;
+      this.offsetTerm = term;
+      this.stableIndex = index;
+      this.unstableFrom = index + 1;
+    }
+    if (this.stableIndex < index) this.stableIndex = index;
+    if (this.unstableFrom < index + 1) this.unstableFrom = index + 1;
+    if (this.commitIndex < index) this.commitIndex = index;
+    if (this.appliedIndex < index) this.appliedIndex = index;
   }
 
   firstIndex(): number {

@@ -10,26 +10,48 @@
 export class Progress {
   matchIndex = 0;
   nextIndex: number;
-  state: 'probe' | 'replicate' = 'probe';
+  state: 'probe' | 'replicate' | 'snapshot' = 'probe';
+  /** In snapshot state: the snapshot being streamed, and how far it is sent and acknowledged. */
+  snapshotIndex = 0;
+  snapshotSentOffset = 0;
+  snapshotAckedOffset = 0;
+  snapshotAllSent = false;
+  /** An acknowledgement arrived since the last heartbeat (else the heartbeat resends). */
+  snapshotProgressed = false;
   /** In probe state: an AppendEntries is out and unanswered. */
   probeSent = false;
   /** Last index carried by each unacknowledged AppendEntries, oldest first. */
   private inflight: number[] = [];
-  /** Heard from since the last check-quorum round (§6.2, dissertation §9.6). */
-  recentActive = false;
+  /** The leader's tick at which it last heard from this follower (check-quorum, dissertation §6.2). */
+  lastActiveTick: number;
   /** The newest heartbeat round (`seq`) this follower acknowledged in this term. */
   ackedSeq = 0;
 
   constructor(
     nextIndex: number,
     private readonly maxInflight: number,
+    now = 0,
   ) {
     this.nextIndex = nextIndex;
+    this.lastActiveTick = now;
   }
 
   /** Whether the leader may send another AppendEntries with entries now. */
   canSend(): boolean {
+    if (this.state === 'snapshot') return false;
     return this.state === 'probe' ? !this.probeSent : this.inflight.length < this.maxInflight;
+  }
+
+  /** Starts streaming the snapshot that ends at `index` (§7): AppendEntries pause until it is installed. */
+  becomeSnapshot(index: number): void {
+    this.state = 'snapshot';
+    this.snapshotIndex = index;
+    this.snapshotSentOffset = 0;
+    this.snapshotAckedOffset = 0;
+    this.snapshotAllSent = false;
+    this.snapshotProgressed = false;
+    this.probeSent = false;
+    this.inflight = [];
   }
 
   inflightCount(): number {
@@ -57,7 +79,7 @@ export class Progress {
     }
     if (this.nextIndex < index + 1) this.nextIndex = index + 1;
     while (this.inflight.length > 0 && this.inflight[0]! <= index) this.inflight.shift();
-    if (this.state === 'probe') this.becomeReplicate();
+    if (this.state === 'probe' || (this.state === 'snapshot' && this.matchIndex >= this.snapshotIndex)) this.becomeReplicate();
     return grew;
   }
 
@@ -81,6 +103,7 @@ export class Progress {
    * false for a stale rejection, which changes nothing.
    */
   reject(rejected: number, hint: number): boolean {
+    if (this.state === 'snapshot') return false;
     if (this.state === 'replicate') {
       // The follower matched up to matchIndex; a rejection at or below it is stale.
       if (rejected <= this.matchIndex) return false;

@@ -2,6 +2,9 @@ import type {
   AppendEntriesMessage,
   AppendEntriesResponseMessage,
   Configuration,
+  InstallSnapshotMessage,
+  InstallSnapshotResponseMessage,
+  Snapshot,
   EntryType,
   HardState,
   LogEntry,
@@ -9,11 +12,21 @@ import type {
   RaftMessage,
   RequestVoteMessage,
   RequestVoteResponseMessage,
+  TimeoutNowMessage,
 } from '../types.js';
 import { RaftLog } from './log.js';
-import { encodeConfiguration, latestConfiguration, normalizeMembers } from './membership.js';
+import {
+  allPeers,
+  allVoters,
+  encodeConfiguration,
+  latestConfiguration,
+  normalizeConfiguration,
+  normalizeMembers,
+  sameSet,
+  voterSets,
+} from './membership.js';
 import { Progress } from './progress.js';
-import { committedValue, voteResult } from './quorum.js';
+import { committedValue, voteResult, type VoteResult } from './quorum.js';
 
 /** A peer's role. `precandidate` is a follower running a pre-vote (dissertation §9.6). */
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
@@ -37,12 +50,19 @@ export interface RaftOptions {
   preVote: boolean;
   /** Check-quorum (§6.2): a leader that does not hear from a majority steps down. */
   checkQuorum: boolean;
+  /** Bytes of snapshot data in one InstallSnapshot chunk. @default 524288 */
+  snapshotChunkBytes?: number;
+  /** InstallSnapshot chunks in flight to one follower. @default 4 */
+  snapshotWindow?: number;
 }
 
 /** What the protocol holds at start: the log store's contents. */
 export interface RaftInitialState {
   hardState: HardState;
+  /** Entries after the snapshot (or from index 1). */
   entries: LogEntry[];
+  /** The latest snapshot, if the store has one. */
+  snapshot?: Snapshot;
 }
 
 /** A linearizable read that is now safe once the state machine has applied `index`. */
@@ -64,6 +84,13 @@ export interface SoftState {
  */
 export interface Ready {
   hardState?: HardState;
+  /**
+   * A snapshot to persist with the batch. `fromLeader`: it came from the leader, and the
+   * state machine must be restored from it (after applying what was committed before).
+   */
+  snapshot?: { snapshot: Snapshot; fromLeader: boolean };
+  /** After the write, compact the store's log up to this index. */
+  compactTo?: number;
   entries: LogEntry[];
   messages: RaftMessage[];
   committed: LogEntry[];
@@ -77,8 +104,8 @@ interface PendingRead {
   seq: number;
 }
 
-/** Why `propose` or `readIndex` refused. */
-export type Refusal = 'not_leader' | 'stopped';
+/** Why `propose` or `readIndex` refused. `transferring`: the leader is handing over leadership. */
+export type Refusal = 'not_leader' | 'stopped' | 'transferring';
 
 /**
  * The Raft protocol of one peer: deterministic, synchronous, free of I/O. Feed it
@@ -101,10 +128,18 @@ export class Raft {
   private configTerm = 0;
 
   private electionElapsed = 0;
+  /** Ticks since this peer started; a leader's clock for check-quorum. */
+  private ticks = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private votes = new Map<PeerId, boolean>();
   private progress = new Map<PeerId, Progress>();
+  /** On the leader: a membership change under way, towards these voters (§6). */
+  private change: { target: PeerId[] } | null = null;
+  /** On the leader: the peer leadership is being handed to (dissertation §3.10), and for how long. */
+  private transferee: PeerId | null = null;
+  private transferElapsed = 0;
+  private timeoutNowSent = false;
 
   /** Heartbeat round of the leader; every AppendEntries carries it (ReadIndex, §6.4). */
   private seq = 0;
@@ -113,6 +148,13 @@ export class Raft {
   private readsWaitingCommit: number[] = [];
   private readsWaitingQuorum: PendingRead[] = [];
   private readsReady: ReadState[] = [];
+
+  /** The latest snapshot: sent to followers behind the log's start. */
+  private snapshot: Snapshot | null = null;
+  private pendingSnapshot: { snapshot: Snapshot; fromLeader: boolean } | null = null;
+  private pendingCompact: number | null = null;
+  /** A snapshot being received from the leader, chunk by chunk. */
+  private incoming: { index: number; term: number; chunks: Uint8Array[]; received: number } | null = null;
 
   private msgs: RaftMessage[] = [];
   private persisted: HardState;
@@ -127,7 +169,13 @@ export class Raft {
     this.term = initial.hardState.term;
     this.votedFor = initial.hardState.votedFor;
     this.persisted = { term: this.term, votedFor: this.votedFor };
-    this.log = new RaftLog(initial.entries);
+    const snap = initial.snapshot;
+    this.snapshot = snap ?? null;
+    this.log = new RaftLog(
+      snap === undefined ? initial.entries : initial.entries.filter((e) => e.index > snap.meta.index),
+      snap?.meta.index ?? 0,
+      snap?.meta.term ?? 0,
+    );
     this.refreshConfiguration();
     this.resetElectionTimeout();
     this.lastSoft = { role: this.role, leader: this.leader };
@@ -140,14 +188,19 @@ export class Raft {
     if (this.role === 'leader') {
       this.heartbeatElapsed++;
       this.electionElapsed++;
-      if (this.electionElapsed >= this.opts.electionTicks[0]) {
-        this.electionElapsed = 0;
-        // Check-quorum (§6.2): a leader cut off from a majority steps down within an election timeout.
-        if (this.opts.checkQuorum && !this.quorumActive()) {
-          this.becomeFollower(this.term, null);
-          return;
-        }
+      if (this.transferee !== null && ++this.transferElapsed >= this.opts.electionTicks[0]) {
+        // The transfer did not complete within an election timeout: resume serving.
+        this.transferee = null;
       }
+      this.ticks++;
+      // Check-quorum (dissertation §6.2): a leader that has not heard from a majority
+      // within the minimum election timeout steps down; followers may elect another by now.
+      if (this.opts.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, null);
+        return;
+      }
+      // The leader's lease on vote requests renews every minimum election timeout.
+      if (this.electionElapsed >= this.opts.electionTicks[0]) this.electionElapsed = 0;
       if (this.heartbeatElapsed >= this.opts.heartbeatTicks) {
         this.heartbeatElapsed = 0;
         this.broadcastHeartbeat();
@@ -175,18 +228,21 @@ export class Raft {
         // A peer that heard from a leader within the minimum election timeout ignores
         // vote requests: removed or partitioned peers cannot disrupt (§6, §9.6).
         const inLease = this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTicks[0];
-        if (inLease) return;
+        // A campaign the leader asked for (TimeoutNow) is not a disruption.
+        if (inLease && m.transfer !== true) return;
       }
       const keepsTerm =
         (m.type === 'RequestVote' && m.preVote) || (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
       if (!keepsTerm) {
         // §5.1: a higher term makes any peer a follower in that term.
-        this.becomeFollower(m.term, m.type === 'AppendEntries' ? m.from : null);
+        this.becomeFollower(m.term, m.type === 'AppendEntries' || m.type === 'InstallSnapshot' ? m.from : null);
       }
     } else if (m.term < this.term) {
       if (m.type === 'AppendEntries') {
         // Tell a stale leader about the newer term so it steps down.
         this.send(this.appendResponse(m.from, false, 0, m.prevLogIndex, 0, 0, m.seq));
+      } else if (m.type === 'InstallSnapshot') {
+        this.send(this.snapshotResponse(m.from, m.meta.index, 0, false, m.seq));
       } else if (m.type === 'RequestVote' && m.preVote) {
         this.send({ type: 'RequestVoteResponse', term: this.term, from: this.id, to: m.from, voteGranted: false, preVote: true });
       }
@@ -207,7 +263,86 @@ export class Raft {
       case 'AppendEntriesResponse':
         this.handleAppendResponse(m);
         return;
+      case 'InstallSnapshot':
+        this.handleInstallSnapshot(m);
+        return;
+      case 'InstallSnapshotResponse':
+        this.handleSnapshotResponse(m);
+        return;
+      case 'TimeoutNow':
+        this.handleTimeoutNow(m);
+        return;
     }
+  }
+
+  /**
+   * Starts making `members` the exact voting membership of the running cluster (§6),
+   * on the leader: new peers first join as learners and catch up; then the joint
+   * configuration (old and new majorities both required) is committed; then the new
+   * one alone. The change is done when an entry with exactly these voters and no
+   * outgoing ones commits.
+   */
+  proposeConfiguration(members: readonly PeerId[]): 'ok' | 'same' | 'in_progress' | Refusal {
+    if (this.role !== 'leader') return 'not_leader';
+    if (this.transferee !== null) return 'transferring';
+    const cfg = this.config;
+    if (cfg === null) return 'not_leader';
+    const target = [...members].sort();
+    if (this.change !== null || cfg.outgoing !== undefined || this.log.commitIndex < this.configIndex) return 'in_progress';
+    if (sameSet(cfg.members, target) && cfg.learners === undefined) return 'same';
+    this.change = { target };
+    const added = target.filter((p) => !cfg.members.includes(p) && !(cfg.learners ?? []).includes(p));
+    if (added.length > 0) {
+      // New peers join as learners: they receive the log without counting in any
+      // majority, so adding them never stalls commits.
+      this.proposeConfigEntry({ members: cfg.members, learners: [...(cfg.learners ?? []), ...added] });
+    } else {
+      this.advanceChange();
+    }
+    return 'ok';
+  }
+
+  /**
+   * Hands leadership to `target` (dissertation §3.10): stop taking proposals, bring
+   * the target up to date, then tell it to campaign at once (TimeoutNow).
+   */
+  transferLeadership(target: PeerId): 'ok' | 'not_voter' | Refusal {
+    if (this.role !== 'leader') return 'not_leader';
+    if (target === this.id) return 'ok';
+    if (this.config === null || !this.config.members.includes(target) || !this.progress.has(target)) return 'not_voter';
+    this.transferee = target;
+    this.transferElapsed = 0;
+    this.timeoutNowSent = false;
+    this.maybeSendTimeoutNow();
+    if (!this.timeoutNowSent) this.sendAppend(target, false);
+    return 'ok';
+  }
+
+  /** The peer leadership is being handed to, if any. */
+  leadershipTransferee(): PeerId | null {
+    return this.transferee;
+  }
+
+  /**
+   * The runtime took a snapshot of the state machine at `index` (already applied):
+   * persist it, then compact the log up to `compactTo` (kept below `index` so that
+   * followers a little behind still get entries rather than the whole snapshot).
+   * Returns false when the snapshot is stale (an equal or newer one exists).
+   */
+  snapshotTaken(index: number, data: Uint8Array, compactTo: number): boolean {
+    if (index <= (this.snapshot?.meta.index ?? 0) || index > this.log.appliedIndex) return false;
+    const term = this.log.term(index);
+    if (term === undefined) return false;
+    const snapshot: Snapshot = { meta: { index, term, configuration: this.configurationAt(index) }, data };
+    this.snapshot = snapshot;
+    this.pendingSnapshot = { snapshot, fromLeader: false };
+    this.pendingCompact = Math.min(compactTo, index);
+    return true;
+  }
+
+  /** The latest snapshot's metadata, if any. */
+  snapshotMeta(): Snapshot['meta'] | null {
+    return this.snapshot?.meta ?? null;
   }
 
   /**
@@ -216,6 +351,7 @@ export class Raft {
    */
   propose(items: readonly { type: EntryType; data: Uint8Array }[]): { index: number; term: number } | Refusal {
     if (this.role !== 'leader') return 'not_leader';
+    if (this.transferee !== null) return 'transferring';
     const first = this.log.lastIndex() + 1;
     const entries = items.map((it, i) => ({ index: first + i, term: this.term, type: it.type, data: it.data }));
     this.appendAsLeader(entries);
@@ -258,6 +394,8 @@ export class Raft {
   hasReady(): boolean {
     return (
       this.roundPending ||
+      this.pendingSnapshot !== null ||
+      this.pendingCompact !== null ||
       this.msgs.length > 0 ||
       this.log.hasUnstable() ||
       this.log.hasNextCommitted() ||
@@ -286,6 +424,14 @@ export class Raft {
     if (this.term !== this.persisted.term || this.votedFor !== this.persisted.votedFor) {
       rd.hardState = { term: this.term, votedFor: this.votedFor };
     }
+    if (this.pendingSnapshot !== null) {
+      rd.snapshot = this.pendingSnapshot;
+      this.pendingSnapshot = null;
+    }
+    if (this.pendingCompact !== null) {
+      rd.compactTo = this.pendingCompact;
+      this.pendingCompact = null;
+    }
     if (this.role !== this.lastSoft.role || this.leader !== this.lastSoft.leader) {
       rd.softState = { role: this.role, leader: this.leader };
       this.lastSoft = rd.softState;
@@ -302,6 +448,7 @@ export class Raft {
     }
     const lastCommitted = rd.committed[rd.committed.length - 1];
     if (lastCommitted !== undefined) this.log.appliedTo(lastCommitted.index);
+    if (rd.compactTo !== undefined) this.log.compact(rd.compactTo);
     // The leader counts its own log in a quorum only once durable (persist before you promise).
     if (this.role === 'leader' && lastEntry !== undefined) this.maybeCommit();
   }
@@ -355,12 +502,12 @@ export class Raft {
     this.leader = this.id;
     this.resetRoleState();
     const next = this.log.lastIndex() + 1;
-    for (const peer of this.voters()) {
-      if (peer !== this.id) this.progress.set(peer, new Progress(next, this.opts.maxInflight));
-    }
+    this.syncProgress();
     // §8: a new leader commits a no-op to learn which entries are committed, and so
     // that entries of earlier terms commit with it (Figure 8).
     this.appendAsLeader([{ index: next, term: this.term, type: 'noop', data: new Uint8Array(0) }]);
+    // A joint configuration left by the previous leader is finished by this one.
+    if (this.config?.outgoing !== undefined) this.change = { target: this.config.members.slice() };
   }
 
   private resetRoleState(): void {
@@ -369,6 +516,9 @@ export class Raft {
     this.resetElectionTimeout();
     this.votes = new Map();
     this.progress = new Map();
+    this.change = null;
+    this.transferee = null;
+    this.transferElapsed = 0;
     this.roundPending = false;
     this.readsWaitingCommit = [];
     this.readsWaitingQuorum = [];
@@ -380,13 +530,13 @@ export class Raft {
     this.randomizedElectionTimeout = min + Math.floor(this.opts.random() * (max - min + 1));
   }
 
-  private campaign(pre: boolean): void {
+  private campaign(pre: boolean, transfer = false): void {
     if (pre) this.becomePreCandidate();
     else this.becomeCandidate();
     this.votes.set(this.id, true);
     // A pre-vote asks for the term a real election would use.
     const term = pre ? this.term + 1 : this.term;
-    if (voteResult(this.voters(), this.votes) === 'won') {
+    if (this.electionResult() === 'won') {
       if (pre) this.campaign(false);
       else this.becomeLeader();
       return;
@@ -402,8 +552,33 @@ export class Raft {
         lastLogTerm: this.log.lastTerm(),
         preVote: pre,
       };
+      if (transfer) rv.transfer = true;
       this.send(rv);
     }
+  }
+
+  /** Won with a majority of every voter set (both during a joint change); lost if any set is lost. */
+  private electionResult(): VoteResult {
+    const cfg = this.config;
+    if (cfg === null) return 'pending';
+    const results = voterSets(cfg).map((set) => voteResult(set, this.votes));
+    if (results.includes('lost')) return 'lost';
+    return results.every((r) => r === 'won') ? 'won' : 'pending';
+  }
+
+  /** The highest value a majority of every voter set has reached, with `self` for this peer. */
+  private jointCommitted(valueOf: (peer: PeerId) => number): number {
+    const cfg = this.config;
+    if (cfg === null) return 0;
+    let result = Infinity;
+    for (const set of voterSets(cfg)) result = Math.min(result, committedValue(set.map(valueOf)));
+    return result === Infinity ? 0 : result;
+  }
+
+  private handleTimeoutNow(m: TimeoutNowMessage): void {
+    // The leader hands over: campaign at once, skipping pre-vote, past the voters' lease.
+    if (m.from !== this.leader || !this.promotable() || this.role === 'leader') return;
+    this.campaign(false, true);
   }
 
   // ---------------------------------------------------------------- elections
@@ -430,7 +605,7 @@ export class Raft {
     if (!expecting) return;
     if (!this.voters().includes(m.from)) return;
     this.votes.set(m.from, m.voteGranted);
-    const result = voteResult(this.voters(), this.votes);
+    const result = this.electionResult();
     if (result === 'won') {
       if (m.preVote) this.campaign(false);
       else this.becomeLeader();
@@ -494,11 +669,70 @@ export class Raft {
     return { type: 'AppendEntriesResponse', term: this.term, from: this.id, to, success, matchIndex, prevLogIndex, conflictIndex, conflictTerm, seq };
   }
 
+  private snapshotResponse(to: PeerId, index: number, nextOffset: number, done: boolean, seq: number): InstallSnapshotResponseMessage {
+    return { type: 'InstallSnapshotResponse', term: this.term, from: this.id, to, index, nextOffset, done, seq };
+  }
+
+  /**
+   * InstallSnapshot receiver (§7, Figure 13): gather the chunks in order; once the last
+   * arrives, replace the log (keeping a suffix that follows the snapshot) and hand the
+   * snapshot to the runtime to persist and restore. The final answer leaves with the
+   * same Ready, so only after the snapshot is durable.
+   */
+  private handleInstallSnapshot(m: InstallSnapshotMessage): void {
+    if (this.role === 'leader') {
+      this.stats.messagesDropped++;
+      return;
+    }
+    if (this.role !== 'follower') this.becomeFollower(this.term, m.from);
+    this.leader = m.from;
+    this.electionElapsed = 0;
+    const { meta } = m;
+    if (meta.index <= this.log.commitIndex) {
+      // We already hold everything it covers, committed.
+      this.send(this.snapshotResponse(m.from, meta.index, m.offset + m.data.length, true, m.seq));
+      return;
+    }
+    if (m.offset === 0) this.incoming = { index: meta.index, term: meta.term, chunks: [], received: 0 };
+    const inc = this.incoming;
+    if (inc === null || inc.index !== meta.index || inc.term !== meta.term) {
+      this.send(this.snapshotResponse(m.from, meta.index, 0, false, m.seq));
+      return;
+    }
+    if (m.offset !== inc.received) {
+      this.send(this.snapshotResponse(m.from, meta.index, inc.received, false, m.seq));
+      return;
+    }
+    // Copy: the chunk may be a view into a buffer the transport reuses.
+    inc.chunks.push(m.data.slice());
+    inc.received += m.data.length;
+    if (!m.done) {
+      this.send(this.snapshotResponse(m.from, meta.index, inc.received, false, m.seq));
+      return;
+    }
+    this.incoming = null;
+    const data = new Uint8Array(inc.received);
+    let at = 0;
+    for (const c of inc.chunks) {
+      data.set(c, at);
+      at += c.length;
+    }
+    const snapshot: Snapshot = { meta: { index: meta.index, term: meta.term, configuration: normalizeConfiguration(meta.configuration) }, data };
+    this.log.restore(meta.index, meta.term);
+    this.snapshot = snapshot;
+    this.pendingSnapshot = { snapshot, fromLeader: true };
+    this.refreshConfiguration();
+    this.send(this.snapshotResponse(m.from, meta.index, inc.received, true, m.seq));
+  }
+
   // ---------------------------------------------------------------- replication, leader side
 
   private appendAsLeader(entries: LogEntry[]): void {
     this.log.append(entries);
-    if (entries.some((e) => e.type === 'config')) this.refreshConfiguration();
+    if (entries.some((e) => e.type === 'config')) {
+      this.refreshConfiguration();
+      this.syncProgress();
+    }
     for (const peer of this.progress.keys()) this.sendAppend(peer, false);
     // A single voter commits on its own once the entries are durable (see advance).
   }
@@ -507,14 +741,18 @@ export class Raft {
     if (this.role !== 'leader') return;
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
-    pr.recentActive = true;
+    pr.lastActiveTick = this.ticks;
     // Any answer in our term confirms the follower still takes us as leader.
     if (m.seq > pr.ackedSeq) {
       pr.ackedSeq = m.seq;
       this.releaseConfirmedReads();
     }
     if (m.success) {
-      if (pr.acknowledge(m.matchIndex)) this.maybeCommit();
+      if (pr.acknowledge(m.matchIndex)) {
+        this.maybeCommit();
+        if (this.change !== null) this.advanceChange();
+        if (m.from === this.transferee) this.maybeSendTimeoutNow();
+      }
       this.sendAppend(m.from, false);
       return;
     }
@@ -539,7 +777,11 @@ export class Raft {
     while (pr.canSend() && (pr.nextIndex <= last || (heartbeat && !sentAny))) {
       const prev = pr.nextIndex - 1;
       const prevTerm = this.log.term(prev);
-      if (prevTerm === undefined) return; // Behind the log's start: needs a snapshot (not yet supported).
+      if (prevTerm === undefined) {
+        // The follower needs entries we compacted away: send the snapshot instead (§7).
+        this.sendSnapshot(peer, pr, heartbeat);
+        return;
+      }
       const entries = this.batchFrom(pr.nextIndex);
       this.send({
         type: 'AppendEntries',
@@ -557,11 +799,19 @@ export class Raft {
       pr.sent(lastSent, entries.length > 0);
       if (pr.state === 'probe') break;
     }
+    if (pr.state === 'snapshot') {
+      this.sendSnapshot(peer, pr, heartbeat);
+      return;
+    }
     if (heartbeat && !sentAny) {
       // The window is full or a probe is out: still prove leadership, carrying no entries.
       const prev = pr.nextIndex - 1;
       const prevTerm = this.log.term(prev);
-      if (prevTerm === undefined) return;
+      if (prevTerm === undefined) {
+        // Everything in flight is behind our log's start now: only the snapshot can help.
+        this.sendSnapshot(peer, pr, true);
+        return;
+      }
       this.send({
         type: 'AppendEntries',
         term: this.term,
@@ -587,6 +837,76 @@ export class Raft {
     return candidates;
   }
 
+  /**
+   * Streams the latest snapshot to a follower in chunks, at most `snapshotWindow`
+   * unacknowledged at once. A heartbeat with no acknowledgement since the last one
+   * resends from the last acknowledged offset (a chunk or its answer was lost).
+   */
+  private sendSnapshot(peer: PeerId, pr: Progress, heartbeat: boolean): void {
+    const snap = this.snapshot;
+    if (snap === null) return;
+    if (pr.state !== 'snapshot' || pr.snapshotIndex !== snap.meta.index) pr.becomeSnapshot(snap.meta.index);
+    if (heartbeat) {
+      if (!pr.snapshotProgressed) {
+        pr.snapshotSentOffset = pr.snapshotAckedOffset;
+        pr.snapshotAllSent = false;
+      }
+      pr.snapshotProgressed = false;
+    }
+    const size = snap.data.length;
+    const chunk = this.opts.snapshotChunkBytes ?? 512 * 1024;
+    while (!pr.snapshotAllSent && pr.snapshotSentOffset - pr.snapshotAckedOffset < chunk * (this.opts.snapshotWindow ?? 4)) {
+      const offset = pr.snapshotSentOffset;
+      const end = Math.min(size, offset + chunk);
+      const done = end >= size;
+      this.send({
+        type: 'InstallSnapshot',
+        term: this.term,
+        from: this.id,
+        to: peer,
+        meta: { index: snap.meta.index, term: snap.meta.term, configuration: normalizeConfiguration(snap.meta.configuration) },
+        offset,
+        data: snap.data.subarray(offset, end),
+        done,
+        seq: this.seq,
+      });
+      pr.snapshotSentOffset = end;
+      pr.snapshotAllSent = done;
+    }
+  }
+
+  private handleSnapshotResponse(m: InstallSnapshotResponseMessage): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.lastActiveTick = this.ticks;
+    if (m.seq > pr.ackedSeq) {
+      pr.ackedSeq = m.seq;
+      this.releaseConfirmedReads();
+    }
+    if (pr.state !== 'snapshot' || m.index !== pr.snapshotIndex) return;
+    if (m.done) {
+      // Installed and durable: the follower's log now starts right after the snapshot.
+      if (m.index > pr.matchIndex) pr.matchIndex = m.index;
+      pr.becomeProbe();
+      this.maybeCommit();
+      this.sendAppend(m.from, false);
+      return;
+    }
+    if (m.nextOffset > pr.snapshotAckedOffset) {
+      pr.snapshotAckedOffset = m.nextOffset;
+      pr.snapshotProgressed = true;
+    } else if (m.nextOffset < pr.snapshotAckedOffset) {
+      // The follower lost what it had received (it restarted): start over from there.
+      pr.snapshotAckedOffset = m.nextOffset;
+      pr.snapshotSentOffset = m.nextOffset;
+      pr.snapshotAllSent = false;
+    }
+    if (pr.snapshotSentOffset < pr.snapshotAckedOffset) pr.snapshotSentOffset = pr.snapshotAckedOffset;
+    if (m.nextOffset === pr.snapshotSentOffset && m.nextOffset < (this.snapshot?.data.length ?? 0)) pr.snapshotAllSent = false;
+    this.sendSnapshot(m.from, pr, false);
+  }
+
   private broadcastHeartbeat(): void {
     for (const [peer, pr] of this.progress) {
       // A heartbeat re-arms a probe that got no answer.
@@ -600,14 +920,10 @@ export class Raft {
    * only if its entry is of the current term; earlier entries commit with it.
    */
   private maybeCommit(): void {
-    const matches: number[] = [];
-    for (const v of this.voters()) {
-      if (v === this.id) matches.push(this.log.stableIndex);
-      else matches.push(this.progress.get(v)?.matchIndex ?? 0);
-    }
-    const index = committedValue(matches);
+    const index = this.jointCommitted((v) => (v === this.id ? this.log.stableIndex : (this.progress.get(v)?.matchIndex ?? 0)));
     if (index > this.log.commitIndex && this.log.term(index) === this.term) {
       this.log.commitTo(index);
+      if (this.change !== null) this.advanceChange();
       if (this.readsWaitingCommit.length > 0 && this.committedInCurrentTerm()) {
         const waiting = this.readsWaitingCommit;
         this.readsWaitingCommit = [];
@@ -617,10 +933,13 @@ export class Raft {
   }
 
   private quorumActive(): boolean {
-    const votes = new Map<PeerId, boolean>();
-    for (const v of this.voters()) votes.set(v, v === this.id || this.progress.get(v)?.recentActive === true);
-    for (const pr of this.progress.values()) pr.recentActive = false;
-    return voteResult(this.voters(), votes) === 'won';
+    const window = this.opts.electionTicks[0];
+    const active = (v: PeerId): number => {
+      if (v === this.id) return 1;
+      const pr = this.progress.get(v);
+      return pr !== undefined && this.ticks - pr.lastActiveTick < window ? 1 : 0;
+    };
+    return this.jointCommitted(active) === 1;
   }
 
   // ---------------------------------------------------------------- ReadIndex
@@ -636,9 +955,7 @@ export class Raft {
 
   private releaseConfirmedReads(): void {
     if (this.readsWaitingQuorum.length === 0) return;
-    const acked: number[] = [];
-    for (const v of this.voters()) acked.push(v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0));
-    const confirmed = committedValue(acked);
+    const confirmed = this.jointCommitted((v) => (v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0)));
     let n = 0;
     while (n < this.readsWaitingQuorum.length && this.readsWaitingQuorum[n]!.seq <= confirmed) {
       const r = this.readsWaitingQuorum[n]!;
@@ -655,21 +972,87 @@ export class Raft {
 
   // ---------------------------------------------------------------- membership
 
+  /** Every peer whose vote counts (both sets during a joint change). */
   private voters(): PeerId[] {
-    return this.config?.members ?? [];
+    return this.config === null ? [] : allVoters(this.config);
   }
 
-  /** Whether this peer may campaign: configured, and a voting member. */
+  /** Whether this peer may campaign: configured, and a voter (learners and removed peers never campaign). */
   promotable(): boolean {
-    return this.config !== null && this.config.members.includes(this.id);
+    return this.config !== null && allVoters(this.config).includes(this.id);
+  }
+
+  /** On the leader: track progress for exactly the peers of the configuration. */
+  private syncProgress(): void {
+    if (this.role !== 'leader' || this.config === null) return;
+    const peers = allPeers(this.config).filter((p) => p !== this.id);
+    for (const p of peers) {
+      // A new follower gets a full election timeout before it counts as silent.
+      if (!this.progress.has(p)) this.progress.set(p, new Progress(this.log.lastIndex() + 1, this.opts.maxInflight, this.ticks));
+    }
+    for (const p of [...this.progress.keys()]) if (!peers.includes(p)) this.progress.delete(p);
+  }
+
+  private proposeConfigEntry(config: Configuration): void {
+    const index = this.log.lastIndex() + 1;
+    this.appendAsLeader([{ index, term: this.term, type: 'config', data: encodeConfiguration(normalizeConfiguration(config)) }]);
+  }
+
+  /**
+   * Moves a membership change on, one configuration entry at a time, each only once the
+   * previous one has committed: learners caught up, then joint, then final (§6).
+   */
+  private advanceChange(): void {
+    const change = this.change;
+    const cfg = this.config;
+    if (change === null || cfg === null || this.role !== 'leader') return;
+    if (this.log.commitIndex < this.configIndex) return;
+    if (cfg.outgoing !== undefined) {
+      // The joint configuration is committed: now the new voters alone.
+      this.proposeConfigEntry({ members: cfg.members });
+      return;
+    }
+    if (sameSet(cfg.members, change.target)) {
+      this.change = null;
+      if (!cfg.members.includes(this.id)) {
+        // Removed from the cluster: the final configuration is committed, so step down (§6).
+        this.becomeFollower(this.term, null);
+      }
+      return;
+    }
+    // Learners must have caught up with the commit index before they can vote.
+    for (const p of change.target) {
+      if (cfg.members.includes(p) || p === this.id) continue;
+      const pr = this.progress.get(p);
+      if (pr === undefined || pr.matchIndex < this.log.commitIndex) return;
+    }
+    this.proposeConfigEntry({ members: change.target, outgoing: cfg.members });
+  }
+
+  private maybeSendTimeoutNow(): void {
+    const t = this.transferee;
+    if (t === null || this.timeoutNowSent) return;
+    const pr = this.progress.get(t);
+    if (pr === undefined || pr.matchIndex !== this.log.lastIndex()) return;
+    this.timeoutNowSent = true;
+    this.send({ type: 'TimeoutNow', term: this.term, from: this.id, to: t });
+  }
+
+  /** The configuration in force at `index`: the latest config entry at or before it, else the snapshot's. */
+  private configurationAt(index: number): Configuration {
+    const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), index + 1));
+    if (latest !== undefined) return latest.config;
+    const c = this.snapshot?.meta.configuration ?? this.config;
+    return c === null ? { members: [] } : normalizeConfiguration(c);
   }
 
   private refreshConfiguration(): void {
     const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1));
     if (latest === undefined) {
-      this.config = null;
-      this.configIndex = 0;
-      this.configTerm = 0;
+      const snap = this.snapshot?.meta;
+      this.config = snap === undefined ? null : normalizeConfiguration(snap.configuration);
+      this.configIndex = snap?.index ?? 0;
+      this.configTerm = snap?.term ?? 0;
     } else {
       this.config = latest.config;
       this.configIndex = latest.index;

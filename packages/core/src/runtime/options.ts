@@ -83,6 +83,24 @@ export interface PeerOptions {
    */
   logger?: Logger;
   /**
+   * Take a snapshot of the state machine after this many entries applied since the last
+   * one, then compact the log (needs the machine's `snapshot` and `restore`). 0 turns it off.
+   * @default 10000
+   */
+  snapshotEvery?: number;
+  /**
+   * Entries kept in the log behind a snapshot, so a follower slightly behind gets entries
+   * rather than the whole snapshot.
+   * @default 1000
+   */
+  snapshotTrailingEntries?: number;
+  /**
+   * Bytes of snapshot data in one InstallSnapshot message (keep it below the transport's
+   * largest message).
+   * @default 524288
+   */
+  snapshotChunkBytes?: number;
+  /**
    * Register the peer by name, so the functions taking a name (`write('n1', ...)`) find it.
    * A simulator running many incarnations of one name in a process turns this off.
    * @default true
@@ -109,6 +127,9 @@ export interface ResolvedOptions {
   defaultTimeoutMs: number;
   logger: Logger | undefined;
   register: boolean;
+  snapshotEvery: number;
+  snapshotTrailingEntries: number;
+  snapshotChunkBytes: number;
 }
 
 /** A short, safe rendering of a bad value for an error message. */
@@ -201,6 +222,9 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
     defaultTimeoutMs: positiveNumber('defaultTimeoutMs', opts.defaultTimeoutMs, 3000),
     logger: opts.logger,
     register: bool('register', opts.register, true),
+    snapshotEvery: opts.snapshotEvery === 0 ? 0 : positiveInteger('snapshotEvery', opts.snapshotEvery, 10000),
+    snapshotTrailingEntries: opts.snapshotTrailingEntries === 0 ? 0 : positiveInteger('snapshotTrailingEntries', opts.snapshotTrailingEntries, 1000),
+    snapshotChunkBytes: positiveInteger('snapshotChunkBytes', opts.snapshotChunkBytes, 512 * 1024),
   };
 }
 

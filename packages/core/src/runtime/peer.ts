@@ -10,7 +10,7 @@ import {
 import { validateMessage } from '../messages.js';
 import { decodeConfiguration, normalizeMembers } from '../protocol/membership.js';
 import { Raft, type Ready, type SoftState } from '../protocol/raft.js';
-import type { Clock, Codec, Configuration, EntryType, LogEntry, PeerId, RaftMessage, StateMachine, TimerHandle } from '../types.js';
+import type { Clock, Codec, Configuration, EntryType, LogEntry, LogWrite, PeerId, RaftMessage, Snapshot, StateMachine, TimerHandle } from '../types.js';
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
 
 /** Options of one call. */
@@ -33,6 +33,13 @@ export interface PeerStatus {
   lastLogIndex: number;
   lastLogTerm: number;
   configuration: Configuration;
+  /** The index and term of the latest snapshot (0 when none). */
+  snapshotIndex: number;
+  snapshotTerm: number;
+  /** The first index still in the log (after compaction). */
+  firstLogIndex: number;
+  /** True once the peer stopped: by `stop()`, or by itself after its log store failed. */
+  stopped: boolean;
   /** Counters since start. */
   metrics: PeerMetrics;
 }
@@ -49,6 +56,10 @@ export interface PeerMetrics {
   electionsStarted: number;
   /** Commands whose `handleWrite` threw; they changed nothing (see the core README). */
   stateMachineErrors: number;
+  /** Snapshots taken of the local state machine. */
+  snapshotsTaken: number;
+  /** Snapshots received from a leader and restored. */
+  snapshotsInstalled: number;
 }
 
 /** What `inspectPeer` shows of a peer's protocol state. */
@@ -90,12 +101,24 @@ export interface Peer<C = unknown, Q = unknown, R = unknown> {
   /** The leader this peer knows of, or null. */
   leader(): PeerId | null;
   status(): PeerStatus;
-  /** Bootstraps a fresh cluster with these members, or returns the current configuration if it is the same. */
+  /**
+   * Makes `members` the exact voting membership. On a fresh peer, bootstraps the cluster;
+   * on the leader of a running cluster, changes it by joint consensus (new peers catch up
+   * as learners first); resolves once the final configuration is committed. Returns the
+   * current configuration if it already has exactly these members.
+   */
   setConfiguration(members: PeerId[], opts?: CallOptions): Promise<Configuration>;
+  /** Hands leadership to `target` (TimeoutNow); resolves once this peer sees `target` lead. */
+  transferLeadership(target: PeerId, opts?: CallOptions): Promise<void>;
   /** The log entry at `index`, or undefined when this peer's log does not hold it. */
   getEntry(index: number): Promise<EntryInfo | undefined>;
   /** Stops gracefully: pending calls reject with `RAFT_STOPPED`, the log store and transport close. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the peer has stopped, with why: a `RAFT_STOPPED` error whose `cause` is
+   * the log store's failure when the peer stopped itself (fail-stop), or none after `stop()`.
+   */
+  whenStopped(): Promise<RaftError>;
 }
 
 interface PendingWrite {
@@ -118,7 +141,10 @@ type Input =
   | { kind: 'message'; message: RaftMessage }
   | { kind: 'propose'; type: EntryType; data: Uint8Array; pending: PendingWrite }
   | { kind: 'read'; context: number }
-  | { kind: 'bootstrap'; members: PeerId[]; pending: PendingWrite };
+  | { kind: 'snapshot'; index: number; data: Uint8Array }
+  | { kind: 'bootstrap'; members: PeerId[]; pending: PendingWrite }
+  | { kind: 'reconfigure'; members: PeerId[]; pending: PendingWrite }
+  | { kind: 'transfer'; target: PeerId; pending: PendingWrite };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- peers of every machine type share one registry
 const registry = new Map<PeerId, RaftPeer<any, any, any, any>>();
@@ -149,15 +175,22 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   booted = false;
   private stopped = false;
   private stopping: Promise<void> | null = null;
+  private stopReason: RaftError | null = null;
+  private readonly stoppedWaiters: ((reason: RaftError) => void)[] = [];
   private loopIdle: Promise<void> = Promise.resolve();
   private tickTimer: TimerHandle | null = null;
   private soft: SoftState = { role: 'follower', leader: null };
 
-  private applyQueue: LogEntry[] = [];
+  private applyQueue: (LogEntry | Snapshot)[] = [];
+  /** Index of the latest snapshot taken or restored, for the snapshot policy. */
+  private lastSnapshotIndex = 0;
   private applying = false;
   private lastApplied = 0;
 
   private pendingWrites = new Map<number, PendingWrite>();
+  /** A membership change this peer leads: settles when the final configuration applies (or by timeout). */
+  private pendingConfigChange: { target: PeerId[]; pending: PendingWrite } | null = null;
+  private pendingTransfer: { target: PeerId; pending: PendingWrite } | null = null;
   private pendingReads = new Map<number, PendingRead>();
   private confirmedReads: number[] = [];
   private nextReadContext = 1;
@@ -169,6 +202,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     entriesApplied: 0,
     electionsStarted: 0,
     stateMachineErrors: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
   };
 
   private constructor(machine: StateMachine<S, C, Q, R>, opts: ResolvedOptions) {
@@ -201,7 +236,17 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private async boot(): Promise<void> {
     const stored = await this.opts.log.open();
-    const entries = stored.lastIndex >= stored.firstIndex ? await this.opts.log.entries(stored.firstIndex, stored.lastIndex + 1) : [];
+    let snapshot: Snapshot | undefined;
+    if (stored.snapshot !== undefined) {
+      if (this.opts.log.loadSnapshot === undefined) throw new InvalidArgumentError('the log store reports a snapshot but has no loadSnapshot()');
+      snapshot = await this.opts.log.loadSnapshot();
+      if (snapshot === undefined) throw new RaftError('RAFT_STORAGE_CORRUPT', `the log store reports a snapshot at ${stored.snapshot.index} but cannot load it`);
+      if (typeof this.machine.restore !== 'function') {
+        throw new InvalidArgumentError('the log store holds a snapshot, but the state machine has no restore()');
+      }
+    }
+    const from = Math.max(stored.firstIndex, (snapshot?.meta.index ?? 0) + 1);
+    const entries = stored.lastIndex >= from ? await this.opts.log.entries(from, stored.lastIndex + 1) : [];
     const tick = this.opts.tickMs;
     this.raft = new Raft(
       {
@@ -214,10 +259,19 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         maxBatchBytes: this.opts.maxBatchBytes,
         preVote: this.opts.preVote,
         checkQuorum: this.opts.checkQuorum,
+        snapshotChunkBytes: this.opts.snapshotChunkBytes,
+        snapshotWindow: 4,
       },
-      { hardState: stored.hardState, entries },
+      snapshot === undefined ? { hardState: stored.hardState, entries } : { hardState: stored.hardState, entries, snapshot },
     );
-    this.state = this.machine.init(this.name);
+    if (snapshot !== undefined) {
+      // Restart from the latest snapshot; only the entries after it are replayed (§7).
+      this.state = await this.machine.restore!(snapshot.data, this.name);
+      this.lastApplied = snapshot.meta.index;
+      this.lastSnapshotIndex = snapshot.meta.index;
+    } else {
+      this.state = this.machine.init(this.name);
+    }
     await this.opts.transport.start((m) => this.receive(m));
     this.scheduleTick();
     this.log('info', { term: this.raft.term, lastLogIndex: this.raft.log.lastIndex(), configuration: this.raft.config }, 'peer started');
@@ -241,7 +295,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       lastApplied: this.lastApplied,
       lastLogIndex: r.log.lastIndex(),
       lastLogTerm: r.log.lastTerm(),
-      configuration: { members: r.config?.members.slice() ?? [] },
+      configuration: r.config === null ? { members: [] } : structuredClone(r.config),
+      snapshotIndex: r.snapshotMeta()?.index ?? 0,
+      snapshotTerm: r.snapshotMeta()?.term ?? 0,
+      firstLogIndex: r.log.firstIndex(),
+      stopped: this.stopped,
       metrics: { ...this.metrics, electionsStarted: r.stats.electionsStarted, messagesDropped: this.metrics.messagesDropped + r.stats.messagesDropped },
     };
   }
@@ -276,18 +334,26 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       const config = validateMembers(members);
       const current = this.raft.config;
       if (current !== null) {
-        if (sameMembers(current.members, config.members)) {
+        if (sameMembers(current.members, config.members) && current.learners === undefined && current.outgoing === undefined) {
           pending.resolve({ members: current.members.slice() });
           return;
         }
-        throw new InvalidArgumentError(
-          `this cluster is already configured as [${current.members.join(', ')}]; changing the membership of a running cluster is not supported yet`,
-        );
+        this.checkLeader();
+        this.enqueue({ kind: 'reconfigure', members: config.members, pending });
+        return;
       }
       if (!config.members.includes(this.name)) {
         throw new InvalidArgumentError(`setConfiguration must be called on one of the members; ${this.name} is not in [${config.members.join(', ')}]`);
       }
       this.enqueue({ kind: 'bootstrap', members: config.members, pending });
+    });
+  }
+
+  transferLeadership(target: PeerId, opts?: CallOptions): Promise<void> {
+    return this.call<void>(opts, (pending) => {
+      if (typeof target !== 'string' || target.length === 0) throw new InvalidArgumentError('target must be a peer name');
+      this.checkLeader();
+      this.enqueue({ kind: 'transfer', target, pending });
     });
   }
 
@@ -316,6 +382,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     return this.beginShutdown(new StoppedError('the peer was stopped'));
   }
 
+  whenStopped(): Promise<RaftError> {
+    if (this.stopReason !== null && this.stopped) return Promise.resolve(this.stopReason);
+    return new Promise((resolve) => this.stoppedWaiters.push(resolve));
+  }
+
   /** A read-only view of the protocol's state, for test tools (see `inspectPeer`). */
   inspect(): PeerInspection {
     const r = this.raft;
@@ -332,7 +403,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       stableIndex: r.log.stableIndex,
       termAt: (index) => r.log.term(index),
       entryAt: (index) => r.log.entry(index),
-      configuration: r.config === null ? null : { members: r.config.members.slice() },
+      configuration: r.config === null ? null : structuredClone(r.config),
       stopped: this.stopped,
     };
   }
@@ -457,17 +528,36 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           continue;
         }
         const rd = this.raft.ready();
-        if (rd.hardState !== undefined || rd.entries.length > 0) {
-          // Persist before you promise: hard state and entries are durable before any
-          // message that depends on them is sent (Figure 2, §5.2, §5.3).
-          const write: { hardState?: typeof rd.hardState; entries?: LogEntry[] } = {};
+        // A leader's AppendEntries (and snapshot chunks, TimeoutNow) may leave while its own
+        // write is under way (dissertation §10.2.1): the leader counts itself in a quorum
+        // only up to what is durable, and its term was persisted before it could lead.
+        // Votes, vote requests and acknowledgements wait for the write (persist before you promise).
+        const early: RaftMessage[] = [];
+        const late: RaftMessage[] = [];
+        for (const m of rd.messages) (m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow' ? early : late).push(m);
+        this.send(early);
+        if (rd.snapshot !== undefined && !this.storeSupportsSnapshots()) {
+          throw new RaftError('RAFT_STORAGE_UNAVAILABLE', 'a snapshot arrived but the log store cannot store snapshots (no loadSnapshot/compact)');
+        }
+        if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
+          // Persist before you promise: hard state, snapshot and entries are durable, in
+          // one atomic write, before any message that depends on them is sent (Figure 2,
+          // §5.2, §5.3, §7).
+          const write: LogWrite = {};
           if (rd.hardState !== undefined) write.hardState = rd.hardState;
+          if (rd.snapshot !== undefined) write.snapshot = rd.snapshot.snapshot;
           if (rd.entries.length > 0) write.entries = rd.entries;
           await this.opts.log.write(write);
           this.metrics.logWrites++;
           if (this.stopped) return;
         }
-        this.send(rd.messages);
+        if (rd.compactTo !== undefined) {
+          // The snapshot is durable: the entries it covers may go. A crash before this
+          // leaves them, which is consistent too.
+          await this.opts.log.compact!(rd.compactTo);
+          if (this.stopped) return;
+        }
+        this.send(late);
         this.raft.advance(rd);
         this.afterReady(rd);
       }
@@ -519,10 +609,49 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       case 'message':
         this.raft.step(input.message);
         return;
+      case 'snapshot':
+        if (this.raft.snapshotTaken(input.index, input.data, input.index - this.opts.snapshotTrailingEntries)) {
+          this.metrics.snapshotsTaken++;
+          this.log('info', { index: input.index, bytes: input.data.length }, 'snapshot taken');
+        }
+        return;
       case 'read': {
         const read = this.pendingReads.get(input.context);
         if (read === undefined) return;
         if (this.raft.readIndex(input.context) !== 'ok') read.reject(this.notLeaderError(false));
+        return;
+      }
+      case 'reconfigure': {
+        const r = this.raft.proposeConfiguration(input.members);
+        if (r === 'ok') {
+          input.pending.done = () => {
+            if (this.pendingConfigChange?.pending === input.pending) this.pendingConfigChange = null;
+          };
+          this.pendingConfigChange = { target: input.members, pending: input.pending };
+        } else if (r === 'same') {
+          input.pending.resolve({ members: input.members.slice() });
+        } else if (r === 'in_progress') {
+          input.pending.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'a membership change is already in progress; retry once it completes'));
+        } else {
+          input.pending.reject(this.notLeaderError(false));
+        }
+        return;
+      }
+      case 'transfer': {
+        const r = this.raft.transferLeadership(input.target);
+        if (r === 'ok') {
+          if (input.target === this.name) input.pending.resolve(undefined);
+          else {
+            input.pending.done = () => {
+              if (this.pendingTransfer?.pending === input.pending) this.pendingTransfer = null;
+            };
+            this.pendingTransfer = { target: input.target, pending: input.pending };
+          }
+        } else if (r === 'not_voter') {
+          input.pending.reject(new InvalidArgumentError(`${input.target} is not a voting member of the cluster`));
+        } else {
+          input.pending.reject(this.notLeaderError(false));
+        }
         return;
       }
       case 'bootstrap': {
@@ -563,6 +692,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private afterReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
+    if (rd.snapshot?.fromLeader === true) {
+      // Restored after whatever was committed before it, in order.
+      this.applyQueue.push(rd.snapshot.snapshot);
+      this.runApply();
+    }
     if (rd.committed.length > 0) {
       for (const e of rd.committed) this.applyQueue.push(e);
       this.runApply();
@@ -581,6 +715,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.soft = next;
     if (prev.role === next.role && prev.leader === next.leader) return;
     this.log('info', { role: next.role, leader: next.leader, term: this.raft.term }, 'role changed');
+    if (this.pendingTransfer !== null && next.leader === this.pendingTransfer.target) this.pendingTransfer.pending.resolve(undefined);
     if (prev.role === 'leader' && next.role !== 'leader') {
       // Writes already appended may still commit under the next leader: say so.
       for (const w of [...this.pendingWrites.values()]) w.reject(this.notLeaderError(true));
@@ -597,21 +732,50 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     void this.applyLoop();
   }
 
-  /** Applies committed entries in index order, one at a time, each exactly once. */
+  /**
+   * Applies committed entries in index order, one at a time, each exactly once; restores
+   * snapshots from the leader in their place; takes snapshots by the policy.
+   */
   private async applyLoop(): Promise<void> {
     try {
       while (this.applyQueue.length > 0 && !this.stopped) {
-        const e = this.applyQueue.shift()!;
-        if (e.index <= this.lastApplied) continue;
-        if (e.index !== this.lastApplied + 1) throw new Error(`raft: apply gap: entry ${e.index} after ${this.lastApplied}`);
-        await this.applyEntry(e);
-        this.lastApplied = e.index;
-        this.metrics.entriesApplied++;
+        const item = this.applyQueue.shift()!;
+        if ('meta' in item) {
+          if (item.meta.index <= this.lastApplied) continue;
+          this.state = await this.machine.restore!(item.data, this.name);
+          this.lastApplied = item.meta.index;
+          this.lastSnapshotIndex = item.meta.index;
+          this.metrics.snapshotsInstalled++;
+          this.log('info', { index: item.meta.index, bytes: item.data.length }, 'snapshot installed');
+        } else {
+          if (item.index <= this.lastApplied) continue;
+          if (item.index !== this.lastApplied + 1) throw new Error(`raft: apply gap: entry ${item.index} after ${this.lastApplied}`);
+          await this.applyEntry(item);
+          this.lastApplied = item.index;
+          this.metrics.entriesApplied++;
+          await this.maybeSnapshot();
+        }
         if (this.confirmedReads.length > 0) this.serveReads();
       }
+    } catch (err) {
+      // Applying can no longer be trusted to be in order and exactly once: fail-stop.
+      this.log('error', { err }, 'apply failed; stopping the peer');
+      void this.beginShutdown(new StoppedError('the peer stopped: applying failed', { cause: err }));
     } finally {
       this.applying = false;
     }
+  }
+
+  /** The snapshot policy: every `snapshotEvery` applied entries, from the state as applied so far. */
+  private async maybeSnapshot(): Promise<void> {
+    const every = this.opts.snapshotEvery;
+    if (every === 0 || this.lastApplied - this.lastSnapshotIndex < every || !this.storeSupportsSnapshots()) return;
+    if (typeof this.machine.snapshot !== 'function' || typeof this.machine.restore !== 'function') return;
+    const index = this.lastApplied;
+    this.lastSnapshotIndex = index;
+    // Applying waits while the machine serializes, so the bytes are exactly the state at `index`.
+    const data = await this.machine.snapshot(this.state);
+    this.enqueue({ kind: 'snapshot', index, data });
   }
 
   private async applyEntry(e: LogEntry): Promise<void> {
@@ -623,7 +787,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     }
     if (e.type === 'noop') return;
     if (e.type === 'config') {
-      mine?.resolve(decodeConfiguration(e.data) ?? { members: [] });
+      const config = decodeConfiguration(e.data) ?? { members: [] };
+      mine?.resolve(config);
+      const change = this.pendingConfigChange;
+      if (change !== null && config.outgoing === undefined && config.learners === undefined && sameMembers(config.members, change.target)) {
+        change.pending.resolve(config);
+      }
       return;
     }
     let command: C;
@@ -676,8 +845,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private async shutdown(reason: StoppedError): Promise<void> {
     this.stopped = true;
+    this.stopReason = reason;
     if (this.tickTimer !== null) this.clock.clearTimeout(this.tickTimer);
     for (const w of [...this.pendingWrites.values()]) w.reject(reason);
+    this.pendingConfigChange?.pending.reject(reason);
+    this.pendingTransfer?.pending.reject(reason);
     for (const r of [...this.pendingReads.values()]) r.reject(reason);
     if (registry.get(this.name) === (this as unknown)) registry.delete(this.name);
     // Let an in-flight durable write finish before closing the store under it.
@@ -685,6 +857,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     await this.opts.transport.close().catch((err: unknown) => this.log('warn', { err }, 'transport close failed'));
     await this.opts.log.close().catch((err: unknown) => this.log('warn', { err }, 'log store close failed'));
     this.log('info', {}, 'peer stopped');
+    for (const w of this.stoppedWaiters.splice(0)) w(reason);
+  }
+
+  private storeSupportsSnapshots(): boolean {
+    return typeof this.opts.log.loadSnapshot === 'function' && typeof this.opts.log.compact === 'function';
   }
 
   private log(level: 'debug' | 'info' | 'warn' | 'error', obj: object, msg: string): void {

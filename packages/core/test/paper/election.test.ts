@@ -39,7 +39,7 @@ function inRole(role: 'follower' | 'candidate' | 'precandidate' | 'leader'): Raf
 }
 
 describe('§5.1 Raft basics: terms', () => {
-  const higher: Record<RaftMessage['type'], (term: number) => RaftMessage> = {
+  const higher: Record<'AppendEntries' | 'AppendEntriesResponse' | 'RequestVote' | 'RequestVoteResponse', (term: number) => RaftMessage> = {
     AppendEntries: (term) => appendEntries({ term, from: 'b', to: 'a', prevLogIndex: 99, prevLogTerm: 99 }),
     AppendEntriesResponse: (term) => appendResponse({ term, from: 'b', to: 'a', success: false }),
     // A log behind ours, so the vote is refused and votedFor stays empty.
