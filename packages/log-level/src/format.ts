@@ -4,6 +4,8 @@
  *
  * | key                          | value                                                                    |
  * |------------------------------|--------------------------------------------------------------------------|
+ * | `c`                          | crc32, version 1, index (u64), term (u64), data length (u64), chunks (u32), configuration (JSON) |
+ * | `c` + chunk number (u32 BE)  | crc32, version 1, snapshot index (u64), snapshot term (u64), chunk number (u32), data |
  * | `e` + index (u64 big-endian) | crc32, version 1, type (u8), index (u64), term (u64), data               |
  * | `h`                          | crc32, version 1, term (u64), has vote (u8), vote (UTF-8)                 |
  * | `m`                          | crc32, version 1, firstIndex (u64)                                       |
@@ -12,20 +14,27 @@
  * the log and the last key is the last entry. The index repeated inside the entry's value
  * lets a read detect a value stored under the wrong key.
  *
- * The metadata is written when the store is created (and would be again only when
- * `firstIndex` moves, with compaction), the hard state only when it changes: a key
+ * The latest snapshot (Raft §7) is its metadata under `c` and its data cut into chunks of
+ * {@link SNAPSHOT_CHUNK_BYTES} under the keys after it, so one LevelDB iterator over `c..d`
+ * reads a snapshot whole and consistent, and no single value grows to tens of megabytes.
+ * Each chunk names its snapshot and its place, so a chunk left from another snapshot or
+ * out of place is detected; each carries its own CRC-32.
+ *
+ * The metadata is written when the store is created and again only when `firstIndex`
+ * moves (compaction, or a snapshot that empties the log), the hard state only when it changes: a key
  * rewritten by every batch would land in every table LevelDB flushes, make every
  * table's key range overlap every other's, and turn compactions that now merely move
  * tables of ascending entry keys down a level into merges that rewrite them.
  */
 import { RaftError } from '@raft/core';
-import type { EntryType, HardState, LogEntry } from '@raft/core';
+import type { Configuration, EntryType, HardState, LogEntry, Snapshot, SnapshotMeta } from '@raft/core';
 import { crc32 } from './crc32.js';
 import { StorageCorruptError } from './errors.js';
 
 /** The format this version writes, and the newest it reads. */
 export const FORMAT_VERSION = 1;
 
+const SNAPSHOT_TAG = 0x63; // 'c'
 const ENTRY_TAG = 0x65; // 'e'
 const HARD_STATE_TAG = 0x68; // 'h'
 const META_TAG = 0x6d; // 'm'
@@ -34,6 +43,11 @@ const META_TAG = 0x6d; // 'm'
 export const ENTRY_HEADER = 22;
 const HARD_STATE_HEADER = 14;
 const META_LENGTH = 13;
+const SNAPSHOT_HEADER = 33;
+const CHUNK_HEADER = 25;
+
+/** Bytes of snapshot data per stored chunk. */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 const TWO_32 = 0x1_0000_0000;
 
@@ -45,6 +59,9 @@ export const META_KEY: Uint8Array = Uint8Array.of(META_TAG);
 /** Every entry key is at or above this one, and below {@link ENTRY_KEYS_END}. */
 export const ENTRY_KEYS_START: Uint8Array = Uint8Array.of(ENTRY_TAG);
 export const ENTRY_KEYS_END: Uint8Array = Uint8Array.of(ENTRY_TAG + 1);
+/** The snapshot's metadata; its chunks' keys follow it, all below {@link SNAPSHOT_KEYS_END}. */
+export const SNAPSHOT_KEY: Uint8Array = Uint8Array.of(SNAPSHOT_TAG);
+export const SNAPSHOT_KEYS_END: Uint8Array = Uint8Array.of(SNAPSHOT_TAG + 1);
 
 /** Writes a safe integer as 8 bytes, big-endian (plain byte stores: the hot path of every append). */
 function writeU64(buf: Uint8Array, value: number, offset: number): void {
@@ -186,4 +203,124 @@ export function decodeMeta(raw: Uint8Array): Meta {
     throw new StorageCorruptError('the store metadata is malformed', {});
   }
   return meta;
+}
+
+export function chunkKey(chunk: number): Buffer {
+  const key = Buffer.allocUnsafe(5);
+  key[0] = SNAPSHOT_TAG;
+  key.writeUInt32BE(chunk, 1);
+  return key;
+}
+
+/** A snapshot's metadata as stored, with where its data lies. */
+export interface StoredSnapshotMeta {
+  meta: SnapshotMeta;
+  /** Bytes of data. */
+  dataLength: number;
+  /** Chunks the data is stored in. */
+  chunks: number;
+}
+
+/** A snapshot encoded for one batch: the metadata value and the chunk values, keys `chunkKey(0..)`. */
+export interface EncodedSnapshot extends StoredSnapshotMeta {
+  metaValue: Buffer;
+  chunkValues: Buffer[];
+}
+
+function configurationJson(c: Configuration): string {
+  // Exactly the fields given, in a fixed order: `learners` and `outgoing` stay absent when absent.
+  const out: Configuration = { members: c.members };
+  if (c.learners !== undefined) out.learners = c.learners;
+  if (c.outgoing !== undefined) out.outgoing = c.outgoing;
+  return JSON.stringify(out);
+}
+
+/** Encodes a (validated) snapshot, copying its data into the chunk values. */
+export function encodeSnapshot(snapshot: Snapshot): EncodedSnapshot {
+  const { meta, data } = snapshot;
+  const chunks = Math.ceil(data.length / SNAPSHOT_CHUNK_BYTES);
+  const config = Buffer.from(configurationJson(meta.configuration), 'utf8');
+  const metaValue = Buffer.allocUnsafe(SNAPSHOT_HEADER + config.length);
+  writeU64(metaValue, meta.index, 5);
+  writeU64(metaValue, meta.term, 13);
+  writeU64(metaValue, data.length, 21);
+  metaValue.writeUInt32BE(chunks, 29);
+  config.copy(metaValue, SNAPSHOT_HEADER);
+  seal(metaValue);
+  const chunkValues: Buffer[] = [];
+  for (let k = 0; k < chunks; k++) {
+    const part = data.subarray(k * SNAPSHOT_CHUNK_BYTES, (k + 1) * SNAPSHOT_CHUNK_BYTES);
+    const value = Buffer.allocUnsafe(CHUNK_HEADER + part.length);
+    writeU64(value, meta.index, 5);
+    writeU64(value, meta.term, 13);
+    value.writeUInt32BE(k, 21);
+    value.set(part, CHUNK_HEADER);
+    chunkValues.push(seal(value));
+  }
+  return { meta, dataLength: data.length, chunks, metaValue, chunkValues };
+}
+
+function isNames(v: unknown): v is string[] {
+  return Array.isArray(v) && (v as unknown[]).every((n) => typeof n === 'string');
+}
+
+function parseConfiguration(text: string): Configuration | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { members, learners, outgoing } = parsed as Record<string, unknown>;
+  if (!isNames(members) || (learners !== undefined && !isNames(learners)) || (outgoing !== undefined && !isNames(outgoing))) return undefined;
+  const c: Configuration = { members };
+  if (learners !== undefined) c.learners = learners;
+  if (outgoing !== undefined) c.outgoing = outgoing;
+  return c;
+}
+
+/** Decodes the snapshot's metadata. Throws {@link StorageCorruptError} for damage. */
+export function decodeSnapshotMeta(raw: Uint8Array): StoredSnapshotMeta {
+  const buf = asBuffer(raw);
+  if (!intact(buf, SNAPSHOT_HEADER) || buf[4] !== FORMAT_VERSION) throw new StorageCorruptError('the stored snapshot metadata fails its checksum', {});
+  const index = readU64(buf, 5);
+  const term = readU64(buf, 13);
+  const dataLength = readU64(buf, 21);
+  const chunks = buf.readUInt32BE(29);
+  const configuration = parseConfiguration(buf.toString('utf8', SNAPSHOT_HEADER));
+  const ok =
+    Number.isSafeInteger(index) && index >= 1 && Number.isSafeInteger(term) && Number.isSafeInteger(dataLength) && chunks === Math.ceil(dataLength / SNAPSHOT_CHUNK_BYTES) && configuration !== undefined;
+  if (!ok) throw new StorageCorruptError('the stored snapshot metadata is malformed', {});
+  return { meta: { index, term, configuration }, dataLength, chunks };
+}
+
+/**
+ * Decodes a snapshot from the rows of one iterator over `c..d` (metadata, then chunks
+ * in order), checking every chunk. Undefined when there are no rows; throws
+ * {@link StorageCorruptError} for damage or a missing, stray or misplaced chunk.
+ */
+export function decodeSnapshot(rows: ReadonlyArray<readonly [Uint8Array, Uint8Array]>): Snapshot | undefined {
+  const [head, ...chunks] = rows;
+  if (head === undefined) return undefined;
+  if (head[0].length !== 1) throw new StorageCorruptError('snapshot data is stored without its metadata', {});
+  const { meta, dataLength, chunks: count } = decodeSnapshotMeta(head[1]);
+  const where = `the snapshot at index ${meta.index}`;
+  if (chunks.length !== count) throw new StorageCorruptError(`${where} has ${chunks.length} chunks of data stored, its metadata says ${count}`, {});
+  const data = new Uint8Array(dataLength);
+  let offset = 0;
+  for (const [k, [key, raw]] of chunks.entries()) {
+    const buf = asBuffer(raw);
+    if (key.length !== 5 || asBuffer(key).readUInt32BE(1) !== k) throw new StorageCorruptError(`${where}: chunk ${k} of its data is missing`, {});
+    if (!intact(buf, CHUNK_HEADER) || buf[4] !== FORMAT_VERSION) throw new StorageCorruptError(`${where}: chunk ${k} of its data fails its checksum`, {});
+    if (readU64(buf, 5) !== meta.index || readU64(buf, 13) !== meta.term || buf.readUInt32BE(21) !== k) {
+      throw new StorageCorruptError(`${where}: chunk ${k} of its data belongs to another snapshot or place`, {});
+    }
+    const part = buf.subarray(CHUNK_HEADER);
+    if (offset + part.length > dataLength) throw new StorageCorruptError(`${where} holds more data than its metadata says`, {});
+    data.set(part, offset);
+    offset += part.length;
+  }
+  if (offset !== dataLength) throw new StorageCorruptError(`${where} holds ${offset} bytes of data, its metadata says ${dataLength}`, {});
+  return { meta, data };
 }

@@ -6,8 +6,23 @@ import { createInterface } from 'node:readline';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RaftError } from '@raft/core';
-import type { LogEntry, LogWrite } from '@raft/core';
-import { encodeMeta, entryKey, HARD_STATE_KEY, META_KEY } from './format.js';
+import type { LogEntry, LogWrite, Snapshot } from '@raft/core';
+import {
+  chunkKey,
+  decodeMeta,
+  encodeEntry,
+  encodeMeta,
+  encodeSnapshot,
+  ENTRY_KEYS_END,
+  ENTRY_KEYS_START,
+  entryKey,
+  HARD_STATE_KEY,
+  indexOfKey,
+  META_KEY,
+  SNAPSHOT_CHUNK_BYTES,
+  SNAPSHOT_KEY,
+  SNAPSHOT_KEYS_END,
+} from './format.js';
 import { LevelLogStore, levelLogStore, StorageCorruptError } from './index.js';
 import type { LevelLogStoreOptions } from './index.js';
 
@@ -97,6 +112,7 @@ describe('options', () => {
   it('accepts a location string or options, and names the location', () => {
     expect(new LevelLogStore('/tmp/x').location).toBe('/tmp/x');
     expect(levelLogStore({ location: '/tmp/y' }).location).toBe('/tmp/y');
+    expect(levelLogStore('/tmp/z').location).toBe('/tmp/z');
   });
 
   it('refuses bad options at once with RAFT_INVALID_ARGUMENT', () => {
@@ -294,6 +310,18 @@ describe('tail cache', () => {
     const s = await closedStoreWith(10);
     await s.open();
     expect(await s.entries(1, 11)).toEqual(run(1, 10));
+    expect(s.stats.cacheMisses).toBe(0);
+  });
+
+  it('is filled on open from the tail after a compaction point', async () => {
+    const s = await openStore();
+    await s.write({ entries: run(1, 10) });
+    await s.write({ snapshot: { meta: { index: 6, term: 1, configuration: { members: ['n1'] } }, data: new Uint8Array() } });
+    await s.compact(6);
+    await s.close();
+    await s.open();
+    expect(s.stats).toMatchObject({ cachedEntries: 4 });
+    expect(await s.entries(1, 11)).toEqual(run(7, 10));
     expect(s.stats.cacheMisses).toBe(0);
   });
 
@@ -501,5 +529,278 @@ describe('lifecycle', () => {
     const got = await s.entries(1, 301);
     expect(got.map((e) => e.index)).toEqual(batches.map((_, k) => k + 1));
     expect((await s.open()).hardState).toEqual({ term: 300, votedFor: null });
+  });
+});
+
+describe('snapshots and compaction', () => {
+  const members = ['n1', 'n2', 'n3'];
+  function snap(index: number, term: number, data: Uint8Array | number[] = [index & 0xff]): Snapshot {
+    return { meta: { index, term, configuration: { members } }, data: data instanceof Uint8Array ? data : new Uint8Array(data) };
+  }
+
+  /** Keys LevelDB holds in [gte, lt), read raw. */
+  async function rawKeys(location: string, gte: Uint8Array, lt: Uint8Array): Promise<Uint8Array[]> {
+    let keys: Uint8Array[] = [];
+    await withRaw(location, async (db) => void (keys = await db.keys({ gte, lt }).all()));
+    return keys;
+  }
+
+  describe('beyond the conformance suite', () => {
+    it('refuses a snapshot older than the stored one, and keeps the log for one at the same point', async () => {
+      const s = await openStore();
+      await s.write({ entries: run(1, 10) });
+      await s.write({ snapshot: snap(6, 1) });
+      await s.compact(6);
+      expect((await failure(s.write({ hardState: { term: 5, votedFor: null }, snapshot: snap(5, 1) }))).code).toBe('RAFT_INVALID_ARGUMENT');
+      await s.write({ snapshot: snap(6, 1, [9]) }); // entry 6 is compacted; the snapshot knows its term
+      await s.close();
+      expect(await s.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 7, lastIndex: 10, snapshot: snap(6, 1).meta });
+      expect((await s.loadSnapshot())?.data).toEqual(new Uint8Array([9]));
+      expect(await s.entries(1, 20)).toEqual(run(7, 10));
+    });
+
+    it('refuses entries that would rewrite what the snapshot covers, even above firstIndex', async () => {
+      const s = await openStore();
+      await s.write({ entries: run(1, 10) });
+      await s.write({ snapshot: snap(5, 1) });
+      expect((await failure(s.write({ entries: run(3, 3, 2) }))).code).toBe('RAFT_INVALID_ARGUMENT');
+      expect((await failure(s.write({ entries: run(5, 5, 2) }))).code).toBe('RAFT_INVALID_ARGUMENT');
+      await s.write({ entries: run(6, 6, 2) });
+      expect(await s.entries(1, 20)).toEqual([...run(1, 5), ...run(6, 6, 2)]);
+    });
+
+    it('refuses entries after an emptying snapshot whose term is below the snapshot\'s', async () => {
+      const s = await openStore();
+      expect((await failure(s.write({ snapshot: snap(10, 3), entries: run(11, 11, 2) }))).code).toBe('RAFT_INVALID_ARGUMENT');
+      expect(await s.loadSnapshot()).toBeUndefined();
+      await s.write({ snapshot: snap(10, 3) });
+      expect((await failure(s.write({ entries: run(11, 11, 2) }))).code).toBe('RAFT_INVALID_ARGUMENT');
+      await s.write({ entries: run(11, 11, 3) });
+      expect(await s.open()).toMatchObject({ firstIndex: 11, lastIndex: 11 });
+    });
+
+    it('refuses compact() with no snapshot, even compact(0), and a compact() that is not an integer', async () => {
+      const s = await openStore();
+      expect((await failure(s.compact(0))).code).toBe('RAFT_INVALID_ARGUMENT');
+      expect((await failure(s.compact('1' as unknown as number))).code).toBe('RAFT_INVALID_ARGUMENT');
+    });
+  });
+
+  describe('one synced batch', () => {
+    it('writes a snapshot with hard state and entries in one synced batch, and a compaction in another', async () => {
+      const s = await openStore();
+      await s.write({ entries: run(1, 10) });
+      const write = vi.spyOn(await chainedBatch(), 'write');
+      await s.write({ hardState: { term: 3, votedFor: 'n2' }, snapshot: snap(12, 3), entries: run(13, 14, 3) });
+      expect(write).toHaveBeenCalledTimes(1);
+      await s.compact(12); // below firstIndex (13): nothing to write
+      expect(write).toHaveBeenCalledTimes(1);
+      await s.write({ snapshot: snap(14, 3) });
+      await s.compact(13);
+      expect(write).toHaveBeenCalledTimes(3);
+      for (const call of write.mock.calls) expect(call[0]).toMatchObject({ sync: true });
+      expect(s.stats).toMatchObject({ snapshotsWritten: 2, compactions: 1 });
+      await s.close();
+      expect(await s.open()).toEqual({ hardState: { term: 3, votedFor: 'n2' }, firstIndex: 14, lastIndex: 14, snapshot: snap(14, 3).meta });
+    });
+
+    it('group-commits a snapshot, its compaction and the next entries issued together', async () => {
+      const s = await openStore();
+      await s.write({ entries: run(1, 10) });
+      const write = vi.spyOn(await chainedBatch(), 'write');
+      await Promise.all([s.write({ snapshot: snap(8, 1) }), s.compact(8), s.write({ entries: run(11, 12) })]);
+      expect(write).toHaveBeenCalledTimes(1);
+      await s.close();
+      expect(await s.open()).toMatchObject({ firstIndex: 9, lastIndex: 12, snapshot: { index: 8, term: 1 } });
+      expect(await s.entries(1, 20)).toEqual(run(9, 12));
+    });
+
+    it('deletes the compacted entries from LevelDB and records the new firstIndex', async () => {
+      const s = await openStore();
+      await s.write({ entries: run(1, 10) });
+      await s.write({ snapshot: snap(8, 1) });
+      await s.compact(6);
+      await s.close();
+      const keys = await rawKeys(s.location, ENTRY_KEYS_START, ENTRY_KEYS_END);
+      expect(keys.map(indexOfKey)).toEqual([7, 8, 9, 10]);
+      let firstIndex = 0;
+      await withRaw(s.location, async (db) => void (firstIndex = decodeMeta((await db.get(META_KEY))!).firstIndex));
+      expect(firstIndex).toBe(7);
+    });
+  });
+
+  describe('tail cache', () => {
+    it('drops compacted entries and keeps serving the rest from memory', async () => {
+      const s = await openStore({ tailCacheEntries: 32 });
+      await s.write({ entries: run(1, 20) });
+      await s.write({ snapshot: snap(15, 1) });
+      expect(s.stats).toMatchObject({ cachedEntries: 20, cachedBytes: 160 });
+      await s.compact(15);
+      expect(s.stats).toMatchObject({ cachedEntries: 5, cachedBytes: 40 });
+      expect(await s.entries(1, 21)).toEqual(run(16, 20));
+      expect(await s.entries(16, 21)).toEqual(run(16, 20));
+      expect(s.stats).toMatchObject({ cacheMisses: 0 });
+      await s.write({ snapshot: snap(20, 1) });
+      await s.compact(20);
+      expect(s.stats).toMatchObject({ cachedEntries: 0, cachedBytes: 0 });
+    });
+
+    it('forgets every entry of a log a snapshot emptied', async () => {
+      const s = await openStore({ tailCacheEntries: 32 });
+      await s.write({ entries: run(1, 20) });
+      await s.write({ snapshot: snap(10, 2) }); // entry 10 has term 1: the log goes
+      expect(s.stats).toMatchObject({ cachedEntries: 0, cachedBytes: 0 });
+      expect(await s.entries(1, 21)).toEqual([]);
+      await s.write({ entries: run(11, 12, 2) });
+      expect(await s.entries(1, 21)).toEqual(run(11, 12, 2));
+      expect(s.stats.cacheMisses).toBe(0);
+    });
+  });
+
+  it('reads a range while a compaction is in flight without mistaking the newer log for a loss', async () => {
+    const s = await openStore({ tailCacheEntries: 2 });
+    await s.write({ entries: run(1, 20) });
+    await s.write({ snapshot: snap(10, 1) });
+    const proto = await chainedBatch();
+    const original = proto.write;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let landed = false;
+    vi.spyOn(proto, 'write').mockImplementation(async function (this: ChainedBatchLike, options) {
+      await original.call(this, options);
+      landed = true;
+      await gate; // in LevelDB, not yet acknowledged
+    });
+    const compaction = s.compact(10);
+    await vi.waitFor(() => expect(landed).toBe(true));
+    // The store still says firstIndex 1; LevelDB already starts at 11.
+    expect(await s.entries(1, 21)).toEqual(run(11, 20));
+    release();
+    await compaction;
+    expect(await s.entries(1, 21)).toEqual(run(11, 20));
+  });
+
+  it(`stores tens of megabytes of snapshot data in chunks, and drops the chunks of a replaced snapshot`, { timeout: 60_000 }, async () => {
+    const s = await openStore();
+    await s.write({ entries: run(1, 3) });
+    const size = 40 * 1024 * 1024 + 123;
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i += 65_536) data.fill((i >>> 16) * 7 + 1, i, i + 65_536);
+    await s.write({ snapshot: snap(2, 1, data) });
+    await s.compact(2);
+    await s.close();
+    expect(await rawKeys(s.location, SNAPSHOT_KEY, SNAPSHOT_KEYS_END)).toHaveLength(1 + Math.ceil(size / SNAPSHOT_CHUNK_BYTES));
+    expect(await s.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 3, lastIndex: 3, snapshot: snap(2, 1).meta });
+    const loaded = await s.loadSnapshot();
+    expect(loaded?.data.length).toBe(size);
+    expect(Buffer.from(loaded!.data.buffer, loaded!.data.byteOffset, loaded!.data.byteLength).equals(data)).toBe(true);
+    await s.write({ snapshot: snap(3, 1, [1, 2, 3]) });
+    await s.close();
+    expect(await rawKeys(s.location, SNAPSHOT_KEY, SNAPSHOT_KEYS_END)).toHaveLength(2);
+    await s.open();
+    expect(await s.loadSnapshot()).toEqual(snap(3, 1, [1, 2, 3]));
+  });
+
+  describe('corruption', () => {
+    async function refusal(s: LevelLogStore): Promise<StorageCorruptError> {
+      const err = await failure(s.open());
+      expect(err.code).toBe('RAFT_STORAGE_CORRUPT');
+      expect(err).toBeInstanceOf(StorageCorruptError);
+      return err as StorageCorruptError;
+    }
+
+    /** A closed store: entries 1..10 (term 1), a snapshot at 8 of 2.5 chunks, compacted up to 6. */
+    async function compactedStore(options: Partial<LevelLogStoreOptions> = {}): Promise<LevelLogStore> {
+      const s = await openStore(options);
+      await s.write({ hardState: { term: 1, votedFor: 'n1' }, entries: run(1, 10) });
+      await s.write({ snapshot: snap(8, 1, new Uint8Array(SNAPSHOT_CHUNK_BYTES * 2.5).fill(0x42)) });
+      await s.compact(6);
+      await s.close();
+      return s;
+    }
+
+    it('refuses to open on damaged snapshot metadata', async () => {
+      const s = await compactedStore();
+      await withRaw(s.location, async (db) => {
+        const v = Uint8Array.from((await db.get(SNAPSHOT_KEY))!);
+        v[v.length - 2]! ^= 0x01; // inside the configuration
+        await db.put(SNAPSHOT_KEY, v);
+      });
+      expect((await refusal(s)).index).toBeUndefined();
+    });
+
+    it('refuses to load a snapshot whose data is damaged, missing, stray or from another snapshot (and opens)', async () => {
+      const damages: Array<[string, (db: ClassicLevel<Uint8Array, Uint8Array>) => Promise<void>]> = [
+        [
+          'a flipped data byte',
+          async (db) => {
+            const v = Uint8Array.from((await db.get(chunkKey(1)))!);
+            v[1000]! ^= 0x10;
+            await db.put(chunkKey(1), v);
+          },
+        ],
+        ['a missing chunk', (db) => db.del(chunkKey(1))],
+        ['a missing last chunk', (db) => db.del(chunkKey(2))],
+        ['a stray chunk', async (db) => db.put(chunkKey(3), (await db.get(chunkKey(2)))!)],
+        ['a chunk out of place', async (db) => db.put(chunkKey(1), (await db.get(chunkKey(0)))!)],
+        [
+          'a chunk of another snapshot',
+          async (db) => {
+            const other = encodeSnapshot(snap(7, 1, new Uint8Array(SNAPSHOT_CHUNK_BYTES * 2.5).fill(0x42)));
+            await db.put(chunkKey(0), other.chunkValues[0]!);
+          },
+        ],
+      ];
+      for (const [what, damage] of damages) {
+        const s = await compactedStore();
+        await withRaw(s.location, damage);
+        expect(await s.open(), what).toMatchObject({ firstIndex: 7, lastIndex: 10, snapshot: { index: 8 } });
+        const err = await failure(s.loadSnapshot());
+        expect(err.code, what).toBe('RAFT_STORAGE_CORRUPT');
+        expect(err, what).toBeInstanceOf(StorageCorruptError);
+      }
+    });
+
+    it('refuses a compacted log whose snapshot is gone', async () => {
+      const s = await compactedStore();
+      await withRaw(s.location, (db) => db.clear({ gte: SNAPSHOT_KEY, lt: SNAPSHOT_KEYS_END }));
+      expect((await refusal(s)).index).toBe(6);
+    });
+
+    it('refuses a log that starts after its snapshot', async () => {
+      const s = await compactedStore();
+      await withRaw(s.location, async (db) => {
+        await db.batch([{ type: 'del', key: entryKey(7) }, { type: 'del', key: entryKey(8) }, { type: 'del', key: entryKey(9) }, { type: 'put', key: META_KEY, value: encodeMeta(10) }]);
+      });
+      expect((await refusal(s)).index).toBe(9);
+    });
+
+    it('refuses a log that ends before its snapshot', async () => {
+      const s = await compactedStore();
+      await withRaw(s.location, (db) => db.clear({ gte: entryKey(8), lt: ENTRY_KEYS_END }));
+      expect((await refusal(s)).index).toBe(8);
+    });
+
+    it('refuses an entry at the snapshot\'s index with another term', async () => {
+      const s = await compactedStore();
+      await withRaw(s.location, (db) => db.put(entryKey(8), encodeEntry(entry(8, 2)).value));
+      expect((await refusal(s)).index).toBe(8);
+    });
+
+    it('checks the tail after a snapshot: damage, and terms below the snapshot\'s', async () => {
+      const s = await compactedStore();
+      await withRaw(s.location, async (db) => {
+        const v = Uint8Array.from((await db.get(entryKey(9)))!);
+        v[v.length - 1]! ^= 0x01;
+        await db.put(entryKey(9), v);
+      });
+      expect((await refusal(s)).index).toBe(9);
+
+      const emptied = await openStore();
+      await emptied.write({ snapshot: snap(10, 3), entries: run(11, 12, 3) });
+      await emptied.close();
+      await withRaw(emptied.location, (db) => db.put(entryKey(11), encodeEntry(entry(11, 2)).value));
+      expect((await refusal(emptied)).index).toBe(11);
+    });
   });
 });

@@ -4,26 +4,42 @@ import { dirname, resolve } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { ChainedBatch } from 'classic-level';
 import { InvalidArgumentError, RaftError } from '@raft/core';
-import type { HardState, LogEntry, LogStore, LogStoreState, LogWrite } from '@raft/core';
+import type { HardState, LogEntry, LogStore, LogStoreState, LogWrite, Snapshot, SnapshotMeta } from '@raft/core';
 import { closedError, openError, StorageCorruptError } from './errors.js';
 import {
+  chunkKey,
   dataOf,
   decodeEntry,
   decodeHardState,
   decodeMeta,
+  decodeSnapshot,
+  decodeSnapshotMeta,
   encodeEntry,
   encodeHardState,
   encodeMeta,
+  encodeSnapshot,
   ENTRY_KEYS_END,
   ENTRY_KEYS_START,
   entryKey,
   HARD_STATE_KEY,
   indexOfKey,
   META_KEY,
+  SNAPSHOT_KEY,
+  SNAPSHOT_KEYS_END,
 } from './format.js';
-import type { StoredEntry } from './format.js';
+import type { EncodedSnapshot, StoredEntry, StoredSnapshotMeta } from './format.js';
 import { TailCache } from './tail-cache.js';
-import { checkEntries, checkFits, checkHardState, checkRange } from './validate.js';
+import {
+  checkAfterSnapshot,
+  checkCompact,
+  checkEntries,
+  checkFits,
+  checkHardState,
+  checkRange,
+  checkSnapshot,
+  checkSnapshotOrder,
+  copySnapshotMeta,
+} from './validate.js';
 
 /** LevelDB settings passed through to `classic-level`. */
 export interface LevelDbOptions {
@@ -98,16 +114,27 @@ export interface LevelLogStoreStats {
   cacheHits: number;
   /** `entries()` calls that read LevelDB. */
   cacheMisses: number;
+  /** Writes with a snapshot that were accepted (a newer one in the same batch supersedes an older one before it reaches the disk). */
+  snapshotsWritten: number;
+  /** `compact()` calls that removed entries. */
+  compactions: number;
+  /** Entries the tail cache holds now. */
+  cachedEntries: number;
+  /** Bytes of entry data the tail cache holds now. */
+  cachedBytes: number;
 }
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 type Batch = ChainedBatch<Db, Uint8Array, Uint8Array>;
 
-/** A write waiting for its batch. */
+/** A write (or a compaction) waiting for its batch. */
 interface Pending {
   hardState: HardState | undefined;
   hardValue: Uint8Array | undefined;
+  snapshot: EncodedSnapshot | undefined;
   entries: StoredEntry[];
+  /** For `compact(upTo)`: `upTo`. */
+  compactTo: number | undefined;
   error?: Error;
   resolve(): void;
   reject(error: Error): void;
@@ -140,10 +167,11 @@ function checkOptions(options: LevelLogStoreOptions): Required<Omit<LevelLogStor
 
 /** Validates a write and encodes it at once: the encoding is the store's own copy. */
 function prepare(batch: LogWrite): Omit<Pending, 'resolve' | 'reject'> {
-  if (typeof batch !== 'object' || batch === null) throw new InvalidArgumentError('a write must be an object { hardState?, entries? }');
+  if (typeof batch !== 'object' || batch === null) throw new InvalidArgumentError('a write must be an object { hardState?, snapshot?, entries? }');
   const hardState = batch.hardState === undefined ? undefined : checkHardState(batch.hardState);
+  const snapshot = batch.snapshot === undefined ? undefined : encodeSnapshot(checkSnapshot(batch.snapshot));
   const entries = batch.entries === undefined ? [] : checkEntries(batch.entries).map(encodeEntry);
-  return { hardState, hardValue: hardState && encodeHardState(hardState), entries };
+  return { hardState, hardValue: hardState && encodeHardState(hardState), snapshot, entries, compactTo: undefined };
 }
 
 function toLogEntry(e: StoredEntry, copy: boolean): LogEntry {
@@ -183,15 +211,16 @@ async function checkLocation(location: string, createIfMissing: boolean): Promis
  * A durable {@link LogStore} on LevelDB (`classic-level`): what it acknowledged
  * survives `kill -9` and power loss.
  *
- * - Each write (hard state, truncation of a conflicting suffix, new entries) goes down
- *   as one atomic LevelDB batch with `sync: true`.
+ * - Each write (hard state, snapshot, truncation of a conflicting suffix, new entries)
+ *   goes down as one atomic LevelDB batch with `sync: true`; so does each compaction
+ *   (the deleted entries and the new `firstIndex` together).
  * - Group commit: writes issued while a batch is being synced go down together in the
  *   next batch; each write resolves once its batch is durable. Syncs per second stay
  *   bounded while throughput grows with load.
  * - Reads of the recent tail come from memory.
- * - Every entry carries a CRC-32; `open()` checks the tail of the log and refuses to
- *   start on corruption (`RAFT_STORAGE_CORRUPT`, with the index), reads check what they
- *   read.
+ * - Every entry, and every chunk of snapshot data, carries a CRC-32; `open()` checks the
+ *   tail of the log and the snapshot's metadata and refuses to start on corruption
+ *   (`RAFT_STORAGE_CORRUPT`, with the index), reads check what they read.
  * - After a failed write the store refuses further calls with `RAFT_STORAGE_UNAVAILABLE`
  *   until it is closed and opened again: the outcome of a failed sync is unknown.
  */
@@ -206,14 +235,20 @@ export class LevelLogStore implements LogStore {
   #hardState: HardState = { term: 0, votedFor: null };
   #firstIndex = 1;
   #lastIndex = 0;
+  /** The durable snapshot's metadata and layout, if any. */
+  #snapshot: StoredSnapshotMeta | undefined;
   #tail: TailCache;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
   /** True while a batch is in LevelDB's hands: its effects may be visible there before they are here. */
   #batchInFlight = false;
-  readonly #stats: LevelLogStoreStats = { writes: 0, syncs: 0, entriesWritten: 0, cacheHits: 0, cacheMisses: 0 };
+  readonly #stats: Omit<LevelLogStoreStats, 'cachedEntries' | 'cachedBytes'> = { writes: 0, syncs: 0, entriesWritten: 0, cacheHits: 0, cacheMisses: 0, snapshotsWritten: 0, compactions: 0 };
 
-  /** @param options a directory, or the options; see {@link LevelLogStoreOptions}. Bad options throw `RAFT_INVALID_ARGUMENT` at once. */
+  /**
+   * @param options the directory of the database (`new LevelLogStore('./data/n1')`), or the
+   * options (`new LevelLogStore({ location: './data/n1', ... })`); see {@link LevelLogStoreOptions}.
+   * Bad options throw `RAFT_INVALID_ARGUMENT` at once.
+   */
   constructor(options: string | LevelLogStoreOptions) {
     this.#options = checkOptions(typeof options === 'string' ? { location: options } : options);
     this.#tail = new TailCache(this.#options.tailCacheEntries, this.#options.tailCacheBytes);
@@ -224,14 +259,15 @@ export class LevelLogStore implements LogStore {
     return this.#options.location;
   }
 
-  /** Counters since this object was created (a copy). */
+  /** Counters since this object was created, and what the tail cache holds now (a copy). */
   get stats(): LevelLogStoreStats {
-    return { ...this.#stats };
+    return { ...this.#stats, cachedEntries: this.#tail.size, cachedBytes: this.#tail.bytes };
   }
 
   /**
-   * Opens (creating it if allowed) the database, checks the tail of the log, and
-   * returns what the store holds. On an open store, returns its current state.
+   * Opens (creating it if allowed) the database, checks the tail of the log and the
+   * snapshot's metadata, and returns what the store holds. On an open store, returns its
+   * current state.
    *
    * Rejects with `RAFT_STORAGE_LOCKED` when another process (or another store object)
    * has the directory open, `RAFT_STORAGE_UNAVAILABLE` when the directory or its parent
@@ -263,23 +299,20 @@ export class LevelLogStore implements LogStore {
   }
 
   /**
-   * Writes a batch atomically and resolves once it is on disk. Writes apply in call
-   * order; one issued while others are pending is validated against the log they leave.
+   * Writes a batch atomically and resolves once it is on disk: the hard state; then the
+   * snapshot, which replaces the stored one and, unless the log holds its last entry
+   * (same index and term), empties the log, which goes on after it; then the entries.
+   * Writes apply in call order; one issued while others are pending is validated against
+   * the log they leave.
    */
   write(batch: LogWrite): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#checkUsable();
-      const pending: Pending = { ...prepare(batch), resolve, reject };
-      this.#queue.push(pending);
-      // Start the flush on a microtask: writes issued in the same synchronous run
-      // join the first batch instead of waiting for a second one.
-      this.#flushing ??= Promise.resolve().then(() => this.#flush());
-    });
+    return this.#enqueue(() => prepare(batch));
   }
 
   /**
-   * The entries with `from <= index < to`, in order. The tail comes from memory (as
-   * copies); older entries from LevelDB, checked against their checksums.
+   * The entries with `from <= index < to`, in order; compacted indexes are skipped. The
+   * tail comes from memory (as copies); older entries from LevelDB, checked against their
+   * checksums.
    */
   entries(from: number, to: number): Promise<LogEntry[]> {
     return new Promise<LogEntry[]>((resolve) => {
@@ -302,6 +335,30 @@ export class LevelLogStore implements LogStore {
     });
   }
 
+  /**
+   * The latest snapshot, read from LevelDB and checked chunk by chunk, or undefined.
+   * Rejects with `RAFT_STORAGE_CORRUPT` when its data fails its checks.
+   */
+  loadSnapshot(): Promise<Snapshot | undefined> {
+    return new Promise<Snapshot | undefined>((resolve) => {
+      this.#checkUsable();
+      resolve(this.#loadSnapshot());
+    });
+  }
+
+  /**
+   * Removes every entry with index `<= upTo` and moves `firstIndex` to `upTo + 1`, in one
+   * synced batch (no-op when `upTo < firstIndex`). Applies in call order with writes.
+   * Rejects with `RAFT_INVALID_ARGUMENT` when `upTo` is beyond the stored snapshot's index,
+   * or no snapshot is stored.
+   */
+  compact(upTo: number): Promise<void> {
+    return this.#enqueue(() => {
+      if (typeof upTo !== 'number' || !Number.isSafeInteger(upTo)) throw new InvalidArgumentError(`compact(upTo): upTo must be a safe integer, got ${String(upTo)}`);
+      return { hardState: undefined, hardValue: undefined, snapshot: undefined, entries: [], compactTo: upTo };
+    });
+  }
+
   /** Waits for pending writes, then closes the database. Idempotent. */
   close(): Promise<void> {
     switch (this.#status) {
@@ -320,6 +377,17 @@ export class LevelLogStore implements LogStore {
     this.#status = 'closing';
     this.#closing = this.#close();
     return this.#closing;
+  }
+
+  #enqueue(make: () => Omit<Pending, 'resolve' | 'reject'>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#checkUsable();
+      const pending: Pending = { ...make(), resolve, reject };
+      this.#queue.push(pending);
+      // Start the flush on a microtask: writes issued in the same synchronous run
+      // join the first batch instead of waiting for a second one.
+      this.#flushing ??= Promise.resolve().then(() => this.#flush());
+    });
   }
 
   async #close(): Promise<void> {
@@ -344,7 +412,9 @@ export class LevelLogStore implements LogStore {
   }
 
   #state(): LogStoreState {
-    return { hardState: { ...this.#hardState }, firstIndex: this.#firstIndex, lastIndex: this.#lastIndex };
+    const state: LogStoreState = { hardState: { ...this.#hardState }, firstIndex: this.#firstIndex, lastIndex: this.#lastIndex };
+    if (this.#snapshot !== undefined) state.snapshot = copySnapshotMeta(this.#snapshot.meta);
+    return state;
   }
 
   async #open(): Promise<LogStoreState> {
@@ -373,15 +443,15 @@ export class LevelLogStore implements LogStore {
     return this.#state();
   }
 
-  /** Reads the metadata, hard state and tail, checking them, into memory. */
+  /** Reads the metadata, hard state, snapshot metadata and tail, checking them, into memory. */
   async #load(db: Db): Promise<void> {
-    const [metaRaw, hardRaw] = await db.getMany([META_KEY, HARD_STATE_KEY]);
+    const [metaRaw, hardRaw, snapshotRaw] = await db.getMany([META_KEY, HARD_STATE_KEY, SNAPSHOT_KEY]);
     const [lastKey] = await db.keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, reverse: true, limit: 1 }).all();
     const [firstKey] = await db.keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, limit: 1 }).all();
     this.#tail.clear();
 
     if (metaRaw === undefined) {
-      if (hardRaw !== undefined || firstKey !== undefined) {
+      if (hardRaw !== undefined || firstKey !== undefined || snapshotRaw !== undefined) {
         const index = firstKey === undefined ? undefined : indexOfKey(firstKey);
         throw new StorageCorruptError('the store holds data but no metadata', index === undefined ? {} : { index });
       }
@@ -390,11 +460,13 @@ export class LevelLogStore implements LogStore {
       this.#hardState = { term: 0, votedFor: null };
       this.#firstIndex = 1;
       this.#lastIndex = 0;
+      this.#snapshot = undefined;
       return;
     }
 
     const meta = decodeMeta(metaRaw);
     const hardState = hardRaw === undefined ? { term: 0, votedFor: null } : decodeHardState(hardRaw);
+    const snapshot = snapshotRaw === undefined ? undefined : decodeSnapshotMeta(snapshotRaw);
     const firstIndex = meta.firstIndex;
     // Keys sort by index: the first and last keys are the ends of the log.
     const lastIndex = lastKey === undefined ? firstIndex - 1 : indexOfKey(lastKey);
@@ -402,17 +474,31 @@ export class LevelLogStore implements LogStore {
       const first = indexOfKey(firstKey);
       throw new StorageCorruptError(`the log starts at ${first}, its metadata says ${firstIndex}`, { index: Math.min(first, firstIndex) });
     }
+    // Entries go only behind a snapshot (compaction, or a snapshot that empties the log),
+    // and never from under it: firstIndex - 1 <= snapshot index <= lastIndex.
+    const snapshotIndex = snapshot?.meta.index ?? 0;
+    if (firstIndex - 1 > snapshotIndex) {
+      throw new StorageCorruptError(
+        snapshot === undefined ? `the log starts at ${firstIndex}, but no snapshot covers the entries before it` : `the log starts at ${firstIndex}, after its snapshot at ${snapshotIndex}`,
+        { index: firstIndex - 1 },
+      );
+    }
+    if (lastIndex < snapshotIndex) throw new StorageCorruptError(`the log ends at ${lastIndex}, before its snapshot at ${snapshotIndex}`, { index: lastIndex + 1 });
 
-    // Check the tail: every entry there, each intact, under its own index, terms in order.
+    // Check the tail: every entry there, each intact, under its own index, terms in order
+    // (from the snapshot's term when the tail starts right after it).
     const from = Math.max(firstIndex, lastIndex - this.#options.verifyOnOpen + 1);
     const tail: StoredEntry[] = [];
     if (from <= lastIndex) {
       const keep = Math.min(this.#options.tailCacheEntries, lastIndex - from + 1);
       let expected = from;
-      let prevTerm = 0;
+      let prevTerm = snapshot !== undefined && from === snapshotIndex + 1 ? snapshot.meta.term : 0;
       for await (const raw of db.values({ gte: entryKey(from), lte: entryKey(lastIndex) })) {
         const e = decodeEntry(raw, expected);
         if (e.term < prevTerm) throw new StorageCorruptError(`entry ${e.index} has term ${e.term}, below the term ${prevTerm} before it`, { index: e.index });
+        if (e.index === snapshotIndex && e.term !== snapshot!.meta.term) {
+          throw new StorageCorruptError(`entry ${e.index} has term ${e.term}, its snapshot says ${snapshot!.meta.term}`, { index: e.index });
+        }
         prevTerm = e.term;
         if (lastIndex - expected < keep) tail.push(e);
         expected++;
@@ -422,6 +508,7 @@ export class LevelLogStore implements LogStore {
     this.#hardState = hardState;
     this.#firstIndex = firstIndex;
     this.#lastIndex = lastIndex;
+    this.#snapshot = snapshot;
     this.#tail.replaceFrom(tail);
   }
 
@@ -429,26 +516,44 @@ export class LevelLogStore implements LogStore {
   async #read(lo: number, hi: number): Promise<LogEntry[]> {
     const db = this.#db!;
     // The iterator reads from a snapshot taken now. If a batch is in flight, LevelDB may
-    // already hold a newer log than this object knows (shorter, after a truncation);
-    // otherwise the snapshot holds exactly [firstIndex, lastIndex] and a short read is a loss.
+    // already hold a newer log than this object knows (shorter after a truncation, starting
+    // later after a compaction, empty after a snapshot); otherwise the snapshot holds
+    // exactly [firstIndex, lastIndex] and a short read is a loss.
     const exact = !this.#batchInFlight;
-    const iterator = db.values({ gte: entryKey(lo), lt: entryKey(hi) });
-    let raws: Uint8Array[];
+    let rows: Array<[Uint8Array, Uint8Array]>;
     try {
-      raws = await iterator.all();
+      rows = await db.iterator({ gte: entryKey(lo), lt: entryKey(hi) }).all();
     } catch (error) {
       if (this.#status !== 'open') throw closedError();
       throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, { cause: error });
     }
-    const out = raws.map((raw, k) => toLogEntry(decodeEntry(raw, lo + k), false));
+    const start = exact || rows[0] === undefined ? lo : indexOfKey(rows[0][0]);
+    const out = rows.map(([key, raw], k) => {
+      const index = start + k;
+      // A key out of place is an entry missing before it (the value under a key is checked by decodeEntry).
+      if (indexOfKey(key) !== index) throw new StorageCorruptError(`entry ${index} is missing`, { index });
+      return toLogEntry(decodeEntry(raw, index), false);
+    });
     if (exact && out.length !== hi - lo) throw new StorageCorruptError(`entry ${lo + out.length} is missing`, { index: lo + out.length });
     return out;
   }
 
-  /** The term of entry `index` in the log as the batch being built leaves it, when known without reading LevelDB. */
-  #knownTerm(index: number, staged: StoredEntry[], stagedStart: number): number | undefined {
-    if (index >= stagedStart) return staged[index - stagedStart]!.term;
-    return this.#tail.get(index)?.term;
+  async #loadSnapshot(): Promise<Snapshot | undefined> {
+    const db = this.#db!;
+    // One iterator: the metadata and every chunk from the same LevelDB snapshot, so a
+    // batch replacing the snapshot meanwhile cannot mix two of them.
+    let rows: Array<[Uint8Array, Uint8Array]>;
+    try {
+      rows = await db.iterator({ gte: SNAPSHOT_KEY, lt: SNAPSHOT_KEYS_END }).all();
+    } catch (error) {
+      if (this.#status !== 'open') throw closedError();
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the snapshot of the log store at ${this.location} failed`, { cause: error });
+    }
+    const snapshot = decodeSnapshot(rows);
+    if (snapshot === undefined && this.#snapshot !== undefined) {
+      throw new StorageCorruptError(`the snapshot at index ${this.#snapshot.meta.index} is missing`, {});
+    }
+    return snapshot;
   }
 
   /** The term of entry `index` as LevelDB holds it. */
@@ -479,9 +584,9 @@ export class LevelLogStore implements LogStore {
   }
 
   /**
-   * Validates a group of writes in order, each against the log the ones before it
-   * leave, and writes the accepted ones as one synced batch. Never throws: each write
-   * gets its own outcome, in call order.
+   * Validates a group of writes and compactions in order, each against the log the ones
+   * before it leave, and writes the accepted ones as one synced batch. Never throws:
+   * each gets its own outcome, in call order.
    */
   async #commit(group: Pending[]): Promise<void> {
     const db = this.#db!;
@@ -489,45 +594,107 @@ export class LevelLogStore implements LogStore {
     // db.batch(array), at a fraction of the CPU per operation (the array form clones
     // and re-validates every operation object).
     let batch: Batch | undefined;
+    // The log as the group leaves it so far: [first, last], behind `snapshot`.
+    let first = this.#firstIndex;
     let last = this.#lastIndex;
+    let snapshot: SnapshotMeta | undefined = this.#snapshot?.meta;
     // Entries this group writes: staged[k] is entry stagedStart + k, up to `last`.
     let staged: StoredEntry[] = [];
     let stagedStart = last + 1;
+    /** The newest snapshot of the group: the only one that reaches LevelDB. */
+    let newSnapshot: EncodedSnapshot | undefined;
+    /** A snapshot of the group emptied the log: the tail cache starts over. */
+    let emptied = false;
     let hardValue: Uint8Array | undefined;
     let hardState: HardState | undefined;
     let accepted = 0;
     let entriesWritten = 0;
+    let snapshotsWritten = 0;
+    let compactions = 0;
+
+    /** The term of entry `index` in the log as the group leaves it so far, or undefined when the log does not know it. */
+    const termAt = async (index: number): Promise<number | undefined> => {
+      if (index >= first && index <= last) {
+        // Usually staged or cached; an await here would delay every batch by a turn.
+        if (index >= stagedStart) return staged[index - stagedStart]!.term;
+        return this.#tail.get(index)?.term ?? (await this.#storedTerm(index));
+      }
+      return index === snapshot?.index ? snapshot.term : undefined;
+    };
 
     try {
       for (const p of group) {
-        const first = p.entries[0];
-        if (first !== undefined) {
-          try {
-            const prev = first.index - 1;
-            let prevTerm: number | undefined;
-            if (prev >= this.#firstIndex && prev <= last) {
-              // Usually staged or cached; an await here would delay every batch by a turn.
-              prevTerm = this.#knownTerm(prev, staged, stagedStart) ?? (await this.#storedTerm(prev));
-            }
-            checkFits(first, this.#firstIndex, last, prevTerm);
-          } catch (error) {
-            p.error = RaftError.isInstance(error) ? error : new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, { cause: error });
-            continue;
+        const firstEntry = p.entries[0];
+        let empties = false;
+        try {
+          // Check everything this write does against the log as the ones before it left it
+          // (the entries against the log its snapshot leaves), before staging any of it.
+          let after = snapshot;
+          if (p.snapshot !== undefined) {
+            const { meta } = p.snapshot;
+            checkSnapshotOrder(meta, snapshot?.index);
+            // Raft §7: a snapshot whose last entry the log holds leaves the log as it is
+            // (the entries it covers go with compact()); any other replaces the whole log.
+            empties = (await termAt(meta.index)) !== meta.term;
+            after = meta;
           }
+          if (firstEntry !== undefined) {
+            const prev = firstEntry.index - 1;
+            if (empties) {
+              checkFits(firstEntry, after!.index + 1, after!.index, prev === after!.index ? after!.term : undefined);
+            } else {
+              checkFits(firstEntry, first, last, await termAt(prev));
+            }
+            checkAfterSnapshot(firstEntry, after?.index);
+          }
+          if (p.compactTo !== undefined) checkCompact(p.compactTo, snapshot?.index);
+        } catch (error) {
+          p.error = RaftError.isInstance(error) ? error : new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, { cause: error });
+          continue;
+        }
+
+        if (p.snapshot !== undefined) {
+          const { meta } = p.snapshot;
+          if (empties) {
+            // Every entry goes, staged ones included (a later operation on a key wins).
+            batch ??= db.batch();
+            for (let i = first; i <= last; i++) batch.del(entryKey(i));
+            first = meta.index + 1;
+            last = meta.index;
+            staged = [];
+            stagedStart = first;
+            emptied = true;
+          }
+          snapshot = meta;
+          newSnapshot = p.snapshot;
+          snapshotsWritten++;
+        }
+        if (firstEntry !== undefined) {
           batch ??= db.batch();
-          const end = first.index + p.entries.length - 1;
+          const end = firstEntry.index + p.entries.length - 1;
           // Raft §5.3: the conflicting suffix goes in the same batch as the new entries.
           for (let i = end + 1; i <= last; i++) batch.del(entryKey(i));
           for (const e of p.entries) batch.put(entryKey(e.index), e.value);
-          if (first.index < stagedStart) {
+          if (firstEntry.index < stagedStart) {
             staged = p.entries.slice();
-            stagedStart = first.index;
+            stagedStart = firstEntry.index;
           } else {
-            staged.length = first.index - stagedStart;
+            staged.length = firstEntry.index - stagedStart;
             for (const e of p.entries) staged.push(e);
           }
           last = end;
           entriesWritten += p.entries.length;
+        }
+        if (p.compactTo !== undefined && p.compactTo >= first) {
+          // Log compaction (§7): the entries and the new firstIndex in one batch.
+          batch ??= db.batch();
+          for (let i = first; i <= p.compactTo; i++) batch.del(entryKey(i));
+          first = p.compactTo + 1;
+          if (first > stagedStart) {
+            staged = staged.slice(Math.min(staged.length, first - stagedStart));
+            stagedStart = first;
+          }
+          compactions++;
         }
         if (p.hardState !== undefined) {
           hardState = p.hardState;
@@ -536,17 +703,31 @@ export class LevelLogStore implements LogStore {
         accepted++;
       }
       if (hardValue !== undefined) (batch ??= db.batch()).put(HARD_STATE_KEY, hardValue);
+      if (first !== this.#firstIndex) (batch ??= db.batch()).put(META_KEY, encodeMeta(first));
+      if (newSnapshot !== undefined) {
+        batch ??= db.batch();
+        batch.put(SNAPSHOT_KEY, newSnapshot.metaValue);
+        for (const [k, value] of newSnapshot.chunkValues.entries()) batch.put(chunkKey(k), value);
+        // Chunks of the replaced snapshot beyond the new one's go too.
+        for (let k = newSnapshot.chunks; k < (this.#snapshot?.chunks ?? 0); k++) batch.del(chunkKey(k));
+      }
 
       if (batch !== undefined) {
         this.#batchInFlight = true;
         await batch.write({ sync: true });
         this.#stats.syncs++;
         if (hardState !== undefined) this.#hardState = hardState;
+        if (newSnapshot !== undefined) this.#snapshot = { meta: newSnapshot.meta, dataLength: newSnapshot.dataLength, chunks: newSnapshot.chunks };
+        this.#firstIndex = first;
         this.#lastIndex = last;
+        if (emptied) this.#tail.clear();
         this.#tail.replaceFrom(staged);
+        this.#tail.dropBefore(first);
       }
       this.#stats.writes += accepted;
       this.#stats.entriesWritten += entriesWritten;
+      this.#stats.snapshotsWritten += snapshotsWritten;
+      this.#stats.compactions += compactions;
     } catch (error) {
       // The outcome of a failed sync is unknown (the data may or may not be on disk):
       // nothing more is accepted until the store is reopened and reads the truth.
@@ -567,8 +748,8 @@ export class LevelLogStore implements LogStore {
 }
 
 /**
- * Creates a durable {@link LogStore} on LevelDB in `options.location`. Open it with
- * `open()` (the runtime does) and close it with `close()`.
+ * Creates a durable {@link LogStore} on LevelDB in `options.location` (or in the directory
+ * given as a string). Open it with `open()` (the runtime does) and close it with `close()`.
  *
  * @example
  * ```ts
@@ -576,6 +757,6 @@ export class LevelLogStore implements LogStore {
  * const peer = await startPeer(machine, { name: 'n1', log, transport });
  * ```
  */
-export function levelLogStore(options: LevelLogStoreOptions): LevelLogStore {
+export function levelLogStore(options: string | LevelLogStoreOptions): LevelLogStore {
   return new LevelLogStore(options);
 }

@@ -55,3 +55,28 @@ describe('TailCache', () => {
     expect(byBytes.firstIndex).toBe(41);
   });
 });
+
+describe('TailCache.dropBefore', () => {
+  it('drops compacted entries, and everything when the compaction point is past its end', () => {
+    const cache = new TailCache(100, 1 << 20);
+    cache.replaceFrom(stored(5, 9));
+    cache.dropBefore(3);
+    expect(cache.firstIndex).toBe(5);
+    cache.dropBefore(7);
+    expect(indexes(cache.range(7, 10))).toEqual([7, 8, 9]);
+    expect(cache.get(6)).toBeUndefined();
+    cache.dropBefore(20);
+    expect(cache.size).toBe(0);
+    cache.replaceFrom(stored(20, 21));
+    expect(indexes(cache.range(20, 22))).toEqual([20, 21]);
+  });
+
+  it('gives back the bytes of what it drops', () => {
+    const cache = new TailCache(1000, 100);
+    cache.replaceFrom(stored(1, 10, 1, 10)); // exactly the byte budget
+    cache.dropBefore(6);
+    cache.replaceFrom(stored(11, 15, 1, 10)); // fits again: nothing trimmed
+    expect(cache.firstIndex).toBe(6);
+    expect(cache.size).toBe(10);
+  });
+});

@@ -26,6 +26,11 @@ export class TailCache {
     return this.#entries.length;
   }
 
+  /** Bytes of entry data cached. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Index of the first cached entry, or undefined when empty. */
   get firstIndex(): number | undefined {
     return this.#entries[0]?.index;
@@ -55,6 +60,15 @@ export class TailCache {
       this.#bytes += dataLength(e);
     }
     this.#trim();
+  }
+
+  /** Drops every cached entry below `index` (compacted entries). */
+  dropBefore(index: number): void {
+    const first = this.firstIndex;
+    if (first === undefined || index <= first) return;
+    const drop = Math.min(index - first, this.#entries.length);
+    for (let i = 0; i < drop; i++) this.#bytes -= dataLength(this.#entries[i]!);
+    this.#entries.splice(0, drop);
   }
 
   /** The cached entry of `index`, if any. */

@@ -1,6 +1,6 @@
 // A copy of @raft/log-memory's validate.ts: adapters share no code but @raft/core.
 import { InvalidArgumentError } from '@raft/core';
-import type { EntryType, HardState, LogEntry } from '@raft/core';
+import type { Configuration, EntryType, HardState, LogEntry, Snapshot, SnapshotMeta } from '@raft/core';
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set<EntryType>(['command', 'noop', 'config']);
 
@@ -67,5 +67,79 @@ export function checkRange(from: unknown, to: unknown): void {
     if (typeof v !== 'number' || Number.isNaN(v) || (Number.isFinite(v) && !Number.isInteger(v))) {
       throw new InvalidArgumentError(`${name} must be an integer, got ${String(v)}`);
     }
+  }
+}
+
+function checkNames(value: unknown, what: string): string[] {
+  if (!Array.isArray(value) || !(value as unknown[]).every((n) => typeof n === 'string')) {
+    throw new InvalidArgumentError(`${what} must be an array of peer names`);
+  }
+  return (value as string[]).slice();
+}
+
+/** Checks the shape of a configuration; returns a copy with exactly the fields given. */
+export function checkConfiguration(value: unknown, what: string): Configuration {
+  if (typeof value !== 'object' || value === null) throw new InvalidArgumentError(`${what} must be an object { members, learners?, outgoing? }`);
+  const { members, learners, outgoing } = value as Record<string, unknown>;
+  const copy: Configuration = { members: checkNames(members, `${what}.members`) };
+  if (learners !== undefined) copy.learners = checkNames(learners, `${what}.learners`);
+  if (outgoing !== undefined) copy.outgoing = checkNames(outgoing, `${what}.outgoing`);
+  return copy;
+}
+
+/** Checks the shape of a snapshot's metadata; returns a copy. */
+export function checkSnapshotMeta(value: unknown): SnapshotMeta {
+  if (typeof value !== 'object' || value === null) throw new InvalidArgumentError('snapshot.meta must be an object { index, term, configuration }');
+  const { index, term, configuration } = value as Record<string, unknown>;
+  if (!isIndex(index)) throw new InvalidArgumentError(`snapshot.meta.index must be a positive safe integer, got ${String(index)}`);
+  if (!isTerm(term)) throw new InvalidArgumentError(`snapshot.meta.term must be a non-negative safe integer, got ${String(term)}`);
+  return { index, term, configuration: checkConfiguration(configuration, 'snapshot.meta.configuration') };
+}
+
+/** Checks the shape of a snapshot; returns a copy of its metadata and its data (not copied). */
+export function checkSnapshot(value: unknown): Snapshot {
+  if (typeof value !== 'object' || value === null) throw new InvalidArgumentError('snapshot must be an object { meta, data }');
+  const { meta, data } = value as Record<string, unknown>;
+  if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('snapshot.data must be a Uint8Array');
+  return { meta: checkSnapshotMeta(meta), data };
+}
+
+/** A copy of a snapshot's metadata, its configuration included. */
+export function copySnapshotMeta(meta: SnapshotMeta): SnapshotMeta {
+  const { members, learners, outgoing } = meta.configuration;
+  const configuration: Configuration = { members: members.slice() };
+  if (learners !== undefined) configuration.learners = learners.slice();
+  if (outgoing !== undefined) configuration.outgoing = outgoing.slice();
+  return { index: meta.index, term: meta.term, configuration };
+}
+
+/**
+ * Checks `compact(upTo)` against the stored snapshot: `upTo` is a safe integer no
+ * greater than the snapshot's index (a store with no snapshot cannot compact).
+ */
+export function checkCompact(upTo: unknown, snapshotIndex: number | undefined): number {
+  if (typeof upTo !== 'number' || !Number.isSafeInteger(upTo)) throw new InvalidArgumentError(`compact(upTo): upTo must be a safe integer, got ${String(upTo)}`);
+  if (snapshotIndex === undefined) throw new InvalidArgumentError('compact(upTo): the store holds no snapshot, so no entry may be compacted');
+  if (upTo > snapshotIndex) throw new InvalidArgumentError(`compact(upTo): upTo ${upTo} is beyond the snapshot's index ${snapshotIndex}`);
+  return upTo;
+}
+
+/**
+ * Checks a snapshot to store against the one stored: it may not go back (an older
+ * snapshot than the stored one would leave the compacted entries between them nowhere).
+ */
+export function checkSnapshotOrder(meta: SnapshotMeta, storedIndex: number | undefined): void {
+  if (storedIndex !== undefined && meta.index < storedIndex) {
+    throw new InvalidArgumentError(`snapshot at index ${meta.index} is older than the stored one at index ${storedIndex}`);
+  }
+}
+
+/**
+ * Checks that entries starting at `first` do not rewrite what the snapshot covers: those
+ * entries are committed (Raft §7), and a log shorter than its snapshot would be inconsistent.
+ */
+export function checkAfterSnapshot(first: Pick<LogEntry, 'index'>, snapshotIndex: number | undefined): void {
+  if (snapshotIndex !== undefined && first.index <= snapshotIndex) {
+    throw new InvalidArgumentError(`entries must start after the snapshot's index ${snapshotIndex}, got index ${first.index}`);
   }
 }

@@ -24,11 +24,33 @@
  *   store, and the store keeps no reference to what a write passed in.
  * - Entry data round-trips byte for byte, empty data and views into larger buffers included.
  *
+ * Snapshots and log compaction (Raft §7), checked only when the store has `loadSnapshot`
+ * and `compact` (optional in `LogStore`, as a pair: a store without them runs its peer with
+ * snapshots off, and these tests are skipped with a note saying so):
+ *
+ * - `open()` also reports `snapshot`, the metadata of the latest snapshot, when there is one;
+ *   `loadSnapshot()` returns it with its data, or `undefined`. Both survive a reopen, the
+ *   metadata exactly as written (configuration `learners` and `outgoing` present or absent as
+ *   given) and the data byte for byte.
+ * - A `snapshot` in a write is applied before its entries and replaces the stored one. If
+ *   the log holds an entry at the snapshot's index with the snapshot's term, every entry
+ *   stays; otherwise every entry goes and the log continues after the snapshot:
+ *   `firstIndex = index + 1`, `lastIndex = index`. A write is atomic with its snapshot too.
+ * - `compact(upTo)` removes every entry with index `<= upTo` and moves `firstIndex` to
+ *   `upTo + 1` (nothing happens when `upTo < firstIndex`); reads skip compacted indexes;
+ *   `upTo` beyond the snapshot's index, or any `upTo` with no snapshot stored, rejects with
+ *   `RAFT_INVALID_ARGUMENT` and changes nothing. A `compact()` issued without awaiting the
+ *   write of its snapshot applies after it.
+ * - A crash between a snapshot write and the compaction (the runtime's two steps) leaves
+ *   both the snapshot and the entries it covers, which is consistent: a reopened store
+ *   reports `firstIndex <= snapshot.index + 1 <= lastIndex + 1`.
+ *
  * @module
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { TestContext } from 'vitest';
 import { RaftError } from '@raft/core';
-import type { EntryType, HardState, LogEntry, LogStore, LogStoreState, LogWrite } from '@raft/core';
+import type { Configuration, EntryType, HardState, LogEntry, LogStore, LogStoreState, LogWrite, Snapshot } from '@raft/core';
 
 /**
  * How the suite makes stores. A location is whatever identifies a store's data: a
@@ -58,6 +80,21 @@ export interface LogStoreSuiteOptions {
    * @default 30000
    */
   timeout?: number;
+  /**
+   * Bytes of snapshot data in the large-snapshot test (run only for stores with snapshots).
+   * @default 16777216 (16 MiB)
+   */
+  largeSnapshot?: number;
+}
+
+/** A store with the optional snapshot methods of `LogStore`. */
+type SnapshotStore = LogStore & Required<Pick<LogStore, 'loadSnapshot' | 'compact'>>;
+
+/** Why the snapshot tests are skipped for a store without them. */
+export const NO_SNAPSHOTS_NOTE = 'the store under test has no loadSnapshot()/compact() (optional in LogStore, as a pair): it runs with snapshots off, so the snapshot and compaction tests do not apply';
+
+function hasSnapshots(store: LogStore): store is SnapshotStore {
+  return typeof store.loadSnapshot === 'function' && typeof store.compact === 'function';
 }
 
 type Opened = { store: LogStore; state: LogStoreState };
@@ -102,6 +139,31 @@ async function rejection(promise: Promise<unknown>): Promise<string> {
   expect.fail('expected the promise to reject');
 }
 
+const CONFIGURATION: Configuration = { members: ['n1', 'n2', 'n3'] };
+
+function snapshot(index: number, term: number, data: Uint8Array | number[] = [index & 0xff, term & 0xff, 0xaa], configuration: Configuration = CONFIGURATION): Snapshot {
+  return { meta: { index, term, configuration }, data: data instanceof Uint8Array ? data : new Uint8Array(data) };
+}
+
+/** Checks a loaded snapshot: the metadata exactly (no field added or dropped), the data byte for byte. */
+function expectSnapshot(actual: Snapshot | undefined, expected: Snapshot): void {
+  expect(actual, 'a snapshot is stored').toBeDefined();
+  expect(actual!.meta).toStrictEqual(expected.meta);
+  expect(actual!.data, 'snapshot data is a Uint8Array').toBeInstanceOf(Uint8Array);
+  expect(actual!.data.length, 'snapshot data length').toBe(expected.data.length);
+  expect(sameBytes(actual!.data, expected.data), 'snapshot data round-trips').toBe(true);
+}
+
+/** What a store is expected to hold, for {@link logStoreSuite}'s snapshot tests. */
+interface Held {
+  hardState: HardState;
+  firstIndex: number;
+  lastIndex: number;
+  snapshot?: Snapshot;
+  /** Every entry still held, from firstIndex to lastIndex. */
+  log: LogEntry[];
+}
+
 /**
  * Registers the `LogStore` conformance tests (see the module documentation for the
  * contract). Call it inside your own `describe`:
@@ -113,6 +175,7 @@ async function rejection(promise: Promise<unknown>): Promise<string> {
 export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, options: LogStoreSuiteOptions = {}): void {
   const largeBatch = options.largeBatch ?? 10_000;
   const timeout = options.timeout ?? 30_000;
+  const largeSnapshot = options.largeSnapshot ?? 16 * 1024 * 1024;
 
   let location: Location;
   let stores: LogStore[] = [];
@@ -133,6 +196,38 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
   async function reopen(store: LogStore): Promise<Opened> {
     await store.close();
     return fresh();
+  }
+
+  /** A fresh store that has the snapshot methods; skips the test (with a note) when it has not. */
+  async function freshWithSnapshots(context: TestContext): Promise<{ store: SnapshotStore; state: LogStoreState }> {
+    const { store, state } = await fresh();
+    if (!hasSnapshots(store)) return context.skip(NO_SNAPSHOTS_NOTE);
+    return { store, state };
+  }
+
+  /** Checks what `store` holds now (state, entries, snapshot), without reopening. */
+  async function expectHeld(store: SnapshotStore, state: LogStoreState, held: Held): Promise<void> {
+    const { snapshot: meta, ...rest } = state;
+    expect(rest).toEqual({ hardState: held.hardState, firstIndex: held.firstIndex, lastIndex: held.lastIndex });
+    if (held.snapshot === undefined) {
+      expect(meta, 'open() reports no snapshot').toBeUndefined();
+      expect(await store.loadSnapshot()).toBeUndefined();
+    } else {
+      expect(meta, 'open() reports the snapshot').toStrictEqual(held.snapshot.meta);
+      expectSnapshot(await store.loadSnapshot(), held.snapshot);
+    }
+    // Reads of compacted indexes return nothing for them.
+    expectEntries(await store.entries(0, held.lastIndex + 10), held.log);
+    expect(await store.entries(0, held.firstIndex)).toEqual([]);
+  }
+
+  /** Checks `store` as it is (through `open()` on the open store), then through a reopened one; returns the reopened store. */
+  async function expectSnapshotDurable(store: SnapshotStore, held: Held): Promise<SnapshotStore> {
+    await expectHeld(store, await store.open(), held);
+    const { store: again, state } = await reopen(store);
+    if (!hasSnapshots(again)) return expect.fail('a store over the same location lost its snapshot methods');
+    await expectHeld(again, state, held);
+    return again;
   }
 
   /** Reopens and checks the log and hard state the new store sees. */
@@ -494,6 +589,317 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         await Promise.all(log.map((e) => store.write({ entries: [e] })));
         expectEntries(await store.entries(1, 201), log);
         await expectDurable(store, log, { term: 0, votedFor: null });
+      });
+    });
+
+    describe('snapshots and log compaction (Raft §7)', () => {
+      const hs: HardState = { term: 2, votedFor: 'n1' };
+      const newStore: HardState = { term: 0, votedFor: null };
+
+      it('has loadSnapshot() and compact() both, or neither (they are optional as a pair)', async () => {
+        const store = await create();
+        expect(typeof store.loadSnapshot, 'loadSnapshot and compact come as a pair').toBe(typeof store.compact);
+      });
+
+      it('reports no snapshot for a new store, also after a reopen', async (context) => {
+        const { store, state } = await freshWithSnapshots(context);
+        expect(state.snapshot).toBeUndefined();
+        await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 1, lastIndex: 0, log: [] });
+      });
+
+      it('keeps a snapshot across a reopen: the metadata exactly as written, the data byte for byte', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const log = [...run(1, 6, 1), ...run(7, 10, 2)];
+        await store.write({ hardState: hs, entries: log });
+        const data = new Uint8Array(70_000).map((_, i) => (i * 131 + 7) & 0xff);
+        const snap = snapshot(8, 2, data, { members: ['n3', 'n1', 'n2'], learners: ['n4'], outgoing: ['n1', 'n2', 'n5'] });
+        await store.write({ snapshot: snap });
+        await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log });
+      });
+
+      it('round-trips configurations with and without learners and outgoing, empty data, and only the bytes of a view', async (context) => {
+        let { store } = await freshWithSnapshots(context);
+        const log = run(1, 10, 1);
+        await store.write({ hardState: hs, entries: log });
+        const backing = new Uint8Array([9, 9, 1, 2, 3, 9]);
+        const cases: Snapshot[] = [
+          snapshot(2, 1, new Uint8Array(0), { members: ['n1'] }),
+          snapshot(3, 1, [0, 255], { members: ['n1', 'n2'], learners: [] }),
+          snapshot(4, 1, backing.subarray(2, 5), { members: ['a', 'b'], outgoing: ['a', 'b', 'c'] }),
+          snapshot(5, 1, Buffer.from('état', 'utf8'), { members: ['nœud-节点', '🚀 with spaces'], learners: ['n9'], outgoing: [] }),
+          snapshot(6, 1, new Uint8Array(256).map((_, i) => i), { members: [] }),
+        ];
+        for (const snap of cases) {
+          await store.write({ snapshot: snap });
+          const expected = { ...snap, data: new Uint8Array(snap.data) };
+          store = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: expected, log });
+        }
+      });
+
+      it('replaces the stored snapshot with a newer one, of any size', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const log = run(1, 10, 1);
+        await store.write({ entries: log });
+        const big = snapshot(3, 1, new Uint8Array(3 * 1024 * 1024 + 17).fill(0x5a));
+        await store.write({ snapshot: big });
+        expectSnapshot(await store.loadSnapshot(), big);
+        const small = snapshot(6, 1, [1, 2, 3], { members: ['n1', 'n2'] });
+        await store.write({ snapshot: small });
+        const again = await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 1, lastIndex: 10, snapshot: small, log });
+        const bigger = snapshot(7, 1, new Uint8Array(2 * 1024 * 1024).fill(0xa5));
+        await again.write({ snapshot: bigger });
+        await expectSnapshotDurable(again, { hardState: newStore, firstIndex: 1, lastIndex: 10, snapshot: bigger, log });
+      });
+
+      it('shares nothing with the caller: neither the snapshot a write passed in nor the one it loaded', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        await store.write({ entries: run(1, 5, 1) });
+        const written = snapshot(4, 1, [1, 2, 3], { members: ['n1', 'n2'], learners: ['n3'] });
+        const pending = store.write({ snapshot: written });
+        written.data[0] = 99; // before the write resolved
+        await pending;
+        written.data[1] = 99;
+        written.meta.index = 5;
+        written.meta.configuration.members.push('n7');
+        written.meta.configuration.learners!.length = 0;
+        const expected = snapshot(4, 1, [1, 2, 3], { members: ['n1', 'n2'], learners: ['n3'] });
+        const loaded = await store.loadSnapshot();
+        expectSnapshot(loaded, expected);
+        loaded!.data[2] = 42;
+        loaded!.meta.term = 9;
+        loaded!.meta.configuration.members.length = 0;
+        const state = await store.open();
+        state.snapshot!.configuration.members.push('n8');
+        await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 1, lastIndex: 5, snapshot: expected, log: run(1, 5, 1) });
+      });
+
+      it('keeps every entry when the log holds the snapshot\'s last entry (same index and term)', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const log = [...run(1, 4, 1), ...run(5, 10, 2)];
+        await store.write({ hardState: hs, entries: log });
+        const snap = snapshot(7, 2);
+        await store.write({ snapshot: snap });
+        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log });
+        // The log goes on as before: a conflicting suffix after the snapshot, then appends.
+        await again.write({ entries: run(9, 10, 3) });
+        await again.write({ entries: run(11, 11, 3) });
+        const last = snapshot(11, 3);
+        await again.write({ snapshot: last });
+        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 1, lastIndex: 11, snapshot: last, log: [...log.slice(0, 8), ...run(9, 11, 3)] });
+      });
+
+      it('empties the log for a snapshot whose index the log holds with another term; the log continues after it', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        await store.write({ hardState: hs, entries: run(1, 10, 1) });
+        const snap = snapshot(7, 2);
+        await store.write({ snapshot: snap });
+        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 8, lastIndex: 7, snapshot: snap, log: [] });
+        expect(await rejection(again.write({ entries: run(7, 8, 2) }))).toBe('RAFT_INVALID_ARGUMENT'); // below firstIndex
+        expect(await rejection(again.write({ entries: run(9, 9, 2) }))).toBe('RAFT_INVALID_ARGUMENT'); // a gap
+        await again.write({ entries: run(8, 9, 2) });
+        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 8, lastIndex: 9, snapshot: snap, log: run(8, 9, 2) });
+      });
+
+      it('empties the log for a snapshot beyond its end; the log continues from index + 1', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        await store.write({ hardState: hs, entries: run(1, 5, 1) });
+        const snap = snapshot(20, 3);
+        await store.write({ snapshot: snap });
+        expect(await store.entries(1, 30)).toEqual([]);
+        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 21, lastIndex: 20, snapshot: snap, log: [] });
+        expect(await rejection(again.write({ entries: run(5, 5, 3) }))).toBe('RAFT_INVALID_ARGUMENT');
+        expect(await rejection(again.write({ entries: run(20, 21, 3) }))).toBe('RAFT_INVALID_ARGUMENT');
+        expect(await rejection(again.write({ entries: run(22, 23, 3) }))).toBe('RAFT_INVALID_ARGUMENT');
+        await again.write({ entries: run(21, 23, 3) });
+        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 21, lastIndex: 23, snapshot: snap, log: run(21, 23, 3) });
+      });
+
+      it('empties a new store for a snapshot, which a follower receives before any entry', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const snap = snapshot(100, 4, [7, 7, 7], { members: ['n1', 'n2', 'n3'], learners: ['n4'] });
+        await store.write({ hardState: { term: 4, votedFor: null }, snapshot: snap });
+        await expectSnapshotDurable(store, { hardState: { term: 4, votedFor: null }, firstIndex: 101, lastIndex: 100, snapshot: snap, log: [] });
+      });
+
+      it('writes a snapshot, hard state and entries of one batch together, the entries after the snapshot', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        await store.write({ hardState: hs, entries: run(1, 10, 1) });
+        // A snapshot from the leader replacing a diverged log, with what follows it.
+        const snap = snapshot(12, 3);
+        const next: HardState = { term: 3, votedFor: null };
+        await store.write({ hardState: next, snapshot: snap, entries: run(13, 15, 3) });
+        let again = await expectSnapshotDurable(store, { hardState: next, firstIndex: 13, lastIndex: 15, snapshot: snap, log: run(13, 15, 3) });
+        // A matching snapshot with entries that extend the log.
+        const matching = snapshot(14, 3);
+        await again.write({ hardState: hs, snapshot: matching, entries: run(16, 17, 3) });
+        again = await expectSnapshotDurable(again, { hardState: hs, firstIndex: 13, lastIndex: 17, snapshot: matching, log: run(13, 17, 3) });
+      });
+
+      it('changes nothing when a write with a snapshot is refused: not the hard state, not the snapshot, not the log', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const log = run(1, 10, 1);
+        const snap = snapshot(4, 1);
+        await store.write({ hardState: hs, entries: log });
+        await store.write({ snapshot: snap });
+        const held: Held = { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log };
+        const other: HardState = { term: 9, votedFor: 'n9' };
+        const refused: LogWrite[] = [
+          { hardState: other, snapshot: snapshot(20, 3), entries: run(22, 23, 3) }, // a gap after the snapshot
+          { hardState: other, snapshot: snapshot(20, 3), entries: run(5, 6, 3) }, // below the log the snapshot leaves
+          { hardState: other, snapshot: snapshot(8, 1), entries: run(12, 12, 1) }, // a gap in the log the snapshot keeps
+          { hardState: other, snapshot: { meta: { index: -1, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }, entries: run(11, 11, 1) },
+          { hardState: { term: -1, votedFor: null }, snapshot: snapshot(8, 1) },
+          { snapshot: snapshot(8, 1), entries: [entry(11, 1), entry(13, 1)] },
+        ];
+        for (const batch of refused) {
+          expect(await rejection(store.write(batch)), JSON.stringify(batch, (_, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v))).toBe('RAFT_INVALID_ARGUMENT');
+          await expectHeld(store, await store.open(), held);
+        }
+        const again = await expectSnapshotDurable(store, held);
+        // Still writable.
+        const next = snapshot(8, 1);
+        await again.write({ snapshot: next, entries: run(11, 11, 1) });
+        await expectSnapshotDurable(again, { ...held, lastIndex: 11, snapshot: next, log: run(1, 11, 1) });
+      });
+
+      const malformed: Array<[string, unknown]> = [
+        ['a snapshot that is not an object', null],
+        ['a snapshot without meta', { data: new Uint8Array(1) }],
+        ['an index of 0', { meta: { index: 0, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        ['a negative index', { meta: { index: -3, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        ['a fractional index', { meta: { index: 4.5, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        ['a NaN index', { meta: { index: Number.NaN, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        ['an index that is a string', { meta: { index: '4', term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        ['a negative term', { meta: { index: 4, term: -1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        ['a fractional term', { meta: { index: 4, term: 1.5, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        ['no configuration', { meta: { index: 4, term: 1 }, data: new Uint8Array(1) }],
+        ['members that are not an array', { meta: { index: 4, term: 1, configuration: { members: 'n1' } }, data: new Uint8Array(1) }],
+        ['a member that is not a string', { meta: { index: 4, term: 1, configuration: { members: ['n1', 2] } }, data: new Uint8Array(1) }],
+        ['learners that are not an array', { meta: { index: 4, term: 1, configuration: { members: ['n1'], learners: 'n2' } }, data: new Uint8Array(1) }],
+        ['outgoing voters that are not names', { meta: { index: 4, term: 1, configuration: { members: ['n1'], outgoing: [null] } }, data: new Uint8Array(1) }],
+        ['data that is not a Uint8Array', { meta: { index: 4, term: 1, configuration: CONFIGURATION }, data: [1, 2, 3] }],
+        ['no data', { meta: { index: 4, term: 1, configuration: CONFIGURATION } }],
+      ];
+      for (const [name, bad] of malformed) {
+        it(`rejects ${name} with RAFT_INVALID_ARGUMENT and changes nothing`, async (context) => {
+          const { store } = await freshWithSnapshots(context);
+          const snap = snapshot(2, 1);
+          await store.write({ hardState: hs, entries: run(1, 5, 1) });
+          await store.write({ snapshot: snap });
+          expect(await rejection(store.write({ hardState: { term: 7, votedFor: null }, snapshot: bad as Snapshot, entries: run(6, 6, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
+          await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 5, snapshot: snap, log: run(1, 5, 1) });
+        });
+      }
+
+      it('compacts: compact(upTo) removes the entries up to upTo, moves firstIndex, and reads skip them', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const log = [...run(1, 5, 1), ...run(6, 10, 2)];
+        const snap = snapshot(8, 2);
+        await store.write({ hardState: hs, entries: log });
+        await store.write({ snapshot: snap });
+        await store.compact(4);
+        expectEntries(await store.entries(1, 6), log.slice(4, 5));
+        let again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 5, lastIndex: 10, snapshot: snap, log: log.slice(4) });
+        await again.compact(8);
+        again = await expectSnapshotDurable(again, { hardState: hs, firstIndex: 9, lastIndex: 10, snapshot: snap, log: log.slice(8) });
+        // The log goes on after the compaction point: appends, and a conflicting suffix.
+        await again.write({ entries: run(11, 12, 2) });
+        await again.write({ entries: run(10, 10, 3) });
+        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 9, lastIndex: 10, snapshot: snap, log: [log[8]!, ...run(10, 10, 3)] });
+      });
+
+      it('does nothing for compact(upTo) below firstIndex', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const snap = snapshot(8, 1);
+        await store.write({ entries: run(1, 10, 1) });
+        await store.write({ snapshot: snap });
+        await store.compact(6);
+        for (const upTo of [6, 3, 0, -10]) await store.compact(upTo);
+        await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 7, lastIndex: 10, snapshot: snap, log: run(7, 10, 1) });
+      });
+
+      it('leaves an empty log, firstIndex = lastIndex + 1, when it compacts up to the last entry', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const snap = snapshot(5, 1);
+        await store.write({ hardState: hs, entries: run(1, 5, 1) });
+        await store.write({ snapshot: snap });
+        await store.compact(5);
+        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 6, lastIndex: 5, snapshot: snap, log: [] });
+        expect(await rejection(again.write({ entries: run(5, 6, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
+        expect(await rejection(again.write({ entries: run(7, 7, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
+        await again.write({ entries: run(6, 7, 2) });
+        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 6, lastIndex: 7, snapshot: snap, log: run(6, 7, 2) });
+      });
+
+      it('rejects compact(upTo) beyond the snapshot\'s index, or with no snapshot, with RAFT_INVALID_ARGUMENT and changes nothing', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        await store.write({ hardState: hs, entries: run(1, 10, 1) });
+        for (const upTo of [1, 3, 10]) expect(await rejection(store.compact(upTo)), `compact(${upTo}) with no snapshot`).toBe('RAFT_INVALID_ARGUMENT');
+        await expectHeld(store, await store.open(), { hardState: hs, firstIndex: 1, lastIndex: 10, log: run(1, 10, 1) });
+        const snap = snapshot(5, 1);
+        await store.write({ snapshot: snap });
+        for (const upTo of [6, 10, 11, Number.NaN, 2.5, Infinity]) expect(await rejection(store.compact(upTo)), `compact(${upTo})`).toBe('RAFT_INVALID_ARGUMENT');
+        await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log: run(1, 10, 1) });
+      });
+
+      it('applies compact() and writes issued without awaiting in call order', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        await store.write({ entries: run(1, 10, 1) });
+        const snap = snapshot(6, 1);
+        const results = await Promise.allSettled([
+          store.compact(6), // before the snapshot's write: no snapshot yet
+          store.write({ snapshot: snap }),
+          store.compact(6),
+          store.write({ entries: run(11, 12, 1) }),
+          store.compact(7), // beyond the snapshot
+          store.write({ entries: run(6, 6, 2) }), // below firstIndex once compacted
+        ]);
+        expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+        for (const r of results) if (r.status === 'rejected') expect((r.reason as RaftError).code).toBe('RAFT_INVALID_ARGUMENT');
+        await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 7, lastIndex: 12, snapshot: snap, log: run(7, 12, 1) });
+      });
+
+      it('is consistent after a crash between the snapshot write and the compaction: snapshot and old entries both there', async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        const log = [...run(1, 6, 1), ...run(7, 10, 2)];
+        await store.write({ hardState: hs, entries: log });
+        // The runtime persists the snapshot, then compacts; the "crash" comes between the two.
+        const snap = snapshot(8, 2, new Uint8Array(10_000).fill(3));
+        await store.write({ snapshot: snap });
+        const { store: again, state } = await reopen(store);
+        if (!hasSnapshots(again)) return expect.fail('a store over the same location lost its snapshot methods');
+        expect(state.firstIndex).toBeLessThanOrEqual(state.snapshot!.index + 1);
+        expect(state.snapshot!.index).toBeLessThanOrEqual(state.lastIndex);
+        await expectHeld(again, state, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log });
+        // The restarted peer compacts later; that works as usual.
+        await again.compact(8);
+        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 9, lastIndex: 10, snapshot: snap, log: log.slice(8) });
+      });
+
+      it(`stores a snapshot of ${largeSnapshot} bytes and loads it back, also after a reopen`, { timeout }, async (context) => {
+        const { store } = await freshWithSnapshots(context);
+        await store.write({ hardState: hs, entries: run(1, 3, 1) });
+        const data = new Uint8Array(largeSnapshot);
+        for (let i = 0; i < data.length; i += 4096) data.fill((i >>> 12) & 0xff, i, i + 4096);
+        data[data.length - 1] = 0x7f;
+        const big = snapshot(3, 1, data);
+        await store.write({ snapshot: big });
+        await store.compact(3);
+        await expectSnapshotDurable(store, { hardState: hs, firstIndex: 4, lastIndex: 3, snapshot: big, log: [] });
+      });
+
+      it('rejects loadSnapshot() and compact() before open() and after close() with RAFT_STORAGE_CLOSED', async (context) => {
+        const unopened = await create();
+        if (!hasSnapshots(unopened)) return context.skip(NO_SNAPSHOTS_NOTE);
+        expect(await rejection(unopened.loadSnapshot())).toBe('RAFT_STORAGE_CLOSED');
+        expect(await rejection(unopened.compact(0))).toBe('RAFT_STORAGE_CLOSED');
+        expect(await rejection(unopened.write({ snapshot: snapshot(1, 1) }))).toBe('RAFT_STORAGE_CLOSED');
+        await unopened.open();
+        await unopened.write({ entries: run(1, 2, 1) });
+        await unopened.write({ snapshot: snapshot(1, 1) });
+        await unopened.close();
+        expect(await rejection(unopened.loadSnapshot())).toBe('RAFT_STORAGE_CLOSED');
+        expect(await rejection(unopened.compact(1))).toBe('RAFT_STORAGE_CLOSED');
       });
     });
   });
