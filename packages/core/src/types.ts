@@ -81,6 +81,9 @@ export interface LogWrite {
    * holds no entry at `snapshot.meta.index` with `snapshot.meta.term`, every entry is
    * removed and the log goes on from `snapshot.meta.index + 1` (a snapshot from the
    * leader replaces a log that diverged, Raft §7). Otherwise entries stay until `compact`.
+   * A snapshot at the stored snapshot's own index and term counts as matching, even
+   * after compaction. Stores refuse (`RAFT_INVALID_ARGUMENT`) a snapshot older than the
+   * stored one, and entries at or below the snapshot's index.
    */
   snapshot?: Snapshot;
   /** Consecutive entries; the first index is at most the store's `lastIndex + 1`. */
@@ -112,8 +115,9 @@ export interface LogStore {
   loadSnapshot?(): Promise<Snapshot | undefined>;
   /**
    * Removes every entry with index `<= upTo` (log compaction). `upTo` must not exceed
-   * the stored snapshot's index (`RAFT_INVALID_ARGUMENT` otherwise). Durable when it
-   * resolves; a crash before leaves the entries, which is consistent too.
+   * the stored snapshot's index (`RAFT_INVALID_ARGUMENT` otherwise, and when no snapshot
+   * is stored); a no-op when `upTo < firstIndex`. Durable when it resolves; a crash
+   * before leaves the entries, which is consistent too.
    */
   compact?(upTo: number): Promise<void>;
   /** Releases the store. Idempotent. */

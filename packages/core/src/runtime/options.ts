@@ -13,7 +13,7 @@ export interface Logger {
 export interface PeerOptions {
   /** Unique within the cluster, and within this process. */
   name: PeerId;
-  /** Durable storage, e.g. `new MemoryLogStore()` or `levelLogStore({ path })`. */
+  /** Durable storage, e.g. `new MemoryLogStore()` or `levelLogStore({ location })`. */
   log: LogStore;
   /** The network, e.g. `network.join(name)` or `webSocketTransport({...})`. */
   transport: Transport;
