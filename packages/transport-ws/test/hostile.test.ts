@@ -144,7 +144,7 @@ describe('hostile input after the handshake', () => {
 
   it('unknown message kinds are dropped and counted', async () => {
     const peer = await attacker();
-    const kinds: unknown[] = ['InstallSnapshot', 'appendentries', 'TimeoutNow', '', 42, null, undefined, { evil: true }];
+    const kinds: unknown[] = ['Snapshot', 'appendentries', 'TimeoutLater', '', 42, null, undefined, { evil: true }];
     for (const type of kinds) peer.send(packr.pack({ ...heartbeat('n1', 'n3', 1), type }));
     await flush(peer);
     expect(n3().metrics().dropped.invalid).toBe(kinds.length);
