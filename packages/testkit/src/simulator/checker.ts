@@ -1,0 +1,402 @@
+import { inspectPeer, msgpackCodec, type Codec, type HardState, type LogWrite, type PeerInspection, type RaftMessage } from '@raft/core';
+import type { StoredEntry } from './disk.js';
+import { chainHash, entryFingerprint } from './hash.js';
+import { describeMessage } from './messages.js';
+import type { Incarnation, World } from './world.js';
+
+/** An entry known to be committed: some peer's commit index covered it. */
+interface CommittedEntry {
+  term: number;
+  /**
+   * The term in which it was first seen committed (the reporting peer's term). Leader
+   * Completeness binds the leaders of every later term.
+   */
+  commitTerm: number;
+  fp: number;
+  type: string;
+  /** For commands, the simulator's operation id carried in the command. */
+  id: string | null;
+  /** The incarnation that first reported it committed. */
+  by: string;
+}
+
+/** Which groups of checks run. */
+export interface CheckerOptions {
+  /**
+   * The "persist before you promise" checks at the boundary of the runtime: no message
+   * reveals a term, vote or entry that is not durable yet, and every committed entry is
+   * durable on a majority. Turning them off leaves only the checks of the Raft paper's
+   * properties (and linearizability), to measure how the fault schedule alone exposes a
+   * durability bug.
+   * @default true
+   */
+  durability?: boolean;
+}
+
+/**
+ * The safety invariants, checked after every event of a run (and at the hooks where the
+ * runtime touches the world: sends, durable writes, applies):
+ *
+ * - Election Safety: at most one leader per term.
+ * - Leader Append-Only: a leader's log only grows while it leads.
+ * - Log Matching: logs that hold an entry with the same index and term hold the same
+ *   entries before it (checked with a hash of every prefix).
+ * - Leader Completeness: the leader of a term holds every entry committed in an earlier
+ *   term (checked when it is elected, and when such an entry is found committed).
+ * - State Machine Safety: one entry is committed at each index, ever; every peer applies
+ *   the committed commands in index order, each once, and a command commits once.
+ * - Terms never decrease and a peer never votes twice in a term, across restarts.
+ * - Persist before you promise (see {@link CheckerOptions.durability}).
+ */
+export class InvariantChecker {
+  private readonly committed: CommittedEntry[] = [];
+  private readonly leaders = new Map<number, string>();
+  private readonly chains = new Map<string, number>();
+  private readonly votes = new Map<string, Map<number, string>>();
+  private readonly commandIndex = new Map<string, number>();
+  /** What applying the command at each index produced (reply and state), first seen. */
+  private readonly outcomes: (string | undefined)[] = [];
+  private readonly codec: Codec = msgpackCodec();
+  private readonly durability: boolean;
+  private readonly quorum: number;
+  /** Entries applied (commands), over all peers. */
+  applied = 0;
+  /** Called when a peer is first seen leading a term (the simulator's reactive faults listen). */
+  onLeader: ((inc: Incarnation) => void) | null = null;
+  /** Called when a leader's commit index advances. */
+  onLeaderCommit: ((inc: Incarnation) => void) | null = null;
+
+  constructor(
+    private readonly world: World,
+    options: CheckerOptions = {},
+  ) {
+    this.durability = options.durability ?? true;
+    this.quorum = Math.floor(world.nodes.length / 2) + 1;
+  }
+
+  /**
+   * Whether the command of operation `id` was ever committed. A write whose client never
+   * learned its outcome took effect exactly when it did: no peer applies a command that
+   * is not committed, and every commit is seen here.
+   */
+  wasCommitted(id: string): boolean {
+    return this.commandIndex.has(id);
+  }
+
+  /** The highest index known committed. */
+  get commitIndex(): number {
+    return this.committed.length;
+  }
+
+  /** The term of the leader of `term` seen, if any. */
+  leaderOf(term: number): string | undefined {
+    return this.leaders.get(term);
+  }
+
+  // ------------------------------------------------------------------ after every event
+
+  /**
+   * Inspects every running peer that something happened on during the event (the event's
+   * own peer, and any peer whose runtime called the world: a timer, a send, a write).
+   */
+  afterEvent(): void {
+    for (const node of this.world.nodes) {
+      if (!node.dirty) continue;
+      node.dirty = false;
+      const inc = node.inc;
+      if (inc === null || inc.peer === null) continue;
+      this.observe(inc, inspectPeer(inc.peer));
+    }
+  }
+
+  /** Checks one peer's state and learns what it committed. */
+  observe(inc: Incarnation, v: PeerInspection): void {
+    const { world } = this;
+    const label = inc.label;
+    const disk = inc.node.disk;
+    if (v.term < inc.lastTerm) world.fail('term-monotonic', `${label}'s term went down from ${inc.lastTerm} to ${v.term}`);
+    if (v.term < disk.hardState.term) {
+      world.fail('term-monotonic', `${label} runs in term ${v.term}, below the term ${disk.hardState.term} on its disk`);
+    }
+    inc.lastTerm = v.term;
+    if (v.votedFor !== null) {
+      const bound = this.votes.get(inc.node.name)?.get(v.term);
+      if (bound !== undefined && bound !== v.votedFor) {
+        world.fail('vote-once', `${label} holds a vote for ${v.votedFor} in term ${v.term}, but voted for ${bound} in that term before`);
+      }
+    }
+    if (v.role !== inc.lastRole || v.leader !== inc.lastLeader) {
+      const role = v.role;
+      const leader = v.leader;
+      world.trace.add(world.sched.now, () => `state ${label} ${role} t${v.term}${leader !== null && role !== 'leader' ? ` (leader ${leader})` : ''}`);
+      inc.lastRole = role;
+      inc.lastLeader = leader;
+    }
+
+    if (v.role === 'leader') {
+      const other = this.leaders.get(v.term);
+      if (other !== undefined && other !== inc.node.name) {
+        world.fail('election-safety', `two leaders in term ${v.term}: ${other} and ${label}`);
+      }
+      this.leaders.set(v.term, inc.node.name);
+      if (inc.leadTerm !== v.term) {
+        inc.leadTerm = v.term;
+        this.checkCompleteness(inc, v, 1, this.committed.length);
+        this.onLeader?.(inc);
+      } else if (v.lastLogIndex < inc.leadLast || (inc.leadLast > 0 && v.entryAt(inc.leadLast) !== inc.leadLastEntry)) {
+        world.fail(
+          'leader-append-only',
+          `${label}, leader of term ${v.term}, rewrote its log: it held entry ${inc.leadLast}, it now ends at ${v.lastLogIndex}` +
+            (v.lastLogIndex >= inc.leadLast ? ` with another entry at ${inc.leadLast}` : ''),
+        );
+      }
+      inc.leadLast = v.lastLogIndex;
+      inc.leadLastEntry = v.entryAt(v.lastLogIndex);
+    } else {
+      inc.leadTerm = 0;
+    }
+
+    this.updateChain(inc, v);
+
+    if (v.commitIndex < inc.commitSeen) {
+      world.fail('commit-monotonic', `${label}'s commit index went down from ${inc.commitSeen} to ${v.commitIndex}`);
+    }
+    for (let i = inc.commitSeen + 1; i <= v.commitIndex; i++) this.learnCommitted(inc, v, i);
+    if (v.commitIndex > inc.commitSeen) {
+      const from = inc.commitSeen;
+      const to = v.commitIndex;
+      world.trace.add(world.sched.now, () => `state ${label} commit ${from} -> ${to}`);
+      inc.commitSeen = to;
+      if (v.role === 'leader') this.onLeaderCommit?.(inc);
+    }
+  }
+
+  private checkCompleteness(inc: Incarnation, v: PeerInspection, from: number, to: number): void {
+    for (let i = from; i <= to; i++) {
+      const c = this.committed[i - 1]!;
+      if (c.commitTerm >= v.term) continue;
+      const e = v.entryAt(i);
+      if (e === undefined || e.term !== c.term || entryFingerprint(e) !== c.fp) {
+        this.world.fail(
+          'leader-completeness',
+          `${inc.label} leads term ${v.term} without entry ${i} (term ${c.term}), committed in term ${c.commitTerm} (seen at ${c.by}); ` +
+            (e === undefined ? 'its log ends at ' + String(v.lastLogIndex) : `it holds term ${e.term} there`),
+        );
+        return;
+      }
+    }
+  }
+
+  /** Log Matching, with a hash of each prefix: same (index, term), same prefix hash. */
+  private updateChain(inc: Incarnation, v: PeerInspection): void {
+    if (v.firstLogIndex !== 1) return; // Snapshots are not simulated yet.
+    const last = v.lastLogIndex;
+    const cached = inc.logEntries;
+    const chain = inc.logChain;
+    // A log changes by truncating a suffix and appending: find the unchanged prefix.
+    let j = Math.min(cached.length, last);
+    while (j > 0 && v.entryAt(j) !== cached[j - 1]) j--;
+    if (j === cached.length && j === last) return;
+    if (j < cached.length) {
+      cached.length = j;
+      chain.length = j;
+    }
+    let h = j > 0 ? chain[j - 1]! : 0;
+    for (let i = j + 1; i <= last; i++) {
+      const e = v.entryAt(i)!;
+      h = chainHash(h, entryFingerprint(e));
+      cached.push(e);
+      chain.push(h);
+      const key = `${i}/${e.term}`;
+      const seen = this.chains.get(key);
+      if (seen === undefined) this.chains.set(key, h);
+      else if (seen !== h) {
+        this.world.fail('log-matching', `${inc.label} holds entry ${i} of term ${e.term}, which another log holds too, after different entries`);
+      }
+    }
+  }
+
+  private learnCommitted(inc: Incarnation, v: PeerInspection, i: number): void {
+    const { world } = this;
+    const e = v.entryAt(i);
+    if (e === undefined) {
+      world.fail('commit-in-log', `${inc.label}'s commit index ${v.commitIndex} is beyond its log (${v.firstLogIndex}..${v.lastLogIndex})`);
+      return;
+    }
+    const fp = entryFingerprint(e);
+    const known = this.committed[i - 1];
+    if (known !== undefined) {
+      if (known.term !== e.term || known.fp !== fp) {
+        world.fail(
+          'state-machine-safety',
+          `${inc.label} committed entry ${i} of term ${e.term}, but ${known.by} committed another entry there, of term ${known.term}`,
+        );
+      }
+      return;
+    }
+    let id: string | null = null;
+    if (e.type === 'command') {
+      try {
+        const cmd = this.codec.decode(e.data) as { id?: unknown };
+        id = typeof cmd.id === 'string' ? cmd.id : null;
+      } catch {
+        id = null;
+      }
+      if (id !== null) {
+        const before = this.commandIndex.get(id);
+        if (before !== undefined) world.fail('exactly-once', `command ${id} committed twice: at ${before} and at ${i}`);
+        this.commandIndex.set(id, i);
+      }
+    }
+    this.committed.push({ term: e.term, commitTerm: v.term, fp, type: e.type, id, by: inc.label });
+    if (this.durability) {
+      const holders: string[] = [];
+      for (const node of world.nodes) {
+        const d = node.disk.entry(i);
+        if (d !== undefined && d.term === e.term && d.fp === fp) holders.push(node.name);
+      }
+      if (holders.length < this.quorum) {
+        world.fail(
+          'durable-quorum',
+          `${inc.label} committed entry ${i} (term ${e.term}) while it is durable on ${holders.length} peer(s) [${holders.join(', ')}], not a majority`,
+        );
+      }
+    }
+    // Leaders of later terms must hold it already.
+    for (const node of world.nodes) {
+      const other = node.inc;
+      if (other === null || other.peer === null || other === inc) continue;
+      if (other.leadTerm > v.term) {
+        const ov = inspectPeer(other.peer);
+        if (ov.role === 'leader' && ov.term > v.term) this.checkCompleteness(other, ov, i, i);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ hooks
+
+  /** Every message a live incarnation sends. */
+  onSend(inc: Incarnation, m: RaftMessage): void {
+    const d = inc.node.disk.hardState;
+    const preVote = (m.type === 'RequestVote' || m.type === 'RequestVoteResponse') && m.preVote;
+    if (m.type === 'RequestVoteResponse' && !m.preVote && m.voteGranted) {
+      if (this.durability && !(d.term > m.term || (d.term === m.term && d.votedFor === m.to))) {
+        this.world.fail(
+          'persist-before-send',
+          `${inc.label} granted its vote to ${m.to} in term ${m.term} before persisting it (on disk: term ${d.term}, vote ${String(d.votedFor)})`,
+        );
+      }
+      this.bindVote(inc.node.name, m.term, m.to);
+    }
+    if (!this.durability) return;
+    if (!preVote && m.term > d.term) {
+      this.world.fail('persist-before-send', `${inc.label} sent ${describeMessage(m)} to ${m.to} in term ${m.term} while term ${d.term} is on its disk`);
+      return;
+    }
+    if (m.type === 'RequestVote' && !m.preVote && d.term === m.term && d.votedFor !== inc.node.name) {
+      this.world.fail('persist-before-send', `${inc.label} asked for votes in term ${m.term} before persisting its own vote`);
+    }
+    if (m.type === 'AppendEntriesResponse' && m.success && m.matchIndex > 0 && inc.peer !== null) {
+      const stored = inc.node.disk.entry(m.matchIndex);
+      const mine = inspectPeer(inc.peer).termAt(m.matchIndex);
+      if (stored === undefined || stored.term !== mine) {
+        this.world.fail(
+          'persist-before-send',
+          `${inc.label} acknowledged entries up to ${m.matchIndex} to ${m.to} before they were durable (its disk ends at ${inc.node.disk.lastIndex()}` +
+            (stored !== undefined ? `, holding term ${stored.term} at ${m.matchIndex}, not ${String(mine)})` : ')'),
+        );
+      }
+    }
+  }
+
+  /** Every write once durable. */
+  onDurable(inc: Incarnation, write: LogWrite, before: HardState, removed: StoredEntry[]): void {
+    const name = inc.node.name;
+    const h = write.hardState;
+    if (h !== undefined) {
+      if (h.term < before.term) this.world.fail('term-monotonic', `${inc.label} wrote term ${h.term} over term ${before.term} on its disk`);
+      else if (h.term === before.term && before.votedFor !== null && h.votedFor !== before.votedFor) {
+        this.world.fail('vote-once', `${inc.label} changed its vote on disk in term ${h.term} from ${before.votedFor} to ${String(h.votedFor)}`);
+      }
+      if (h.votedFor !== null) this.bindVote(name, h.term, h.votedFor);
+    }
+    // A committed entry never leaves the log of a peer that had reached the term it was
+    // committed in: only leaders of that term or later send to such a peer, and they all
+    // hold the entry (Leader Completeness). A peer still in an earlier term may lose it to
+    // an earlier term's leader (it has not heard of the commit), and may hold anything at
+    // that index meanwhile: it is not part of the majority that committed it. The term
+    // that counts is the one on disk before this write: one write may carry a truncation
+    // by an old leader and, after it, a newer term learned in the same turn.
+    const disk = inc.node.disk;
+    for (const r of removed) {
+      const c = this.committed[r.index - 1];
+      if (c === undefined || c.term !== r.term || c.fp !== r.fp || before.term < c.commitTerm) continue;
+      const now = disk.entry(r.index);
+      if (now === undefined || now.term !== c.term || now.fp !== c.fp) {
+        this.world.fail(
+          'committed-overwritten',
+          `${inc.label}, in term ${before.term}, replaced entry ${r.index} (term ${c.term}, committed in term ${c.commitTerm}) on its disk ` +
+            (now === undefined ? 'with nothing' : `with one of term ${now.term}`),
+        );
+        break;
+      }
+    }
+  }
+
+  /**
+   * Every command a live incarnation applies. The k-th command an incarnation applies
+   * must be the k-th committed command, by the operation id it carries. Returns the
+   * index applied, or 0 when it is not known.
+   */
+  onApply(inc: Incarnation, command: unknown): number {
+    if (!inc.alive || inc.peer === null) return 0;
+    this.applied++;
+    const v = inspectPeer(inc.peer);
+    this.observe(inc, v);
+    const id = typeof command === 'object' && command !== null ? (command as { id?: unknown }).id : undefined;
+    let i = inc.appliedIndex + 1;
+    while (i <= this.committed.length && this.committed[i - 1]!.type !== 'command') i++;
+    if (i > this.committed.length) {
+      this.world.fail('apply-committed', `${inc.label} applied command ${String(id)}, but no committed command follows index ${inc.appliedIndex}`);
+      return 0;
+    }
+    const expected = this.committed[i - 1]!;
+    if (expected.id !== id) {
+      const at = typeof id === 'string' ? this.commandIndex.get(id) : undefined;
+      this.world.fail(
+        'apply-order',
+        `${inc.label} applied command ${String(id)}${at !== undefined ? ` (committed at ${at})` : ''} where the next committed command is ${String(expected.id)} at index ${i}` +
+          (at !== undefined && at <= inc.appliedIndex ? ': it applied an entry twice' : ''),
+      );
+      return 0;
+    }
+    if (v.lastApplied + 1 !== i) {
+      this.world.fail('apply-order', `${inc.label} applies entry ${i} while its lastApplied is ${v.lastApplied}`);
+    }
+    inc.appliedIndex = i;
+    return i;
+  }
+
+  /**
+   * What applying entry `index` produced on a peer: the reply and the state after it.
+   * A deterministic state machine fed the same commands in the same order produces the
+   * same on every peer and in every incarnation.
+   */
+  onApplied(inc: Incarnation, index: number, outcome: string): void {
+    const first = this.outcomes[index];
+    if (first === undefined) this.outcomes[index] = outcome;
+    else if (first !== outcome) {
+      this.world.fail('state-machine-safety', `${inc.label} applied entry ${index} with outcome ${outcome}, where other peers got ${first}`);
+    }
+  }
+
+  private bindVote(name: string, term: number, candidate: string): void {
+    let m = this.votes.get(name);
+    if (m === undefined) this.votes.set(name, (m = new Map<number, string>()));
+    const before = m.get(term);
+    if (before !== undefined && before !== candidate) {
+      this.world.fail('vote-once', `${name} voted for ${before} and then for ${candidate} in term ${term}`);
+    }
+    m.set(term, candidate);
+  }
+}

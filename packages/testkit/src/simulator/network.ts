@@ -1,0 +1,133 @@
+import type { RaftMessage, Transport } from '@raft/core';
+import { cloneMessage, describeMessage } from './messages.js';
+import type { Incarnation, SimNode, World } from './world.js';
+
+/** How the network treats messages. Probabilities are per message. */
+export interface NetworkBehaviour {
+  /** Probability that a message is lost. */
+  drop: number;
+  /** Probability that a message is delivered twice. */
+  duplicate: number;
+  /** Range of a message's delay, in milliseconds; a range wider than zero reorders. */
+  latencyMs: [number, number];
+  /** Probability that a message is held back much longer (reordering). */
+  reorder: number;
+  /** Longest extra delay of a held-back message, in milliseconds. */
+  reorderMs: number;
+}
+
+/** A reliable, orderly network: what the healed cluster runs on. */
+export const CALM_NETWORK: NetworkBehaviour = { drop: 0, duplicate: 0, latencyMs: [0.5, 2], reorder: 0, reorderMs: 0 };
+
+/** Called for every message a live incarnation sends, before the network touches it. */
+export type SendHook = (from: Incarnation, message: RaftMessage) => void;
+
+/**
+ * The network between the peers: drops, duplicates, delays and reorders messages at the
+ * rates of its {@link NetworkBehaviour}, and cuts links (partitions). A message goes to
+ * whichever incarnation of its addressee runs when it arrives.
+ */
+export class SimNetwork {
+  behaviour: NetworkBehaviour;
+  /** blocked[from][to]: the link from → to is cut. */
+  private blocked: boolean[][];
+  /** A short description of the current partition, or null. */
+  partition: string | null = null;
+  delivered = 0;
+  dropped = 0;
+
+  constructor(
+    private readonly world: World,
+    behaviour: NetworkBehaviour,
+    private readonly onSend: SendHook,
+  ) {
+    this.behaviour = behaviour;
+    const n = world.nodes.length;
+    this.blocked = Array.from({ length: n }, () => new Array<boolean>(n).fill(false));
+  }
+
+  /** The transport of one incarnation. Dead once the incarnation crashes. */
+  transportFor(inc: Incarnation): Transport {
+    return {
+      start: (onMessage) => {
+        this.world.touch(inc.node);
+        inc.onMessage = onMessage;
+        return Promise.resolve();
+      },
+      send: (to, message) => {
+        if (!inc.alive || inc.onMessage === null) return;
+        this.world.touch(inc.node);
+        this.send(inc, to, message);
+      },
+      close: () => {
+        inc.onMessage = null;
+        return Promise.resolve();
+      },
+    };
+  }
+
+  private send(from: Incarnation, to: string, message: RaftMessage): void {
+    this.onSend(from, message);
+    const { rng, sched, trace } = this.world;
+    let target: SimNode;
+    try {
+      target = this.world.node(to);
+    } catch {
+      return; // Addressed to no one: lost.
+    }
+    const src = from.node;
+    if (this.blocked[src.index]![target.index] === true) {
+      this.dropped++;
+      return;
+    }
+    const b = this.behaviour;
+    if (rng.chance(b.drop)) {
+      this.dropped++;
+      trace.add(sched.now, () => `net   ${src.name}->${to} LOST ${describeMessage(message)}`);
+      return;
+    }
+    const copies = rng.chance(b.duplicate) ? 2 : 1;
+    for (let c = 0; c < copies; c++) {
+      let delay = rng.range(b.latencyMs[0], b.latencyMs[1]);
+      if (rng.chance(b.reorder)) delay += rng.range(0, b.reorderMs);
+      const copy = cloneMessage(message);
+      const dup = c > 0;
+      sched.after(delay, target, () => this.deliver(src, target, copy, dup));
+    }
+  }
+
+  private deliver(src: SimNode, target: SimNode, message: RaftMessage, dup: boolean): void {
+    const { trace, sched } = this.world;
+    // A link cut while the message was in flight loses it.
+    if (this.blocked[src.index]![target.index] === true) {
+      this.dropped++;
+      return;
+    }
+    const inc = target.inc;
+    if (inc === null || !inc.alive || inc.onMessage === null) {
+      this.dropped++;
+      return;
+    }
+    this.delivered++;
+    trace.add(sched.now, () => `recv  ${src.name}->${target.name}${dup ? ' (dup)' : ''} ${describeMessage(message)}`);
+    inc.onMessage(message);
+  }
+
+  /** Whether the link from → to is up. */
+  linkUp(from: SimNode, to: SimNode): boolean {
+    return this.blocked[from.index]![to.index] !== true;
+  }
+
+  /** Cuts the links from → to for every pair the predicate selects; restores all others. */
+  setPartition(description: string, cut: (from: SimNode, to: SimNode) => boolean): void {
+    const nodes = this.world.nodes;
+    for (const a of nodes) for (const b of nodes) this.blocked[a.index]![b.index] = a !== b && cut(a, b);
+    this.partition = description;
+  }
+
+  /** Restores every link. */
+  heal(): void {
+    for (const row of this.blocked) row.fill(false);
+    this.partition = null;
+  }
+}

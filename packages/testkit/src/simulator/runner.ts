@@ -1,0 +1,122 @@
+import { runSimulation, type SimulationOptions, type SimulationResult } from './simulation.js';
+
+/** Options of {@link runSeeds}: a range of seeds, and what every run shares. */
+export interface RunSeedsOptions extends Omit<SimulationOptions, 'seed' | 'onTrace'> {
+  /** The first seed. @default 1 */
+  firstSeed?: number;
+  /** How many seeds, from `firstSeed` up. */
+  seeds: number;
+  /**
+   * Run every `stride`-th seed only: `firstSeed`, `firstSeed + stride`, ... (`seeds` of
+   * them). Parallel workers each take one residue.
+   * @default 1
+   */
+  stride?: number;
+  /** Called after each run, with its result. */
+  onResult?: (result: SimulationResult) => void;
+  /**
+   * Called between runs, to let the host's event loop breathe (a run itself never
+   * yields to macrotasks). The CLI and tests pass a `setImmediate` wrapper.
+   * @default none
+   */
+  yieldBetweenRuns?: () => Promise<void>;
+  /** Stop after the first failing seed. @default false */
+  stopOnFailure?: boolean;
+  /** Stop starting new seeds after this many real milliseconds. @default Infinity */
+  timeLimitMs?: number;
+}
+
+/** Totals over many runs. */
+export interface RunSummary {
+  /** Seeds run. */
+  seeds: number;
+  /** Events run, over all seeds. */
+  events: number;
+  /** Client operations checked for linearizability. */
+  operations: number;
+  /** Runs that broke a property. */
+  violations: number;
+  /** The failing runs. */
+  failures: SimulationResult[];
+  /** Runs whose linearizability check ran out of time. */
+  inconclusive: number;
+  /** Longest time a healed cluster took to work again, in virtual ms. */
+  worstLivenessMs: number;
+  /** Real milliseconds taken. */
+  wallMs: number;
+  /** Virtual milliseconds simulated. */
+  simulatedMs: number;
+}
+
+/** An empty summary, to add results to. */
+export function emptySummary(): RunSummary {
+  return { seeds: 0, events: 0, operations: 0, violations: 0, failures: [], inconclusive: 0, worstLivenessMs: 0, wallMs: 0, simulatedMs: 0 };
+}
+
+/** Adds one run's result to a summary. */
+export function addResult(summary: RunSummary, result: SimulationResult): void {
+  summary.seeds++;
+  summary.events += result.events;
+  summary.operations += result.operations;
+  summary.simulatedMs += result.simulatedMs;
+  if (result.linearizabilityTimedOut) summary.inconclusive++;
+  if (result.livenessMs !== null) summary.worstLivenessMs = Math.max(summary.worstLivenessMs, result.livenessMs);
+  if (result.violation !== null) {
+    summary.violations++;
+    summary.failures.push(result);
+  }
+}
+
+/** Runs seeds `firstSeed .. firstSeed + seeds - 1` one after another. */
+export async function runSeeds(options: RunSeedsOptions): Promise<RunSummary> {
+  const { firstSeed = 1, seeds, stride = 1, onResult, yieldBetweenRuns, stopOnFailure = false, timeLimitMs = Infinity, ...sim } = options;
+  const started = performance.now();
+  const summary = emptySummary();
+  for (let i = 0; i < seeds; i++) {
+    if (performance.now() - started > timeLimitMs) break;
+    const result = await runSimulation({ ...sim, seed: firstSeed + i * stride });
+    addResult(summary, result);
+    onResult?.(result);
+    if (result.violation !== null && stopOnFailure) break;
+    if (yieldBetweenRuns !== undefined) await yieldBetweenRuns();
+  }
+  summary.wallMs = performance.now() - started;
+  return summary;
+}
+
+/** The command that replays one run. */
+export function replayCommand(result: Pick<SimulationResult, 'seed' | 'nodes'>, extra: readonly string[] = []): string {
+  return ['pnpm sim --seed', String(result.seed), '--nodes', String(result.nodes), ...extra].join(' ');
+}
+
+/** One line for a failing run. */
+export function failureLine(result: SimulationResult, extra: readonly string[] = []): string {
+  const v = result.violation;
+  if (v === null) return `ok seed=${result.seed}`;
+  const first = v.message.split('\n')[0];
+  return `FAIL seed=${result.seed} nodes=${result.nodes} at ${v.atMs.toFixed(1)}ms ${v.check}: ${first}  (replay: ${replayCommand(result, extra)})`;
+}
+
+/** The report of a failing run: what broke, how to replay it, and the trace before it. */
+export function failureReport(result: SimulationResult, extra: readonly string[] = []): string {
+  const v = result.violation;
+  if (v === null) return `seed ${result.seed} passed`;
+  return [
+    `seed ${result.seed} (${result.swarm})`,
+    `violation: ${v.check} at ${v.atMs.toFixed(3)} virtual ms`,
+    v.message,
+    `replay: ${replayCommand(result, extra)}`,
+    `trace (last ${result.trace.length} events):`,
+    ...result.trace,
+  ].join('\n');
+}
+
+/** The final summary line. */
+export function summaryLine(s: RunSummary): string {
+  const rate = s.wallMs > 0 ? Math.round((s.events / s.wallMs) * 1000) : 0;
+  return (
+    `seeds ${s.seeds}, events ${s.events}, operations checked ${s.operations}, violations ${s.violations}` +
+    (s.inconclusive > 0 ? `, inconclusive ${s.inconclusive}` : '') +
+    ` (${(s.wallMs / 1000).toFixed(1)} s, ${rate} events/s, ${(s.simulatedMs / 1000).toFixed(0)} virtual s, worst recovery ${s.worstLivenessMs.toFixed(0)} ms)`
+  );
+}

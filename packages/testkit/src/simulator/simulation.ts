@@ -1,0 +1,618 @@
+import { inspectPeer, setConfiguration, startPeer, type Clock, type StateMachine, type TimerHandle } from '@raft/core';
+import { KVStore, type KVCommand, type KVQuery, type KVReply, type KVState } from '@raft/kv';
+import { checkOperations, kvModel } from '../linearizability/index.js';
+import { InvariantChecker } from './checker.js';
+import { Workload } from './clients.js';
+import { SimDisk, SimLogStore, type DiskBehaviour } from './disk.js';
+import { CALM_NETWORK, SimNetwork } from './network.js';
+import { Prng } from './prng.js';
+import { Scheduler } from './scheduler.js';
+import { chooseSwarm, describeSwarm, type PartitionKind, type SwarmConfig } from './swarm.js';
+import { Trace } from './trace.js';
+import { Incarnation, SimNode, type Violation, type World } from './world.js';
+
+/** Options of {@link runSimulation}. */
+export interface SimulationOptions {
+  /** The seed: the same seed (with the same options) replays the same run, event for event. */
+  seed: number;
+  /**
+   * Peers in the cluster.
+   * @default 3, 5 or 7, drawn from the seed
+   */
+  nodes?: number;
+  /**
+   * Range of the fault phase's length, in virtual milliseconds (drawn from the seed).
+   * @default [1000, 5000]
+   */
+  faultMs?: [number, number];
+  /**
+   * Virtual milliseconds the healed cluster has to elect a leader, complete a write and a
+   * read, and bring every peer up to date (liveness).
+   * @default 10000
+   */
+  livenessMs?: number;
+  /**
+   * Lines of trace kept for a failure report.
+   * @default 200
+   */
+  traceLines?: number;
+  /** Called with every trace line as it happens (verbose mode). */
+  onTrace?: (line: string) => void;
+  /**
+   * Run the "persist before you promise" checks (see the checker).
+   * @default true
+   */
+  durabilityChecks?: boolean;
+  /**
+   * Give up checking the history for linearizability after this many milliseconds of
+   * real time (the run then counts as inconclusive, not failed).
+   * @default 20000
+   */
+  linearizabilityTimeoutMs?: number;
+  /**
+   * Faults in the simulated world itself, to prove the simulator catches them. Never
+   * set in real runs.
+   */
+  inject?: {
+    /** The disk acknowledges writes before they are durable; a crash loses them. */
+    lyingDisk?: boolean;
+    /** The state machine answers reads from a copy of its state a few writes old. */
+    staleReads?: boolean;
+  };
+}
+
+/** What one run did and found. */
+export interface SimulationResult {
+  /** The run's seed. */
+  seed: number;
+  /** Peers in the cluster. */
+  nodes: number;
+  /** The run's fault mix, in one line. */
+  swarm: string;
+  /** Events run. */
+  events: number;
+  /** Most events run within 100 virtual ms (a livelock shows as a storm of events). */
+  peakEventsPerWindow: number;
+  /** Client operations in the checked history. */
+  operations: number;
+  /** Commands applied, over all peers. */
+  applied: number;
+  /** Virtual milliseconds the run lasted. */
+  simulatedMs: number;
+  /** The first violation, or null. */
+  violation: Violation | null;
+  /** Virtual milliseconds from healing to a working, caught-up cluster; null if it never got there. */
+  livenessMs: number | null;
+  /** True when the linearizability search ran out of time (inconclusive). */
+  linearizabilityTimedOut: boolean;
+  /** The trace before the failure (empty when the run passed). */
+  trace: string[];
+  /** Crashes, partitions and pauses injected. */
+  faults: { crashes: number; partitions: number; pauses: number };
+}
+
+/** The peer timing the simulator runs with (the library's defaults). */
+const PEER_TIMING = { electionTimeoutMs: [150, 300] as [number, number], heartbeatIntervalMs: 50, tickMs: 10 };
+
+/** Microtask turns without any activity after which an event is taken as settled. */
+const QUIET_TURNS = 12;
+
+/**
+ * A livelock (messages bouncing back and forth while virtual time barely moves) is
+ * reported as a failure: more than STORM_EVENTS events in each of STORM_WINDOWS
+ * consecutive windows of STORM_WINDOW_MS, or more than MAX_EVENTS in a run. Healthy runs
+ * have bursts (a far-behind follower, small batches, a reordering network: up to ~220k
+ * events in 100 ms over 1000 seeds), but they end within a few windows.
+ */
+const STORM_EVENTS = 10_000;
+const STORM_WINDOW_MS = 100;
+const STORM_WINDOWS = 10;
+const MAX_EVENTS = 2_000_000;
+
+/** A peer's clock: virtual time at the peer's rate; dead once its incarnation crashes. */
+class PeerClock implements Clock {
+  constructor(
+    private readonly world: World,
+    private readonly inc: Incarnation,
+    private readonly offset: number,
+  ) {}
+
+  now(): number {
+    return this.offset + this.world.sched.now * this.inc.node.clockRate;
+  }
+
+  setTimeout(callback: () => void, ms: number): TimerHandle {
+    this.world.touch(this.inc.node);
+    const handle = { cancelled: false };
+    const inc = this.inc;
+    this.world.sched.after(ms / inc.node.clockRate, inc.node, () => {
+      if (!handle.cancelled && inc.alive) callback();
+    });
+    return handle;
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    (handle as { cancelled: boolean }).cancelled = true;
+  }
+}
+
+class StopRun extends Error {}
+
+/**
+ * One seeded run: a cluster of real `@raft/core` peers running `@raft/kv`, in this
+ * thread, on virtual time.
+ */
+class Simulation implements World {
+  readonly sched = new Scheduler();
+  readonly rng: Prng;
+  readonly trace: Trace;
+  activity = 0;
+  readonly nodes: SimNode[] = [];
+  private readonly byName = new Map<string, SimNode>();
+  readonly swarm: SwarmConfig;
+  private readonly network: SimNetwork;
+  private readonly checker: InvariantChecker;
+  private readonly workload: Workload;
+  private readonly disk: DiskBehaviour;
+  private violation: Violation | null = null;
+  private phase: 'faults' | 'healed' | 'done' = 'faults';
+  private healedAt = 0;
+  private livenessMs: number | null = null;
+  private probeCommit = 0;
+  private events = 0;
+  private peakWindow = 0;
+  private readonly faults = { crashes: 0, partitions: 0, pauses: 0 };
+
+  constructor(private readonly opts: SimulationOptions) {
+    this.rng = new Prng(opts.seed);
+    this.trace = new Trace(opts.traceLines ?? 200);
+    if (opts.onTrace !== undefined) this.trace.onLine = opts.onTrace;
+    const bounds = { faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]) };
+    this.swarm = chooseSwarm(this.rng, opts.nodes === undefined ? bounds : { ...bounds, nodes: opts.nodes });
+    const s = this.swarm;
+    for (let i = 0; i < s.nodes; i++) {
+      const rate = s.clockSkew > 0 ? this.rng.range(1 - s.clockSkew, 1 + s.clockSkew) : 1;
+      const node = new SimNode(`n${i + 1}`, i, new SimDisk(), rate);
+      this.nodes.push(node);
+      this.byName.set(node.name, node);
+    }
+    this.disk = { syncMs: s.syncMs, lying: opts.inject?.lyingDisk === true };
+    this.checker = new InvariantChecker(this, { durability: opts.durabilityChecks ?? true });
+    this.network = new SimNetwork(this, s.network, (inc, m) => this.checker.onSend(inc, m));
+    this.workload = new Workload(this, s);
+  }
+
+  node(name: string): SimNode {
+    const n = this.byName.get(name);
+    if (n === undefined) throw new Error(`no simulated peer named ${name}`);
+    return n;
+  }
+
+  touch(node: SimNode): void {
+    this.activity++;
+    node.dirty = true;
+  }
+
+  fail(check: string, message: string): void {
+    if (this.violation !== null) return;
+    this.violation = { check, message, atMs: this.sched.now };
+    this.trace.add(this.sched.now, `VIOLATION ${check}: ${message}`);
+  }
+
+  // ------------------------------------------------------------------ the run
+
+  async run(): Promise<SimulationResult> {
+    const { sched, rng, swarm } = this;
+    this.trace.add(0, `seed ${this.opts.seed}: ${describeSwarm(swarm)}`);
+    for (const node of this.nodes) this.startIncarnation(node);
+    // The operator bootstraps the cluster on one peer, and tries again on that peer until
+    // the configuration is on its disk (a crash or a pause may get in the way).
+    const first = rng.pick(this.nodes);
+    const bootstrap = (): void => {
+      if (first.disk.lastIndex() > 0) return;
+      const peer = first.peer;
+      if (peer !== null) {
+        this.trace.add(sched.now, `boot  setConfiguration on ${first.name}`);
+        setConfiguration(peer, this.nodes.map((n) => n.name)).catch(() => undefined);
+      }
+      sched.after(100, first, bootstrap);
+    };
+    sched.after(rng.range(0, 50), first, bootstrap);
+    this.workload.start();
+    this.scheduleFaults();
+    const healAt = swarm.faultMs;
+    sched.at(healAt, null, () => this.heal());
+    const deadline = healAt + (this.opts.livenessMs ?? 10_000);
+
+    let windowStart = 0;
+    let windowEvents = 0;
+    let stormy = 0;
+    try {
+      await this.settle();
+      for (;;) {
+        const ev = sched.pop();
+        if (ev === undefined) break;
+        if (ev.at > deadline) break;
+        const owner = ev.owner;
+        if (owner !== null && owner.pausedUntil !== null) {
+          owner.deferred.push(ev);
+          continue;
+        }
+        if (++this.events > MAX_EVENTS) {
+          this.fail('event-storm', `more than ${MAX_EVENTS} events in one run: a livelock`);
+          throw new StopRun();
+        }
+        if (sched.now - windowStart >= STORM_WINDOW_MS) {
+          stormy = windowEvents > STORM_EVENTS ? stormy + 1 : 0;
+          if (stormy >= STORM_WINDOWS) {
+            this.fail('event-storm', `more than ${STORM_EVENTS} events in each of ${STORM_WINDOWS} windows of ${STORM_WINDOW_MS} virtual ms: a livelock`);
+            throw new StopRun();
+          }
+          windowStart = sched.now;
+          windowEvents = 0;
+        }
+        if (++windowEvents > this.peakWindow) this.peakWindow = windowEvents;
+        if (owner === null) for (const node of this.nodes) node.dirty = true;
+        else owner.dirty = true;
+        ev.run();
+        await this.settle();
+        if (this.violation === null) this.checker.afterEvent();
+        if (this.violation !== null) throw new StopRun();
+        if (this.phase === 'healed') this.checkLiveness();
+        if (this.phase === 'done') break;
+      }
+      if (this.phase !== 'done') {
+        this.fail('liveness', `${this.opts.livenessMs ?? 10_000} virtual ms after healing, the cluster is not working and caught up: ${this.clusterState()}`);
+      }
+    } catch (err) {
+      if (!(err instanceof StopRun)) throw err;
+    }
+    // Abandon the world: no peer may act any more.
+    for (const node of this.nodes) if (node.inc !== null) node.inc.alive = false;
+    this.workload.stop();
+
+    let linTimedOut = false;
+    const history = this.workload.history((id) => this.checker.wasCommitted(id));
+    if (this.violation === null) {
+      const result = checkOperations(kvModel, history, { timeoutMs: this.opts.linearizabilityTimeoutMs ?? 20_000 });
+      if (result.ok === false) {
+        const cx = result.counterexample;
+        const key = cx.operations[0]?.input.key ?? '?';
+        const stuck = cx.candidates.map((c) => kvModel.describeOperation?.(c.operation.input, c.operation.output) ?? '').join('; ');
+        this.fail(
+          'linearizability',
+          `the clients' history of key ${key} is not linearizable: after ${cx.longestPrefix.length} of ${cx.operations.length} operations, none of [${stuck}] can come next\n${cx.description}`,
+        );
+      } else if (result.ok === 'unknown') linTimedOut = true;
+    }
+    return {
+      seed: this.opts.seed,
+      nodes: swarm.nodes,
+      swarm: describeSwarm(swarm),
+      events: this.events,
+      peakEventsPerWindow: this.peakWindow,
+      operations: history.length,
+      applied: this.checker.applied,
+      simulatedMs: sched.now,
+      violation: this.violation,
+      livenessMs: this.livenessMs,
+      linearizabilityTimedOut: linTimedOut,
+      trace: this.violation === null ? [] : this.trace.lines(),
+      faults: this.faults,
+    };
+  }
+
+  /**
+   * Lets every promise the last event resolved run its continuations: the runtime is
+   * all promises and microtasks, and no macrotask (timer, I/O) ever runs inside a run.
+   */
+  private async settle(): Promise<void> {
+    let quiet = 0;
+    let last = this.activity;
+    while (quiet < QUIET_TURNS) {
+      await Promise.resolve();
+      if (this.activity !== last) {
+        last = this.activity;
+        quiet = 0;
+      } else quiet++;
+    }
+  }
+
+  // ------------------------------------------------------------------ peers
+
+  private startIncarnation(node: SimNode): void {
+    const inc = new Incarnation(node, ++node.incarnations);
+    node.inc = inc;
+    const clock = new PeerClock(this, inc, this.rng.range(0, 1e6));
+    const log = new SimLogStore(this, inc, node.disk, this.disk, (i, w, before, removed) => this.checker.onDurable(i, w, before, removed));
+    startPeer(this.machineFor(inc), {
+      name: node.name,
+      log,
+      transport: this.network.transportFor(inc),
+      clock,
+      random: this.rng.forkFunction(),
+      register: false,
+      ...PEER_TIMING,
+      ...this.swarm.peer,
+    }).then(
+      (peer) => {
+        if (!inc.alive) return;
+        inc.peer = peer;
+        const v = inspectPeer(peer);
+        inc.lastTerm = v.term;
+        this.trace.add(this.sched.now, `start ${inc.label} term ${v.term} log 1..${v.lastLogIndex}`);
+      },
+      (err: unknown) => {
+        if (inc.alive) this.fail('start', `${inc.label} failed to start: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
+  }
+
+  private machineFor(inc: Incarnation): StateMachine<KVState, KVCommand, KVQuery, KVReply> {
+    const stale = this.opts.inject?.staleReads === true;
+    const history: KVState[] = [];
+    return {
+      init: (name) => KVStore.init(name),
+      handleWrite: (command, state) => {
+        let index = 0;
+        if (inc.alive) {
+          this.touch(inc.node);
+          index = this.checker.onApply(inc, command);
+        }
+        if (stale) {
+          history.push(new Map(state));
+          if (history.length > 3) history.shift();
+        }
+        const out = KVStore.handleWrite(command, state);
+        if (!Array.isArray(out)) throw new Error('KVStore.handleWrite is synchronous');
+        if (index > 0 && inc.alive) this.checker.onApplied(inc, index, `${JSON.stringify(out[0])} -> ${JSON.stringify([...out[1]])}`);
+        return out;
+      },
+      handleRead: (query, state) => KVStore.handleRead(query, stale && history.length > 0 ? history[0]! : state),
+    };
+  }
+
+  private crash(node: SimNode): void {
+    const inc = node.inc;
+    if (inc === null) return;
+    inc.alive = false;
+    inc.onMessage = null;
+    node.inc = null;
+    // Events that waited out a pause run now against the dead incarnation: timers and
+    // syncs of the dead one do nothing, messages are lost, and clients and the operator
+    // see a peer that is down (and try again).
+    node.pausedUntil = null;
+    const deferred = node.deferred;
+    node.deferred = [];
+    for (const ev of deferred) this.sched.at(this.sched.now, ev.owner, ev.run);
+    this.faults.crashes++;
+    this.trace.add(this.sched.now, `fault CRASH ${inc.label} (disk keeps ${node.disk.lastIndex()} entries, term ${node.disk.hardState.term}, vote ${String(node.disk.hardState.votedFor)})`);
+    this.workload.onCrash(inc);
+  }
+
+  private restart(node: SimNode): void {
+    if (node.inc !== null) return;
+    this.trace.add(this.sched.now, `fault RESTART ${node.name}`);
+    this.startIncarnation(node);
+  }
+
+  private pause(node: SimNode, ms: number): void {
+    if (node.inc === null || node.pausedUntil !== null) return;
+    const until = this.sched.now + ms;
+    node.pausedUntil = until;
+    this.faults.pauses++;
+    const inc = node.inc;
+    this.trace.add(this.sched.now, `fault PAUSE ${inc.label} for ${ms.toFixed(0)}ms`);
+    this.sched.at(until, null, () => {
+      if (node.inc === inc && node.pausedUntil === until) this.resume(node);
+    });
+  }
+
+  private resume(node: SimNode): void {
+    if (node.pausedUntil === null) return;
+    node.pausedUntil = null;
+    const deferred = node.deferred;
+    node.deferred = [];
+    this.trace.add(this.sched.now, `fault RESUME ${node.name} (${deferred.length} events waited)`);
+    for (const ev of deferred) this.sched.at(this.sched.now, ev.owner, ev.run);
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  private scheduleFaults(): void {
+    const s = this.swarm;
+    const r = s.reactive;
+    if (r.onElected > 0 || r.onCommit > 0) {
+      const strike = (inc: Incarnation, why: string): void => {
+        const node = inc.node;
+        this.sched.after(this.rng.range(0, r.withinMs), null, () => {
+          if (this.phase !== 'faults' || node.inc !== inc) return;
+          this.trace.add(this.sched.now, `fault reactive: ${inc.label} ${why}`);
+          if (this.rng.chance(0.5) || s.crashes === null) {
+            this.faults.partitions++;
+            this.network.setPartition(`isolate ${node.name}`, (a, b) => a === node || b === node);
+            this.trace.add(this.sched.now, `fault PARTITION ${this.network.partition ?? ''}`);
+            const token = this.faults.partitions;
+            this.sched.after(this.rng.range(50, 1500), null, () => {
+              if (this.phase === 'faults' && this.faults.partitions === token) {
+                this.network.heal();
+                this.trace.add(this.sched.now, 'fault partition healed');
+              }
+            });
+          } else {
+            this.crash(node);
+            this.sched.after(this.rng.range(s.crashes.downMs[0], s.crashes.downMs[1]), null, () => {
+              if (this.phase === 'faults') this.restart(node);
+            });
+          }
+        });
+      };
+      this.checker.onLeader = (inc) => {
+        if (this.phase === 'faults' && this.rng.chance(r.onElected)) strike(inc, 'was just elected');
+      };
+      this.checker.onLeaderCommit = (inc) => {
+        if (this.phase === 'faults' && this.rng.chance(r.onCommit)) strike(inc, 'just advanced its commit index');
+      };
+    }
+    const every = (mean: number, act: () => void): void => {
+      const loop = (): void => {
+        this.sched.after(this.rng.range(0, 2 * mean), null, () => {
+          if (this.phase !== 'faults') return;
+          act();
+          loop();
+        });
+      };
+      loop();
+    };
+    if (s.partitions !== null) {
+      const p = s.partitions;
+      every(p.everyMs, () => {
+        this.partition(this.rng.pick(p.kinds));
+        const token = this.faults.partitions;
+        this.sched.after(this.rng.range(p.lastMs[0], p.lastMs[1]), null, () => {
+          if (this.phase === 'faults' && this.faults.partitions === token && this.network.partition !== null) {
+            this.network.heal();
+            this.trace.add(this.sched.now, 'fault partition healed');
+          }
+        });
+      });
+    }
+    if (s.crashes !== null) {
+      const c = s.crashes;
+      every(c.everyMs, () => {
+        const up = this.nodes.filter((n) => n.inc !== null);
+        if (up.length === 0) return;
+        const node = this.victim(up);
+        this.crash(node);
+        this.sched.after(this.rng.range(c.downMs[0], c.downMs[1]), null, () => {
+          if (this.phase === 'faults') this.restart(node);
+        });
+      });
+    }
+    if (s.pauses !== null) {
+      const p = s.pauses;
+      every(p.everyMs, () => {
+        const node = this.victim(this.nodes);
+        this.pause(node, this.rng.range(p.pauseMs[0], p.pauseMs[1]));
+      });
+    }
+  }
+
+  /** The peer a fault hits: the leader (as a nemesis watching the cluster sees it) at the swarm's rate, else one at random. */
+  private victim(among: readonly SimNode[]): SimNode {
+    const random = this.rng.pick(among);
+    if (!this.rng.chance(this.swarm.targetLeader)) return random;
+    let best: SimNode | null = null;
+    let bestTerm = -1;
+    for (const node of among) {
+      const peer = node.peer;
+      if (peer === null) continue;
+      const v = inspectPeer(peer);
+      if (v.role === 'leader' && v.term > bestTerm) {
+        best = node;
+        bestTerm = v.term;
+      }
+    }
+    return best ?? random;
+  }
+
+  private partition(kind: PartitionKind): void {
+    const { rng, nodes } = this;
+    const n = nodes.length;
+    this.faults.partitions++;
+    const names = (set: Set<SimNode>): string => [...set].map((x) => x.name).join(',');
+    switch (kind) {
+      case 'isolate': {
+        const x = this.victim(nodes);
+        this.network.setPartition(`isolate ${x.name}`, (a, b) => a === x || b === x);
+        break;
+      }
+      case 'split': {
+        const size = rng.int(1, Math.floor((n - 1) / 2));
+        const x = this.victim(nodes);
+        const minority = new Set([x, ...rng.shuffle(nodes.filter((y) => y !== x)).slice(0, size - 1)]);
+        this.network.setPartition(`split {${names(minority)}} | rest`, (a, b) => minority.has(a) !== minority.has(b));
+        break;
+      }
+      case 'asymmetric': {
+        const x = this.victim(nodes);
+        const deaf = rng.chance(0.5);
+        this.network.setPartition(deaf ? `${x.name} cannot receive` : `${x.name} cannot send`, (a, b) => (deaf ? b === x : a === x));
+        break;
+      }
+      case 'ring': {
+        // Peers on a ring, each linked to its nearest ones so that it sees a majority, a
+        // different one each. (With three peers: one link cut, the middle peer sees all.)
+        const order = rng.shuffle(nodes);
+        if (n === 3) {
+          const [a, b] = order as [SimNode, SimNode];
+          this.network.setPartition(`ring: ${a.name}-/-${b.name}`, (x, y) => (x === a && y === b) || (x === b && y === a));
+          break;
+        }
+        const pos = new Map(order.map((x, i) => [x, i]));
+        const reach = Math.ceil(Math.floor(n / 2) / 2);
+        this.network.setPartition(`ring ${order.map((x) => x.name).join('-')} reach ${reach}`, (a, b) => {
+          const d = Math.abs(pos.get(a)! - pos.get(b)!);
+          return Math.min(d, n - d) > reach;
+        });
+        break;
+      }
+      case 'bridge': {
+        const order = rng.shuffle(nodes);
+        const bridge = order[0]!;
+        const left = new Set(order.slice(1, 1 + Math.floor((n - 1) / 2)));
+        this.network.setPartition(`bridge ${bridge.name} between {${names(left)}} and the rest`, (a, b) => a !== bridge && b !== bridge && left.has(a) !== left.has(b));
+        break;
+      }
+    }
+    this.trace.add(this.sched.now, `fault PARTITION ${this.network.partition ?? ''}`);
+  }
+
+  private heal(): void {
+    this.phase = 'healed';
+    this.healedAt = this.sched.now;
+    this.network.heal();
+    this.network.behaviour = CALM_NETWORK;
+    this.trace.add(this.sched.now, 'heal  every fault healed; liveness clock starts');
+    for (const node of this.nodes) {
+      if (node.inc === null) this.restart(node);
+      else if (node.pausedUntil !== null) this.resume(node);
+    }
+    this.workload.startProbe();
+  }
+
+  // ------------------------------------------------------------------ liveness
+
+  private checkLiveness(): void {
+    const probe = this.workload.probe;
+    if (probe === null || probe.readAt === null) return;
+    if (this.probeCommit === 0) this.probeCommit = Math.max(1, this.checker.commitIndex);
+    // Every peer up, and caught up: it applied everything committed when the probe's
+    // read returned (clients keep writing, so "equal commit indexes" may never hold).
+    for (const node of this.nodes) {
+      const peer = node.peer;
+      if (peer === null) return;
+      if (inspectPeer(peer).lastApplied < this.probeCommit) return;
+    }
+    this.livenessMs = this.sched.now - this.healedAt;
+    this.phase = 'done';
+    this.trace.add(this.sched.now, `done  healed cluster caught up after ${this.livenessMs.toFixed(0)}ms`);
+  }
+
+  private clusterState(): string {
+    const probe = this.workload.probe;
+    const parts = this.nodes.map((node) => {
+      const peer = node.peer;
+      if (peer === null) return `${node.name}: down`;
+      const v = inspectPeer(peer);
+      return `${node.name}: ${v.role} t${v.term} log ${v.lastLogIndex} commit ${v.commitIndex} applied ${v.lastApplied}`;
+    });
+    const p = probe === null ? 'no probe' : probe.wroteAt === null ? 'probe write not done' : probe.readAt === null ? 'probe read not done' : 'probe done';
+    return `${parts.join('; ')}; ${p}`;
+  }
+}
+
+/** Runs one seeded simulation and checks it. */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
+  return new Simulation(options).run();
+}

@@ -1,0 +1,148 @@
+import type { NetworkBehaviour } from './network.js';
+import type { Prng } from './prng.js';
+
+/** The shapes a partition takes. */
+export type PartitionKind =
+  /** One peer cut off from all others. */
+  | 'isolate'
+  /** A clean split: a minority on one side, the majority on the other. */
+  | 'split'
+  /** One-way links: a peer that can send but not receive, or receive but not send. */
+  | 'asymmetric'
+  /** Each peer sees a different majority: peers on a ring see only their neighbours. */
+  | 'ring'
+  /** Two halves that cannot talk, and one peer that talks to both. */
+  | 'bridge';
+
+/** The partition kinds, for {@link SwarmConfig.partitions}. */
+export const PARTITION_KINDS: readonly PartitionKind[] = ['isolate', 'split', 'asymmetric', 'ring', 'bridge'];
+
+/**
+ * One run's fault mix (swarm testing: each seed turns each kind of fault on or off, at
+ * its own rates, so that some runs stress one mechanism hard instead of every run
+ * stressing all of them a little).
+ */
+export interface SwarmConfig {
+  /** Peers in the cluster. */
+  nodes: number;
+  /** Virtual milliseconds of faults before everything heals. */
+  faultMs: number;
+  /** The network while faults are on. */
+  network: NetworkBehaviour;
+  /** Partitions: mean milliseconds between two, how long each lasts, which kinds. Null: none. */
+  partitions: { everyMs: number; lastMs: [number, number]; kinds: PartitionKind[] } | null;
+  /** Crashes: mean milliseconds between two, how long a peer stays down. Null: none. */
+  crashes: { everyMs: number; downMs: [number, number] } | null;
+  /** Pauses (a stopped process): mean milliseconds between two, their length. Null: none. */
+  pauses: { everyMs: number; pauseMs: [number, number] } | null;
+  /**
+   * Probability that a fault picks the current leader as its victim (crash, pause,
+   * isolation, the minority side of a split) rather than a peer at random. Leader churn
+   * right after appends is what exposes commit-rule bugs (Raft's Figure 8).
+   */
+  targetLeader: number;
+  /**
+   * Reactive faults: the probability that a new leader, or a leader that just advanced
+   * its commit index, is crashed or cut off a few milliseconds later. This hits the
+   * narrow windows where a leader dies between counting a quorum and spreading what it
+   * learned (Raft's Figure 8 needs exactly that). Zero when off.
+   */
+  reactive: { onElected: number; onCommit: number; withinMs: number };
+  /** Each peer's clock runs at a rate in [1 - skew, 1 + skew]. */
+  clockSkew: number;
+  /** Range of a durable write's delay. */
+  syncMs: [number, number];
+  /**
+   * The peers' tuning, drawn too: small batches and windows split what a leader sends
+   * into many messages, which opens windows that the defaults keep shut (a follower
+   * acknowledging an old entry without the new leader's no-op, for one).
+   */
+  peer: { maxBatchEntries: number; maxInflight: number; preVote: boolean; checkQuorum: boolean };
+  /** Concurrent clients. */
+  clients: number;
+  /** Keys the clients use. */
+  keys: number;
+  /** Pause of a client between two operations. */
+  thinkMs: [number, number];
+  /** Timeout of one call. */
+  callTimeoutMs: number;
+  /** Share of reads among operations; the rest are set, cas and delete. */
+  readShare: number;
+}
+
+/** Options that bound what {@link chooseSwarm} picks. */
+export interface SwarmBounds {
+  /** Peers; when absent, 3, 5 or 7 at random. */
+  nodes?: number;
+  /** Range of the fault phase's length in virtual milliseconds. */
+  faultMs: [number, number];
+}
+
+/** Draws a run's fault mix from its generator. */
+export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
+  // Drawn even when fixed, so that `--nodes` given or not, a seed draws the same numbers after.
+  const drawn = rng.pick([3, 5, 7]);
+  const nodes = bounds.nodes ?? drawn;
+  const on = (): boolean => rng.chance(0.5);
+  const lat0 = rng.range(0.2, 3);
+  const network: NetworkBehaviour = {
+    drop: on() ? rng.range(0, 0.25) : 0,
+    duplicate: on() ? rng.range(0, 0.15) : 0,
+    latencyMs: on() ? [lat0, lat0 + rng.range(0, 20)] : [lat0, lat0],
+    reorder: on() ? rng.range(0, 0.2) : 0,
+    reorderMs: rng.range(5, 300),
+  };
+  const kinds = PARTITION_KINDS.filter(() => rng.chance(0.6));
+  const partitions = on() && kinds.length > 0 ? { everyMs: rng.range(200, 2500), lastMs: [50, rng.range(200, 3000)] as [number, number], kinds } : null;
+  const crashes = on() ? { everyMs: rng.range(200, 3000), downMs: [5, rng.range(50, 2500)] as [number, number] } : null;
+  const pauses = on() ? { everyMs: rng.range(300, 3000), pauseMs: [10, rng.range(50, 1500)] as [number, number] } : null;
+  const targetLeader = on() ? rng.range(0.3, 1) : 0;
+  const reactive = on() ? { onElected: rng.range(0, 0.9), onCommit: rng.range(0, 0.4), withinMs: rng.range(0.1, 15) } : { onElected: 0, onCommit: 0, withinMs: 0 };
+  const clockSkew = on() ? rng.range(0, 0.2) : 0;
+  const syncHi = on() ? rng.range(1, 30) : rng.range(0.05, 2);
+  const peer = {
+    maxBatchEntries: rng.pick([1, 1, 2, 3, 8, 1024]),
+    maxInflight: rng.pick([1, 2, 4, 64]),
+    preVote: rng.chance(0.75),
+    checkQuorum: rng.chance(0.75),
+  };
+  return {
+    nodes,
+    faultMs: rng.range(bounds.faultMs[0], bounds.faultMs[1]),
+    network,
+    partitions,
+    crashes,
+    pauses,
+    targetLeader,
+    reactive,
+    clockSkew,
+    syncMs: [0.01, syncHi],
+    peer,
+    clients: rng.int(2, 5),
+    keys: rng.int(1, 3),
+    thinkMs: [0, rng.range(1, 80)],
+    callTimeoutMs: rng.pick([300, 600, 1000]),
+    readShare: rng.range(0.2, 0.6),
+  };
+}
+
+/** One line describing a fault mix, for reports. */
+export function describeSwarm(s: SwarmConfig): string {
+  const parts: string[] = [`${s.nodes} peers`, `faults ${Math.round(s.faultMs)}ms`];
+  const n = s.network;
+  if (n.drop > 0) parts.push(`drop ${(n.drop * 100).toFixed(0)}%`);
+  if (n.duplicate > 0) parts.push(`dup ${(n.duplicate * 100).toFixed(0)}%`);
+  if (n.latencyMs[1] > n.latencyMs[0]) parts.push(`latency ${n.latencyMs[0].toFixed(1)}-${n.latencyMs[1].toFixed(1)}ms`);
+  if (n.reorder > 0) parts.push(`reorder ${(n.reorder * 100).toFixed(0)}% up to ${n.reorderMs.toFixed(0)}ms`);
+  if (s.partitions !== null) parts.push(`partitions every ~${s.partitions.everyMs.toFixed(0)}ms (${s.partitions.kinds.join('/')})`);
+  if (s.crashes !== null) parts.push(`crashes every ~${s.crashes.everyMs.toFixed(0)}ms`);
+  if (s.pauses !== null) parts.push(`pauses every ~${s.pauses.everyMs.toFixed(0)}ms`);
+  if (s.targetLeader > 0) parts.push(`faults hit the leader ${(s.targetLeader * 100).toFixed(0)}%`);
+  if (s.reactive.onElected > 0 || s.reactive.onCommit > 0) {
+    parts.push(`reactive faults (new leader ${(s.reactive.onElected * 100).toFixed(0)}%, leader commit ${(s.reactive.onCommit * 100).toFixed(0)}%, within ${s.reactive.withinMs.toFixed(1)}ms)`);
+  }
+  if (s.clockSkew > 0) parts.push(`clock skew ±${(s.clockSkew * 100).toFixed(0)}%`);
+  parts.push(`batch ${s.peer.maxBatchEntries}, window ${s.peer.maxInflight}${s.peer.preVote ? '' : ', no pre-vote'}${s.peer.checkQuorum ? '' : ', no check-quorum'}`);
+  parts.push(`sync ≤${s.syncMs[1].toFixed(1)}ms`, `${s.clients} clients`, `${s.keys} key(s)`);
+  return parts.join(', ');
+}
