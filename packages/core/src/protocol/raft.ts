@@ -415,7 +415,11 @@ export class Raft {
     }
     const rd: Ready = {
       entries: this.log.unstable(),
-      messages: this.msgs,
+      // A message decided in a term this peer has since left is not sent: an
+      // AppendEntriesResponse to an earlier leader may acknowledge entries that a later
+      // leader's AppendEntries truncated in the same turn, which will never be durable
+      // here; counting that acknowledgement could commit an entry a majority lacks.
+      messages: this.msgs.filter((m) => m.term >= this.term),
       committed: this.log.nextCommitted(),
       reads: this.readsReady,
     };
