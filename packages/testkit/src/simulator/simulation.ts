@@ -73,7 +73,7 @@ export interface SimulationResult {
   events: number;
   /** Most events run within 100 virtual ms (a livelock shows as a storm of events). */
   peakEventsPerWindow: number;
-  /** Client operations in the checked history. */
+  /** Client operations checked for linearizability (0 when the run failed before the check). */
   operations: number;
   /** Commands applied, over all peers. */
   applied: number;
@@ -272,8 +272,10 @@ class Simulation implements World {
     this.workload.stop();
 
     let linTimedOut = false;
+    let checked = 0;
     const history = this.workload.history((id) => this.checker.wasCommitted(id));
     if (this.violation === null) {
+      checked = history.length;
       const result = checkOperations(kvModel, history, { timeoutMs: this.opts.linearizabilityTimeoutMs ?? 20_000 });
       if (result.ok === false) {
         const cx = result.counterexample;
@@ -291,7 +293,7 @@ class Simulation implements World {
       swarm: describeSwarm(swarm),
       events: this.events,
       peakEventsPerWindow: this.peakWindow,
-      operations: history.length,
+      operations: checked,
       applied: this.checker.applied,
       simulatedMs: sched.now,
       violation: this.violation,
