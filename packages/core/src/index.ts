@@ -44,3 +44,4 @@ export type { PeerOptions, Logger } from './runtime/options.js';
 export { Raft } from './protocol/raft.js';
 export type { RaftOptions, RaftInitialState, Ready, ReadState, SoftState, Role, Refusal } from './protocol/raft.js';
 export { encodeConfiguration, decodeConfiguration } from './protocol/membership.js';
+export { seededRandom } from './random.js';

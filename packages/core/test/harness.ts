@@ -3,18 +3,12 @@
  * network, all deterministic. (The adapters proper live in their own packages, which
  * depend on @raft/core; core's tests cannot import them.)
  */
+import { seededRandom } from '../src/random.js';
 import type { Clock, HardState, LogEntry, LogStore, LogStoreState, LogWrite, PeerId, RaftMessage, Snapshot, Transport } from '../src/index.js';
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded randomness for tests (mulberry32). */
+export const mulberry32 = seededRandom;
+
 
 interface Timer {
   at: number;

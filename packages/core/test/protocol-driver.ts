@@ -1,3 +1,4 @@
+import { seededRandom } from '../src/random.js';
 /**
  * A hand-cranked driver for the pure protocol (src/protocol), for the paper's unit tests
  * in test/paper. Nothing runs on its own: the test ticks, delivers, drops and reorders
@@ -20,19 +21,11 @@ import type {
   RequestVoteResponseMessage,
 } from '../src/types.js';
 
+/** Seeded randomness for tests (mulberry32). */
+export const mulberry32 = seededRandom;
+
 // ---------------------------------------------------------------- randomness and options
 
-/** A tiny seeded PRNG: the protocol's only randomness is injected, so runs replay exactly. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The protocol as the paper describes it: no pre-vote, no check-quorum (so no leader lease). */
 export const PAPER: Partial<RaftOptions> = { preVote: false, checkQuorum: false };

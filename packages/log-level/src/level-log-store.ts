@@ -39,7 +39,7 @@ import {
   checkSnapshot,
   checkSnapshotOrder,
   copySnapshotMeta,
-} from './validate.js';
+} from '@raft/core/log-store-checks';
 
 /** LevelDB settings passed through to `classic-level`. */
 export interface LevelDbOptions {

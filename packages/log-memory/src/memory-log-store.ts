@@ -1,6 +1,6 @@
 import { InvalidArgumentError, RaftError } from '@raft/core';
 import type { HardState, LogEntry, LogStore, LogStoreState, LogWrite, Snapshot } from '@raft/core';
-import { checkAfterSnapshot, checkCompact, checkEntries, checkFits, checkHardState, checkRange, checkSnapshot, checkSnapshotOrder, copySnapshotMeta } from './validate.js';
+import { checkAfterSnapshot, checkCompact, checkEntries, checkFits, checkHardState, checkRange, checkSnapshot, checkSnapshotOrder, copySnapshotMeta } from '@raft/core/log-store-checks';
 
 /** Options of {@link MemoryLogStore}. None are needed today; the type exists so options can be added without a breaking change. */
 export type MemoryLogStoreOptions = Record<never, never>;

@@ -24,7 +24,7 @@
  * @module
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { validateMessage } from '@raft/core';
+import { seededRandom, validateMessage } from '@raft/core';
 import type { AppendEntriesMessage, LogEntry, PeerId, RaftMessage, Transport } from '@raft/core';
 
 /** What a transport under test can do; the suite skips or relaxes checks accordingly. */
@@ -72,20 +72,8 @@ export interface TransportHarness {
 /** A term no test message uses: marks the probes that wait for a link to come up. */
 const PROBE_TERM = 2 ** 50;
 
-/** mulberry32: the suite's test data is seeded, never `Math.random`. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomBytes(length: number, seed: number): Uint8Array {
-  const random = seeded(seed);
+  const random = seededRandom(seed); // the suite's test data is seeded, never Math.random
   const bytes = new Uint8Array(length);
   for (let i = 0; i < length; i++) bytes[i] = Math.floor(random() * 256);
   return bytes;

@@ -1,14 +1,2 @@
-/**
- * mulberry32: a tiny, fast, seeded 32-bit generator. Good enough to make fault
- * injection reproducible; not for cryptography.
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The seeded generator lives in @raft/core (seededRandom); the network draws from it.
+export { seededRandom as mulberry32 } from '@raft/core';

@@ -1,3 +1,4 @@
+import { seededRandom } from '@raft/core';
 import { KVStore, type KVCommand } from '@raft/kv';
 import { describe, expect, it } from 'vitest';
 import { checkOperations } from './checker.js';
@@ -13,16 +14,6 @@ import { UNKNOWN, type Operation } from './types.js';
 
 type KVOp = Operation<KVModelInput, KVModelOutput>;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Rng {
   next(): number;
@@ -32,7 +23,7 @@ interface Rng {
 }
 
 function rng(seed: number): Rng {
-  const next = mulberry32(seed);
+  const next = seededRandom(seed);
   const r: Rng = {
     next,
     int: (n) => Math.floor(next() * n),

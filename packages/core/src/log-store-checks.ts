@@ -1,5 +1,10 @@
-import { InvalidArgumentError } from '@raft/core';
-import type { Configuration, EntryType, HardState, LogEntry, Snapshot, SnapshotMeta } from '@raft/core';
+/**
+ * Argument checks for `LogStore` implementations (`@raft/core/log-store-checks`): every
+ * store validates what it is given the same way, throwing `RAFT_INVALID_ARGUMENT`, so
+ * `@raft/testkit/log-store` can hold them all to one contract.
+ */
+import { InvalidArgumentError } from './errors.js';
+import type { Configuration, EntryType, HardState, LogEntry, Snapshot, SnapshotMeta } from './types.js';
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set<EntryType>(['command', 'noop', 'config']);
 
