@@ -3,35 +3,50 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError, RaftError } from '@raft/core';
 import { pino } from 'pino';
+import { adminCommand, runAdmin } from './admin.js';
 import { runCluster } from './cluster.js';
 import { HELP } from './help.js';
 import { startNode } from './node.js';
 import { clusterOptions, nodeOptions } from './options.js';
 
-const NODE_FLAGS = ['id', 'listen', 'http', 'data', 'peers', 'secret', 'request-timeout', 'log-level'] as const;
-const CLUSTER_FLAGS = ['nodes', 'data', 'host', 'peer-port', 'http-port', 'secret', 'request-timeout', 'log-level'] as const;
+const NODE_FLAGS = ['id', 'listen', 'http', 'data', 'peers', 'secret', 'request-timeout', 'log-level', 'snapshot-every'] as const;
+const NODE_SWITCHES = ['join'] as const;
+const CLUSTER_FLAGS = ['nodes', 'data', 'host', 'peer-port', 'http-port', 'secret', 'request-timeout', 'log-level', 'snapshot-every'] as const;
+const ADMIN_FLAGS = ['http', 'timeout'] as const;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
   return pkg.version ?? '0.0.0';
 }
 
-/** Parses `--flag value` options of a command; unknown flags and stray arguments are errors naming them. */
-function parseFlags<F extends string>(command: string, args: string[], flags: readonly F[]): Partial<Record<F, string>> {
+/**
+ * Parses `--flag value` options and `--switch`es of a command (and, when allowed, its
+ * positional arguments); unknown flags and stray arguments are errors naming them.
+ */
+function parseFlags<F extends string, S extends string = never>(
+  command: string,
+  args: string[],
+  flags: readonly F[],
+  switches: readonly S[] = [],
+  allowPositionals = false,
+): Partial<Record<F, string>> & Partial<Record<S, boolean>> & { positionals: string[] } {
   try {
-    const { values } = parseArgs({
+    const options: Record<string, { type: 'string' | 'boolean' }> = {};
+    for (const f of flags) options[f] = { type: 'string' };
+    for (const f of switches) options[f] = { type: 'boolean' };
+    const { values, positionals } = parseArgs({
       args,
-      options: Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])),
+      options,
       strict: true,
-      allowPositionals: false,
+      allowPositionals,
     });
-    return values as Partial<Record<F, string>>;
+    return { ...(values as Partial<Record<F, string>> & Partial<Record<S, boolean>>), positionals };
   } catch (err) {
     const code = (err as { code?: string }).code;
     const message = (err as Error).message;
     const flag = /'(-[^']*)'/.exec(message)?.[1];
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      throw new InvalidArgumentError(`${command}: unknown option ${flag ?? ''} (options: ${flags.map((f) => `--${f}`).join(', ')})`);
+      throw new InvalidArgumentError(`${command}: unknown option ${flag ?? ''} (options: ${[...flags, ...switches].map((f) => `--${f}`).join(', ')})`);
     }
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new InvalidArgumentError(`${command}: option ${flag ?? ''} needs a value`);
     if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new InvalidArgumentError(`${command}: unexpected argument (${message.replace(/^.*?'/, "'")})`);
@@ -40,7 +55,7 @@ function parseFlags<F extends string>(command: string, args: string[], flags: re
 }
 
 async function runNode(args: string[]): Promise<number> {
-  const opts = nodeOptions(parseFlags('node', args, NODE_FLAGS), process.env);
+  const opts = nodeOptions(parseFlags('node', args, NODE_FLAGS, NODE_SWITCHES), process.env);
   const logger = pino({ level: opts.logLevel, base: { pid: process.pid, node: opts.id } });
   const node = await startNode(opts, logger);
   return new Promise<number>((resolve) => {
@@ -89,8 +104,13 @@ export async function main(argv: string[]): Promise<number> {
       return runNode(rest);
     case 'cluster':
       return runCluster(clusterOptions(parseFlags('cluster', rest, CLUSTER_FLAGS), process.env));
+    case 'members':
+    case 'transfer': {
+      const { positionals, ...flags } = parseFlags(command, rest, ADMIN_FLAGS, [], true);
+      return runAdmin(adminCommand(command, flags, positionals), (line) => process.stdout.write(`${line}\n`));
+    }
     default:
-      throw new InvalidArgumentError(`unknown command ${JSON.stringify(command)} (expected node or cluster; see raft-kv --help)`);
+      throw new InvalidArgumentError(`unknown command ${JSON.stringify(command)} (expected node, cluster, members or transfer; see raft-kv --help)`);
   }
 }
 

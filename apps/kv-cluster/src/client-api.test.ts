@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { opFromBody, route } from './client-api.js';
+import { clusterOpFromBody, opFromBody, route } from './client-api.js';
 
 describe('routing', () => {
   it('routes the API of API.md', () => {
@@ -64,5 +64,45 @@ describe('request bodies', () => {
     ] as const) {
       expect(opFromBody(r, body(text)), text).toMatchObject({ status: 400, body: { error: 'bad_request', message: expect.any(String) as string } });
     }
+  });
+});
+
+describe('the /cluster routes', () => {
+  it('routes the cluster view, membership and leadership', () => {
+    expect(route('GET', '/cluster')).toEqual({ kind: 'cluster' });
+    expect(route('POST', '/cluster/members')).toEqual({ kind: 'members-add' });
+    expect(route('DELETE', '/cluster/members/n4')).toEqual({ kind: 'members-remove', id: 'n4' });
+    expect(route('POST', '/cluster/leader')).toEqual({ kind: 'leader' });
+    const status = (method: string, url: string): number | undefined => {
+      const r = route(method, url);
+      return r.kind === 'reply' ? r.reply.status : undefined;
+    };
+    expect(status('POST', '/cluster')).toBe(405);
+    expect(status('GET', '/cluster/members')).toBe(405);
+    expect(status('GET', '/cluster/members/n4')).toBe(405);
+    expect(status('GET', '/cluster/leader')).toBe(405);
+    expect(status('DELETE', '/cluster/members/a%20b')).toBe(400);
+    expect(status('DELETE', '/cluster/members/%ZZ')).toBe(400);
+    expect(status('DELETE', '/cluster/members/')).toBe(400);
+    expect(status('GET', '/cluster/other')).toBe(404);
+    expect(status('DELETE', '/cluster/members/n4/x')).toBe(404);
+  });
+
+  it('parses {"id", "url"} and {"id"}, answering 400 for anything else', () => {
+    const body = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'utf8');
+    expect(clusterOpFromBody({ kind: 'members-add' }, body({ id: 'n4', url: 'ws://127.0.0.1:7004' }))).toEqual({ kind: 'member-add', id: 'n4', url: 'ws://127.0.0.1:7004/' });
+    expect(clusterOpFromBody({ kind: 'leader' }, body({ id: 'n2' }))).toEqual({ kind: 'transfer', id: 'n2' });
+    for (const [r, v] of [
+      ['members-add', { id: 'n4' }],
+      ['members-add', { id: 'n4', url: 'http://h:1' }],
+      ['members-add', { id: 'n4', url: 'ws://h' }],
+      ['members-add', { id: '', url: 'ws://h:1' }],
+      ['members-add', [1]],
+      ['leader', { id: 7 }],
+      ['leader', {}],
+    ] as const) {
+      expect(clusterOpFromBody({ kind: r }, body(v)), JSON.stringify(v)).toMatchObject({ status: 400, body: { error: 'bad_request' } });
+    }
+    expect(clusterOpFromBody({ kind: 'leader' }, Buffer.from('{'))).toMatchObject({ status: 400 });
   });
 });

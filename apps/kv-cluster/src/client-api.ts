@@ -2,14 +2,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeerStatus } from '@raft/core';
 import type { KVValue } from '@raft/kv';
 import { hasBody, parseJson, readBody, sendReply } from './http-util.js';
-import { keyProblem, MAX_BODY_BYTES, replies, type HttpReply, type KvOp } from './ops.js';
+import { normalizePeerUrl } from './machine.js';
+import { idProblem, keyProblem, MAX_BODY_BYTES, replies, type ClusterOp, type HttpReply, type KvOp, type Op } from './ops.js';
+import type { ClusterView } from './service.js';
 
 /** What the client API needs from the node. */
 export interface ClientApiContext {
   /** Runs an operation (locally or forwarded); see `KvService.execute`. */
-  execute(op: KvOp, deadline: number, hops: number): Promise<HttpReply>;
+  execute(op: Op, deadline: number, hops: number): Promise<HttpReply>;
   /** The local peer's status. */
   status(): PeerStatus;
+  /** This node's view of the cluster, for `GET /cluster`. */
+  view(): ClusterView;
   /** True once shutdown began: requests get 503 and their connection closes. */
   closing(): boolean;
   /** Longest time a request may take, body included. */
@@ -23,6 +27,10 @@ export type Route =
   | { kind: 'kv'; key: string; method: 'GET' | 'PUT' | 'DELETE' }
   | { kind: 'cas'; key: string }
   | { kind: 'status' }
+  | { kind: 'cluster' }
+  | { kind: 'members-add' }
+  | { kind: 'members-remove'; id: string }
+  | { kind: 'leader' }
   | { kind: 'reply'; reply: HttpReply };
 
 const KV_METHODS = ['GET', 'PUT', 'DELETE'] as const;
@@ -38,6 +46,7 @@ export function route(method: string, url: string): Route {
   if (segments.length === 2 && segments[1] === 'status') {
     return method === 'GET' ? { kind: 'status' } : { kind: 'reply', reply: replies.methodNotAllowed(['GET']) };
   }
+  if (segments[1] === 'cluster') return clusterRoute(method, segments);
   if (segments[1] !== 'kv' || (segments.length !== 3 && !(segments.length === 4 && segments[3] === 'cas'))) {
     return { kind: 'reply', reply: replies.notFound() };
   }
@@ -53,6 +62,42 @@ export function route(method: string, url: string): Route {
   const problem = keyProblem(key);
   if (problem !== undefined) return { kind: 'reply', reply: replies.badRequest(problem) };
   return isCas ? { kind: 'cas', key } : { kind: 'kv', key, method: method as (typeof KV_METHODS)[number] };
+}
+
+/** The `/cluster` routes: the cluster's view, membership, leadership. */
+function clusterRoute(method: string, segments: string[]): Route {
+  const only = (allowed: string, route: Route): Route => (method === allowed ? route : { kind: 'reply', reply: replies.methodNotAllowed([allowed]) });
+  if (segments.length === 2) return only('GET', { kind: 'cluster' });
+  if (segments.length === 3 && segments[2] === 'members') return only('POST', { kind: 'members-add' });
+  if (segments.length === 3 && segments[2] === 'leader') return only('POST', { kind: 'leader' });
+  if (segments.length === 4 && segments[2] === 'members') {
+    if (method !== 'DELETE') return { kind: 'reply', reply: replies.methodNotAllowed(['DELETE']) };
+    let id: string;
+    try {
+      id = decodeURIComponent(segments[3] ?? '');
+    } catch {
+      return { kind: 'reply', reply: replies.badRequest('the id is not valid percent-encoded UTF-8') };
+    }
+    const problem = idProblem(id);
+    return problem === undefined ? { kind: 'members-remove', id } : { kind: 'reply', reply: replies.badRequest(problem) };
+  }
+  return { kind: 'reply', reply: replies.notFound() };
+}
+
+/** Parses the body of `POST /cluster/members` (`{"id", "url"}`) or `POST /cluster/leader` (`{"id"}`). */
+export function clusterOpFromBody(route: Extract<Route, { kind: 'members-add' | 'leader' }>, body: Buffer): ClusterOp | HttpReply {
+  const json = parseJson(body);
+  if (json === undefined) return replies.badRequest('the body must be JSON');
+  const shape = route.kind === 'members-add' ? '{"id": ID, "url": "ws://HOST:PORT"}' : '{"id": ID}';
+  if (!isRecord(json.value)) return replies.badRequest(`the body must be a JSON object ${shape}`);
+  const { id, url } = json.value;
+  const problem = idProblem(id);
+  if (problem !== undefined) return replies.badRequest(problem);
+  if (route.kind === 'leader') return { kind: 'transfer', id: id as string };
+  if (typeof url !== 'string') return replies.badRequest(`the body must be a JSON object ${shape}`);
+  const href = normalizePeerUrl(url);
+  if (typeof href !== 'string') return replies.badRequest(href.problem);
+  return { kind: 'member-add', id: id as string, url: href };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -103,8 +148,14 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
     sendReply(res, { status: 200, body: { ...ctx.status() } }, { close: bodyUnread });
     return;
   }
-  let op: KvOp;
-  if (r.kind === 'cas' || r.method === 'PUT') {
+  if (r.kind === 'cluster') {
+    sendReply(res, { status: 200, body: { ...ctx.view() } }, { close: bodyUnread });
+    return;
+  }
+  let op: Op;
+  if (r.kind === 'members-remove') {
+    op = { kind: 'member-remove', id: r.id };
+  } else if (r.kind === 'members-add' || r.kind === 'leader' || r.kind === 'cas' || r.method === 'PUT') {
     const body = await readBody(req, MAX_BODY_BYTES, deadline);
     if (!body.ok) {
       if (body.reason === 'too_large') sendReply(res, replies.tooLarge(), { close: true });
@@ -112,7 +163,7 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
       else res.destroy();
       return;
     }
-    const parsed = opFromBody(r, body.body);
+    const parsed = r.kind === 'members-add' || r.kind === 'leader' ? clusterOpFromBody(r, body.body) : opFromBody(r, body.body);
     if ('status' in parsed) {
       sendReply(res, parsed);
       return;
@@ -129,7 +180,7 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
   });
   try {
     const reply = await Promise.race([ctx.execute(op, deadline, 0), late]);
-    sendReply(res, reply, { close: bodyUnread && op.kind !== 'put' && op.kind !== 'cas' });
+    sendReply(res, reply, { close: bodyUnread && (op.kind === 'get' || op.kind === 'delete' || op.kind === 'member-remove') });
   } finally {
     clearTimeout(backstop);
   }

@@ -16,6 +16,9 @@ describe('raft-kv cluster', () => {
     expect(args[args.indexOf('--data') + 1]).toMatch(/^d[/\\]n2$/);
     // The secret travels in the environment, never on a command line others can read.
     expect(args).not.toContain('--secret');
+    expect(args[args.indexOf('--snapshot-every') + 1]).toBe('10000');
+    const off = clusterMembers(clusterOptions({ nodes: '1', data: 'd', 'snapshot-every': '0' }))[0]!.args;
+    expect(off[off.indexOf('--snapshot-every') + 1]).toBe('0');
   });
 
   it('renders a node log line for a terminal', () => {

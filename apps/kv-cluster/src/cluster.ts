@@ -38,6 +38,7 @@ export function clusterMembers(opts: ClusterOptions): ClusterMember[] {
         '--peers', peers,
         '--request-timeout', String(opts.requestTimeoutMs),
         '--log-level', opts.logLevel,
+        '--snapshot-every', String(opts.snapshotEvery),
       ],
     };
   });

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import type { PeerId } from '@raft/core';
-import { isWrite, replies, type HttpReply, type KvOp } from './ops.js';
+import { isWrite, replies, type HttpReply, type Op } from './ops.js';
 
 /** The internal route on the peer port that runs a client operation on the leader. */
 export const FORWARD_PATH = '/_raft/forward';
@@ -29,7 +29,7 @@ const HEADER_SIGNATURE = 'x-raft-signature';
 
 /** The body of a forwarded request. */
 export interface ForwardRequest {
-  op: KvOp;
+  op: Op;
   /** Hops taken so far, this one included. */
   hops: number;
   /** Milliseconds the sender will wait for the answer. */
@@ -66,7 +66,8 @@ export class ForwardVerifier {
 
   constructor(
     private readonly key: Buffer | null,
-    private readonly members: ReadonlySet<PeerId>,
+    /** The current members (a live view: the peer directory changes with the membership). */
+    private readonly members: { has(id: PeerId): boolean },
     /** Most nonces remembered; past this, requests are refused until old ones expire. */
     private readonly maxNonces = 1_000_000,
   ) {}
@@ -127,6 +128,7 @@ export class Forwarder {
 
   constructor(
     private readonly self: PeerId,
+    /** The peers' URLs (a live view of the peer directory). */
     private readonly peers: ReadonlyMap<PeerId, string>,
     secret: string | null,
     private readonly logger: ForwardLogger,
@@ -138,7 +140,7 @@ export class Forwarder {
    * Runs `op` on `leader` and returns its answer. Fails closed: 503 when the request
    * surely did not reach the leader, 504 when a write may have (its outcome is unknown).
    */
-  forward(leader: PeerId, op: KvOp, hops: number, deadline: number): Promise<HttpReply> {
+  forward(leader: PeerId, op: Op, hops: number, deadline: number): Promise<HttpReply> {
     const base = this.peers.get(leader);
     if (base === undefined) return Promise.resolve(replies.electionInProgress());
     const remaining = Math.floor(deadline - performance.now());

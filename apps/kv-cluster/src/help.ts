@@ -4,6 +4,8 @@ export const HELP = `raft-kv: a replicated key-value store on Raft (LevelDB + We
 Usage:
   raft-kv node --id ID --listen HOST:PORT --http HOST:PORT --data DIR --peers LIST [options]
   raft-kv cluster --nodes N --data DIR [--peer-port 7001] [--http-port 8001] [options]
+  raft-kv members --http HOST:PORT [list | add ID URL | remove ID]
+  raft-kv transfer --http HOST:PORT ID
   raft-kv --help | --version
 
 raft-kv node: run one node
@@ -14,8 +16,14 @@ raft-kv node: run one node
   --data DIR              the data directory (LevelDB); created if missing. Never reuse
                           an id with a wiped directory: a node that forgot its log and
                           vote can break the cluster's guarantees
-  --peers LIST            every member, this node included: ID=ws://HOST:PORT,...
-                          The member whose id sorts first bootstraps a new cluster.
+  --peers LIST            the peers this node knows at start, itself included:
+                          ID=ws://HOST:PORT,... The id that sorts first bootstraps a
+                          new cluster of all of them (unless --join). Peers added later
+                          (raft-kv members add) are learned from the cluster.
+  --join                  never bootstrap: wait to be added to a running cluster
+                          (raft-kv members add ID URL, on any node)
+  --snapshot-every N      snapshot the state and compact the log every N applied
+                          entries; 0 turns snapshots off (default 10000)
   --secret S              cluster secret; peers and forwarded requests are authenticated
                           with it (default: $RAFT_SECRET, else none)
   --request-timeout MS    longest time a client request may take (default 5000)
@@ -27,7 +35,17 @@ raft-kv cluster: run N nodes on this machine, each its own process, until Ctrl-C
   --host HOST             the interface every node listens on (default 127.0.0.1)
   --peer-port P           peer port of n1; n2 gets P+1, ... (default 7001)
   --http-port P           HTTP port of n1; n2 gets P+1, ... (default 8001)
-  --secret S, --request-timeout MS, --log-level LEVEL: passed to every node
+  --secret S, --request-timeout MS, --log-level LEVEL, --snapshot-every N:
+                          passed to every node
+
+raft-kv members / transfer: change the membership of a running cluster, through the
+HTTP API of any node (--http HOST:PORT). Each change is retried until done or --timeout
+MS (default 60000).
+  members [list]          the leader, the members and the peer URLs this node knows
+  members add ID URL      add node ID, started with --join and listening on URL
+                          (ws://HOST:PORT, its --listen): it catches up, then votes
+  members remove ID       remove node ID from the members (it may be the leader)
+  transfer ID             make member ID the leader (before restarting the leader)
 
 HTTP API (every node; followers forward to the leader):
   PUT    /kv/{key}        body {"value": V}                 200 {"value": V}
@@ -35,6 +53,10 @@ HTTP API (every node; followers forward to the leader):
   DELETE /kv/{key}                                          200 {} | 404
   POST   /kv/{key}/cas    body {"expected": E, "value": V}  200 | 404 | 409 {"value": current}
   GET    /status          this node's Raft status           200
+  GET    /cluster         leader, configuration, peer URLs  200
+  POST   /cluster/members body {"id": ID, "url": URL}       200 | 400 | 409
+  DELETE /cluster/members/{id}                              200 | 400 | 409
+  POST   /cluster/leader  body {"id": ID}                   200 | 400
   503: no leader known, retry. 504: timed out, a write may or may not have happened.
 
 Exit codes: 0 after a clean stop (SIGINT, SIGTERM), 1 on a startup error or a failed store.

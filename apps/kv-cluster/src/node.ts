@@ -2,24 +2,25 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { inspectPeer, RaftError, startPeer } from '@raft/core';
-import type { Peer } from '@raft/core';
-import { KVStore } from '@raft/kv';
-import type { KVCommand, KVQuery, KVReply } from '@raft/kv';
+import { RaftError, startPeer } from '@raft/core';
 import { levelLogStore } from '@raft/log-level';
 import { webSocketTransport } from '@raft/transport-ws';
 import type { WebSocketTransportEvent } from '@raft/transport-ws';
 import type { Logger } from 'pino';
 import { clientApi } from './client-api.js';
+import { PeerDirectory } from './directory.js';
 import { Forwarder, ForwardVerifier, forwardKey } from './forward.js';
+import { appMachine } from './machine.js';
 import { authority, type HostPort, type NodeOptions } from './options.js';
 import { peerApi } from './peer-api.js';
-import { KvService } from './service.js';
+import { KvService, type AppPeer } from './service.js';
 
 /** A running node, from {@link startNode}. */
 export interface RunningNode {
   /** The Raft peer. */
-  readonly peer: Peer<KVCommand, KVQuery, KVReply>;
+  readonly peer: AppPeer;
+  /** The peer URLs this node knows (the replicated peer directory, as applied here). */
+  readonly directory: PeerDirectory;
   /** Where the client HTTP API listens. */
   readonly httpAddress: HostPort;
   /** Where the peer port listens. */
@@ -103,7 +104,7 @@ function describeStartError(err: unknown, opts: NodeOptions): Error {
 /**
  * Starts one node: the peer port (Raft over WebSocket, plus forwarded requests), the
  * client HTTP API, the LevelDB log, and the Raft peer. The member whose id sorts first
- * bootstraps a fresh cluster.
+ * bootstraps a fresh cluster, unless `opts.join`.
  *
  * @throws `RAFT_TRANSPORT_UNAVAILABLE` when a port cannot be bound, `RAFT_STORAGE_*`
  * when the data directory cannot be used, `RAFT_INVALID_ARGUMENT` for a bad option.
@@ -117,7 +118,10 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end('{"error":"election_in_progress"}');
   };
 
-  const verifier = new ForwardVerifier(opts.secret === null ? null : forwardKey(opts.secret), new Set(opts.peers.keys()));
+  const dataDir = resolve(opts.data);
+  const directory = await PeerDirectory.open(opts.peers, dataDir, logger);
+  // Forwarded requests come from any node of the directory: it grows with the membership.
+  const verifier = new ForwardVerifier(opts.secret === null ? null : forwardKey(opts.secret), directory.known);
   const once = rateLimiter(60_000);
   const handlePeerRequest = peerApi({
     execute: (op, deadline, hops) => (service === null ? Promise.resolve({ status: 503, body: { error: 'election_in_progress' } }) : service.execute(op, deadline, hops)),
@@ -147,11 +151,10 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     await Promise.all([closeServer(clientServer), closeServer(peerServer)]);
   };
 
-  let peer: Peer<KVCommand, KVQuery, KVReply>;
+  let peer: AppPeer;
   let peerAddress: HostPort;
   let httpAddress: HostPort;
   try {
-    const dataDir = resolve(opts.data);
     try {
       await mkdir(dirname(dataDir), { recursive: true });
     } catch (err) {
@@ -161,16 +164,18 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     httpAddress = await listen(clientServer, opts.http, '--http');
     const transport = webSocketTransport({
       name: opts.id,
-      peers: Object.fromEntries(opts.peers),
+      peers: directory.toJSON(),
       server: peerServer,
       ...(opts.secret === null ? {} : { secret: opts.secret }),
       onEvent: (event: WebSocketTransportEvent) => logTransportEvent(logger, event, once),
     });
-    peer = await startPeer(KVStore, {
+    directory.attach(transport);
+    peer = await startPeer(appMachine(opts.peers, directory), {
       name: opts.id,
       log: levelLogStore({ location: dataDir }),
       transport,
       logger: logger.child({ component: 'raft' }),
+      snapshotEvery: opts.snapshotEvery,
     }).catch((err: unknown) => {
       throw describeStartError(err, opts);
     });
@@ -179,37 +184,33 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     throw err;
   }
 
-  const forwarder = new Forwarder(opts.id, opts.peers, opts.secret, logger);
-  const svc = new KvService(peer, forwarder, logger);
+  const forwarder = new Forwarder(opts.id, directory.known, opts.secret, logger);
+  const svc = new KvService(peer, forwarder, logger, () => directory.known, opts.requestTimeoutMs);
   service = svc;
   handleClientRequest = clientApi({
     execute: (op, deadline, hops) => svc.execute(op, deadline, hops),
     status: () => peer.status(),
+    view: () => svc.view(),
     closing: () => closing,
     requestTimeoutMs: opts.requestTimeoutMs,
     onInternalError: internalError,
   });
 
-  bootstrapIfFirst(peer, opts, logger);
+  if (opts.join) logger.info({}, 'joining: waiting to be added to a running cluster (POST /cluster/members on any node)');
+  else bootstrapIfFirst(peer, opts, logger);
 
-  let signalFailed!: () => void;
-  const failed = new Promise<void>((r) => (signalFailed = r));
-  // The runtime stops a peer whose log store failed (fail-stop); then this process is useless.
-  const watchdog = setInterval(() => {
-    if (!closing && inspectPeer(peer).stopped) {
-      clearInterval(watchdog);
-      logger.fatal({}, 'the Raft peer stopped by itself (its log store failed); exiting');
-      signalFailed();
-    }
-  }, 500);
-  watchdog.unref();
+  // The runtime stops a peer whose log store or state machine failed (fail-stop); then this process is useless.
+  const failed = peer.whenStopped().then((reason) => {
+    if (closing) return new Promise<void>(() => undefined);
+    logger.fatal({ err: reason }, 'the Raft peer stopped by itself (its log store or applying failed); exiting');
+    return undefined;
+  });
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       closing = true;
       svc.closing = true;
-      clearInterval(watchdog);
       clientServer.close();
       clientServer.closeIdleConnections();
       await inflight.idle(Math.min(opts.requestTimeoutMs + 500, 10_000));
@@ -217,20 +218,24 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
       await inflight.idle(1000);
       forwarder.close();
       await cleanup();
+      await directory.flushed();
       logger.info({}, 'node stopped');
     })();
     return stopping;
   };
 
-  logger.info({ http: authority(httpAddress), listen: authority(peerAddress), data: opts.data, members: [...opts.peers.keys()] }, 'node started');
-  return { peer, httpAddress, peerAddress, stop, failed };
+  logger.info(
+    { http: authority(httpAddress), listen: authority(peerAddress), data: opts.data, configuration: peer.status().configuration, peers: directory.toJSON(), snapshotEvery: opts.snapshotEvery },
+    'node started',
+  );
+  return { peer, directory, httpAddress, peerAddress, stop, failed };
 }
 
 /**
  * The member whose id sorts first bootstraps the cluster when its log is empty and its
  * term 0 (a node that never ran); the others wait to hear from a leader.
  */
-function bootstrapIfFirst(peer: Peer<KVCommand, KVQuery, KVReply>, opts: NodeOptions, logger: Logger): void {
+function bootstrapIfFirst(peer: AppPeer, opts: NodeOptions, logger: Logger): void {
   const members = [...opts.peers.keys()].sort();
   if (members[0] !== opts.id) return;
   const s = peer.status();

@@ -1,4 +1,5 @@
 import type { KVCommand, KVReply, KVValue } from '@raft/kv';
+import { ID_PATTERN, normalizePeerUrl } from './machine.js';
 
 /** Longest key, in bytes of UTF-8. */
 export const MAX_KEY_BYTES = 1024;
@@ -12,6 +13,20 @@ export type KvOp =
   | { kind: 'put'; key: string; value: KVValue }
   | { kind: 'delete'; key: string }
   | { kind: 'cas'; key: string; expected: KVValue; value: KVValue };
+
+/**
+ * A membership operation (the `/cluster` routes), run on the leader like a write.
+ * - `member-add`: record `url` in the peer directory, then add `id` as a voter;
+ * - `member-remove`: remove `id` from the voters, then forget its URL;
+ * - `transfer`: hand leadership to `id`.
+ */
+export type ClusterOp =
+  | { kind: 'member-add'; id: string; url: string }
+  | { kind: 'member-remove'; id: string }
+  | { kind: 'transfer'; id: string };
+
+/** Any operation a node runs (locally, or forwarded to the leader). */
+export type Op = KvOp | ClusterOp;
 
 /** What a node answers: an HTTP status and a JSON body. */
 export interface HttpReply {
@@ -37,12 +52,18 @@ export const replies = {
   leaderUnreachable: (leader: string): HttpReply => ({ status: 503, body: { error: 'leader_unreachable', leader } }),
   shuttingDown: (): HttpReply => ({ status: 503, body: { error: 'shutting_down' } }),
   timeout: (): HttpReply => ({ status: 504, body: { error: 'timeout' } }),
+  configChangeInProgress: (): HttpReply => ({ status: 409, body: { error: 'config_change_in_progress' } }),
   unauthorized: (): HttpReply => ({ status: 401, body: { error: 'unauthorized' } }),
 } as const;
 
-/** True for operations that change the store: their outcome may be unknown after a failure. */
-export function isWrite(op: KvOp): boolean {
+/** True for operations that change something: their outcome may be unknown after a failure. */
+export function isWrite(op: Op): boolean {
   return op.kind !== 'get';
+}
+
+/** True for the membership operations. */
+export function isClusterOp(op: Op): op is ClusterOp {
+  return op.kind === 'member-add' || op.kind === 'member-remove' || op.kind === 'transfer';
 }
 
 /** The state machine command of a write. */
@@ -87,12 +108,38 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Checks a node id of a membership operation; returns why it is not one. */
+export function idProblem(id: unknown): string | undefined {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) return "the id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit";
+  return undefined;
+}
+
+function parseClusterOp(value: Record<string, unknown>): ClusterOp | string {
+  const { kind, id, url } = value;
+  const problem = idProblem(id);
+  if (problem !== undefined) return problem;
+  const peer = id as string;
+  switch (kind) {
+    case 'member-add': {
+      if (typeof url !== 'string') return 'op.url must be a string';
+      const href = normalizePeerUrl(url);
+      return typeof href === 'string' ? { kind, id: peer, url: href } : href.problem;
+    }
+    case 'member-remove':
+    case 'transfer':
+      return { kind, id: peer };
+    default:
+      return 'op.kind is not a membership operation';
+  }
+}
+
 /**
  * Checks an operation that arrived from the network (a forwarded request): never trust
  * its shape. Returns the operation or why it is not one.
  */
-export function parseOp(value: unknown): KvOp | string {
+export function parseOp(value: unknown): Op | string {
   if (!isRecord(value)) return 'op must be an object';
+  if (value['kind'] === 'member-add' || value['kind'] === 'member-remove' || value['kind'] === 'transfer') return parseClusterOp(value);
   const { kind, key } = value;
   if (typeof key !== 'string') return 'op.key must be a string';
   const problem = keyProblem(key);
@@ -108,6 +155,6 @@ export function parseOp(value: unknown): KvOp | string {
       if (!('value' in value) || !('expected' in value)) return 'op.expected and op.value are required';
       return { kind, key, expected: value['expected'] as KVValue, value: value['value'] as KVValue };
     default:
-      return 'op.kind must be get, put, delete or cas';
+      return 'op.kind must be get, put, delete, cas, member-add, member-remove or transfer';
   }
 }

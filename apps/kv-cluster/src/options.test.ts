@@ -51,6 +51,17 @@ describe('raft-kv node options', () => {
     invalid(() => nodeOptions({ ...NODE, 'log-level': 'verbose' }), '--log-level');
   });
 
+  it('takes --snapshot-every (0 turns snapshots off) and --join', () => {
+    expect(nodeOptions(NODE)).toMatchObject({ snapshotEvery: 10000, join: false });
+    expect(nodeOptions({ ...NODE, 'snapshot-every': '0', join: true })).toMatchObject({ snapshotEvery: 0, join: true });
+    expect(nodeOptions({ ...NODE, 'snapshot-every': '500' }).snapshotEvery).toBe(500);
+    invalid(() => nodeOptions({ ...NODE, 'snapshot-every': '-1' }), '--snapshot-every');
+    invalid(() => nodeOptions({ ...NODE, 'snapshot-every': '1e4' }), '--snapshot-every');
+    invalid(() => nodeOptions({ ...NODE, 'snapshot-every': '' }), '--snapshot-every');
+    expect(clusterOptions({ nodes: '3', data: 'd', 'snapshot-every': '0' }).snapshotEvery).toBe(0);
+    invalid(() => clusterOptions({ nodes: '3', data: 'd', 'snapshot-every': 'x' }), '--snapshot-every');
+  });
+
   it('parses IPv6 addresses in brackets', () => {
     expect(parseHostPort('--http', '[::1]:8001')).toEqual({ host: '::1', port: 8001 });
     expect(parseHostPort('--http', 'localhost:1')).toEqual({ host: 'localhost', port: 1 });
@@ -84,6 +95,7 @@ describe('raft-kv cluster options', () => {
       secret: null,
       requestTimeoutMs: 5000,
       logLevel: 'info',
+      snapshotEvery: 10000,
     });
   });
 

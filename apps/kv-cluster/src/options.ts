@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '@raft/core';
 import type { PeerId } from '@raft/core';
+import { ID_PATTERN, normalizePeerUrl } from './machine.js';
 
 /** Log levels of `--log-level` (pino's). */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -38,6 +39,18 @@ export interface NodeOptions {
    * @default 'info'
    */
   logLevel: LogLevel;
+  /**
+   * Take a snapshot after this many applied entries, then compact the log (`@raft/core`'s
+   * `snapshotEvery`); 0 turns snapshots off.
+   * @default 10000
+   */
+  snapshotEvery: number;
+  /**
+   * Never bootstrap: this node waits to be added to a running cluster
+   * (`POST /cluster/members`), even if its id sorts first in `peers`.
+   * @default false
+   */
+  join: boolean;
 }
 
 /** The options of `raft-kv cluster`, validated. */
@@ -67,13 +80,18 @@ export interface ClusterOptions {
   requestTimeoutMs: number;
   /** @default 'info' */
   logLevel: LogLevel;
+  /** Passed to every node. @default 10000 */
+  snapshotEvery: number;
 }
 
 /** Most nodes `raft-kv cluster` runs. */
 export const MAX_NODES = 15;
 
-/** Node ids: they appear in URLs, paths and logs, so keep them plain. */
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The default of `--snapshot-every` (`@raft/core`'s). */
+export const DEFAULT_SNAPSHOT_EVERY = 10_000;
+
+/** The largest `--snapshot-every`. */
+export const MAX_SNAPSHOT_EVERY = 1_000_000_000;
 
 function fail(option: string, what: string): never {
   throw new InvalidArgumentError(`${option} ${what}`);
@@ -110,19 +128,10 @@ export function parsePeers(option: string, value: string): Map<PeerId, string> {
     const eq = item.indexOf('=');
     if (eq <= 0) fail(option, `must list members as ID=ws://HOST:PORT, got ${JSON.stringify(item)}`);
     const id = parseId(`${option}: member id`, item.slice(0, eq));
-    const raw = item.slice(eq + 1);
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      fail(option, `member ${id}: ${JSON.stringify(raw)} is not a URL (expected ws://HOST:PORT)`);
-    }
-    if (url.protocol === 'wss:') fail(option, `member ${id}: raft-kv serves no TLS yet: use ws:// URLs (on a trusted network, with --secret), got ${JSON.stringify(raw)}`);
-    if (url.protocol !== 'ws:') fail(option, `member ${id}: the URL must start with ws://, got ${JSON.stringify(raw)}`);
-    if (url.port === '' && !/:80(?:\/|$)/.test(raw)) fail(option, `member ${id}: the URL must name a port, got ${JSON.stringify(raw)}`);
-    if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') fail(option, `member ${id}: the URL must have no query, fragment or credentials`);
+    const url = normalizePeerUrl(item.slice(eq + 1));
+    if (typeof url !== 'string') fail(option, `member ${id}: ${url.problem}`);
     if (peers.has(id)) fail(option, `names ${id} twice`);
-    peers.set(id, url.href);
+    peers.set(id, url);
   }
   return peers;
 }
@@ -155,6 +164,8 @@ export interface RawNodeOptions {
   secret?: string;
   'request-timeout'?: string;
   'log-level'?: string;
+  'snapshot-every'?: string;
+  join?: boolean;
 }
 
 function required(option: string, value: string | undefined, example: string): string {
@@ -183,7 +194,13 @@ export function nodeOptions(raw: RawNodeOptions, env: NodeJS.ProcessEnv = {}): N
     secret: resolveSecret(raw.secret, env),
     requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
     logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
+    snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
+    join: raw.join === true,
   };
+}
+
+function parseSnapshotEvery(value: string | undefined): number {
+  return value === undefined ? DEFAULT_SNAPSHOT_EVERY : parseInteger('--snapshot-every', value, 0, MAX_SNAPSHOT_EVERY);
 }
 
 /** Raw values of `raft-kv cluster`. */
@@ -196,6 +213,7 @@ export interface RawClusterOptions {
   secret?: string;
   'request-timeout'?: string;
   'log-level'?: string;
+  'snapshot-every'?: string;
 }
 
 /**
@@ -221,6 +239,7 @@ export function clusterOptions(raw: RawClusterOptions, env: NodeJS.ProcessEnv = 
     secret: resolveSecret(raw.secret, env),
     requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
     logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
+    snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
   };
 }
 

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FORWARD_PATH, MAX_FORWARD_BYTES, parseForwardRequest, type ForwardVerifier } from './forward.js';
 import { hasBody, parseJson, readBody, sendReply } from './http-util.js';
-import { parseOp, replies, type HttpReply, type KvOp } from './ops.js';
+import { parseOp, replies, type HttpReply, type Op } from './ops.js';
 
 /** What the peer port's HTTP route needs from the node. */
 export interface PeerApiContext {
-  execute(op: KvOp, deadline: number, hops: number): Promise<HttpReply>;
+  execute(op: Op, deadline: number, hops: number): Promise<HttpReply>;
   verifier: ForwardVerifier;
   closing(): boolean;
   /** The node's own request timeout: a forwarded request never waits longer. */

@@ -1,4 +1,4 @@
-import { ElectionInProgressError, NotLeaderError, RaftError, StoppedError, TimeoutError } from '@raft/core';
+import { ElectionInProgressError, InvalidArgumentError, NotLeaderError, RaftError, StoppedError, TimeoutError } from '@raft/core';
 import type { Peer } from '@raft/core';
 import type { KVCommand, KVQuery, KVReply } from '@raft/kv';
 import { describe, expect, it, vi } from 'vitest';
@@ -75,5 +75,91 @@ describe('KvService: errors', () => {
     const { svc, logger } = service(new TypeError('boom'));
     expect(await svc.execute(PUT, soon(), 0)).toEqual({ status: 500, body: { error: 'internal' } });
     expect(logger.error).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('KvService: membership operations', () => {
+  interface FakeCluster {
+    role: 'leader' | 'follower';
+    leader: string | null;
+    configuration: { members: string[]; learners?: string[]; outgoing?: string[] };
+  }
+
+  /** A leader whose membership calls change `c` at once, unless `setConfiguration` is given. */
+  function clusterPeer(c: FakeCluster, setConfiguration?: (members: string[]) => Promise<unknown>) {
+    const calls: unknown[] = [];
+    const peer = {
+      name: 'n1',
+      status: () => ({ name: 'n1', role: c.role, leader: c.leader, configuration: structuredClone(c.configuration) }),
+      write: vi.fn((cmd: unknown) => {
+        calls.push(['write', cmd]);
+        return Promise.resolve({ ok: true });
+      }),
+      setConfiguration: vi.fn((members: string[]) => {
+        calls.push(['setConfiguration', members]);
+        if (setConfiguration !== undefined) return setConfiguration(members);
+        c.configuration = { members: [...members].sort() };
+        return Promise.resolve(c.configuration);
+      }),
+      transferLeadership: vi.fn((target: string) => {
+        calls.push(['transferLeadership', target]);
+        return Promise.resolve();
+      }),
+    };
+    const forward = vi.fn((_leader: string, _op: unknown, _hops: number, _deadline: number) => Promise.resolve<HttpReply>({ status: 200, body: { forwarded: true } }));
+    const directory = new Map([['n1', 'ws://h:1/'], ['n2', 'ws://h:2/'], ['n3', 'ws://h:3/']]);
+    const svc = new KvService(peer as unknown as ConstructorParameters<typeof KvService>[0], { forward } as unknown as Forwarder, { error: vi.fn() }, () => directory);
+    return { svc, calls, forward, directory };
+  }
+
+  const leaderOf = (members: string[], extra: Partial<FakeCluster['configuration']> = {}): FakeCluster => ({ role: 'leader', leader: 'n1', configuration: { members, ...extra } });
+
+  it('adds a member: the peer URL first, then the configuration', async () => {
+    const { svc, calls } = clusterPeer(leaderOf(['n1', 'n2', 'n3']));
+    const r = await svc.execute({ kind: 'member-add', id: 'n4', url: 'ws://h:4/' }, soon(), 0);
+    expect(r).toMatchObject({ status: 200, body: { configuration: { members: ['n1', 'n2', 'n3', 'n4'] } } });
+    expect(calls).toEqual([
+      ['write', { op: 'peer', id: 'n4', url: 'ws://h:4/' }],
+      ['setConfiguration', ['n1', 'n2', 'n3', 'n4']],
+    ]);
+  });
+
+  it('removes a member: the configuration first, then the URL; a non-member whose URL is known only loses the URL', async () => {
+    const { svc, calls } = clusterPeer(leaderOf(['n1', 'n2', 'n3']));
+    expect(await svc.execute({ kind: 'member-remove', id: 'n3' }, soon(), 0)).toMatchObject({ status: 200, body: { configuration: { members: ['n1', 'n2'] } } });
+    expect(calls).toEqual([
+      ['setConfiguration', ['n1', 'n2']],
+      ['write', { op: 'peer', id: 'n3', url: null }],
+    ]);
+    calls.length = 0;
+    expect(await svc.execute({ kind: 'member-remove', id: 'n3' }, soon(), 0)).toMatchObject({ status: 200 });
+    expect(calls).toEqual([['write', { op: 'peer', id: 'n3', url: null }]]);
+    expect(await svc.execute({ kind: 'member-remove', id: 'n9' }, soon(), 0)).toMatchObject({ status: 400, body: { error: 'bad_request' } });
+  });
+
+  it('answers 409 while another change runs, and 400 for removing the last member', async () => {
+    expect(await clusterPeer(leaderOf(['n1', 'n2'], { learners: ['n4'] })).svc.execute({ kind: 'member-remove', id: 'n2' }, soon(), 0)).toEqual({
+      status: 409,
+      body: { error: 'config_change_in_progress' },
+    });
+    expect(await clusterPeer(leaderOf(['n1', 'n2'], { outgoing: ['n1', 'n2', 'n3'] })).svc.execute({ kind: 'member-add', id: 'n4', url: 'ws://h:4/' }, soon(), 0)).toMatchObject({
+      status: 409,
+    });
+    const racing = clusterPeer(leaderOf(['n1', 'n2', 'n3']), () => Promise.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'busy')));
+    expect(await racing.svc.execute({ kind: 'member-remove', id: 'n2' }, soon(), 0)).toMatchObject({ status: 409, body: { error: 'config_change_in_progress' } });
+    expect(await clusterPeer(leaderOf(['n1'])).svc.execute({ kind: 'member-remove', id: 'n1' }, soon(), 0)).toMatchObject({ status: 400 });
+  });
+
+  it('forwards membership operations from a follower to the leader, and maps a refused transfer to 400', async () => {
+    const follower = clusterPeer({ role: 'follower', leader: 'n2', configuration: { members: ['n1', 'n2', 'n3'] } });
+    expect(await follower.svc.execute({ kind: 'transfer', id: 'n3' }, soon(), 0)).toEqual({ status: 200, body: { forwarded: true } });
+    expect(follower.forward).toHaveBeenCalledWith('n2', { kind: 'transfer', id: 'n3' }, 1, expect.any(Number));
+    expect(follower.calls).toEqual([]);
+
+    const leader = clusterPeer(leaderOf(['n1', 'n2', 'n3']));
+    expect(await leader.svc.execute({ kind: 'transfer', id: 'n3' }, soon(), 0)).toEqual({ status: 200, body: { leader: 'n3' } });
+    const refusing = clusterPeer(leaderOf(['n1', 'n2', 'n3']));
+    (refusing.svc as unknown as { peer: { transferLeadership: () => Promise<void> } }).peer.transferLeadership = () => Promise.reject(new InvalidArgumentError('n9 is not a voting member'));
+    expect(await refusing.svc.execute({ kind: 'transfer', id: 'n9' }, soon(), 0)).toMatchObject({ status: 400, body: { error: 'bad_request', message: 'n9 is not a voting member' } });
   });
 });

@@ -1,26 +1,48 @@
-import { RaftError } from '@raft/core';
-import type { NotLeaderError, Peer, PeerId } from '@raft/core';
-import type { KVCommand, KVQuery, KVReply } from '@raft/kv';
+import { ElectionInProgressError, NotLeaderError, RaftError } from '@raft/core';
+import type { Configuration, Peer, PeerId } from '@raft/core';
+import type { KVQuery } from '@raft/kv';
 import { MAX_HOPS, type Forwarder } from './forward.js';
-import { commandOf, replies, replyToHttp, type HttpReply, type KvOp } from './ops.js';
+import type { AppCommand, AppReply } from './machine.js';
+import { commandOf, isClusterOp, replies, replyToHttp, type ClusterOp, type HttpReply, type Op } from './ops.js';
 
 /** A minimal logger (pino fits). */
 export interface ServiceLogger {
   error(obj: object, msg?: string): void;
+  warn?(obj: object, msg?: string): void;
+  info?(obj: object, msg?: string): void;
 }
+
+/** The app's peer: key-value commands and peer directory changes. */
+export type AppPeer = Peer<AppCommand, KVQuery, AppReply>;
+
+/** What `GET /cluster` answers: this node's view of the cluster. */
+export interface ClusterView {
+  leader: PeerId | null;
+  configuration: Configuration;
+  /** The peer directory: every known node's peer URL. */
+  peers: Record<PeerId, string>;
+}
+
+/** How long a node that removed itself keeps trying to make the others forget its URL. */
+const FORGET_SELF_MS = 30_000;
 
 /**
  * Runs client operations: on the leader through the local peer, elsewhere by forwarding
- * to the leader. Maps every outcome to the HTTP API's status codes (API.md).
+ * to the leader. Maps every outcome to the HTTP API's status codes (API.md), and runs
+ * the membership operations of the `/cluster` routes.
  */
 export class KvService {
   /** Set at shutdown: new operations are refused with 503. */
   closing = false;
 
   constructor(
-    private readonly peer: Peer<KVCommand, KVQuery, KVReply>,
+    private readonly peer: AppPeer,
     private readonly forwarder: Forwarder,
     private readonly logger: ServiceLogger,
+    /** The node's peer directory, as last applied. */
+    private readonly directory: () => ReadonlyMap<PeerId, string> = () => new Map(),
+    /** The request timeout, for work this service starts by itself. */
+    private readonly requestTimeoutMs = 5000,
   ) {}
 
   /** This node's id. */
@@ -28,16 +50,23 @@ export class KvService {
     return this.peer.name;
   }
 
+  /** This node's view of the cluster (`GET /cluster`). */
+  view(): ClusterView {
+    const s = this.peer.status();
+    return { leader: s.leader, configuration: s.configuration, peers: Object.fromEntries(this.directory()) };
+  }
+
   /**
    * Runs `op` before `deadline` (a `performance.now()` time). `hops` counts the
    * forwards it took to get here: an operation that was forwarded once is never
    * forwarded again, so two nodes that disagree about the leader cannot loop.
    */
-  async execute(op: KvOp, deadline: number, hops: number): Promise<HttpReply> {
+  async execute(op: Op, deadline: number, hops: number): Promise<HttpReply> {
     if (this.closing) return replies.shuttingDown();
     const timeout = Math.floor(deadline - performance.now());
     if (timeout <= 0) return replies.timeout();
     try {
+      if (isClusterOp(op)) return await this.runClusterOp(op, deadline);
       const reply = op.kind === 'get' ? await this.peer.read({ op: 'get', key: op.key }, { timeout }) : await this.peer.write(commandOf(op), { timeout });
       return replyToHttp(op, reply);
     } catch (err) {
@@ -45,7 +74,76 @@ export class KvService {
     }
   }
 
-  private failure(op: KvOp, err: unknown, deadline: number, hops: number): Promise<HttpReply> | HttpReply {
+  /**
+   * A membership operation, on the leader (elsewhere it throws `RAFT_NOT_LEADER`, and the
+   * operation is forwarded). Each is idempotent: running one twice leaves the same cluster.
+   */
+  private async runClusterOp(op: ClusterOp, deadline: number): Promise<HttpReply> {
+    const s = this.peer.status();
+    if (s.role !== 'leader') throw s.leader === null || s.leader === this.id ? new ElectionInProgressError() : new NotLeaderError(s.leader);
+    const left = (): number => Math.max(1, Math.floor(deadline - performance.now()));
+    const config = s.configuration;
+    if (op.kind === 'transfer') {
+      await this.peer.transferLeadership(op.id, { timeout: left() });
+      return { status: 200, body: { leader: op.id } };
+    }
+    // A change is already under way (learners catching up, or a joint configuration).
+    if ((config.learners?.length ?? 0) > 0 || (config.outgoing?.length ?? 0) > 0) return replies.configChangeInProgress();
+    if (op.kind === 'member-add') {
+      // Every node learns the URL first (so the leader can reach the new peer as a
+      // learner, and the others once it votes), then the membership changes.
+      const reply = await this.peer.write({ op: 'peer', id: op.id, url: op.url }, { timeout: left() });
+      if (!reply.ok) return replies.badRequest('message' in reply ? reply.message : 'the peer directory refused the URL');
+      const members = this.peer.status().configuration.members;
+      await this.peer.setConfiguration(members.includes(op.id) ? members : [...members, op.id], { timeout: left() });
+      return { status: 200, body: { ...this.view() } };
+    }
+    if (!config.members.includes(op.id)) {
+      if (!this.directory().has(op.id)) return replies.badRequest(`${op.id} is not a member`);
+      // No longer a member, but its URL is still known: forget it (the end of an earlier removal).
+      await this.forget(op.id, left());
+      return { status: 200, body: { ...this.view() } };
+    }
+    const rest = config.members.filter((m) => m !== op.id);
+    if (rest.length === 0) return replies.badRequest(`${op.id} is the last member: a cluster cannot remove all its members`);
+    const final = await this.peer.setConfiguration(rest, { timeout: left() });
+    if (this.peer.status().role === 'leader') {
+      await this.forget(op.id, left()).catch((err: unknown) => {
+        this.logger.warn?.({ err, id: op.id }, 'removed a member but could not forget its URL; DELETE it again to retry');
+      });
+    } else {
+      // This leader removed itself and stepped down: the next leader must forget it.
+      void this.forgetThroughOthers(op.id, final.members);
+    }
+    return { status: 200, body: { ...this.view() } };
+  }
+
+  /** Removes `id` from the peer directory (every node closes its connections to it). */
+  private async forget(id: PeerId, timeout: number): Promise<void> {
+    const reply = await this.peer.write({ op: 'peer', id, url: null }, { timeout });
+    if (!reply.ok) throw new RaftError('RAFT_STATE_MACHINE_ERROR', `the peer directory refused to forget ${id}`);
+  }
+
+  /**
+   * After removing itself, this node asks the remaining members, in turn, to forget it
+   * (`member-remove` of a non-member forgets its URL); the new leader's answer is 200.
+   */
+  private async forgetThroughOthers(id: PeerId, members: readonly PeerId[]): Promise<void> {
+    const until = performance.now() + FORGET_SELF_MS;
+    while (!this.closing && performance.now() < until) {
+      for (const m of members) {
+        const reply = await this.forwarder.forward(m, { kind: 'member-remove', id }, MAX_HOPS, performance.now() + this.requestTimeoutMs);
+        if (reply.status === 200 || reply.status === 400) {
+          this.logger.info?.({ id, by: m }, 'the remaining members forgot this node');
+          return;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    this.logger.warn?.({ id }, 'could not make the remaining members forget this node; DELETE /cluster/members/ID again to retry');
+  }
+
+  private failure(op: Op, err: unknown, deadline: number, hops: number): Promise<HttpReply> | HttpReply {
     if (!RaftError.isInstance(err)) {
       this.logger.error({ err, op: op.kind }, 'unexpected failure of a client operation');
       return replies.internal();
@@ -66,6 +164,13 @@ export class KvService {
       case 'RAFT_STOPPED':
         // A write in flight when the peer stopped may have committed; a read changed nothing.
         return op.kind === 'get' ? replies.shuttingDown() : replies.timeout();
+      case 'RAFT_CONFIG_CHANGE_IN_PROGRESS':
+        return replies.configChangeInProgress();
+      case 'RAFT_INVALID_ARGUMENT':
+        // A membership operation the core refused (e.g. a transfer to a non-voter).
+        if (isClusterOp(op)) return replies.badRequest(err.message);
+        this.logger.error({ err, op: op.kind }, 'unexpected failure of a client operation');
+        return replies.internal();
       default:
         this.logger.error({ err, op: op.kind }, 'unexpected failure of a client operation');
         return replies.internal();

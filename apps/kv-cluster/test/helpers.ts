@@ -97,6 +97,18 @@ export async function until<T>(what: string, ms: number, fn: () => Promise<T | u
   }
 }
 
+/** Runs the CLI to completion (e.g. `raft-kv members ...`); its exit code and output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 /** A child process running `raft-kv node`. */
 export class NodeProcess {
   child: ChildProcess | null = null;
@@ -156,10 +168,23 @@ export class LocalCluster {
     readonly dir: string,
   ) {}
 
-  static async create(opts: { ids: string[]; dir: string; secret?: string; requestTimeoutMs?: number; logLevel?: string }): Promise<LocalCluster> {
+  /**
+   * `initial`: the ids whose `--peers` lists only them (the first cluster); every other id
+   * lists everyone and starts with `--join`, to be added later. Default: every id.
+   */
+  static async create(opts: {
+    ids: string[];
+    dir: string;
+    secret?: string;
+    requestTimeoutMs?: number;
+    logLevel?: string;
+    initial?: string[];
+    extraArgs?: string[];
+  }): Promise<LocalCluster> {
     const c = new LocalCluster(opts.ids, opts.dir);
     const ports = await freePorts(opts.ids.length * 2);
-    const peers = opts.ids.map((id, i) => `${id}=ws://127.0.0.1:${ports[2 * i]}`).join(',');
+    const initial = opts.initial ?? opts.ids;
+    const list = (ids: string[]): string => ids.map((id) => `${id}=ws://127.0.0.1:${ports[2 * opts.ids.indexOf(id)]}`).join(',');
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env['RAFT_SECRET'];
     if (opts.secret !== undefined) env['RAFT_SECRET'] = opts.secret;
@@ -174,9 +199,11 @@ export class LocalCluster {
         '--listen', `127.0.0.1:${peerPort}`,
         '--http', `127.0.0.1:${httpPort}`,
         '--data', `${opts.dir}/${id}`,
-        '--peers', peers,
+        '--peers', initial.includes(id) ? list(initial) : list(opts.ids),
         '--log-level', opts.logLevel ?? 'info',
         '--request-timeout', String(opts.requestTimeoutMs ?? 5000),
+        ...(initial.includes(id) ? [] : ['--join']),
+        ...(opts.extraArgs ?? []),
       ];
       c.nodes.set(id, new NodeProcess(id, args, env));
     });
@@ -187,6 +214,18 @@ export class LocalCluster {
     const n = this.nodes.get(id);
     if (n === undefined) throw new Error(`no node ${id}`);
     return n;
+  }
+
+  /** The peer URL (`ws://...`) a node listens on, as `raft-kv members add` wants it. */
+  wsUrl(id: string): string {
+    const u = this.peerUrl.get(id);
+    if (u === undefined) throw new Error(`no node ${id}`);
+    return u.replace(/^http/, 'ws');
+  }
+
+  /** `HOST:PORT` of a node's HTTP API, as `--http` of `raft-kv members` wants it. */
+  httpAddr(id: string): string {
+    return this.url(id).replace(/^http:\/\//, '');
   }
 
   url(id: string): string {

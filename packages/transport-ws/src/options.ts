@@ -195,6 +195,29 @@ function checkName(option: string, v: unknown): PeerId {
   return v;
 }
 
+/**
+ * Checks a peer's name, as in `peers` and `setPeer`.
+ * @throws RaftError `RAFT_INVALID_ARGUMENT` naming `option`.
+ */
+export function checkPeerName(option: string, v: unknown): PeerId {
+  return checkName(option, v);
+}
+
+/**
+ * Checks a peer's URL (`ws://` or `wss://`) and returns it normalized (`URL.href`).
+ * @throws RaftError `RAFT_INVALID_ARGUMENT` naming `option`.
+ */
+export function checkPeerUrl(option: string, url: unknown): string {
+  let parsed: URL | null = null;
+  try {
+    parsed = typeof url === 'string' ? new URL(url) : null;
+  } catch {
+    parsed = null;
+  }
+  if (parsed === null || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) fail(option, `must be a ws:// or wss:// URL, got ${JSON.stringify(url)}`);
+  return parsed.href;
+}
+
 function integer(option: string, v: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? typeof v}`);
@@ -235,14 +258,8 @@ export function resolveOptions(options: WebSocketTransportOptions): ResolvedOpti
   const peers = new Map<PeerId, string>();
   for (const [peer, url] of Object.entries(o.peers)) {
     checkName(`peers[${JSON.stringify(peer)}]`, peer);
-    let parsed: URL | null = null;
-    try {
-      parsed = typeof url === 'string' ? new URL(url) : null;
-    } catch {
-      parsed = null;
-    }
-    if (parsed === null || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) fail(`peers.${peer}`, `must be a ws:// or wss:// URL, got ${JSON.stringify(url)}`);
-    if (peer !== name) peers.set(peer, parsed.href);
+    const href = checkPeerUrl(`peers.${peer}`, url);
+    if (peer !== name) peers.set(peer, href);
   }
 
   if ((o.listen === undefined) === (o.server === undefined)) fail('listen/server', 'exactly one of them is required: listen: { host, port } or server: an http(s).Server');

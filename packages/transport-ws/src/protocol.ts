@@ -49,6 +49,8 @@ export const CloseCode = {
   TOO_MANY_MALFORMED: 4005,
   /** A newer connection from the same peer took over. */
   REPLACED: 4006,
+  /** The peer's URL changed (`setPeer`): the dialer redials it at the new one. */
+  PEER_MOVED: 4007,
 } as const;
 
 /** The refusal a close code stands for, if any. */

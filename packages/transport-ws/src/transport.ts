@@ -10,7 +10,7 @@ import type { PeerId, RaftMessage, Transport } from '@raft/core';
 import { backoffDelay } from './backoff.js';
 import { copyMetrics, emptyMetrics } from './metrics.js';
 import type { DropCause, RefusalReason, WebSocketTransportEvent, WebSocketTransportMetrics } from './metrics.js';
-import { resolveOptions } from './options.js';
+import { checkPeerName, checkPeerUrl, resolveOptions } from './options.js';
 import type { ResolvedOptions, WebSocketTransportOptions } from './options.js';
 import {
   CloseCode,
@@ -154,6 +154,65 @@ export class WebSocketTransport implements Transport {
   /** The peers with an authenticated connection open now, sorted. */
   connectedPeers(): PeerId[] {
     return [...this.#links.keys()].sort();
+  }
+
+  /** The current peer map: every peer's name and URL (this peer excluded). */
+  peers(): Record<PeerId, string> {
+    return Object.fromEntries([...this.#o.peers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+
+  /**
+   * Adds a peer, or changes its URL, while the transport runs (for membership changes).
+   * The design stays: the peer whose name sorts first dials. If this one dials `peer`, it
+   * dials at once, or, when the URL changed, closes the connection it has (4007) and
+   * redials the new URL; otherwise `peer` may now connect here. Setting this peer's own
+   * name, or a peer's current URL, does nothing. Allowed before `start` and after `close`.
+   *
+   * @throws RaftError `RAFT_INVALID_ARGUMENT` for a bad name or a URL that is not `ws://` or `wss://`.
+   */
+  setPeer(peer: PeerId, url: string): void {
+    checkPeerName('peer (setPeer)', peer);
+    const href = checkPeerUrl('url (setPeer)', url);
+    if (peer === this.name || this.#o.peers.get(peer) === href) return;
+    this.#o.peers.set(peer, href);
+    if (this.#state !== 'started' || !(this.name < peer)) return;
+    const dial = this.#dials.get(peer);
+    if (dial === undefined) {
+      this.#dials.set(peer, { conn: null, timer: null, attempt: 0 });
+      this.#dial(peer);
+      return;
+    }
+    // The old address is stale: drop whatever goes there, and redial now, without backoff.
+    if (dial.timer !== null) clearTimeout(dial.timer);
+    dial.timer = null;
+    dial.attempt = 0;
+    const old = dial.conn;
+    dial.conn = null;
+    if (old !== null) this.#closeConnection(old, CloseCode.PEER_MOVED, 'the peer moved');
+    const link = this.#links.get(peer);
+    if (link !== undefined) this.#closeConnection(link, CloseCode.PEER_MOVED, 'the peer moved');
+    this.#dial(peer);
+  }
+
+  /**
+   * Forgets a peer while the transport runs: stops dialing it, closes its connections
+   * (4003), and from now on refuses it like any unknown peer; messages to it are dropped
+   * (`dropped.unknownPeer`). Forgetting an unknown peer does nothing.
+   *
+   * @throws RaftError `RAFT_INVALID_ARGUMENT` for a bad name.
+   */
+  removePeer(peer: PeerId): void {
+    checkPeerName('peer (removePeer)', peer);
+    if (!this.#o.peers.delete(peer)) return;
+    const dial = this.#dials.get(peer);
+    if (dial !== undefined) {
+      this.#dials.delete(peer);
+      if (dial.timer !== null) clearTimeout(dial.timer);
+      if (dial.conn !== null) this.#closeConnection(dial.conn, CloseCode.UNKNOWN_PEER, 'removed');
+    }
+    for (const conn of [...this.#sockets]) {
+      if (conn.peer === peer && (conn.phase === 'open' || conn.direction === 'outbound')) this.#closeConnection(conn, CloseCode.UNKNOWN_PEER, 'removed');
+    }
   }
 
   /**
