@@ -146,3 +146,21 @@ describe('§6 membership changes', () => {
     expect(await settle(clock, byName.get(target)!.read('k'))).toBe(1);
   });
 });
+
+describe('§6 a learner that never catches up', () => {
+  it('does not block later changes: a new setConfiguration replaces the stuck one', async () => {
+    const { clock, net, byName, leader } = await setup(['a', 'b', 'c'], ['d']);
+    const l = leader();
+    net.isolate('d', ['a', 'b', 'c']); // d can never catch up
+    const stuck = l.setConfiguration(['a', 'b', 'c', 'd']);
+    const stuckCode = codeOf(clock, stuck);
+    await clock.advance(500);
+    expect(l.status().configuration).toEqual({ members: ['a', 'b', 'c'], learners: ['d'] });
+    const back = l.setConfiguration(['a', 'b', 'c']);
+    expect(await stuckCode).toBe('RAFT_CONFIG_CHANGE_IN_PROGRESS');
+    expect(await settle(clock, back)).toEqual({ members: ['a', 'b', 'c'] });
+    expect(l.status().configuration).toEqual({ members: ['a', 'b', 'c'] });
+    expect(await settle(clock, l.write({ op: 'set', key: 'k', value: 1 }))).toBe(1);
+    void byName;
+  });
+});

@@ -288,14 +288,22 @@ export class Raft {
     const cfg = this.config;
     if (cfg === null) return 'not_leader';
     const target = [...members].sort();
-    if (this.change !== null || cfg.outgoing !== undefined || this.log.commitIndex < this.configIndex) return 'in_progress';
-    if (sameSet(cfg.members, target) && cfg.learners === undefined) return 'same';
+    // A change still waiting for learners to catch up may be replaced (a learner that
+    // never catches up must not block every later change); a joint one must finish.
+    const learnerPhase = this.change !== null && cfg.outgoing === undefined;
+    if ((this.change !== null && !learnerPhase) || cfg.outgoing !== undefined || this.log.commitIndex < this.configIndex) return 'in_progress';
+    if (sameSet(cfg.members, target) && cfg.learners === undefined) {
+      this.change = null;
+      return 'same';
+    }
     this.change = { target };
-    const added = target.filter((p) => !cfg.members.includes(p) && !(cfg.learners ?? []).includes(p));
-    if (added.length > 0) {
+    const learners = cfg.learners ?? [];
+    const keep = learners.filter((p) => target.includes(p) && !cfg.members.includes(p));
+    const added = target.filter((p) => !cfg.members.includes(p) && !learners.includes(p));
+    if (added.length > 0 || keep.length !== learners.length) {
       // New peers join as learners: they receive the log without counting in any
-      // majority, so adding them never stalls commits.
-      this.proposeConfigEntry({ members: cfg.members, learners: [...(cfg.learners ?? []), ...added] });
+      // majority, so adding them never stalls commits. Learners no longer wanted go.
+      this.proposeConfigEntry({ members: cfg.members, learners: [...keep, ...added] });
     } else {
       this.advanceChange();
     }

@@ -624,6 +624,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       case 'reconfigure': {
         const r = this.raft.proposeConfiguration(input.members);
         if (r === 'ok') {
+          this.pendingConfigChange?.pending.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'this membership change was replaced by a newer one before its learners caught up'));
           input.pending.done = () => {
             if (this.pendingConfigChange?.pending === input.pending) this.pendingConfigChange = null;
           };
@@ -737,8 +738,15 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
    * snapshots from the leader in their place; takes snapshots by the policy.
    */
   private async applyLoop(): Promise<void> {
+    let slice = this.clock.now();
     try {
       while (this.applyQueue.length > 0 && !this.stopped) {
+        if (this.clock.now() - slice >= 10) {
+          // A long replay (a restart, a follower catching up) yields to timers and I/O
+          // every 10 ms, so the peer keeps answering heartbeats and requests meanwhile.
+          await new Promise<void>((resolve) => this.clock.setTimeout(resolve, 0));
+          slice = this.clock.now();
+        }
         const item = this.applyQueue.shift()!;
         if ('meta' in item) {
           if (item.meta.index <= this.lastApplied) continue;
