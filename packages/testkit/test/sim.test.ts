@@ -14,9 +14,9 @@ function reports(summary: RunSummary): string[] {
   return summary.failures.map((f) => failureReport(f));
 }
 
-async function traceDigest(seed: number): Promise<{ digest: string; events: number }> {
+async function traceDigest(seed: number, snapshots = false): Promise<{ digest: string; events: number }> {
   const hash = createHash('sha256');
-  const result = await runSimulation({ seed, onTrace: (line) => hash.update(line).update('\n') });
+  const result = await runSimulation({ seed, snapshots, onTrace: (line) => hash.update(line).update('\n') });
   return { digest: hash.digest('hex'), events: result.events };
 }
 
@@ -28,6 +28,8 @@ describe('the simulator', () => {
       expect(a.events).toBeGreaterThan(500);
       expect(b).toEqual(a);
     }
+    // With snapshots too (seed 15 takes snapshots and installs two from a leader).
+    expect(await traceDigest(15, true)).toEqual(await traceDigest(15, true));
   });
 
   it('draws a different run from a different seed', async () => {
@@ -49,6 +51,20 @@ describe('the simulator', () => {
       expect(summary.operations).toBeGreaterThan(400 * 20);
     }, 180_000);
   }
+
+  // Snapshots and log compaction (`pnpm sim --snapshots`): most seeds take snapshots, stream
+  // them in small chunks, and cut one peer off past the compaction point.
+  it('keeps every invariant with snapshots over 300 seeds, installing snapshots from leaders', async () => {
+    const results: { installed: number; checked: number }[] = [];
+    const summary = await runSeeds({ seeds: 300, firstSeed: 1, snapshots: true, yieldBetweenRuns: yieldToHost, onResult: (r) => results.push({ installed: r.snapshots.installed, checked: r.snapshots.checked }) });
+    expect(reports(summary)).toEqual([]);
+    expect(summary.inconclusive).toBe(0);
+    expect(summary.snapshotsTaken).toBeGreaterThan(1000);
+    expect(summary.snapshotsInstalled).toBeGreaterThan(50);
+    expect(summary.snapshotsRestored).toBeGreaterThan(10);
+    // The restored states were compared with the states recorded at their index.
+    expect(results.reduce((n, r) => n + r.checked, 0)).toBeGreaterThan(50);
+  }, 180_000);
 });
 
 describe('the simulator catches a broken world', () => {
@@ -62,6 +78,13 @@ describe('the simulator catches a broken world', () => {
     const indirect = await runSeeds({ seeds: 150, durabilityChecks: false, inject: { lyingDisk: true }, stopOnFailure: true, yieldBetweenRuns: yieldToHost });
     expect(indirect.violations).toBe(1);
   }, 120_000);
+
+  it('snapshots one command behind their index', async () => {
+    const summary = await runSeeds({ seeds: 20, snapshots: true, inject: { staleSnapshots: true }, stopOnFailure: true, yieldBetweenRuns: yieldToHost });
+    expect(summary.violations).toBe(1);
+    expect(summary.failures[0]!.violation!.check).toBe('state-machine-safety');
+    expect(summary.failures[0]!.violation!.message).toContain('restored a snapshot');
+  }, 60_000);
 
   it('a state machine that answers reads from stale state', async () => {
     const summary = await runSeeds({ seeds: 20, inject: { staleReads: true }, stopOnFailure: true, yieldBetweenRuns: yieldToHost });

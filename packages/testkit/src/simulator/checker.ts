@@ -56,6 +56,12 @@ export class InvariantChecker {
   private readonly commandIndex = new Map<string, number>();
   /** What applying the command at each index produced (reply and state), first seen. */
   private readonly outcomes: (string | undefined)[] = [];
+  /** The state (a deterministic rendering) after applying the command at each index, first seen. */
+  private readonly states: (string | undefined)[] = [];
+  /** The chain hash of the committed log's prefix ending at each index (position `i - 1`). */
+  private readonly committedChain: number[] = [];
+  /** Snapshot restores whose state was compared with the state recorded at their index. */
+  restoresChecked = 0;
   private readonly codec: Codec = msgpackCodec();
   private readonly durability: boolean;
   private readonly quorum: number;
@@ -143,7 +149,7 @@ export class InvariantChecker {
         inc.leadTerm = v.term;
         this.checkCompleteness(inc, v, 1, this.committed.length);
         this.onLeader?.(inc);
-      } else if (v.lastLogIndex < inc.leadLast || (inc.leadLast > 0 && v.entryAt(inc.leadLast) !== inc.leadLastEntry)) {
+      } else if (v.lastLogIndex < inc.leadLast || (inc.leadLast >= v.firstLogIndex && v.entryAt(inc.leadLast) !== inc.leadLastEntry)) {
         world.fail(
           'leader-append-only',
           `${label}, leader of term ${v.term}, rewrote its log: it held entry ${inc.leadLast}, it now ends at ${v.lastLogIndex}` +
@@ -161,10 +167,16 @@ export class InvariantChecker {
     if (v.commitIndex < inc.commitSeen) {
       world.fail('commit-monotonic', `${label}'s commit index went down from ${inc.commitSeen} to ${v.commitIndex}`);
     }
-    for (let i = inc.commitSeen + 1; i <= v.commitIndex; i++) this.learnCommitted(inc, v, i);
-    if (v.commitIndex > inc.commitSeen) {
+    let seen = v.commitIndex;
+    for (let i = inc.commitSeen + 1; i <= v.commitIndex; i++) {
+      if (!this.learnCommitted(inc, v, i)) {
+        seen = i - 1;
+        break;
+      }
+    }
+    if (seen > inc.commitSeen) {
       const from = inc.commitSeen;
-      const to = v.commitIndex;
+      const to = seen;
       world.trace.add(world.sched.now, () => `state ${label} commit ${from} -> ${to}`);
       inc.commitSeen = to;
       if (v.role === 'leader') this.onLeaderCommit?.(inc);
@@ -176,6 +188,8 @@ export class InvariantChecker {
       const c = this.committed[i - 1]!;
       if (c.commitTerm >= v.term) continue;
       const e = v.entryAt(i);
+      // Compacted: the leader's snapshot covers it (what a snapshot holds is checked when it is restored).
+      if (e === undefined && i < v.firstLogIndex) continue;
       if (e === undefined || e.term !== c.term || entryFingerprint(e) !== c.fp) {
         this.world.fail(
           'leader-completeness',
@@ -189,20 +203,29 @@ export class InvariantChecker {
 
   /** Log Matching, with a hash of each prefix: same (index, term), same prefix hash. */
   private updateChain(inc: Incarnation, v: PeerInspection): void {
-    if (v.firstLogIndex !== 1) return; // Snapshots are not simulated yet.
-    const last = v.lastLogIndex;
+    // A compacted log starts after its compaction point; every entry before it was
+    // committed, so the prefix hash there is the committed log's.
+    const base = v.firstLogIndex - 1;
+    if (base !== inc.logBase) {
+      inc.logBase = base;
+      inc.logEntries = [];
+      inc.logChain = [];
+    }
+    if (base > 0 && base > this.committedChain.length) return;
+    const last = v.lastLogIndex - base;
     const cached = inc.logEntries;
     const chain = inc.logChain;
     // A log changes by truncating a suffix and appending: find the unchanged prefix.
     let j = Math.min(cached.length, last);
-    while (j > 0 && v.entryAt(j) !== cached[j - 1]) j--;
+    while (j > 0 && v.entryAt(j + base) !== cached[j - 1]) j--;
     if (j === cached.length && j === last) return;
     if (j < cached.length) {
       cached.length = j;
       chain.length = j;
     }
-    let h = j > 0 ? chain[j - 1]! : 0;
-    for (let i = j + 1; i <= last; i++) {
+    let h = j > 0 ? chain[j - 1]! : base > 0 ? this.committedChain[base - 1]! : 0;
+    for (let k = j + 1; k <= last; k++) {
+      const i = k + base;
       const e = v.entryAt(i)!;
       h = chainHash(h, entryFingerprint(e));
       cached.push(e);
@@ -216,12 +239,22 @@ export class InvariantChecker {
     }
   }
 
-  private learnCommitted(inc: Incarnation, v: PeerInspection, i: number): void {
+  /** Learns that entry `i` is committed; false when it cannot tell yet (compacted, and not seen committed elsewhere). */
+  private learnCommitted(inc: Incarnation, v: PeerInspection, i: number): boolean {
     const { world } = this;
     const e = v.entryAt(i);
+    if (e === undefined && i < v.firstLogIndex) {
+      // Compacted into a snapshot: committed, and known here if seen on another peer.
+      const known = this.committed[i - 1];
+      if (known === undefined) return false;
+      if (i === v.firstLogIndex - 1 && v.termAt(i) !== known.term) {
+        world.fail('state-machine-safety', `${inc.label} compacted its log at entry ${i} of term ${String(v.termAt(i))}, but ${known.by} committed one of term ${known.term} there`);
+      }
+      return true;
+    }
     if (e === undefined) {
       world.fail('commit-in-log', `${inc.label}'s commit index ${v.commitIndex} is beyond its log (${v.firstLogIndex}..${v.lastLogIndex})`);
-      return;
+      return true;
     }
     const fp = entryFingerprint(e);
     const known = this.committed[i - 1];
@@ -232,7 +265,7 @@ export class InvariantChecker {
           `${inc.label} committed entry ${i} of term ${e.term}, but ${known.by} committed another entry there, of term ${known.term}`,
         );
       }
-      return;
+      return true;
     }
     let id: string | null = null;
     if (e.type === 'command') {
@@ -249,11 +282,11 @@ export class InvariantChecker {
       }
     }
     this.committed.push({ term: e.term, commitTerm: v.term, fp, type: e.type, id, by: inc.label });
+    this.committedChain.push(chainHash(i > 1 ? this.committedChain[i - 2]! : 0, fp));
     if (this.durability) {
       const holders: string[] = [];
       for (const node of world.nodes) {
-        const d = node.disk.entry(i);
-        if (d !== undefined && d.term === e.term && d.fp === fp) holders.push(node.name);
+        if (node.disk.covers(i, e.term, fp)) holders.push(node.name);
       }
       if (holders.length < this.quorum) {
         world.fail(
@@ -271,6 +304,7 @@ export class InvariantChecker {
         if (ov.role === 'leader' && ov.term > v.term) this.checkCompleteness(other, ov, i, i);
       }
     }
+    return true;
   }
 
   // ------------------------------------------------------------------ hooks
@@ -296,10 +330,28 @@ export class InvariantChecker {
     if (m.type === 'RequestVote' && !m.preVote && d.term === m.term && d.votedFor !== inc.node.name) {
       this.world.fail('persist-before-send', `${inc.label} asked for votes in term ${m.term} before persisting its own vote`);
     }
+    if (m.type === 'InstallSnapshotResponse' && m.done) {
+      // Done means the snapshot, or a log that already holds its last entry, is durable.
+      const snap = inc.node.disk.snapshot;
+      const held = inc.node.disk.entry(m.index);
+      const mine = inc.peer === null ? undefined : inspectPeer(inc.peer).termAt(m.index);
+      const inLog = held !== undefined && (mine === undefined || held.term === mine);
+      if (!inLog && (snap === undefined || snap.meta.index < m.index)) {
+        this.world.fail(
+          'persist-before-send',
+          `${inc.label} reported the snapshot at ${m.index} installed to ${m.to} before it was durable (its disk's snapshot: ${snap === undefined ? 'none' : String(snap.meta.index)}, its disk's log ${inc.node.disk.firstIndex()}..${inc.node.disk.lastIndex()})`,
+        );
+      }
+    }
     if (m.type === 'AppendEntriesResponse' && m.success && m.matchIndex > 0 && inc.peer !== null) {
-      const stored = inc.node.disk.entry(m.matchIndex);
+      const disk = inc.node.disk;
+      const stored = disk.entry(m.matchIndex);
       const mine = inspectPeer(inc.peer).termAt(m.matchIndex);
-      if (stored === undefined || stored.term !== mine) {
+      const durable =
+        stored !== undefined
+          ? mine === undefined || stored.term === mine
+          : disk.snapshot !== undefined && m.matchIndex <= disk.snapshot.meta.index && (mine === undefined || disk.termAt(m.matchIndex) === undefined || disk.termAt(m.matchIndex) === mine);
+      if (!durable) {
         this.world.fail(
           'persist-before-send',
           `${inc.label} acknowledged entries up to ${m.matchIndex} to ${m.to} before they were durable (its disk ends at ${inc.node.disk.lastIndex()}` +
@@ -331,8 +383,9 @@ export class InvariantChecker {
     for (const r of removed) {
       const c = this.committed[r.index - 1];
       if (c === undefined || c.term !== r.term || c.fp !== r.fp || before.term < c.commitTerm) continue;
+      if (disk.covers(r.index, c.term, c.fp)) continue;
       const now = disk.entry(r.index);
-      if (now === undefined || now.term !== c.term || now.fp !== c.fp) {
+      {
         this.world.fail(
           'committed-overwritten',
           `${inc.label}, in term ${before.term}, replaced entry ${r.index} (term ${c.term}, committed in term ${c.commitTerm}) on its disk ` +
@@ -382,12 +435,47 @@ export class InvariantChecker {
    * A deterministic state machine fed the same commands in the same order produces the
    * same on every peer and in every incarnation.
    */
-  onApplied(inc: Incarnation, index: number, outcome: string): void {
+  onApplied(inc: Incarnation, index: number, reply: string, state: string): void {
+    const outcome = `${reply} -> ${state}`;
     const first = this.outcomes[index];
-    if (first === undefined) this.outcomes[index] = outcome;
-    else if (first !== outcome) {
+    if (first === undefined) {
+      this.outcomes[index] = outcome;
+      this.states[index] = state;
+    } else if (first !== outcome) {
       this.world.fail('state-machine-safety', `${inc.label} applied entry ${index} with outcome ${outcome}, where other peers got ${first}`);
     }
+  }
+
+  /**
+   * A live incarnation restored its state machine from a snapshot at `index` (at boot, or
+   * from the leader): its apply sequence goes on at `index + 1`, and the state restored
+   * must be the state every peer had after applying `index` (after the last command at
+   * or before it, as the first peer to apply that command recorded it).
+   */
+  onRestore(inc: Incarnation, index: number, state: string): void {
+    if (index < inc.appliedIndex) {
+      this.world.fail('apply-order', `${inc.label} restored a snapshot at ${index} after applying entry ${inc.appliedIndex}`);
+      return;
+    }
+    if (index > this.committed.length) {
+      // Everything in a snapshot is committed: the peer that took it had applied it.
+      for (const node of this.world.nodes) {
+        const other = node.inc;
+        if (other !== null && other.peer !== null && other.alive) this.observe(other, inspectPeer(other.peer));
+      }
+    }
+    let j = Math.min(index, this.committed.length);
+    while (j > 0 && this.committed[j - 1]!.type !== 'command') j--;
+    const expected = j === 0 ? '[]' : this.states[j];
+    if (index > this.committed.length) {
+      this.world.fail('apply-committed', `${inc.label} restored a snapshot at ${index}, beyond every commit index seen (${this.committed.length})`);
+    } else if (expected !== undefined) {
+      this.restoresChecked++;
+      if (expected !== state) {
+        this.world.fail('state-machine-safety', `${inc.label} restored a snapshot at ${index} holding ${state}, where the state after ${j} was ${expected}`);
+      }
+    }
+    inc.appliedIndex = index;
   }
 
   private bindVote(name: string, term: number, candidate: string): void {

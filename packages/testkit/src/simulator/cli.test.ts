@@ -32,6 +32,16 @@ describe('pnpm sim arguments', () => {
     expect(a.replayFlags).toEqual(['--fault-ms', '500-900', '--lying-disk', '--no-durability-checks']);
   });
 
+  it('turns snapshots on with --snapshots, and replays with it', async () => {
+    expect(parseCliArgs([]).sim.snapshots).toBeUndefined();
+    const a = parseCliArgs(['--seed', '3', '--snapshots', '--stale-snapshots']);
+    expect(a.sim).toMatchObject({ snapshots: true, inject: { staleSnapshots: true } });
+    expect(a.replayFlags).toEqual(['--snapshots', '--stale-snapshots']);
+    const out: string[] = [];
+    expect(await runCli(['--seed', '2', '--nodes', '3', '--snapshots'], { out: (l) => out.push(l), err: (l) => out.push(l) })).toBe(0);
+    expect(out.join('\n')).toMatch(/snapshots taken \d+, installed from a leader \d+, restored at restart \d+/);
+  });
+
   it('refuses bad input', () => {
     expect(codeOf(() => parseCliArgs(['--seeds', 'many']))).toBe('RAFT_INVALID_ARGUMENT');
     expect(codeOf(() => parseCliArgs(['--frobnicate']))).toBe('RAFT_INVALID_ARGUMENT');

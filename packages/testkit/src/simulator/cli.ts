@@ -47,8 +47,11 @@ const USAGE = `usage: pnpm sim [--seeds N] [--seed S] [--nodes 3|5|7] [options]
   --stop-on-failure    stop at the first failing seed
   --trace-lines N      lines of trace in a failure report (default 200)
   --no-durability-checks   only the Raft paper's invariants and linearizability
+  --snapshots          snapshots and log compaction in most seeds (random policy, small
+                       InstallSnapshot chunks, a peer lagging behind the compaction point)
   --lying-disk         inject a disk that acknowledges before syncing (the sim's self-test)
-  --stale-reads        inject a state machine that reads stale state (the sim's self-test)`;
+  --stale-reads        inject a state machine that reads stale state (the sim's self-test)
+  --stale-snapshots    inject snapshots one command behind their index (the sim's self-test)`;
 
 function int(flag: string, v: string | undefined, min: number): number {
   const n = Number(v);
@@ -121,12 +124,20 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       case '--trace-lines':
         args.sim.traceLines = int(flag, value(), 1);
         break;
+      case '--snapshots':
+        args.sim.snapshots = true;
+        args.replayFlags.push(flag);
+        break;
       case '--no-durability-checks':
         args.sim.durabilityChecks = false;
         args.replayFlags.push(flag);
         break;
       case '--lying-disk':
         args.sim.inject = { ...args.sim.inject, lyingDisk: true };
+        args.replayFlags.push(flag);
+        break;
+      case '--stale-snapshots':
+        args.sim.inject = { ...args.sim.inject, staleSnapshots: true };
         args.replayFlags.push(flag);
         break;
       case '--stale-reads':
@@ -185,6 +196,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         worstLivenessMs: result.livenessMs ?? 0,
         wallMs: performance.now() - started,
         simulatedMs: result.simulatedMs,
+        snapshotsTaken: result.snapshots.taken,
+        snapshotsInstalled: result.snapshots.installed,
+        snapshotsRestored: result.snapshots.restoredAtBoot,
       }),
     );
     return result.violation === null ? 0 : 1;

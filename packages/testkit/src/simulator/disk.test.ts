@@ -1,4 +1,4 @@
-import type { LogEntry } from '@raft/core';
+import type { LogEntry, Snapshot } from '@raft/core';
 import { describe, expect, it } from 'vitest';
 import { SimDisk, SimLogStore, type DiskBehaviour } from './disk.js';
 import { Prng } from './prng.js';
@@ -21,6 +21,7 @@ function world(): { w: World; failures: string[] } {
     fail: (check, message) => failures.push(`${check}: ${message}`),
     nodes,
     node: (name) => nodes.find((n) => n.name === name)!,
+    snapshotIndexOf: new WeakMap(),
   };
   nodes.push(new SimNode('n1', 0, new SimDisk(), 1));
   return { w, failures };
@@ -90,5 +91,66 @@ describe('the simulated disk', () => {
     await store.open();
     await expect(store.write({ entries: [entry(3, 1)] })).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT' });
     expect(failures).toHaveLength(1);
+  });
+
+  const snap = (index: number, term: number): Snapshot => ({ meta: { index, term, configuration: { members: ['n1'] } }, data: new Uint8Array([9, index]) });
+
+  it('keeps the log under a matching snapshot until compact, and compaction survives only once synced', async () => {
+    const { w, failures } = world();
+    const node = w.nodes[0]!;
+    const inc = new Incarnation(node, 1);
+    const store = new SimLogStore(w, inc, node.disk, honest, () => undefined);
+    await store.open();
+    const written = store.write({ entries: [entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2)] });
+    drain(w);
+    await written;
+    const snapped = store.write({ snapshot: snap(3, 2) });
+    drain(w);
+    await snapped;
+    expect(node.disk.lastIndex()).toBe(4);
+    expect(node.disk.firstIndex()).toBe(1);
+    const compacted = store.compact(2);
+    drain(w);
+    await compacted;
+    expect(node.disk.firstIndex()).toBe(3);
+    expect((await store.entries(1, 5)).map((e) => e.index)).toEqual([3, 4]);
+    // A compaction not yet synced when the peer crashes leaves the entries.
+    void store.compact(3);
+    inc.alive = false;
+    drain(w);
+    const next = new SimLogStore(w, new Incarnation(node, 2), node.disk, honest, () => undefined);
+    const state = await next.open();
+    expect(state).toMatchObject({ firstIndex: 3, lastIndex: 4, snapshot: { index: 3, term: 2 } });
+    const loaded = await next.loadSnapshot();
+    expect(loaded?.meta.index).toBe(3);
+    expect([...loaded!.data]).toEqual([9, 3]);
+    expect(failures).toEqual([]);
+  });
+
+  it('empties the log under a snapshot that does not match it, and loses an unsynced snapshot on a crash', async () => {
+    const { w, failures } = world();
+    const node = w.nodes[0]!;
+    const inc = new Incarnation(node, 1);
+    const store = new SimLogStore(w, inc, node.disk, honest, () => undefined);
+    await store.open();
+    const written = store.write({ entries: [entry(1, 1), entry(2, 1)] });
+    drain(w);
+    await written;
+    void store.write({ snapshot: snap(6, 3) });
+    inc.alive = false;
+    drain(w);
+    expect(node.disk.snapshot).toBeUndefined();
+    expect(node.disk.lastIndex()).toBe(2);
+    const inc2 = new Incarnation(node, 2);
+    const store2 = new SimLogStore(w, inc2, node.disk, honest, () => undefined);
+    await store2.open();
+    const landed = store2.write({ snapshot: snap(6, 3), entries: [entry(7, 3)] });
+    drain(w);
+    await landed;
+    expect(await store2.open()).toMatchObject({ firstIndex: 7, lastIndex: 7, snapshot: { index: 6, term: 3 } });
+    // Entries at or below the snapshot, and compaction beyond it, break the store's contract.
+    await expect(store2.write({ entries: [entry(6, 3)] })).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT' });
+    await expect(store2.compact(7)).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT' });
+    expect(failures).toHaveLength(2);
   });
 });

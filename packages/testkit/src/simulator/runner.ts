@@ -46,6 +46,10 @@ export interface RunSummary {
   wallMs: number;
   /** Virtual milliseconds simulated. */
   simulatedMs: number;
+  /** Snapshots taken by the peers' policy, installed from a leader, and restored at a restart (0 with snapshots off). */
+  snapshotsTaken?: number;
+  snapshotsInstalled?: number;
+  snapshotsRestored?: number;
 }
 
 /** An empty summary, to add results to. */
@@ -59,6 +63,9 @@ export function addResult(summary: RunSummary, result: SimulationResult): void {
   summary.events += result.events;
   summary.operations += result.operations;
   summary.simulatedMs += result.simulatedMs;
+  summary.snapshotsTaken = (summary.snapshotsTaken ?? 0) + result.snapshots.taken;
+  summary.snapshotsInstalled = (summary.snapshotsInstalled ?? 0) + result.snapshots.installed;
+  summary.snapshotsRestored = (summary.snapshotsRestored ?? 0) + result.snapshots.restoredAtBoot;
   if (result.linearizabilityTimedOut) summary.inconclusive++;
   if (result.livenessMs !== null) summary.worstLivenessMs = Math.max(summary.worstLivenessMs, result.livenessMs);
   if (result.violation !== null) {
@@ -117,6 +124,9 @@ export function summaryLine(s: RunSummary): string {
   return (
     `seeds ${s.seeds}, events ${s.events}, operations checked ${s.operations}, violations ${s.violations}` +
     (s.inconclusive > 0 ? `, inconclusive ${s.inconclusive}` : '') +
+    ((s.snapshotsTaken ?? 0) > 0
+      ? `, snapshots taken ${s.snapshotsTaken ?? 0}, installed from a leader ${s.snapshotsInstalled ?? 0}, restored at restart ${s.snapshotsRestored ?? 0}`
+      : '') +
     ` (${(s.wallMs / 1000).toFixed(1)} s, ${rate} events/s, ${(s.simulatedMs / 1000).toFixed(0)} virtual s, worst recovery ${s.worstLivenessMs.toFixed(0)} ms)`
   );
 }

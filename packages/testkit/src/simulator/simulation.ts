@@ -50,6 +50,13 @@ export interface SimulationOptions {
    */
   linearizabilityTimeoutMs?: number;
   /**
+   * Snapshots and log compaction: most seeds then draw a snapshot policy, small
+   * InstallSnapshot chunks and a lag fault (see {@link SwarmConfig.snapshots}). Off, a
+   * seed runs exactly as before snapshots existed.
+   * @default false
+   */
+  snapshots?: boolean;
+  /**
    * Faults in the simulated world itself, to prove the simulator catches them. Never
    * set in real runs.
    */
@@ -58,6 +65,8 @@ export interface SimulationOptions {
     lyingDisk?: boolean;
     /** The state machine answers reads from a copy of its state a few writes old. */
     staleReads?: boolean;
+    /** The state machine's snapshots hold the state from before the last command applied (one entry behind their index). */
+    staleSnapshots?: boolean;
   };
 }
 
@@ -89,6 +98,12 @@ export interface SimulationResult {
   trace: string[];
   /** Crashes, partitions and pauses injected. */
   faults: { crashes: number; partitions: number; pauses: number };
+  /**
+   * Snapshots: taken by a peer's policy, installed from a leader (restored in a running
+   * peer), restored at a restart, and restores whose state the checker compared with the
+   * state recorded at their index.
+   */
+  snapshots: { taken: number; installed: number; restoredAtBoot: number; checked: number };
 }
 
 /** The peer timing the simulator runs with (the library's defaults). */
@@ -148,6 +163,8 @@ class Simulation implements World {
   readonly trace: Trace;
   activity = 0;
   readonly nodes: SimNode[] = [];
+  readonly snapshotIndexOf = new WeakMap<Uint8Array, number>();
+  private readonly snapshotCounts = { taken: 0, installed: 0, restoredAtBoot: 0 };
   private readonly byName = new Map<string, SimNode>();
   readonly swarm: SwarmConfig;
   private readonly network: SimNetwork;
@@ -167,7 +184,7 @@ class Simulation implements World {
     this.rng = new Prng(opts.seed);
     this.trace = new Trace(opts.traceLines ?? 200);
     if (opts.onTrace !== undefined) this.trace.onLine = opts.onTrace;
-    const bounds = { faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]) };
+    const bounds = { faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]), snapshots: opts.snapshots === true };
     this.swarm = chooseSwarm(this.rng, opts.nodes === undefined ? bounds : { ...bounds, nodes: opts.nodes });
     const s = this.swarm;
     for (let i = 0; i < s.nodes; i++) {
@@ -301,6 +318,7 @@ class Simulation implements World {
       linearizabilityTimedOut: linTimedOut,
       trace: this.violation === null ? [] : this.trace.lines(),
       faults: this.faults,
+      snapshots: { ...this.snapshotCounts, checked: this.checker.restoresChecked },
     };
   }
 
@@ -336,6 +354,7 @@ class Simulation implements World {
       register: false,
       ...PEER_TIMING,
       ...this.swarm.peer,
+      ...this.snapshotOptions(),
     }).then(
       (peer) => {
         if (!inc.alive) return;
@@ -350,24 +369,54 @@ class Simulation implements World {
     );
   }
 
+  private snapshotOptions(): { snapshotEvery: number; snapshotTrailingEntries?: number; snapshotChunkBytes?: number } {
+    const sn = this.swarm.snapshots;
+    if (sn === null) return { snapshotEvery: 0 };
+    return { snapshotEvery: sn.every, snapshotTrailingEntries: sn.trailing, snapshotChunkBytes: sn.chunkBytes };
+  }
+
   private machineFor(inc: Incarnation): StateMachine<KVState, KVCommand, KVQuery, KVReply> {
     const stale = this.opts.inject?.staleReads === true;
     const history: KVState[] = [];
+    const staleSnapshots = this.opts.inject?.staleSnapshots === true;
+    let previous: KVState | null = null;
     return {
       init: (name) => KVStore.init(name),
+      snapshot: (state) => {
+        if (inc.alive) {
+          this.snapshotCounts.taken++;
+          this.trace.add(this.sched.now, `snap  ${inc.label} takes a snapshot (last command applied: ${inc.appliedIndex})`);
+        }
+        return KVStore.snapshot(staleSnapshots && previous !== null ? previous : state);
+      },
+      restore: (data, name) => {
+        const state = KVStore.restore(data, name);
+        if (inc.alive) {
+          this.touch(inc.node);
+          const index = this.snapshotIndexOf.get(data);
+          const booting = inc.peer === null;
+          if (booting) this.snapshotCounts.restoredAtBoot++;
+          else this.snapshotCounts.installed++;
+          this.trace.add(this.sched.now, `snap  ${inc.label} restores a snapshot at ${String(index)}${booting ? ' (restart)' : ' (from the leader)'}`);
+          if (index === undefined) this.fail('snapshot', `${inc.label} restored a snapshot no store wrote or loaded`);
+          else this.checker.onRestore(inc, index, stateHash(state));
+        }
+        return state;
+      },
       handleWrite: (command, state) => {
         let index = 0;
         if (inc.alive) {
           this.touch(inc.node);
           index = this.checker.onApply(inc, command);
         }
+        if (staleSnapshots) previous = new Map(state);
         if (stale) {
           history.push(new Map(state));
           if (history.length > 3) history.shift();
         }
         const out = KVStore.handleWrite(command, state);
         if (!Array.isArray(out)) throw new Error('KVStore.handleWrite is synchronous');
-        if (index > 0 && inc.alive) this.checker.onApplied(inc, index, `${JSON.stringify(out[0])} -> ${JSON.stringify([...out[1]])}`);
+        if (index > 0 && inc.alive) this.checker.onApplied(inc, index, JSON.stringify(out[0]), stateHash(out[1]));
         return out;
       },
       handleRead: (query, state) => KVStore.handleRead(query, stale && history.length > 0 ? history[0]! : state),
@@ -466,6 +515,27 @@ class Simulation implements World {
       };
       loop();
     };
+    const lag = s.snapshots?.lagMs ?? null;
+    if (lag !== null) {
+      // One peer cut off long enough to fall behind the compaction point: the leader must
+      // catch it up with InstallSnapshot (in many small chunks) once it is back.
+      this.sched.at(lag[0], null, () => {
+        if (this.phase !== 'faults') return;
+        const leader = this.victim(this.nodes);
+        const others = this.nodes.filter((n) => n !== leader);
+        const x = others.length > 0 ? this.rng.pick(others) : leader;
+        this.faults.partitions++;
+        this.network.setPartition(`isolate ${x.name} (lag)`, (a, b) => a === x || b === x);
+        this.trace.add(this.sched.now, `fault PARTITION ${this.network.partition ?? ''}`);
+        const token = this.faults.partitions;
+        this.sched.at(lag[1], null, () => {
+          if (this.phase === 'faults' && this.faults.partitions === token) {
+            this.network.heal();
+            this.trace.add(this.sched.now, 'fault partition healed');
+          }
+        });
+      });
+    }
     if (s.partitions !== null) {
       const p = s.partitions;
       every(p.everyMs, () => {
@@ -612,6 +682,11 @@ class Simulation implements World {
     const p = probe === null ? 'no probe' : probe.wroteAt === null ? 'probe write not done' : probe.readAt === null ? 'probe read not done' : 'probe done';
     return `${parts.join('; ')}; ${p}`;
   }
+}
+
+/** A deterministic rendering of a KV state, whatever order its keys were inserted in. */
+function stateHash(state: KVState): string {
+  return JSON.stringify([...state].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
 }
 
 /** Runs one seeded simulation and checks it. */

@@ -68,6 +68,12 @@ export interface SwarmConfig {
   callTimeoutMs: number;
   /** Share of reads among operations; the rest are set, cas and delete. */
   readShare: number;
+  /**
+   * Snapshots and log compaction (null: off, `snapshotEvery` 0): how often peers take a
+   * snapshot, the entries kept behind it, the chunk size of InstallSnapshot, and a lag
+   * fault that cuts one peer off long enough to fall behind the leader's compaction point.
+   */
+  snapshots: { every: number; trailing: number; chunkBytes: number; lagMs: [number, number] | null } | null;
 }
 
 /** Options that bound what {@link chooseSwarm} picks. */
@@ -76,6 +82,12 @@ export interface SwarmBounds {
   nodes?: number;
   /** Range of the fault phase's length in virtual milliseconds. */
   faultMs: [number, number];
+  /**
+   * Draw snapshot settings (on in most seeds). Off: no snapshot is ever taken and the
+   * seed draws exactly what it drew before snapshots existed.
+   * @default false
+   */
+  snapshots?: boolean;
 }
 
 /** Draws a run's fault mix from its generator. */
@@ -106,9 +118,25 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     preVote: rng.chance(0.75),
     checkQuorum: rng.chance(0.75),
   };
+  const faultMs = rng.range(bounds.faultMs[0], bounds.faultMs[1]);
+  const clients = rng.int(2, 5);
+  const keys = rng.int(1, 3);
+  const thinkMs: [number, number] = [0, rng.range(1, 80)];
+  const callTimeoutMs = rng.pick([300, 600, 1000]);
+  const readShare = rng.range(0.2, 0.6);
+  let snapshots: SwarmConfig['snapshots'] = null;
+  if (bounds.snapshots === true && rng.chance(0.8)) {
+    const lagAt = rng.range(0, faultMs * 0.5);
+    snapshots = {
+      every: rng.pick([5, 8, 12, 20, 40, 80, 200]),
+      trailing: rng.pick([0, 0, 1, 3, 10, 50]),
+      chunkBytes: rng.pick([16, 32, 64, 256, 1024, 4096]),
+      lagMs: rng.chance(0.7) ? [lagAt, lagAt + rng.range(300, Math.max(400, faultMs - lagAt))] : null,
+    };
+  }
   return {
     nodes,
-    faultMs: rng.range(bounds.faultMs[0], bounds.faultMs[1]),
+    faultMs,
     network,
     partitions,
     crashes,
@@ -118,11 +146,12 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     clockSkew,
     syncMs: [0.01, syncHi],
     peer,
-    clients: rng.int(2, 5),
-    keys: rng.int(1, 3),
-    thinkMs: [0, rng.range(1, 80)],
-    callTimeoutMs: rng.pick([300, 600, 1000]),
-    readShare: rng.range(0.2, 0.6),
+    clients,
+    keys,
+    thinkMs,
+    callTimeoutMs,
+    readShare,
+    snapshots,
   };
 }
 
@@ -143,6 +172,11 @@ export function describeSwarm(s: SwarmConfig): string {
   }
   if (s.clockSkew > 0) parts.push(`clock skew ±${(s.clockSkew * 100).toFixed(0)}%`);
   parts.push(`batch ${s.peer.maxBatchEntries}, window ${s.peer.maxInflight}${s.peer.preVote ? '' : ', no pre-vote'}${s.peer.checkQuorum ? '' : ', no check-quorum'}`);
+  const sn = s.snapshots;
+  if (sn !== null) {
+    parts.push(`snapshots every ${sn.every} (trailing ${sn.trailing}, chunks of ${sn.chunkBytes}B)`);
+    if (sn.lagMs !== null) parts.push(`lag ${sn.lagMs[0].toFixed(0)}-${sn.lagMs[1].toFixed(0)}ms`);
+  }
   parts.push(`sync ≤${s.syncMs[1].toFixed(1)}ms`, `${s.clients} clients`, `${s.keys} key(s)`);
   return parts.join(', ');
 }

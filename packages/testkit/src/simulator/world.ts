@@ -31,6 +31,8 @@ export interface World {
   fail(check: string, message: string): void;
   readonly nodes: readonly SimNode[];
   node(name: string): SimNode;
+  /** The index of each snapshot's bytes the stores saw (written or loaded), to know what a restore restores. */
+  readonly snapshotIndexOf: WeakMap<Uint8Array, number>;
 }
 
 /** A peer name and what outlives its crashes: its disk and its clock's rate. */
@@ -80,6 +82,8 @@ export class Incarnation {
   /** The log as last seen: entry objects and the chain hash of each prefix. */
   logEntries: unknown[] = [];
   logChain: number[] = [];
+  /** The index before the first entry of `logEntries` (the log's compaction point when last seen). */
+  logBase = 0;
   /** Index of the last command applied, as the checker counts them. */
   appliedIndex = 0;
   /** Role last seen, for the trace. */
