@@ -18,6 +18,7 @@
  *
  * --write puts the table into BENCHMARK.md (between its snapshot markers).
  */
+import { seededRandom } from '@raft/core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
@@ -29,16 +30,7 @@ import { freePorts, jsonRequest, until } from './procs.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 /** A small seeded PRNG (mulberry32): the same values on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 
 /**
  * The body of key `i`: a 100-character value of seeded random base64, so that LevelDB's

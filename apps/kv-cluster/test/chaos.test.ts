@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { seededRandom } from '@raft/core';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkOperations, createHistoryRecorder, kvModel } from '@raft/testkit/linearizability';
@@ -25,16 +26,7 @@ const REQUEST_TIMEOUT_MS = 1500;
 const CLIENT_TIMEOUT_MS = REQUEST_TIMEOUT_MS + 1500;
 
 /** mulberry32: a tiny seeded PRNG, so the schedule and the operations replay from the seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;

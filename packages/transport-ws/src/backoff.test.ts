@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '@raft/core';
 import { backoffDelay } from './backoff.js';
 
 const options = { initialDelayMs: 100, maxDelayMs: 5000, multiplier: 2, jitter: 0.5 };
 
 /** mulberry32, for seeded jitter. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = seededRandom;
 
 describe('backoffDelay', () => {
   it('grows exponentially up to the cap when the random part is zero', () => {

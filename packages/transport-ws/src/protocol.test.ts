@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '@raft/core';
 import { Packr } from 'msgpackr';
 import {
   MAX_HANDSHAKE_FRAME,
@@ -17,16 +18,7 @@ import {
 } from './protocol.js';
 
 /** mulberry32: seeded bytes for the fuzz loops. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = seededRandom;
 
 describe('handshake MAC', () => {
   const secret = Buffer.from('s3cret');

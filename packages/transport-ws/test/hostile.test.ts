@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Packr } from 'msgpackr';
-import { validateMessage } from '@raft/core';
+import { validateMessage, seededRandom } from '@raft/core';
 import { CloseCode, MessageCodec } from '../src/protocol.js';
 import { RawPeer, TestCluster, heartbeat, waitFor } from './helpers.js';
 
@@ -16,16 +16,7 @@ const MAX_PAYLOAD = 64 * 1024;
 const packr = new Packr({ useRecords: false });
 const codec = new MessageCodec();
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = seededRandom;
 
 function randomBytes(random: () => number, length: number): Buffer {
   return Buffer.from(Array.from({ length }, () => Math.floor(random() * 256)));

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { seededRandom } from '@raft/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { RawData, WebSocket } from 'ws';
@@ -21,16 +22,7 @@ function later(release: () => Promise<void>): void {
   cleanup.push(release);
 }
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = seededRandom;
 
 /** A hand-written acceptor: completes the handshake as `name`, then does what the test says. */
 class RawAcceptor {
