@@ -1,29 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePorts } from '../bench/procs.js';
 import type { PeerStatus } from '@raft/core';
 
 /** The built CLI: tests run real `raft-kv node` processes. */
 export const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
-/** Free TCP ports on loopback: listen on port 0, note the port, release it. */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+/** Free TCP ports on loopback (shared with the benchmark's process helpers). */
+export { freePorts };
 
 /** An HTTP answer. */
 export interface HttpResult {
