@@ -58,7 +58,10 @@ function codeOf(fn: () => unknown): string | undefined {
   return undefined;
 }
 
-describe('the peer map at runtime: setPeer and removePeer', () => {
+// Each test waits for several events in a row, each with its own 5 s deadline (waitFor);
+// the test's budget must cover their sum, or a loaded CI machine reports vitest's 5 s
+// default instead of the step that was slow.
+describe('the peer map at runtime: setPeer and removePeer', { timeout: 20_000 }, () => {
   it('setPeer on the dialer: it dials the new peer at once', async () => {
     const n1 = await start('n1', {});
     const n2 = await start('n2', { n1: n1.url });
