@@ -9,9 +9,9 @@ import { HELP } from './help.js';
 import { startNode } from './node.js';
 import { clusterOptions, nodeOptions } from './options.js';
 
-const NODE_FLAGS = ['id', 'listen', 'http', 'data', 'peers', 'secret', 'request-timeout', 'log-level', 'snapshot-every'] as const;
+const NODE_FLAGS = ['id', 'listen', 'http', 'data', 'peers', 'secret', 'request-timeout', 'log-level', 'snapshot-every', 'election-timeout', 'heartbeat-interval'] as const;
 const NODE_SWITCHES = ['join'] as const;
-const CLUSTER_FLAGS = ['nodes', 'data', 'host', 'peer-port', 'http-port', 'secret', 'request-timeout', 'log-level', 'snapshot-every'] as const;
+const CLUSTER_FLAGS = ['nodes', 'data', 'host', 'peer-port', 'http-port', 'secret', 'request-timeout', 'log-level', 'snapshot-every', 'election-timeout', 'heartbeat-interval'] as const;
 const ADMIN_FLAGS = ['http', 'timeout'] as const;
 
 function version(): string {

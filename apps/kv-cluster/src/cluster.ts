@@ -39,6 +39,8 @@ export function clusterMembers(opts: ClusterOptions): ClusterMember[] {
         '--request-timeout', String(opts.requestTimeoutMs),
         '--log-level', opts.logLevel,
         '--snapshot-every', String(opts.snapshotEvery),
+        '--election-timeout', opts.timing.electionTimeoutMs.join('-'),
+        '--heartbeat-interval', String(opts.timing.heartbeatIntervalMs),
       ],
     };
   });

@@ -24,6 +24,10 @@ raft-kv node: run one node
                           (raft-kv members add ID URL, on any node)
   --snapshot-every N      snapshot the state and compact the log every N applied
                           entries; 0 turns snapshots off (default 10000)
+  --election-timeout MIN-MAX
+                          election timeout range in ms (default 1000-2000)
+  --heartbeat-interval MS leader heartbeat interval in ms, below MIN (default 100,
+                          or MIN/2 when that is smaller)
   --secret S              cluster secret; peers and forwarded requests are authenticated
                           with it (default: $RAFT_SECRET, else none)
   --request-timeout MS    longest time a client request may take (default 5000)
@@ -35,8 +39,8 @@ raft-kv cluster: run N nodes on this machine, each its own process, until Ctrl-C
   --host HOST             the interface every node listens on (default 127.0.0.1)
   --peer-port P           peer port of n1; n2 gets P+1, ... (default 7001)
   --http-port P           HTTP port of n1; n2 gets P+1, ... (default 8001)
-  --secret S, --request-timeout MS, --log-level LEVEL, --snapshot-every N:
-                          passed to every node
+  --secret S, --request-timeout MS, --log-level LEVEL, --snapshot-every N,
+  --election-timeout MIN-MAX, --heartbeat-interval MS: passed to every node
 
 raft-kv members / transfer: change the membership of a running cluster, through the
 HTTP API of any node (--http HOST:PORT). Each change is retried until done or --timeout

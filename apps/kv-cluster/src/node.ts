@@ -176,6 +176,8 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
       transport,
       logger: logger.child({ component: 'raft' }),
       snapshotEvery: opts.snapshotEvery,
+      electionTimeoutMs: opts.timing.electionTimeoutMs,
+      heartbeatIntervalMs: opts.timing.heartbeatIntervalMs,
     }).catch((err: unknown) => {
       throw describeStartError(err, opts);
     });

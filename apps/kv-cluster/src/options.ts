@@ -45,6 +45,8 @@ export interface NodeOptions {
    * @default 10000
    */
   snapshotEvery: number;
+  /** Raft timing (`--election-timeout`, `--heartbeat-interval`). */
+  timing: Timing;
   /**
    * Never bootstrap: this node waits to be added to a running cluster
    * (`POST /cluster/members`), even if its id sorts first in `peers`.
@@ -82,7 +84,31 @@ export interface ClusterOptions {
   logLevel: LogLevel;
   /** Passed to every node. @default 10000 */
   snapshotEvery: number;
+  /** Passed to every node. */
+  timing: Timing;
 }
+
+/**
+ * Raft timing of a node. The defaults are etcd's order of magnitude rather than the
+ * library's (150-300 ms): separate processes on a busy machine pause for GC, fsync and
+ * snapshots, and a spurious election costs more than a slower failover.
+ */
+export interface Timing {
+  /**
+   * Election timeout range in milliseconds, drawn anew for every wait (`--election-timeout MIN-MAX`).
+   * @default [1000, 2000]
+   */
+  electionTimeoutMs: [min: number, max: number];
+  /**
+   * Milliseconds between a leader's heartbeats (`--heartbeat-interval MS`); below MIN.
+   * @default 100
+   */
+  heartbeatIntervalMs: number;
+}
+
+/** The default {@link Timing}. */
+export const DEFAULT_TIMING: Readonly<Timing> = Object.freeze({ electionTimeoutMs: [1000, 2000] as [number, number], heartbeatIntervalMs: 100 });
+
 
 /** Most nodes `raft-kv cluster` runs. */
 export const MAX_NODES = 15;
@@ -165,6 +191,8 @@ export interface RawNodeOptions {
   'request-timeout'?: string;
   'log-level'?: string;
   'snapshot-every'?: string;
+  'election-timeout'?: string;
+  'heartbeat-interval'?: string;
   join?: boolean;
 }
 
@@ -195,12 +223,30 @@ export function nodeOptions(raw: RawNodeOptions, env: NodeJS.ProcessEnv = {}): N
     requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
     logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
     snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
+    timing: parseTiming(raw),
     join: raw.join === true,
   };
 }
 
 function parseSnapshotEvery(value: string | undefined): number {
   return value === undefined ? DEFAULT_SNAPSHOT_EVERY : parseInteger('--snapshot-every', value, 0, MAX_SNAPSHOT_EVERY);
+}
+
+/** Parses `--election-timeout MIN-MAX` and `--heartbeat-interval MS`, each against the other. */
+function parseTiming(raw: { 'election-timeout'?: string; 'heartbeat-interval'?: string }): Timing {
+  let electionTimeoutMs = DEFAULT_TIMING.electionTimeoutMs;
+  const election = raw['election-timeout'];
+  if (election !== undefined) {
+    const m = /^(\d+)-(\d+)$/.exec(election);
+    if (m === null) fail('--election-timeout', `must be MIN-MAX in milliseconds (e.g. 1000-2000), got ${JSON.stringify(election)}`);
+    const min = parseInteger('--election-timeout (MIN)', m[1] ?? '', 10, 600_000);
+    const max = parseInteger('--election-timeout (MAX)', m[2] ?? '', min, 600_000);
+    electionTimeoutMs = [min, max];
+  }
+  const heartbeat = raw['heartbeat-interval'];
+  const heartbeatIntervalMs = heartbeat === undefined ? Math.min(DEFAULT_TIMING.heartbeatIntervalMs, Math.floor(electionTimeoutMs[0] / 2)) : parseInteger('--heartbeat-interval', heartbeat, 1, 600_000);
+  if (heartbeatIntervalMs >= electionTimeoutMs[0]) fail('--heartbeat-interval', `(${heartbeatIntervalMs} ms) must be below the minimum election timeout (${electionTimeoutMs[0]} ms)`);
+  return { electionTimeoutMs: [electionTimeoutMs[0], electionTimeoutMs[1]], heartbeatIntervalMs };
 }
 
 /** Raw values of `raft-kv cluster`. */
@@ -214,6 +260,8 @@ export interface RawClusterOptions {
   'request-timeout'?: string;
   'log-level'?: string;
   'snapshot-every'?: string;
+  'election-timeout'?: string;
+  'heartbeat-interval'?: string;
 }
 
 /**
@@ -240,6 +288,7 @@ export function clusterOptions(raw: RawClusterOptions, env: NodeJS.ProcessEnv = 
     requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
     logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
     snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
+    timing: parseTiming(raw),
   };
 }
 
