@@ -33,6 +33,10 @@ export class VirtualClock implements Clock {
   clearTimeout(h: unknown): void {
     (h as Timer).cancelled = true;
   }
+  /** Time passing inside a synchronous computation: the clock moves, no timer fires. */
+  pass(ms: number): void {
+    this.t += ms;
+  }
   /** Runs every timer due within `ms`, letting promises settle between them. */
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;

@@ -127,6 +127,42 @@ describe('the Elixir walkthrough through the API', () => {
   });
 });
 
+describe('applying', () => {
+  it('a long run of applies yields to timers every 10 ms, so heartbeats and requests are not starved', async () => {
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    let applied = 0;
+    // Each command costs 10 ms of (virtual) CPU: the apply loop must give timers a turn after each one.
+    const slow: StateMachine<State, Cmd, Q, Reply> = {
+      ...machine,
+      handleWrite(cmd, state) {
+        clock.pass(10);
+        applied++;
+        return machine.handleWrite(cmd, state);
+      },
+    };
+    const p = await startPeer(slow, { name: 'solo', log: new TestLogStore(), transport: net.join('solo'), clock, random: mulberry32(1) });
+    started.push(p);
+    const configured = setConfiguration('solo', ['solo']);
+    await clock.advance(10);
+    await configured;
+    // A timer that keeps re-arming itself while the writes apply, and notes what it saw.
+    const seen: number[] = [];
+    const probe = (): void => {
+      seen.push(applied);
+      if (applied < 50) clock.setTimeout(probe, 0);
+    };
+    const writes = Array.from({ length: 50 }, (_, i) => write('solo', { op: 'set', key: `k${i}`, value: i }));
+    clock.setTimeout(probe, 0);
+    await clock.advance(1000);
+    expect(await Promise.all(writes)).toHaveLength(50);
+    // The probe ran between every two applies (without the yield it runs only when
+    // the microtask queue happens to drain, a handful of times over the 50).
+    const during = seen.filter((n) => n > 0 && n < 50);
+    expect(new Set(during).size).toBe(49);
+  });
+});
+
 describe('errors', () => {
   it('unknown names reject with RAFT_NO_PEER', async () => {
     await rejectsWith(write('nobody', { op: 'set', key: 'k', value: 1 }), 'RAFT_NO_PEER');
