@@ -3,12 +3,7 @@
  * network, all deterministic. (The adapters proper live in their own packages, which
  * depend on @raft/core; core's tests cannot import them.)
  */
-import { seededRandom } from '../src/random.js';
 import type { Clock, HardState, LogEntry, LogStore, LogStoreState, LogWrite, PeerId, RaftMessage, Snapshot, Transport } from '../src/index.js';
-
-/** Seeded randomness for tests (mulberry32). */
-export const mulberry32 = seededRandom;
-
 
 interface Timer {
   at: number;

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RaftError, startPeer, type Peer, type StateMachine } from '../src/index.js';
-import { mulberry32, TestLogStore, TestNetwork, VirtualClock } from './harness.js';
+import { RaftError, seededRandom, startPeer, type Peer, type StateMachine } from '../src/index.js';
+import { TestLogStore, TestNetwork, VirtualClock } from './harness.js';
 
 type Cmd = { op: 'set'; key: string; value: number };
 type State = Map<string, number>;
@@ -19,7 +19,7 @@ afterEach(async () => {
 async function setup(initial: string[], spare: string[] = []) {
   const clock = new VirtualClock();
   const net = new TestNetwork(clock);
-  const rand = mulberry32(11);
+  const rand = seededRandom(11);
   const byName = new Map<string, Peer<Cmd, string, number | null>>();
   const start = async (name: string) => {
     const p = await startPeer(machine, { name, log: new TestLogStore(), transport: net.join(name), clock, random: rand, register: false });

@@ -21,8 +21,6 @@ import type {
   RequestVoteResponseMessage,
 } from '../src/types.js';
 
-/** Seeded randomness for tests (mulberry32). */
-export const mulberry32 = seededRandom;
 
 // ---------------------------------------------------------------- randomness and options
 
@@ -42,7 +40,7 @@ export const DEFAULTS: Omit<RaftOptions, 'id' | 'random'> = {
 };
 
 export function raftOptions(id: PeerId, seed: number, overrides: Partial<RaftOptions> = {}): RaftOptions {
-  return { ...DEFAULTS, id, random: mulberry32(seed), ...overrides };
+  return { ...DEFAULTS, id, random: seededRandom(seed), ...overrides };
 }
 
 // ---------------------------------------------------------------- entries
@@ -557,7 +555,7 @@ export class Cluster {
  * Throws, naming the seed, on any violation.
  */
 export function chaos(seed: number, steps: number, options: Partial<RaftOptions> = {}, trace?: (step: number, c: Cluster) => void): { commits: number; leaders: number; reads: number } {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const ids = ['a', 'b', 'c', 'd', 'e'];
   const c = new Cluster(ids, { seed, options });

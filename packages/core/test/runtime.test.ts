@@ -4,6 +4,7 @@ import {
   leader,
   read,
   RaftError,
+  seededRandom,
   setConfiguration,
   startPeer,
   status,
@@ -12,7 +13,7 @@ import {
   type Peer,
   type StateMachine,
 } from '../src/index.js';
-import { mulberry32, TestLogStore, TestNetwork, VirtualClock } from './harness.js';
+import { TestLogStore, TestNetwork, VirtualClock } from './harness.js';
 
 type Cmd = { op: 'set'; key: string; value: unknown } | { op: 'boom' };
 type Q = { op: 'get'; key: string };
@@ -41,7 +42,7 @@ async function cluster(names: string[], seed = 1) {
   const clock = new VirtualClock();
   const net = new TestNetwork(clock);
   const stores = new Map<string, TestLogStore>();
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const peers = new Map<string, Peer<Cmd, Q, Reply>>();
   for (const name of names) {
     const store = new TestLogStore();
@@ -141,7 +142,7 @@ describe('applying', () => {
         return machine.handleWrite(cmd, state);
       },
     };
-    const p = await startPeer(slow, { name: 'solo', log: new TestLogStore(), transport: net.join('solo'), clock, random: mulberry32(1) });
+    const p = await startPeer(slow, { name: 'solo', log: new TestLogStore(), transport: net.join('solo'), clock, random: seededRandom(1) });
     started.push(p);
     const configured = setConfiguration('solo', ['solo']);
     await clock.advance(10);

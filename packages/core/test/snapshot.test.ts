@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { inspectPeer, startPeer, status, type Peer, type StateMachine } from '../src/index.js';
-import { mulberry32, TestLogStore, TestNetwork, VirtualClock } from './harness.js';
+import { inspectPeer, seededRandom, startPeer, status, type Peer, type StateMachine } from '../src/index.js';
+import { TestLogStore, TestNetwork, VirtualClock } from './harness.js';
 
 type Cmd = { op: 'set'; key: string; value: number };
 type Q = { op: 'get'; key: string };
@@ -45,7 +45,7 @@ async function cluster(names: string[]) {
   const clock = new VirtualClock();
   const net = new TestNetwork(clock);
   const stores = new Map<string, TestLogStore>();
-  const rand = mulberry32(3);
+  const rand = seededRandom(3);
   for (const name of names) {
     const store = new TestLogStore();
     stores.set(name, store);

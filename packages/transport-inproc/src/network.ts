@@ -1,7 +1,6 @@
 import { Packr } from 'msgpackr';
-import { InvalidArgumentError, RaftError } from '@raft/core';
+import { InvalidArgumentError, RaftError, seededRandom } from '@raft/core';
 import type { PeerId, RaftMessage, Transport } from '@raft/core';
-import { mulberry32 } from './prng.js';
 
 /**
  * Where the network gets its timers. `@raft/core`'s `Clock` fits, so a simulator can
@@ -222,7 +221,7 @@ export class InProcessNetwork {
     if (options.onHandlerError !== undefined && typeof options.onHandlerError !== 'function') {
       throw new InvalidArgumentError('onHandlerError must be a function');
     }
-    this.#random = mulberry32(seed);
+    this.#random = seededRandom(seed);
     this.#scheduler = scheduler;
     this.#onHandlerError =
       options.onHandlerError ??

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@raft/core';
+import { InvalidArgumentError, seededRandom } from '@raft/core';
 import { show } from './show.js';
 import {
   UNKNOWN,
@@ -33,18 +33,6 @@ interface CacheEntry<S> {
   tail: Uint32Array;
   stateKey: string;
   state: S;
-}
-
-/** A small deterministic generator (mulberry32), for the Zobrist hashes of the bitset. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
 }
 
 const noKey = (): string => '';
@@ -158,8 +146,9 @@ function checkPart<S, I, O>(model: Model<S, I, O>, part: readonly Operation<I, O
     for (let k = 0; k < entry.tail.length; k++) if (entry.tail[k] !== bits[lead + k]) return false;
     return true;
   };
-  const random = mulberry32(0x5eed);
-  const zobrist = new Int32Array(n).map(() => random() & 0x3fffffff);
+  // Fixed Zobrist keys for the bitset's hash (30 bits each).
+  const random = seededRandom(0x5eed);
+  const zobrist = new Int32Array(n).map(() => Math.floor(random() * 0x40000000));
   let hash = 0;
 
   // Without a hash, states are told apart by `equal` alone (Object.is by default).
