@@ -12,6 +12,7 @@ import { decodeConfiguration, normalizeMembers } from '../protocol/membership.js
 import { Raft, type Ready, type SoftState } from '../protocol/raft.js';
 import type { Clock, Codec, Configuration, EntryType, LogEntry, LogWrite, PeerId, RaftMessage, Snapshot, StateMachine, TimerHandle } from '../types.js';
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
+import { Fifo } from './fifo.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -181,7 +182,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   private tickTimer: TimerHandle | null = null;
   private soft: SoftState = { role: 'follower', leader: null };
 
-  private applyQueue: (LogEntry | Snapshot)[] = [];
+  private applyQueue = new Fifo<LogEntry | Snapshot>();
   /** Index of the latest snapshot taken or restored, for the snapshot policy. */
   private lastSnapshotIndex = 0;
   private applying = false;
