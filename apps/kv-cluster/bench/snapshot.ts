@@ -6,7 +6,8 @@
  * until every node applied them all, then restarts one follower and measures:
  *
  *   - the data directory of each node (bytes on disk at the end, every node stopped
- *     cleanly after a restart, so each LevelDB turned its write-ahead log into tables);
+ *     cleanly after a restart, so each LevelDB turned its write-ahead log into tables),
+ *     next to the size of the latest snapshot it holds (what it cannot do without);
  *   - the restart of the follower, from the process start to
  *       "peer started": GET /status answers 200 (the log store is open, the latest snapshot
  *                       restored, the log after it loaded: the node serves);
@@ -19,6 +20,7 @@
  * --write puts the table into BENCHMARK.md (between its snapshot markers).
  */
 import { seededRandom } from '@raft/core';
+import { levelLogStore } from '@raft/log-level';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
@@ -72,6 +74,8 @@ interface Result {
   writesPerSec: number;
   failedWrites: number;
   bytes: Record<string, number>;
+  /** Bytes of data of the latest snapshot in each node's store (0: none). */
+  snapshotBytes: Record<string, number>;
   restarted: string;
   startedMs: number;
   caughtUpMs: number;
@@ -130,6 +134,17 @@ async function du(dir: string): Promise<number> {
     total += entry.isDirectory() ? await du(path) : (await stat(path)).size;
   }
   return total;
+}
+
+/** Bytes of data of the latest snapshot in the (stopped) node's log store, 0 when it has none. */
+async function snapshotBytes(dir: string): Promise<number> {
+  const store = levelLogStore({ location: dir, createIfMissing: false });
+  await store.open();
+  try {
+    return (await store.loadSnapshot())?.data.length ?? 0;
+  } finally {
+    await store.close();
+  }
 }
 
 /**
@@ -232,6 +247,9 @@ async function run(dir: string, snapshotEvery: number, writes: number, keyspace:
     for (const n of nodes) await stop(n);
     const bytes: Record<string, number> = {};
     for (const n of nodes) bytes[n.id] = await du(n.dir);
+    // Read after measuring: opening a store turns its write-ahead log into a table.
+    const snapshots: Record<string, number> = {};
+    for (const n of nodes) snapshots[n.id] = await snapshotBytes(n.dir);
     return {
       snapshotEvery,
       keyspace,
@@ -240,6 +258,7 @@ async function run(dir: string, snapshotEvery: number, writes: number, keyspace:
       writesPerSec: writes / written.seconds,
       failedWrites: written.failed,
       bytes,
+      snapshotBytes: snapshots,
       restarted: follower.id,
       startedMs,
       caughtUpMs,
@@ -254,13 +273,15 @@ const mib = (b: number): string => (b / (1024 * 1024)).toFixed(1);
 
 function table(results: Result[], writes: number, concurrency: number, loadBefore: number): string {
   const lines = [
-    '| keys written to | --snapshot-every | data dir n1 / n2 / n3 (MiB) | to "peer started" | to "caught up" | the restarted node\'s log | writes/s | term after the writes |',
-    '|---:|---:|---|---:|---:|---|---:|---:|',
+    '| keys written to | --snapshot-every | data dir n1 / n2 / n3 (MiB) | latest snapshot (MiB) | to "peer started" | to "caught up" | the restarted node\'s log | writes/s | term after the writes |',
+    '|---:|---:|---|---:|---:|---:|---|---:|---:|',
   ];
   for (const r of results) {
     const log = r.after.snapshotIndex > 0 ? `snapshot at ${r.after.snapshotIndex}, entries ${r.after.firstLogIndex}..${r.after.lastLogIndex}` : `no snapshot, entries ${r.after.firstLogIndex}..${r.after.lastLogIndex}`;
+    // One figure when every node holds the same snapshot (they take it at the same index).
+    const snaps = [...new Set(IDS.map((id) => (r.snapshotBytes[id] ?? 0) === 0 ? 'none' : mib(r.snapshotBytes[id]!)))].join(' / ');
     lines.push(
-      `| ${r.keyspace} | ${r.snapshotEvery === 0 ? '0 (off)' : r.snapshotEvery} | ${IDS.map((id) => mib(r.bytes[id] ?? NaN)).join(' / ')} | ${(r.startedMs / 1000).toFixed(2)} s | ${(r.caughtUpMs / 1000).toFixed(2)} s | ${r.restarted}: ${log} | ${r.writesPerSec.toFixed(0)}${r.failedWrites > 0 ? ` (${r.failedWrites} retried)` : ''} | ${r.termAfterLoad} |`,
+      `| ${r.keyspace} | ${r.snapshotEvery === 0 ? '0 (off)' : r.snapshotEvery} | ${IDS.map((id) => mib(r.bytes[id] ?? NaN)).join(' / ')} | ${snaps} | ${(r.startedMs / 1000).toFixed(2)} s | ${(r.caughtUpMs / 1000).toFixed(2)} s | ${r.restarted}: ${log} | ${r.writesPerSec.toFixed(0)}${r.failedWrites > 0 ? ` (${r.failedWrites} retried)` : ''} | ${r.termAfterLoad} |`,
     );
   }
   const machine = [

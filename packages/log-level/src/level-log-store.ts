@@ -127,6 +127,16 @@ export interface LevelLogStoreStats {
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 type Batch = ChainedBatch<Db, Uint8Array, Uint8Array>;
 
+/**
+ * What a committed batch left for LevelDB to drop: the superseded chunks of a replaced
+ * snapshot, and the entries below `entriesBelow` (compacted, or removed by a snapshot
+ * that emptied the log; 0 for none).
+ */
+interface ReclaimRange {
+  snapshot: boolean;
+  entriesBelow: number;
+}
+
 /** A write (or a compaction) waiting for its batch. */
 interface Pending {
   hardState: HardState | undefined;
@@ -223,6 +233,10 @@ async function checkLocation(location: string, createIfMissing: boolean): Promis
  *   (`RAFT_STORAGE_CORRUPT`, with the index), reads check what they read.
  * - After a failed write the store refuses further calls with `RAFT_STORAGE_UNAVAILABLE`
  *   until it is closed and opened again: the outcome of a failed sync is unknown.
+ * - Disk use stays near the latest snapshot plus the log: after a batch that replaced the
+ *   snapshot or removed entries, the store has LevelDB compact those key ranges in the
+ *   background (one at a time, never holding up writes), so the versions they superseded
+ *   do not linger.
  */
 export class LevelLogStore implements LogStore {
   readonly #options: ReturnType<typeof checkOptions>;
@@ -242,6 +256,10 @@ export class LevelLogStore implements LogStore {
   #flushing: Promise<void> | undefined;
   /** True while a batch is in LevelDB's hands: its effects may be visible there before they are here. */
   #batchInFlight = false;
+  /** Key ranges whose superseded versions wait for {@link LevelLogStore.#reclaim}; merged while one runs. */
+  #reclaimPending: ReclaimRange | undefined;
+  /** The running reclamation, if any: one at a time, awaited by close(). */
+  #reclaiming: Promise<void> | undefined;
   readonly #stats: Omit<LevelLogStoreStats, 'cachedEntries' | 'cachedBytes'> = { writes: 0, syncs: 0, entriesWritten: 0, cacheHits: 0, cacheMisses: 0, snapshotsWritten: 0, compactions: 0 };
 
   /**
@@ -359,7 +377,10 @@ export class LevelLogStore implements LogStore {
     });
   }
 
-  /** Waits for pending writes, then closes the database. Idempotent. */
+  /**
+   * Waits for pending writes and for the compaction of what they superseded (see the
+   * class), then closes the database. Idempotent.
+   */
   close(): Promise<void> {
     switch (this.#status) {
       case 'closed':
@@ -395,6 +416,10 @@ export class LevelLogStore implements LogStore {
     try {
       // Writes issued before close() still get their outcome.
       await this.#flushing;
+      // Then the space reclamation those writes asked for (at most the one running and one
+      // more that merges every request since): a store closed right after a snapshot is
+      // left as small on disk as a store that ran on.
+      await this.#reclaiming;
       await db.close();
     } catch (error) {
       throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `closing the log store at ${this.location} failed`, { cause: error });
@@ -563,6 +588,61 @@ export class LevelLogStore implements LogStore {
     return decodeEntry(raw, index).term;
   }
 
+  /**
+   * Asks LevelDB to drop, soon, what a committed batch superseded. Merges with a request
+   * not started yet; starts the reclamation unless one runs (it picks the request up).
+   */
+  #scheduleReclaim(range: ReclaimRange): void {
+    const pending = this.#reclaimPending;
+    this.#reclaimPending = pending === undefined ? range : { snapshot: pending.snapshot || range.snapshot, entriesBelow: Math.max(pending.entriesBelow, range.entriesBelow) };
+    this.#reclaiming ??= this.#reclaim();
+  }
+
+  /**
+   * Compacts the key ranges a snapshot or a log compaction superseded, one request at a
+   * time, until none is left. close() waits for it.
+   *
+   * A snapshot rewrites every chunk key (`c` + chunk number) and a compaction turns the
+   * log's prefix into tombstones; both are atomic with their batch (Raft §7), but LevelDB
+   * keeps every older version until its own compactions merge that key's tables. A
+   * snapshot larger than the write buffer becomes a level-0 table of its own, and level 0
+   * is merged only at four tables: several whole superseded snapshots sit on disk at once
+   * (measured: 65 MiB for a 21 MiB snapshot). `compactRange` flushes the memtable and
+   * merges every level of the range into the lowest one holding it, which keeps one
+   * version of each live key and drops the tombstones with what they shadow. It changes
+   * no key's value, so every crash guarantee stays with the batches; it runs on LevelDB's
+   * thread while batches go on. A range already merged costs only the memtable flush.
+   *
+   * Why not a chunk prefix per snapshot, deleting the old prefix in the same batch: the
+   * deleted chunks would linger just the same until compacted, so the compaction is
+   * needed anyway, and the on-disk format would change for nothing.
+   */
+  async #reclaim(): Promise<void> {
+    const db = this.#db!;
+    // Yielding first means the loop ends (and clears #reclaiming) only after an await,
+    // never inside the `??=` that starts it. The check for more work and the clearing
+    // happen in one turn, so no request is left behind with nothing running.
+    await Promise.resolve();
+    for (;;) {
+      const range = this.#reclaimPending;
+      this.#reclaimPending = undefined;
+      if (range === undefined || (this.#status !== 'open' && this.#status !== 'closing')) {
+        this.#reclaiming = undefined;
+        return;
+      }
+      // One call covers both ranges (no other key lies between the chunks and the
+      // entries): one memtable flush.
+      const start = range.snapshot ? SNAPSHOT_KEY : ENTRY_KEYS_START;
+      const end = range.entriesBelow > 0 ? entryKey(range.entriesBelow) : SNAPSHOT_KEYS_END;
+      try {
+        await db.compactRange(start, end);
+      } catch {
+        // Reclaiming space is housekeeping: the data is intact either way. A failure of
+        // LevelDB's compaction also fails the next write, which reports it.
+      }
+    }
+  }
+
   /** Writes everything queued, batch after batch, until the queue is empty. */
   async #flush(): Promise<void> {
     try {
@@ -607,6 +687,8 @@ export class LevelLogStore implements LogStore {
     let emptied = false;
     let hardValue: Uint8Array | undefined;
     let hardState: HardState | undefined;
+    /** Entries below this index were deleted by a compaction or an emptying snapshot. */
+    let deletedBelow = 0;
     let accepted = 0;
     let entriesWritten = 0;
     let snapshotsWritten = 0;
@@ -659,6 +741,7 @@ export class LevelLogStore implements LogStore {
             // Every entry goes, staged ones included (a later operation on a key wins).
             batch ??= db.batch();
             for (let i = first; i <= last; i++) batch.del(entryKey(i));
+            if (last >= first) deletedBelow = Math.max(deletedBelow, last + 1);
             first = meta.index + 1;
             last = meta.index;
             staged = [];
@@ -689,6 +772,7 @@ export class LevelLogStore implements LogStore {
           // Log compaction (§7): the entries and the new firstIndex in one batch.
           batch ??= db.batch();
           for (let i = first; i <= p.compactTo; i++) batch.del(entryKey(i));
+          deletedBelow = Math.max(deletedBelow, p.compactTo + 1);
           first = p.compactTo + 1;
           if (first > stagedStart) {
             staged = staged.slice(Math.min(staged.length, first - stagedStart));
@@ -728,6 +812,7 @@ export class LevelLogStore implements LogStore {
       this.#stats.entriesWritten += entriesWritten;
       this.#stats.snapshotsWritten += snapshotsWritten;
       this.#stats.compactions += compactions;
+      if (batch !== undefined && (newSnapshot !== undefined || deletedBelow > 0)) this.#scheduleReclaim({ snapshot: newSnapshot !== undefined, entriesBelow: deletedBelow });
     } catch (error) {
       // The outcome of a failed sync is unknown (the data may or may not be on disk):
       // nothing more is accepted until the store is reopened and reads the truth.
