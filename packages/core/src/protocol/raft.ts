@@ -135,7 +135,15 @@ export class Raft {
   private votes = new Map<PeerId, boolean>();
   private progress = new Map<PeerId, Progress>();
   /** On the leader: a membership change under way, towards these voters (§6). */
-  private change: { target: PeerId[] } | null = null;
+  private change: { target: PeerId[]; round?: { index: number; start: number } } | null = null;
+  /**
+   * On the leader: peers the latest configuration entries dropped. They still receive
+   * entries and heartbeats (counted in no majority) until they acknowledge an
+   * AppendEntries sent after the configuration that dropped them committed, or for an
+   * election timeout after that: a removed peer learns it was removed, and that this is
+   * committed, and stops campaigning. `seq`: that heartbeat round (0 until committed).
+   */
+  private departing = new Map<PeerId, { seq: number; until: number }>();
   /** On the leader: the peer leadership is being handed to (dissertation §3.10), and for how long. */
   private transferee: PeerId | null = null;
   private transferElapsed = 0;
@@ -193,6 +201,12 @@ export class Raft {
         this.transferee = null;
       }
       this.ticks++;
+      for (const [p, d] of this.departing) {
+        if (d.seq !== 0 && this.ticks > d.until) {
+          this.departing.delete(p);
+          this.progress.delete(p);
+        }
+      }
       // Check-quorum (dissertation §6.2): a leader that has not heard from a majority
       // within the minimum election timeout steps down; followers may elect another by now.
       if (this.opts.checkQuorum && !this.quorumActive()) {
@@ -520,6 +534,8 @@ export class Raft {
     this.appendAsLeader([{ index: next, term: this.term, type: 'noop', data: new Uint8Array(0) }]);
     // A joint configuration left by the previous leader is finished by this one.
     if (this.config?.outgoing !== undefined) this.change = { target: this.config.members.slice() };
+    // Elected by a configuration that drops it (see promotable): commit it, then step down.
+    else if (this.config !== null && !this.config.members.includes(this.id)) this.change = { target: this.config.members.slice() };
   }
 
   private resetRoleState(): void {
@@ -529,6 +545,7 @@ export class Raft {
     this.votes = new Map();
     this.progress = new Map();
     this.change = null;
+    this.departing.clear();
     this.transferee = null;
     this.transferElapsed = 0;
     this.roundPending = false;
@@ -759,6 +776,13 @@ export class Raft {
       pr.ackedSeq = m.seq;
       this.releaseConfirmedReads();
     }
+    const departing = this.departing.get(m.from);
+    if (departing !== undefined && departing.seq !== 0 && m.success && m.seq >= departing.seq && m.matchIndex >= this.configIndex) {
+      // It holds the configuration that removed it, and knows it is committed.
+      this.departing.delete(m.from);
+      this.progress.delete(m.from);
+      return;
+    }
     if (m.success) {
       if (pr.acknowledge(m.matchIndex)) {
         this.maybeCommit();
@@ -902,6 +926,9 @@ export class Raft {
       if (m.index > pr.matchIndex) pr.matchIndex = m.index;
       pr.becomeProbe();
       this.maybeCommit();
+      // A learner or a transfer target may just have caught up through the snapshot.
+      if (this.change !== null) this.advanceChange();
+      if (m.from === this.transferee) this.maybeSendTimeoutNow();
       this.sendAppend(m.from, false);
       return;
     }
@@ -935,6 +962,7 @@ export class Raft {
     const index = this.jointCommitted((v) => (v === this.id ? this.log.stableIndex : (this.progress.get(v)?.matchIndex ?? 0)));
     if (index > this.log.commitIndex && this.log.term(index) === this.term) {
       this.log.commitTo(index);
+      if (this.log.commitIndex >= this.configIndex) this.releaseDeparting();
       if (this.change !== null) this.advanceChange();
       if (this.readsWaitingCommit.length > 0 && this.committedInCurrentTerm()) {
         const waiting = this.readsWaitingCommit;
@@ -991,13 +1019,22 @@ export class Raft {
 
   /** Whether this peer may campaign: configured, and a voter (learners and removed peers never campaign). */
   promotable(): boolean {
-    return this.config !== null && allVoters(this.config).includes(this.id);
+    if (this.config === null) return false;
+    if (allVoters(this.config).includes(this.id)) return true;
+    // The latest configuration drops this peer but may not be committed: this peer may be
+    // the only one holding it (a leader that removed itself and lost leadership before
+    // the new voters stored it). They are still in the joint configuration and need this
+    // peer's vote, which it refuses them (its log is longer): it must run itself, as a
+    // voter of the configuration before, until it learns the latest one committed.
+    return this.log.commitIndex < this.configIndex && allVoters(this.configurationAt(this.configIndex - 1)).includes(this.id);
   }
 
   /** On the leader: track progress for exactly the peers of the configuration. */
   private syncProgress(): void {
     if (this.role !== 'leader' || this.config === null) return;
-    const peers = allPeers(this.config).filter((p) => p !== this.id);
+    const keep = new Set([...allPeers(this.config), ...this.departing.keys()]);
+    keep.delete(this.id);
+    const peers = [...keep];
     for (const p of peers) {
       // A new follower gets a full election timeout before it counts as silent.
       if (!this.progress.has(p)) this.progress.set(p, new Progress(this.log.lastIndex() + 1, this.opts.maxInflight, this.ticks));
@@ -1006,6 +1043,11 @@ export class Raft {
   }
 
   private proposeConfigEntry(config: Configuration): void {
+    if (this.config !== null) {
+      const next = new Set(allPeers(config));
+      for (const p of allPeers(this.config)) if (!next.has(p) && p !== this.id) this.departing.set(p, { seq: 0, until: 0 });
+      for (const p of next) this.departing.delete(p);
+    }
     const index = this.log.lastIndex() + 1;
     this.appendAsLeader([{ index, term: this.term, type: 'config', data: encodeConfiguration(normalizeConfiguration(config)) }]);
   }
@@ -1032,13 +1074,39 @@ export class Raft {
       }
       return;
     }
-    // Learners must have caught up with the commit index before they can vote.
-    for (const p of change.target) {
-      if (cfg.members.includes(p) || p === this.id) continue;
-      const pr = this.progress.get(p);
-      if (pr === undefined || pr.matchIndex < this.log.commitIndex) return;
+    // Learners catch up in rounds (dissertation §4.2.1): a round replicates up to the
+    // leader's last index when it starts; a learner that finishes a round within an
+    // election timeout is close enough to vote. Under steady load a learner is always a
+    // few entries behind the commit index, so "matchIndex >= commitIndex" alone may never hold.
+    const learners = change.target.filter((p) => !cfg.members.includes(p) && p !== this.id);
+    const behind = (upTo: number): boolean => learners.some((p) => (this.progress.get(p)?.matchIndex ?? 0) < upTo);
+    if (behind(this.log.commitIndex)) {
+      const round = change.round;
+      if (round === undefined) {
+        change.round = { index: this.log.lastIndex(), start: this.ticks };
+        return;
+      }
+      if (behind(round.index)) return;
+      if (this.ticks - round.start > this.opts.electionTicks[0]) {
+        change.round = { index: this.log.lastIndex(), start: this.ticks };
+        return;
+      }
     }
     this.proposeConfigEntry({ members: change.target, outgoing: cfg.members });
+  }
+
+  /** The configurations that dropped the departing peers are committed: tell them, in a new heartbeat round. */
+  private releaseDeparting(): void {
+    let round = 0;
+    for (const [p, d] of this.departing) {
+      if (d.seq !== 0) continue;
+      if (round === 0) {
+        this.seq++;
+        this.roundPending = true;
+        round = this.seq;
+      }
+      this.departing.set(p, { seq: round, until: this.ticks + this.opts.electionTicks[1] });
+    }
   }
 
   private maybeSendTimeoutNow(): void {

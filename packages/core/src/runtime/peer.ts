@@ -190,7 +190,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private pendingWrites = new Map<number, PendingWrite>();
   /** A membership change this peer leads: settles when the final configuration applies (or by timeout). */
-  private pendingConfigChange: { target: PeerId[]; pending: PendingWrite } | null = null;
+  private pendingConfigChange: { target: PeerId[]; pending: PendingWrite; after: number } | null = null;
   private pendingTransfer: { target: PeerId; pending: PendingWrite } | null = null;
   private pendingReads = new Map<number, PendingRead>();
   private confirmedReads: number[] = [];
@@ -623,13 +623,25 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         return;
       }
       case 'reconfigure': {
+        // The protocol accepts a change only once the latest configuration is committed.
+        const before = this.raft.config;
+        const after = this.raft.log.lastIndex();
         const r = this.raft.proposeConfiguration(input.members);
         if (r === 'ok') {
-          this.pendingConfigChange?.pending.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'this membership change was replaced by a newer one before its learners caught up'));
+          const prev = this.pendingConfigChange;
+          if (prev !== null) {
+            if (before !== null && before.learners === undefined && before.outgoing === undefined && sameMembers(before.members, prev.target)) {
+              // It is done: its final configuration committed and is only waiting to apply.
+              prev.pending.resolve({ members: before.members.slice() });
+            } else {
+              prev.pending.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'this membership change was replaced by a newer one before its learners caught up'));
+            }
+          }
           input.pending.done = () => {
             if (this.pendingConfigChange?.pending === input.pending) this.pendingConfigChange = null;
           };
-          this.pendingConfigChange = { target: input.members, pending: input.pending };
+          // Only a configuration this change appends (after `after`) can complete it.
+          this.pendingConfigChange = { target: input.members, pending: input.pending, after };
         } else if (r === 'same') {
           input.pending.resolve({ members: input.members.slice() });
         } else if (r === 'in_progress') {
@@ -720,7 +732,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     if (this.pendingTransfer !== null && next.leader === this.pendingTransfer.target) this.pendingTransfer.pending.resolve(undefined);
     if (prev.role === 'leader' && next.role !== 'leader') {
       // Writes already appended may still commit under the next leader: say so.
-      for (const w of [...this.pendingWrites.values()]) w.reject(this.notLeaderError(true));
+      // Writes at or below the commit index are committed: applying them answers their callers.
+      const committed = this.raft.log.commitIndex;
+      for (const [index, w] of [...this.pendingWrites]) if (index > committed) w.reject(this.notLeaderError(true));
       // Reads not yet confirmed cannot be anymore; reads are safe to retry.
       for (const [, r] of [...this.pendingReads]) if (r.index === null) r.reject(this.notLeaderError(false));
     }
@@ -799,7 +813,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       const config = decodeConfiguration(e.data) ?? { members: [] };
       mine?.resolve(config);
       const change = this.pendingConfigChange;
-      if (change !== null && config.outgoing === undefined && config.learners === undefined && sameMembers(config.members, change.target)) {
+      if (change !== null && e.index > change.after && config.outgoing === undefined && config.learners === undefined && sameMembers(config.members, change.target)) {
         change.pending.resolve(config);
       }
       return;

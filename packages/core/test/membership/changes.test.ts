@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RaftError, seededRandom, startPeer, type Peer, type StateMachine } from '../src/index.js';
-import { TestLogStore, TestNetwork, VirtualClock } from './harness.js';
+import { RaftError, seededRandom, startPeer, type Peer, type StateMachine } from '../../src/index.js';
+import { TestLogStore, TestNetwork, VirtualClock } from '../harness.js';
 
 type Cmd = { op: 'set'; key: string; value: number };
 type State = Map<string, number>;
