@@ -525,6 +525,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         this.inbox = [];
         this.handleInputs(inputs);
         if (!this.raft.hasReady()) {
+          this.settleTransfer();
           if (this.inbox.length === 0) break;
           continue;
         }
@@ -706,6 +707,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private afterReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
+    this.settleTransfer();
     if (rd.snapshot?.fromLeader === true) {
       // Restored after whatever was committed before it, in order.
       this.applyQueue.push(rd.snapshot.snapshot);
@@ -722,6 +724,21 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       this.confirmedReads.push(r.context);
     }
     if (rd.reads.length > 0) this.serveReads();
+  }
+
+  /**
+   * Settles a leadership transfer the protocol gave up on, rather than leaving its caller
+   * to its own timeout: still leading with no transfer under way (the target did not take
+   * over within an election timeout), or another peer than the target took over.
+   */
+  private settleTransfer(): void {
+    const t = this.pendingTransfer;
+    if (t === null || this.soft.leader === t.target) return;
+    if (this.soft.role === 'leader') {
+      if (this.raft.leadershipTransferee() !== t.target) t.pending.reject(new RaftError('RAFT_TIMEOUT', `${t.target} did not take over within an election timeout; ${this.name} still leads`));
+    } else if (this.soft.leader !== null) {
+      t.pending.reject(this.notLeaderError(false));
+    }
   }
 
   private onSoftState(next: SoftState): void {

@@ -145,6 +145,19 @@ describe('§6 membership changes', () => {
     expect(l.status().leader).toBe(target);
     expect(await settle(clock, byName.get(target)!.read('k'))).toBe(1);
   });
+
+  it('transferLeadership to a target that cannot take over fails after an election timeout, and the leader leads on', async () => {
+    const { clock, net, leader } = await setup(['a', 'b', 'c']);
+    const l = leader();
+    const target = ['a', 'b', 'c'].find((n) => n !== l.name)!;
+    net.isolate(target, ['a', 'b', 'c'].filter((n) => n !== target));
+    const started = clock.now();
+    // Well before the call's own 3 s timeout: the protocol gives up after the minimum election timeout (150 ms).
+    expect(await codeOf(clock, l.transferLeadership(target, { timeout: 10_000 }))).toBe('RAFT_TIMEOUT');
+    expect(clock.now() - started).toBeLessThan(1000);
+    expect(l.status().role).toBe('leader');
+    expect(await settle(clock, l.write({ op: 'set', key: 'k', value: 2 }))).toBe(2);
+  });
 });
 
 describe('§6 a learner that never catches up', () => {
