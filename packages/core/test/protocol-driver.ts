@@ -9,7 +9,7 @@ import { seededRandom } from '../src/random.js';
  * then send `messages`, then apply `committed`, then `advance`.
  */
 import { Raft, type RaftOptions, type Ready, type ReadState, type Role } from '../src/protocol/raft.js';
-import { encodeConfiguration } from '../src/protocol/membership.js';
+import { encodeConfiguration, latestConfiguration } from '../src/protocol/membership.js';
 import type {
   AppendEntriesMessage,
   AppendEntriesResponseMessage,
@@ -547,21 +547,39 @@ export class Cluster {
 
 // ---------------------------------------------------------------- seeded fault injection
 
+/** Options of {@link chaos}. */
+export interface ChaosOptions {
+  /** Protocol options of every peer. */
+  options?: Partial<RaftOptions>;
+  /**
+   * Membership changes (§6): a, b and c start as the voters, d and e as empty spares, and
+   * the leader is asked for random changes (any non-empty subset of the five) and
+   * leadership transfers among the client requests.
+   */
+  membership?: boolean;
+  /** Called after every step. */
+  trace?: (step: number, c: Cluster) => void;
+}
+
 /**
  * A seeded run of five peers on a hostile network: random drops, duplicates, reordering,
- * partitions, crashes and restarts, with client proposals. The safety properties of
- * Figure 3 (Election Safety, Log Matching, Leader Completeness, State Machine Safety) are
- * checked after every step; at the end the network heals and the cluster must converge.
- * Throws, naming the seed, on any violation.
+ * partitions, crashes and restarts, with client proposals and reads (and, with
+ * `membership`, configuration changes and transfers). Checked after every step: the safety
+ * properties of Figure 3 (Election Safety, Log Matching, Leader Completeness, State
+ * Machine Safety), linearizable ReadIndex, and that every peer uses the latest
+ * configuration of its log (§6, reverted on truncation). At the end the network heals and
+ * the cluster must converge: one leader, out of any joint configuration, every voter up
+ * to date. Throws, naming the seed, on any violation.
  */
-export function chaos(seed: number, steps: number, options: Partial<RaftOptions> = {}, trace?: (step: number, c: Cluster) => void): { commits: number; leaders: number; reads: number } {
+export function chaos(seed: number, steps: number, { options = {}, membership = false, trace }: ChaosOptions = {}): { commits: number; leaders: number; reads: number; changes: number } {
   const rnd = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const ids = ['a', 'b', 'c', 'd', 'e'];
-  const c = new Cluster(ids, { seed, options });
+  const c = new Cluster(ids, membership ? { seed, options, members: ['a', 'b', 'c'], logs: { d: [], e: [] } } : { seed, options });
   const leaderOf = new Map<number, PeerId>();
   const committed = new Map<number, { entry: LogEntry; term: number }>();
   let proposals = 0;
+  let changes = 0;
   const checkedUpTo = new WeakMap<LogEntry[], number>();
   // ReadIndex (dissertation §6.4): a read must see every entry committed before it was asked.
   let highestCommit = 0;
@@ -586,8 +604,10 @@ export function chaos(seed: number, steps: number, options: Partial<RaftOptions>
     for (const p of c.peers.values()) {
       if (!p.up) continue;
       const r = p.raft;
-      // Election Safety: at most one leader per term.
-      if (r.role === 'leader') {
+      // Election Safety: at most one leader per term. A leader counts once its term is
+      // durable: a single voter elects itself and may crash before persisting that term,
+      // having sent nothing; that leadership never existed.
+      if (r.role === 'leader' && p.store.hardState.term === r.term) {
         const known = leaderOf.get(r.term);
         if (known !== undefined && known !== p.id) throw new Error(`seed ${seed}: two leaders in term ${r.term}: ${known} and ${p.id}`);
         leaderOf.set(r.term, p.id);
@@ -603,6 +623,11 @@ export function chaos(seed: number, steps: number, options: Partial<RaftOptions>
         }
       }
       checkedUpTo.set(p.applied, p.applied.length);
+      // The configuration in use is the latest in the log (§6), reverted on truncation.
+      const latest = latestConfiguration(logOf(r));
+      if (JSON.stringify(latest?.config ?? null) !== JSON.stringify(r.config)) {
+        throw new Error(`seed ${seed}: ${p.id} uses ${JSON.stringify(r.config)} but its log's latest is ${JSON.stringify(latest?.config)}`);
+      }
     }
     // Log Matching: same index and term, same log up to there.
     const logs = [...c.peers.values()].filter((p) => p.up).map((p) => logOf(p.raft));
@@ -610,10 +635,11 @@ export function chaos(seed: number, steps: number, options: Partial<RaftOptions>
       for (let j = i + 1; j < logs.length; j++) {
         const x = logs[i]!;
         const y = logs[j]!;
-        const n = Math.min(x.length, y.length);
-        let k = n - 1;
+        let k = Math.min(x.length, y.length) - 1;
         while (k >= 0 && x[k]!.term !== y[k]!.term) k--;
-        for (let m = 0; m <= k; m++) if (x[m]!.term !== y[m]!.term) throw new Error(`seed ${seed}: Log Matching broken at ${m + 1}`);
+        for (let m = 0; m <= k; m++) {
+          if (x[m]!.term !== y[m]!.term || text(x[m]!.data) !== text(y[m]!.data)) throw new Error(`seed ${seed}: Log Matching broken at ${m + 1}`);
+        }
       }
     }
     // Leader Completeness: a leader of a later term holds every committed entry.
@@ -658,6 +684,11 @@ export function chaos(seed: number, steps: number, options: Partial<RaftOptions>
       const n = 1 + Math.floor(rnd() * 3);
       if (leader === undefined) {
         // nobody to ask
+      } else if (membership && rnd() < 0.25) {
+        const members = ids.filter(() => rnd() < 0.6);
+        if (members.length > 0 && leader.raft.proposeConfiguration(members) === 'ok') changes++;
+      } else if (membership && rnd() < 0.1) {
+        leader.raft.transferLeadership(pick(ids));
       } else if (rnd() < 0.3) {
         const context = nextRead++;
         readFloor.set(context, highestCommit);
@@ -684,26 +715,29 @@ export function chaos(seed: number, steps: number, options: Partial<RaftOptions>
     check();
     trace?.(step, c);
   }
-  // Finally: everyone up, a healthy network, time passes: the cluster converges.
+  // Finally: everyone up, a healthy network, time passes: the cluster converges, out of any
+  // joint configuration, with every voter up to date.
   for (const id of ids) if (!c.peer(id).up) c.restart(id);
   c.heal();
+  const voters = (leader: ClusterPeer): PeerId[] => leader.raft.config?.members ?? ids;
   const settled = (): boolean => {
     const ls = c.leaders();
-    return ls.length === 1 && ids.every((id) => c.raft(id).log.commitIndex === ls[0]!.raft.log.lastIndex());
+    const l = ls[0];
+    if (ls.length !== 1 || l === undefined || l.raft.config?.outgoing !== undefined) return false;
+    return l.raft.log.commitIndex === l.raft.log.lastIndex() && voters(l).every((id) => c.raft(id).log.commitIndex === l.raft.log.lastIndex());
   };
-  for (let i = 0; i < 300 && !settled(); i++) {
+  for (let i = 0; i < 600 && !settled(); i++) {
     c.run(1);
     check();
   }
-  check();
   const [leader, ...others] = c.leaders();
-  if (leader === undefined || others.length > 0) throw new Error(`seed ${seed}: no single leader after healing`);
-  const want = logOf(leader.raft);
-  for (const id of ids) {
-    const r = c.raft(id);
-    if (r.log.commitIndex !== want.length) throw new Error(`seed ${seed}: ${id} committed ${r.log.commitIndex} of ${want.length} after healing`);
-    const mine = logOf(r).slice(0, want.length);
-    if (mine.some((e, i) => e.term !== want[i]!.term || text(e.data) !== text(want[i]!.data))) throw new Error(`seed ${seed}: ${id}'s log differs from the leader's`);
+  if (leader === undefined || others.length > 0 || !settled()) {
+    throw new Error(`seed ${seed}: not settled after healing; leaders ${c.leaders().map((p) => p.id).join(',')}, config ${JSON.stringify(leader?.raft.config)}, roles ${JSON.stringify(c.roles())}`);
   }
-  return { commits: committed.size, leaders: leaderOf.size, reads: readsServed };
+  const want = logOf(leader.raft);
+  for (const id of voters(leader)) {
+    const mine = logOf(c.raft(id)).slice(0, want.length);
+    if (mine.length !== want.length || mine.some((e, i) => e.term !== want[i]!.term || text(e.data) !== text(want[i]!.data))) throw new Error(`seed ${seed}: ${id}'s log differs from the leader's`);
+  }
+  return { commits: committed.size, leaders: leaderOf.size, reads: readsServed, changes };
 }
