@@ -340,6 +340,11 @@ export class Raft {
     return 'ok';
   }
 
+  /** Whether the latest configuration in the log is committed. */
+  configurationCommitted(): boolean {
+    return this.log.commitIndex >= this.configIndex;
+  }
+
   /** The peer leadership is being handed to, if any. */
   leadershipTransferee(): PeerId | null {
     return this.transferee;

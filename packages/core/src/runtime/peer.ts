@@ -335,11 +335,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       const config = validateMembers(members);
       const current = this.raft.config;
       if (current !== null) {
-        if (sameMembers(current.members, config.members) && current.learners === undefined && current.outgoing === undefined) {
+        this.checkLeader();
+        if (sameMembers(current.members, config.members) && current.learners === undefined && current.outgoing === undefined && this.raft.configurationCommitted()) {
           pending.resolve({ members: current.members.slice() });
           return;
         }
-        this.checkLeader();
         this.enqueue({ kind: 'reconfigure', members: config.members, pending });
         return;
       }
@@ -536,7 +536,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         // Votes, vote requests and acknowledgements wait for the write (persist before you promise).
         const early: RaftMessage[] = [];
         const late: RaftMessage[] = [];
-        for (const m of rd.messages) (m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow' ? early : late).push(m);
+        // A term (or vote) this Ready changes is not durable yet: a single voter that wins
+        // its own election in the same turn must not reveal the new term before it is.
+        for (const m of rd.messages) (rd.hardState === undefined && (m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow') ? early : late).push(m);
         this.send(early);
         if (rd.snapshot !== undefined && !this.storeSupportsSnapshots()) {
           throw new RaftError('RAFT_STORAGE_UNAVAILABLE', 'a snapshot arrived but the log store cannot store snapshots (no loadSnapshot/compact)');

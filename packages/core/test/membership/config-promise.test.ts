@@ -78,3 +78,47 @@ describe('membership: setConfiguration promise while applying lags committing', 
     expect(again.outcome()).toBe('pending'); // it must not claim the cluster is `shrink`
   });
 });
+
+/**
+ * setConfiguration(members) where the peer's latest configuration already is `members`
+ * answers at once only on the leader and only once that configuration is committed: a
+ * follower cannot know whether its configuration is current (an uncommitted entry may be
+ * truncated; a removed peer holds a stale one), and an uncommitted final entry may never
+ * commit, so the operator would retire peers the cluster still needs. (Found by the
+ * simulator: `pnpm sim --seed 76 --nodes 7 --membership --snapshots`.)
+ */
+describe('membership: setConfiguration with the members the peer already has', () => {
+  it('is refused on a follower (RAFT_NOT_LEADER), and on the leader waits until that configuration is committed', async () => {
+    s = await startCluster(['a', 'b', 'c']);
+    const { clock, disk } = s;
+    const l = s.leader();
+    const [f1, f2] = ['a', 'b', 'c'].filter((n) => n !== l.name) as [string, string];
+    const follower = s.peers.get(f1)!;
+    const onFollower = watch(follower.setConfiguration(['a', 'b', 'c']));
+    await clock.advance(1);
+    expect(onFollower.outcome()).toBe('RAFT_NOT_LEADER');
+
+    // Slow disks: the final configuration of a change stays uncommitted for a while.
+    disk.ms = 40;
+    const change = watch(l.setConfiguration([l.name, f2]));
+    await clock.until(() => {
+      const st = l.status();
+      return JSON.stringify(st.configuration) === JSON.stringify({ members: [l.name, f2].sort() }) && st.commitIndex < st.lastLogIndex;
+    }, 5000, 1);
+    const again = watch(l.setConfiguration([l.name, f2]));
+    try {
+      // It settles in the leader's next turn, before the final configuration commits.
+      await clock.until(() => again.outcome() !== 'pending', 1000, 1);
+      expect(again.outcome()).toBe('RAFT_CONFIG_CHANGE_IN_PROGRESS');
+      await committedFinal(s, [l.name, f2]);
+      await clock.until(() => change.outcome() !== 'pending', 1000, 1);
+      expect(change.outcome()).toBe('resolved');
+      const third = watch(l.setConfiguration([l.name, f2]));
+      await clock.advance(1);
+      expect(third.outcome()).toBe('resolved');
+    } finally {
+      disk.ms = 0;
+      await clock.advance(100);
+    }
+  });
+});
