@@ -1,4 +1,5 @@
-import { inspectPeer, msgpackCodec, type Codec, type HardState, type LogWrite, type PeerInspection, type RaftMessage } from '@raft/core';
+import { inspectPeer, msgpackCodec, type Codec, type Configuration, type HardState, type LogWrite, type PeerInspection, type RaftMessage } from '@raft/core';
+import { decodeConfiguration, describeConfiguration, isInConfiguration, isVoter, sameConfiguration, voterSets } from './configuration.js';
 import type { StoredEntry } from './disk.js';
 import { chainHash, entryFingerprint } from './hash.js';
 import { describeMessage } from './messages.js';
@@ -47,6 +48,11 @@ export interface CheckerOptions {
  *   the committed commands in index order, each once, and a command commits once.
  * - Terms never decrease and a peer never votes twice in a term, across restarts.
  * - Persist before you promise (see {@link CheckerOptions.durability}).
+ * - Membership (§6): a peer campaigns only as a voter of its own configuration; a peer's
+ *   configuration is the latest one in its log, or its snapshot's (so a committed
+ *   configuration is never lost: Leader Completeness keeps its entry in every later
+ *   leader's log or snapshot); and once a configuration that leaves out a peer that was
+ *   in an earlier one commits, that peer never leads again.
  */
 export class InvariantChecker {
   private readonly committed: CommittedEntry[] = [];
@@ -64,7 +70,20 @@ export class InvariantChecker {
   restoresChecked = 0;
   private readonly codec: Codec = msgpackCodec();
   private readonly durability: boolean;
-  private readonly quorum: number;
+  /** Committed configuration entries, in index order. */
+  private readonly configs: { index: number; config: Configuration; commitTerm: number }[] = [];
+  /** Every peer named in a committed configuration so far. */
+  private readonly configured = new Set<string>();
+  /** Peers left out by a committed configuration after being in an earlier one: where, and in which term it was seen committed. */
+  private readonly excluded = new Map<string, { index: number; commitTerm: number }>();
+  /** The configuration of the peer being observed before this observation (a leader may commit under it, then append the next). */
+  private configBefore: Configuration | null = null;
+  /** Leaders seen committing a configuration that removes them (they must step down). */
+  removedLeaders = 0;
+  /** Peers removed by a committed configuration. */
+  removals = 0;
+  /** Removed peers that, not knowing their removal committed, led the configuration removing them to commit it. */
+  removedLeadingOut = 0;
   /** Entries applied (commands), over all peers. */
   applied = 0;
   /** Called when a peer is first seen leading a term (the simulator's reactive faults listen). */
@@ -77,7 +96,17 @@ export class InvariantChecker {
     options: CheckerOptions = {},
   ) {
     this.durability = options.durability ?? true;
-    this.quorum = Math.floor(world.nodes.length / 2) + 1;
+  }
+
+  /** The latest configuration known committed, with its index, or null before the bootstrap commits. */
+  latestCommittedConfiguration(): { index: number; config: Configuration } | null {
+    return this.configs[this.configs.length - 1] ?? null;
+  }
+
+  /** The committed configuration in force at `index` (the latest committed config entry at or before it). */
+  private committedConfigurationAt(index: number): Configuration | undefined {
+    for (let k = this.configs.length - 1; k >= 0; k--) if (this.configs[k]!.index <= index) return this.configs[k]!.config;
+    return undefined;
   }
 
   /**
@@ -131,6 +160,19 @@ export class InvariantChecker {
         world.fail('vote-once', `${label} holds a vote for ${v.votedFor} in term ${v.term}, but voted for ${bound} in that term before`);
       }
     }
+    this.configBefore = inc.config;
+    const config = v.configuration;
+    const configChanged = !sameConfiguration(inc.config, config);
+    if (configChanged) {
+      world.trace.add(world.sched.now, () => `state ${label} configuration ${describeConfiguration(config)}`);
+      inc.config = config;
+    }
+    if ((v.role === 'candidate' || v.role === 'precandidate') && (config === null || !isVoter(config, inc.node.name)) && !this.mayStillCampaign(inc, v)) {
+      world.fail(
+        'campaign-non-voter',
+        `${label} campaigns (${v.role}, term ${v.term}) but is not a voter of its configuration ${describeConfiguration(config)}, and was not one before it either (or that configuration is committed)`,
+      );
+    }
     if (v.role !== inc.lastRole || v.leader !== inc.lastLeader) {
       const role = v.role;
       const leader = v.leader;
@@ -145,9 +187,26 @@ export class InvariantChecker {
         world.fail('election-safety', `two leaders in term ${v.term}: ${other} and ${label}`);
       }
       this.leaders.set(v.term, inc.node.name);
+      const ex = this.excluded.get(inc.node.name);
+      if (ex !== undefined && (v.term > ex.commitTerm || v.commitIndex >= ex.index)) {
+        // A removed peer that does not know its removal committed may still win an
+        // election as a voter of the configuration before it, and lead the configuration
+        // that removed it only to commit it and step down (§4.2.2). It never leads a
+        // configuration it votes in, and never leads past its removal's commit.
+        if (v.commitIndex >= ex.index || config === null || isVoter(config, inc.node.name)) {
+          world.fail(
+            'removed-leader',
+            `${label} leads term ${v.term} (commit index ${v.commitIndex}, configuration ${describeConfiguration(config)}), but the configuration at ${ex.index}, which leaves it out, was committed in term ${ex.commitTerm}`,
+          );
+        } else if (inc.leadTerm !== v.term) {
+          this.removedLeadingOut++;
+          world.trace.add(world.sched.now, () => `state ${label}, removed, leads term ${v.term} to commit its removal (its commit index ${v.commitIndex} < ${ex.index})`);
+        }
+      }
       if (inc.leadTerm !== v.term) {
         inc.leadTerm = v.term;
         this.checkCompleteness(inc, v, 1, this.committed.length);
+        this.checkConfiguration(inc, v);
         this.onLeader?.(inc);
       } else if (v.lastLogIndex < inc.leadLast || (inc.leadLast >= v.firstLogIndex && v.entryAt(inc.leadLast) !== inc.leadLastEntry)) {
         world.fail(
@@ -163,6 +222,7 @@ export class InvariantChecker {
     }
 
     this.updateChain(inc, v);
+    if (configChanged || v.firstLogIndex - 1 !== inc.configCheckedBase) this.checkConfiguration(inc, v);
 
     if (v.commitIndex < inc.commitSeen) {
       world.fail('commit-monotonic', `${label}'s commit index went down from ${inc.commitSeen} to ${v.commitIndex}`);
@@ -198,6 +258,57 @@ export class InvariantChecker {
         );
         return;
       }
+    }
+  }
+
+  /**
+   * A peer left out by the latest configuration in its log may still campaign while that
+   * configuration is not committed (as far as it knows), as a voter of the configuration
+   * before it: it may be the removed leader that alone holds the new configuration, whose
+   * vote the outgoing voters need and refuse to get (its log is longer).
+   */
+  private mayStillCampaign(inc: Incarnation, v: PeerInspection): boolean {
+    let latest = 0;
+    for (let i = v.lastLogIndex; i >= v.firstLogIndex && latest === 0; i--) if (v.entryAt(i)?.type === 'config') latest = i;
+    if (latest === 0 || v.commitIndex >= latest) return false;
+    let before: Configuration | undefined;
+    for (let i = latest - 1; i >= v.firstLogIndex && before === undefined; i--) {
+      const e = v.entryAt(i);
+      if (e?.type === 'config') before = decodeConfiguration(e);
+    }
+    before ??= this.committedConfigurationAt(v.firstLogIndex - 1);
+    return before !== undefined && isVoter(before, inc.node.name);
+  }
+
+  /**
+   * A peer's configuration is the latest config entry in its log, committed or not (§6),
+   * or, when its log holds none after its compaction point, the one its snapshot holds:
+   * the committed configuration in force there.
+   */
+  private checkConfiguration(inc: Incarnation, v: PeerInspection): void {
+    inc.configCheckedBase = v.firstLogIndex - 1;
+    let expected: Configuration | undefined;
+    let where = '';
+    for (let i = v.lastLogIndex; i >= v.firstLogIndex; i--) {
+      const e = v.entryAt(i);
+      if (e?.type === 'config') {
+        expected = decodeConfiguration(e);
+        where = `its log's latest config entry (${i})`;
+        break;
+      }
+    }
+    if (expected === undefined) {
+      const base = v.firstLogIndex - 1;
+      if (base === 0 || base > this.committed.length) return;
+      expected = this.committedConfigurationAt(base);
+      where = `the committed configuration in force at its compaction point ${base}`;
+      if (expected === undefined) return;
+    }
+    if (!sameConfiguration(expected, v.configuration)) {
+      this.world.fail(
+        'configuration',
+        `${inc.label} (${v.role}, term ${v.term}) uses configuration ${describeConfiguration(v.configuration)}, but ${where} is ${describeConfiguration(expected)}`,
+      );
     }
   }
 
@@ -283,17 +394,11 @@ export class InvariantChecker {
     }
     this.committed.push({ term: e.term, commitTerm: v.term, fp, type: e.type, id, by: inc.label });
     this.committedChain.push(chainHash(i > 1 ? this.committedChain[i - 2]! : 0, fp));
-    if (this.durability) {
-      const holders: string[] = [];
-      for (const node of world.nodes) {
-        if (node.disk.covers(i, e.term, fp)) holders.push(node.name);
-      }
-      if (holders.length < this.quorum) {
-        world.fail(
-          'durable-quorum',
-          `${inc.label} committed entry ${i} (term ${e.term}) while it is durable on ${holders.length} peer(s) [${holders.join(', ')}], not a majority`,
-        );
-      }
+    if (this.durability) this.checkDurableQuorum(inc, v, i, e.term, fp);
+    if (e.type === 'config') {
+      const config = decodeConfiguration(e);
+      if (config === undefined) world.fail('configuration', `${inc.label} committed config entry ${i}, which holds no configuration`);
+      else this.learnConfiguration(inc, v, i, config);
     }
     // Leaders of later terms must hold it already.
     for (const node of world.nodes) {
@@ -305,6 +410,52 @@ export class InvariantChecker {
       }
     }
     return true;
+  }
+
+  /**
+   * A committed entry is durable on a majority of every voter set of the configuration it
+   * was committed under: the reporting peer's (the leader that just committed it, nearly
+   * always), or the one it had before this event (a leader that commits, then appends the
+   * next configuration in the same turn).
+   */
+  private checkDurableQuorum(inc: Incarnation, v: PeerInspection, i: number, term: number, fp: number): void {
+    const holders = new Set<string>();
+    for (const node of this.world.nodes) if (node.disk.covers(i, term, fp)) holders.add(node.name);
+    const candidates = [v.configuration, this.configBefore].filter((c): c is Configuration => c !== null);
+    const majority = (set: readonly string[]): boolean => set.filter((n) => holders.has(n)).length * 2 > set.length;
+    const ok =
+      candidates.length === 0
+        ? majority(this.world.nodes.map((n) => n.name))
+        : candidates.some((c) => voterSets(c).every(majority));
+    if (!ok) {
+      this.world.fail(
+        'durable-quorum',
+        `${inc.label} committed entry ${i} (term ${term}) while it is durable on ${holders.size} peer(s) [${[...holders].join(', ')}], ` +
+          `not a majority of ${candidates.map(describeConfiguration).join(' or ') || 'the cluster'}`,
+      );
+    }
+  }
+
+  /** A configuration entry committed: peers of earlier configurations that it leaves out are removed for good. */
+  private learnConfiguration(inc: Incarnation, v: PeerInspection, index: number, config: Configuration): void {
+    const { world } = this;
+    this.configs.push({ index, config, commitTerm: v.term });
+    world.trace.add(world.sched.now, () => `state configuration ${describeConfiguration(config)} at ${index} committed (seen at ${inc.label})`);
+    if (config.outgoing === undefined) {
+      for (const name of this.configured) {
+        if (isInConfiguration(config, name) || this.excluded.has(name)) continue;
+        this.excluded.set(name, { index, commitTerm: v.term });
+        this.removals++;
+        if (this.leaders.get(v.term) === name) this.removedLeaders++;
+        world.trace.add(world.sched.now, () => `state ${name} removed by the configuration at ${index}`);
+      }
+    }
+    for (const name of [...config.members, ...(config.learners ?? []), ...(config.outgoing ?? [])]) this.configured.add(name);
+  }
+
+  /** Whether a committed configuration left `name` out after it was in an earlier one. */
+  isRemoved(name: string): boolean {
+    return this.excluded.has(name);
   }
 
   // ------------------------------------------------------------------ hooks

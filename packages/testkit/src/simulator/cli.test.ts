@@ -42,6 +42,16 @@ describe('pnpm sim arguments', () => {
     expect(out.join('\n')).toMatch(/snapshots taken \d+, installed from a leader \d+, restored at restart \d+/);
   });
 
+  it('turns membership changes on with --membership, and replays with it', async () => {
+    expect(parseCliArgs([]).sim.membership).toBeUndefined();
+    const a = parseCliArgs(['--seed', '4', '--membership', '--snapshots']);
+    expect(a.sim).toMatchObject({ membership: true, snapshots: true });
+    expect(a.replayFlags).toEqual(['--membership', '--snapshots']);
+    const out: string[] = [];
+    expect(await runCli(['--seed', '4', '--nodes', '3', '--membership'], { out: (l) => out.push(l), err: (l) => out.push(l) })).toBe(0);
+    expect(out.join('\n')).toMatch(/membership changes done [1-9]\d* in 1 seeds \(add \d+, remove \d+, replace \d+/);
+  });
+
   it('refuses bad input', () => {
     expect(codeOf(() => parseCliArgs(['--seeds', 'many']))).toBe('RAFT_INVALID_ARGUMENT');
     expect(codeOf(() => parseCliArgs(['--frobnicate']))).toBe('RAFT_INVALID_ARGUMENT');

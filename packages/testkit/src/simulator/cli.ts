@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@raft/core';
-import { addResult, emptySummary, failureLine, failureReport, runSeeds, summaryLine, type RunSeedsOptions, type RunSummary } from './runner.js';
+import { addResult, emptySummary, type MembershipTotals, failureLine, failureReport, runSeeds, summaryLine, type RunSeedsOptions, type RunSummary } from './runner.js';
 import { runSimulation, type SimulationOptions, type SimulationResult } from './simulation.js';
 
 /** Where the CLI writes; the process's streams by default. */
@@ -49,6 +49,8 @@ const USAGE = `usage: pnpm sim [--seeds N] [--seed S] [--nodes 3|5|7] [options]
   --no-durability-checks   only the Raft paper's invariants and linearizability
   --snapshots          snapshots and log compaction in most seeds (random policy, small
                        InstallSnapshot chunks, a peer lagging behind the compaction point)
+  --membership         membership changes in most seeds (add, remove, replace peers, the
+                       leader among them; leadership transfers; removed peers kept running)
   --lying-disk         inject a disk that acknowledges before syncing (the sim's self-test)
   --stale-reads        inject a state machine that reads stale state (the sim's self-test)
   --stale-snapshots    inject snapshots one command behind their index (the sim's self-test)`;
@@ -128,6 +130,10 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
         args.sim.snapshots = true;
         args.replayFlags.push(flag);
         break;
+      case '--membership':
+        args.sim.membership = true;
+        args.replayFlags.push(flag);
+        break;
       case '--no-durability-checks':
         args.sim.durabilityChecks = false;
         args.replayFlags.push(flag);
@@ -199,6 +205,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         snapshotsTaken: result.snapshots.taken,
         snapshotsInstalled: result.snapshots.installed,
         snapshotsRestored: result.snapshots.restoredAtBoot,
+        ...(args.sim.membership === true ? { membership: addMembershipResult(result) } : {}),
       }),
     );
     return result.violation === null ? 0 : 1;
@@ -272,4 +279,10 @@ async function runParallel(options: RunSeedsOptions, jobs: number): Promise<RunS
   );
   summary.wallMs = performance.now() - started;
   return summary;
+}
+
+function addMembershipResult(result: SimulationResult): MembershipTotals {
+  const s = emptySummary();
+  addResult(s, result);
+  return s.membership ?? { ...result.membership, seedsWithChanges: 0, seedsWithSnapshotsToNewPeers: 0 };
 }

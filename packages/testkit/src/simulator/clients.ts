@@ -78,6 +78,13 @@ export class Workload {
     this.stoppedAll = true;
   }
 
+  /** The clients (not the liveness probe) start no new operations from now on; calls in flight go on. */
+  quiesce(): void {
+    this.quiesced = true;
+  }
+
+  private quiesced = false;
+
   /** Operations made so far. */
   get count(): number {
     return this.ops.length;
@@ -117,7 +124,7 @@ export class Workload {
 
   private next(c: Client): void {
     c.op = null;
-    if (this.stoppedAll || c.stopped) return;
+    if (this.stoppedAll || c.stopped || (this.quiesced && c !== this.probe?.client)) return;
     const op = this.newOp(c);
     c.op = op;
     this.ops.push(op);
@@ -164,7 +171,7 @@ export class Workload {
   private attempt(c: Client, op: ClientOp): void {
     const { rng, sched } = this.world;
     op.attempts++;
-    const target = c.leaderHint ?? rng.pick(this.world.nodes);
+    const target = c.leaderHint ?? rng.pick(this.world.clientTargets());
     // The request reaches the peer's process as an event: a paused peer takes it later.
     sched.after(rng.range(0.1, 1), target, () => this.issue(c, op, target));
   }

@@ -21,6 +21,7 @@ function world(): { w: World; failures: string[] } {
     fail: (check, message) => failures.push(`${check}: ${message}`),
     nodes,
     node: (name) => nodes.find((n) => n.name === name)!,
+    clientTargets: () => nodes,
     snapshotIndexOf: new WeakMap(),
   };
   nodes.push(new SimNode('n1', 0, new SimDisk(), 1));

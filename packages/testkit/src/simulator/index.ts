@@ -1,7 +1,7 @@
 export { runSimulation } from './simulation.js';
-export type { SimulationOptions, SimulationResult } from './simulation.js';
+export type { MembershipResult, SimulationOptions, SimulationResult } from './simulation.js';
 export { runSeeds, replayCommand, failureLine, failureReport, summaryLine } from './runner.js';
-export type { RunSeedsOptions, RunSummary } from './runner.js';
+export type { MembershipTotals, RunSeedsOptions, RunSummary } from './runner.js';
 export type { Violation } from './world.js';
 export { runCli, parseCliArgs } from './cli.js';
 export type { CliArgs, CliIo } from './cli.js';

@@ -36,6 +36,11 @@ export class SimNetwork {
   delivered = 0;
   dropped = 0;
 
+  /** The current partition's rule (null: none); applied to peers added later too. */
+  private cut: ((from: SimNode, to: SimNode) => boolean) | null = null;
+  /** Peers cut off from everyone, whatever the partition (removed peers kept apart). */
+  private readonly detached = new Set<SimNode>();
+
   constructor(
     private readonly world: World,
     behaviour: NetworkBehaviour,
@@ -44,6 +49,34 @@ export class SimNetwork {
     this.behaviour = behaviour;
     const n = world.nodes.length;
     this.blocked = Array.from({ length: n }, () => new Array<boolean>(n).fill(false));
+  }
+
+  /** Makes room for a peer just added to the world (`world.nodes`), under the current partition. */
+  addNode(): void {
+    const nodes = this.world.nodes;
+    while (this.blocked.length < nodes.length) this.blocked.push([]);
+    this.recompute();
+  }
+
+  /** Cuts every link to and from `node` until {@link attach} or {@link heal}. */
+  detach(node: SimNode): void {
+    this.detached.add(node);
+    this.recompute();
+  }
+
+  /** Restores `node`'s links (those the partition does not cut). */
+  attach(node: SimNode): void {
+    if (this.detached.delete(node)) this.recompute();
+  }
+
+  private recompute(): void {
+    const nodes = this.world.nodes;
+    const cut = this.cut;
+    const detached = this.detached;
+    for (const a of nodes) {
+      const row = this.blocked[a.index]!;
+      for (const b of nodes) row[b.index] = a !== b && (detached.has(a) || detached.has(b) || (cut !== null && cut(a, b)));
+    }
   }
 
   /** The transport of one incarnation. Dead once the incarnation crashes. */
@@ -120,13 +153,22 @@ export class SimNetwork {
 
   /** Cuts the links from → to for every pair the predicate selects; restores all others. */
   setPartition(description: string, cut: (from: SimNode, to: SimNode) => boolean): void {
-    const nodes = this.world.nodes;
-    for (const a of nodes) for (const b of nodes) this.blocked[a.index]![b.index] = a !== b && cut(a, b);
+    this.cut = cut;
     this.partition = description;
+    this.recompute();
   }
 
-  /** Restores every link. */
+  /** Ends the partition: restores every link but those of detached peers. */
+  healPartition(): void {
+    this.cut = null;
+    this.partition = null;
+    this.recompute();
+  }
+
+  /** Restores every link, detached peers' too. */
   heal(): void {
+    this.cut = null;
+    this.detached.clear();
     for (const row of this.blocked) row.fill(false);
     this.partition = null;
   }

@@ -1,4 +1,4 @@
-import { runSimulation, type SimulationOptions, type SimulationResult } from './simulation.js';
+import { runSimulation, type MembershipResult, type SimulationOptions, type SimulationResult } from './simulation.js';
 
 /** Options of {@link runSeeds}: a range of seeds, and what every run shares. */
 export interface RunSeedsOptions extends Omit<SimulationOptions, 'seed' | 'onTrace'> {
@@ -50,6 +50,71 @@ export interface RunSummary {
   snapshotsTaken?: number;
   snapshotsInstalled?: number;
   snapshotsRestored?: number;
+  /** Membership changes, summed over the runs (present once a run made one). */
+  membership?: MembershipTotals;
+}
+
+/** Membership changes over many runs: {@link MembershipResult} summed, plus the runs that made changes. */
+export interface MembershipTotals extends MembershipResult {
+  /** Runs in which at least one change completed. */
+  seedsWithChanges: number;
+  /** Runs in which at least one new peer was caught up by a snapshot from a leader. */
+  seedsWithSnapshotsToNewPeers: number;
+}
+
+function addMembership(total: MembershipTotals | undefined, m: MembershipResult): MembershipTotals {
+  const t: MembershipTotals = total ?? {
+    issued: { add: 0, remove: 0, replace: 0, transfer: 0 },
+    completed: { add: 0, remove: 0, replace: 0, transfer: 0 },
+    leaderRemovals: 0,
+    wiped: 0,
+    multi: 0,
+    abandoned: 0,
+    retries: 0,
+    reissued: 0,
+    peersAdded: 0,
+    removedStopped: 0,
+    removedKept: 0,
+    removedDetached: 0,
+    removals: 0,
+    removedLeadersSteppedDown: 0,
+    removedLedOut: 0,
+    snapshotsToNewPeers: 0,
+    newPeersCaughtUp: 0,
+    finalVoters: 0,
+    quiesced: 0,
+    seedsWithChanges: 0,
+    seedsWithSnapshotsToNewPeers: 0,
+  };
+  for (const k of ['add', 'remove', 'replace', 'transfer'] as const) {
+    t.issued[k] += m.issued[k];
+    t.completed[k] += m.completed[k];
+  }
+  for (const k of [
+    'leaderRemovals',
+    'wiped',
+    'multi',
+    'abandoned',
+    'retries',
+    'reissued',
+    'peersAdded',
+    'removedStopped',
+    'removedKept',
+    'removedDetached',
+    'removals',
+    'removedLeadersSteppedDown',
+    'removedLedOut',
+    'snapshotsToNewPeers',
+    'newPeersCaughtUp',
+    'finalVoters',
+    'quiesced',
+  ] as const) {
+    t[k] += m[k];
+  }
+  const c = m.completed;
+  if (c.add + c.remove + c.replace + c.transfer > 0) t.seedsWithChanges++;
+  if (m.snapshotsToNewPeers > 0) t.seedsWithSnapshotsToNewPeers++;
+  return t;
 }
 
 /** An empty summary, to add results to. */
@@ -66,6 +131,10 @@ export function addResult(summary: RunSummary, result: SimulationResult): void {
   summary.snapshotsTaken = (summary.snapshotsTaken ?? 0) + result.snapshots.taken;
   summary.snapshotsInstalled = (summary.snapshotsInstalled ?? 0) + result.snapshots.installed;
   summary.snapshotsRestored = (summary.snapshotsRestored ?? 0) + result.snapshots.restoredAtBoot;
+  const m = result.membership;
+  if (summary.membership !== undefined || m.issued.add + m.issued.remove + m.issued.replace + m.issued.transfer > 0) {
+    summary.membership = addMembership(summary.membership, m);
+  }
   if (result.linearizabilityTimedOut) summary.inconclusive++;
   if (result.livenessMs !== null) summary.worstLivenessMs = Math.max(summary.worstLivenessMs, result.livenessMs);
   if (result.violation !== null) {
@@ -127,6 +196,19 @@ export function summaryLine(s: RunSummary): string {
     ((s.snapshotsTaken ?? 0) > 0
       ? `, snapshots taken ${s.snapshotsTaken ?? 0}, installed from a leader ${s.snapshotsInstalled ?? 0}, restored at restart ${s.snapshotsRestored ?? 0}`
       : '') +
+    (s.membership !== undefined ? `, ${membershipLine(s.membership)}` : '') +
     ` (${(s.wallMs / 1000).toFixed(1)} s, ${rate} events/s, ${(s.simulatedMs / 1000).toFixed(0)} virtual s, worst recovery ${s.worstLivenessMs.toFixed(0)} ms)`
+  );
+}
+
+/** The membership part of the summary line. */
+export function membershipLine(m: MembershipTotals): string {
+  const c = m.completed;
+  return (
+    `membership changes done ${c.add + c.remove + c.replace + c.transfer} in ${m.seedsWithChanges} seeds ` +
+    `(add ${c.add}, remove ${c.remove}, replace ${c.replace} [${m.wiped} wiped peers], transfer ${c.transfer}; ${m.multi} moving several peers; ` +
+    `of the leader ${m.leaderRemovals}, leaders that committed their own removal ${m.removedLeadersSteppedDown}, removed peers that led their removal out ${m.removedLedOut}; given up ${m.abandoned}, re-issued after the heal ${m.reissued}, completed only once the clients stopped ${m.quiesced}), ` +
+    `new peers ${m.peersAdded} (caught up ${m.newPeersCaughtUp}, by a snapshot ${m.snapshotsToNewPeers} times in ${m.seedsWithSnapshotsToNewPeers} seeds), ` +
+    `removed peers stopped ${m.removedStopped}, kept running ${m.removedKept} (cut off ${m.removedDetached})`
   );
 }

@@ -10,6 +10,8 @@ import { Scheduler } from './scheduler.js';
 import { chooseSwarm, describeSwarm, type PartitionKind, type SwarmConfig } from './swarm.js';
 import { Trace } from './trace.js';
 import { Incarnation, SimNode, type Violation, type World } from './world.js';
+import { describeConfiguration, sameConfiguration } from './configuration.js';
+import { emptyMembershipCounts, Operator, type MembershipCounts, type OperatorHost } from './membership.js';
 
 /** Options of {@link runSimulation}. */
 export interface SimulationOptions {
@@ -56,6 +58,13 @@ export interface SimulationOptions {
    * @default false
    */
   snapshots?: boolean;
+  /**
+   * Membership changes during the fault phase: most seeds then draw an operator that adds,
+   * removes and replaces peers and hands leadership over (see {@link SwarmConfig.membership}).
+   * Off, a seed runs exactly as before membership changes existed.
+   * @default false
+   */
+  membership?: boolean;
   /**
    * Faults in the simulated world itself, to prove the simulator catches them. Never
    * set in real runs.
@@ -104,10 +113,33 @@ export interface SimulationResult {
    * state recorded at their index.
    */
   snapshots: { taken: number; installed: number; restoredAtBoot: number; checked: number };
+  /** Membership changes (all zero with membership changes off). */
+  membership: MembershipResult;
+}
+
+/** What the membership changes of a run did. */
+export interface MembershipResult extends MembershipCounts {
+  /** Peers removed by a committed configuration, as the checker saw them. */
+  removals: number;
+  /** Leaders that committed the configuration removing them (and stepped down). */
+  removedLeadersSteppedDown: number;
+  /** Removed peers that did not know their removal committed, won an election, and led the configuration removing them (to commit it and step down). */
+  removedLedOut: number;
+  /** Snapshots installed from a leader on peers added by a change (a new peer caught up by InstallSnapshot). */
+  snapshotsToNewPeers: number;
+  /** New peers that caught up: applied or restored an entry while in the cluster. */
+  newPeersCaughtUp: number;
+  /** Voters of the final configuration. */
+  finalVoters: number;
+  /** 1 when, after the heal, the clients had to stop for the last change to complete (a learner that could not catch up under load). */
+  quiesced: number;
 }
 
 /** The peer timing the simulator runs with (the library's defaults). */
 const PEER_TIMING = { electionTimeoutMs: [150, 300] as [number, number], heartbeatIntervalMs: 50, tickMs: 10 };
+
+/** Virtual ms after the heal after which, with the probe done, the clients stop if a membership change is still pending. */
+const QUIESCE_AFTER_MS = 2000;
 
 /** Microtask turns without any activity after which an event is taken as settled. */
 const QUIET_TURNS = 12;
@@ -157,14 +189,14 @@ class StopRun extends Error {}
  * One seeded run: a cluster of real `@raft/core` peers running `@raft/kv`, in this
  * thread, on virtual time.
  */
-class Simulation implements World {
+class Simulation implements World, OperatorHost {
   readonly sched = new Scheduler();
   readonly rng: Prng;
   readonly trace: Trace;
   activity = 0;
   readonly nodes: SimNode[] = [];
   readonly snapshotIndexOf = new WeakMap<Uint8Array, number>();
-  private readonly snapshotCounts = { taken: 0, installed: 0, restoredAtBoot: 0 };
+  private readonly snapshotCounts = { taken: 0, installed: 0, restoredAtBoot: 0, toNewPeers: 0 };
   private readonly byName = new Map<string, SimNode>();
   readonly swarm: SwarmConfig;
   private readonly network: SimNetwork;
@@ -176,15 +208,18 @@ class Simulation implements World {
   private healedAt = 0;
   private livenessMs: number | null = null;
   private probeCommit = 0;
+  /** When the clients were stopped to let a pending membership change complete, or null. */
+  private quiescedAt: number | null = null;
   private events = 0;
   private peakWindow = 0;
   private readonly faults = { crashes: 0, partitions: 0, pauses: 0 };
+  private readonly operator: Operator | null = null;
 
   constructor(private readonly opts: SimulationOptions) {
     this.rng = new Prng(opts.seed);
     this.trace = new Trace(opts.traceLines ?? 200);
     if (opts.onTrace !== undefined) this.trace.onLine = opts.onTrace;
-    const bounds = { faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]), snapshots: opts.snapshots === true };
+    const bounds = { faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]), snapshots: opts.snapshots === true, membership: opts.membership === true };
     this.swarm = chooseSwarm(this.rng, opts.nodes === undefined ? bounds : { ...bounds, nodes: opts.nodes });
     const s = this.swarm;
     for (let i = 0; i < s.nodes; i++) {
@@ -197,6 +232,78 @@ class Simulation implements World {
     this.checker = new InvariantChecker(this, { durability: opts.durabilityChecks ?? true });
     this.network = new SimNetwork(this, s.network, (inc, m) => this.checker.onSend(inc, m));
     this.workload = new Workload(this, s);
+    if (s.membership !== null) this.operator = new Operator(this, s.membership, this.nodes.map((n) => n.name));
+  }
+
+  get world(): World {
+    return this;
+  }
+
+  currentPhase(): 'faults' | 'healed' | 'done' {
+    return this.phase;
+  }
+
+  clientTargets(): readonly SimNode[] {
+    return this.operator === null ? this.nodes : this.operator.members();
+  }
+
+  /** Peers not stopped for good: those faults may hit. */
+  private live(): SimNode[] {
+    return this.operator === null ? this.nodes : this.nodes.filter((n) => !n.retired);
+  }
+
+  addPeer(): SimNode {
+    const s = this.swarm;
+    const rate = s.clockSkew > 0 ? this.rng.range(1 - s.clockSkew, 1 + s.clockSkew) : 1;
+    const node = new SimNode(`n${this.nodes.length + 1}`, this.nodes.length, new SimDisk(), rate);
+    node.added = true;
+    this.nodes.push(node);
+    this.byName.set(node.name, node);
+    this.network.addNode();
+    this.trace.add(this.sched.now, `conf  new peer ${node.name} starts (empty disk)`);
+    this.startIncarnation(node);
+    return node;
+  }
+
+  retire(node: SimNode, how: 'stop' | 'kill', why: string): void {
+    if (node.retired) return;
+    node.retired = true;
+    const inc = node.inc;
+    if (node.pausedUntil !== null) this.resume(node);
+    if (inc === null) {
+      this.trace.add(this.sched.now, `conf  ${node.name} retired while down (${why})`);
+      return;
+    }
+    const peer = inc.peer;
+    if (how === 'stop' && peer !== null) {
+      this.trace.add(this.sched.now, `conf  STOP ${inc.label} (${why})`);
+      peer.stop().then(
+        () => {
+          this.touch(node);
+          inc.alive = false;
+          inc.onMessage = null;
+          if (node.inc === inc) node.inc = null;
+          this.trace.add(this.sched.now, `conf  ${inc.label} stopped`);
+        },
+        (err: unknown) => this.fail('stop', `${inc.label} failed to stop: ${err instanceof Error ? err.message : String(err)}`),
+      );
+      return;
+    }
+    inc.alive = false;
+    inc.onMessage = null;
+    node.inc = null;
+    this.trace.add(this.sched.now, `conf  KILL ${inc.label} for good (${why})`);
+    this.workload.onCrash(inc);
+    this.operator?.onCrash(inc);
+  }
+
+  bootstrapped(): boolean {
+    return this.checker.latestCommittedConfiguration() !== null;
+  }
+
+  detach(node: SimNode): void {
+    this.network.detach(node);
+    this.trace.add(this.sched.now, `conf  ${node.name} cut off from every peer until the heal`);
   }
 
   node(name: string): SimNode {
@@ -225,17 +332,19 @@ class Simulation implements World {
     // The operator bootstraps the cluster on one peer, and tries again on that peer until
     // the configuration is on its disk (a crash or a pause may get in the way).
     const first = rng.pick(this.nodes);
+    const initial = this.nodes.map((n) => n.name);
     const bootstrap = (): void => {
       if (first.disk.lastIndex() > 0) return;
       const peer = first.peer;
       if (peer !== null) {
         this.trace.add(sched.now, `boot  setConfiguration on ${first.name}`);
-        setConfiguration(peer, this.nodes.map((n) => n.name)).catch(() => undefined);
+        setConfiguration(peer, initial).catch(() => undefined);
       }
       sched.after(100, first, bootstrap);
     };
     sched.after(rng.range(0, 50), first, bootstrap);
     this.workload.start();
+    this.operator?.start();
     this.scheduleFaults();
     const healAt = swarm.faultMs;
     sched.at(healAt, null, () => this.heal());
@@ -318,7 +427,17 @@ class Simulation implements World {
       linearizabilityTimedOut: linTimedOut,
       trace: this.violation === null ? [] : this.trace.lines(),
       faults: this.faults,
-      snapshots: { ...this.snapshotCounts, checked: this.checker.restoresChecked },
+      snapshots: { taken: this.snapshotCounts.taken, installed: this.snapshotCounts.installed, restoredAtBoot: this.snapshotCounts.restoredAtBoot, checked: this.checker.restoresChecked },
+      membership: {
+        ...(this.operator?.counts ?? emptyMembershipCounts()),
+        removals: this.checker.removals,
+        removedLeadersSteppedDown: this.checker.removedLeaders,
+        removedLedOut: this.checker.removedLeadingOut,
+        snapshotsToNewPeers: this.snapshotCounts.toNewPeers,
+        newPeersCaughtUp: this.nodes.filter((n) => n.added && n.caughtUp).length,
+        finalVoters: this.checker.latestCommittedConfiguration()?.config.members.length ?? 0,
+        quiesced: this.quiescedAt === null ? 0 : 1,
+      },
     };
   }
 
@@ -396,7 +515,11 @@ class Simulation implements World {
           const index = this.snapshotIndexOf.get(data);
           const booting = inc.peer === null;
           if (booting) this.snapshotCounts.restoredAtBoot++;
-          else this.snapshotCounts.installed++;
+          else {
+            this.snapshotCounts.installed++;
+            if (inc.node.added) this.snapshotCounts.toNewPeers++;
+          }
+          inc.node.caughtUp = true;
           this.trace.add(this.sched.now, `snap  ${inc.label} restores a snapshot at ${String(index)}${booting ? ' (restart)' : ' (from the leader)'}`);
           if (index === undefined) this.fail('snapshot', `${inc.label} restored a snapshot no store wrote or loaded`);
           else this.checker.onRestore(inc, index, stateHash(state));
@@ -416,7 +539,10 @@ class Simulation implements World {
         }
         const out = KVStore.handleWrite(command, state);
         if (!Array.isArray(out)) throw new Error('KVStore.handleWrite is synchronous');
-        if (index > 0 && inc.alive) this.checker.onApplied(inc, index, JSON.stringify(out[0]), stateHash(out[1]));
+        if (index > 0 && inc.alive) {
+          this.checker.onApplied(inc, index, JSON.stringify(out[0]), stateHash(out[1]));
+          inc.node.caughtUp = true;
+        }
         return out;
       },
       handleRead: (query, state) => KVStore.handleRead(query, stale && history.length > 0 ? history[0]! : state),
@@ -437,12 +563,13 @@ class Simulation implements World {
     node.deferred = [];
     for (const ev of deferred) this.sched.at(this.sched.now, ev.owner, ev.run);
     this.faults.crashes++;
+    this.operator?.onCrash(inc);
     this.trace.add(this.sched.now, `fault CRASH ${inc.label} (disk keeps ${node.disk.lastIndex()} entries, term ${node.disk.hardState.term}, vote ${String(node.disk.hardState.votedFor)})`);
     this.workload.onCrash(inc);
   }
 
   private restart(node: SimNode): void {
-    if (node.inc !== null) return;
+    if (node.inc !== null || node.retired) return;
     this.trace.add(this.sched.now, `fault RESTART ${node.name}`);
     this.startIncarnation(node);
   }
@@ -486,7 +613,7 @@ class Simulation implements World {
             const token = this.faults.partitions;
             this.sched.after(this.rng.range(50, 1500), null, () => {
               if (this.phase === 'faults' && this.faults.partitions === token) {
-                this.network.heal();
+                this.network.healPartition();
                 this.trace.add(this.sched.now, 'fault partition healed');
               }
             });
@@ -521,8 +648,9 @@ class Simulation implements World {
       // catch it up with InstallSnapshot (in many small chunks) once it is back.
       this.sched.at(lag[0], null, () => {
         if (this.phase !== 'faults') return;
-        const leader = this.victim(this.nodes);
-        const others = this.nodes.filter((n) => n !== leader);
+        const live = this.live();
+        const leader = this.victim(live);
+        const others = live.filter((n) => n !== leader);
         const x = others.length > 0 ? this.rng.pick(others) : leader;
         this.faults.partitions++;
         this.network.setPartition(`isolate ${x.name} (lag)`, (a, b) => a === x || b === x);
@@ -530,7 +658,7 @@ class Simulation implements World {
         const token = this.faults.partitions;
         this.sched.at(lag[1], null, () => {
           if (this.phase === 'faults' && this.faults.partitions === token) {
-            this.network.heal();
+            this.network.healPartition();
             this.trace.add(this.sched.now, 'fault partition healed');
           }
         });
@@ -543,7 +671,7 @@ class Simulation implements World {
         const token = this.faults.partitions;
         this.sched.after(this.rng.range(p.lastMs[0], p.lastMs[1]), null, () => {
           if (this.phase === 'faults' && this.faults.partitions === token && this.network.partition !== null) {
-            this.network.heal();
+            this.network.healPartition();
             this.trace.add(this.sched.now, 'fault partition healed');
           }
         });
@@ -552,7 +680,7 @@ class Simulation implements World {
     if (s.crashes !== null) {
       const c = s.crashes;
       every(c.everyMs, () => {
-        const up = this.nodes.filter((n) => n.inc !== null);
+        const up = this.live().filter((n) => n.inc !== null);
         if (up.length === 0) return;
         const node = this.victim(up);
         this.crash(node);
@@ -564,7 +692,7 @@ class Simulation implements World {
     if (s.pauses !== null) {
       const p = s.pauses;
       every(p.everyMs, () => {
-        const node = this.victim(this.nodes);
+        const node = this.victim(this.live());
         this.pause(node, this.rng.range(p.pauseMs[0], p.pauseMs[1]));
       });
     }
@@ -589,7 +717,8 @@ class Simulation implements World {
   }
 
   private partition(kind: PartitionKind): void {
-    const { rng, nodes } = this;
+    const { rng } = this;
+    const nodes = this.live();
     const n = nodes.length;
     this.faults.partitions++;
     const names = (set: Set<SimNode>): string => [...set].map((x) => x.name).join(',');
@@ -650,6 +779,7 @@ class Simulation implements World {
       if (node.inc === null) this.restart(node);
       else if (node.pausedUntil !== null) this.resume(node);
     }
+    this.operator?.onHeal();
     this.workload.startProbe();
   }
 
@@ -659,9 +789,31 @@ class Simulation implements World {
     const probe = this.workload.probe;
     if (probe === null || probe.readAt === null) return;
     if (this.probeCommit === 0) this.probeCommit = Math.max(1, this.checker.commitIndex);
-    // Every peer up, and caught up: it applied everything committed when the probe's
+    let members: readonly SimNode[] = this.nodes;
+    const op = this.operator;
+    if (op !== null) {
+      // The change asked for last is done: it is the latest committed configuration, and a
+      // member leads it.
+      if (op.busy || !op.settled) {
+        // A learner that receives entries no faster than the clients commit new ones never
+        // catches up: once the probe is done, the clients stop to let the change complete
+        // (as an operator would), and the run counts it.
+        if (this.quiescedAt === null && probe.readAt !== null && this.sched.now - this.healedAt > QUIESCE_AFTER_MS) {
+          this.quiescedAt = this.sched.now;
+          this.workload.quiesce();
+          this.trace.add(this.sched.now, `heal  the change is still pending: the clients stop`);
+        }
+        return;
+      }
+      const latest = this.checker.latestCommittedConfiguration();
+      if (latest === null || !sameConfiguration(latest.config, { members: op.intended })) return;
+      members = op.members();
+      if (members.length !== op.intended.length) return;
+      if (!members.some((n) => n.peer !== null && inspectPeer(n.peer).role === 'leader')) return;
+    }
+    // Every member up, and caught up: it applied everything committed when the probe's
     // read returned (clients keep writing, so "equal commit indexes" may never hold).
-    for (const node of this.nodes) {
+    for (const node of members) {
       const peer = node.peer;
       if (peer === null) return;
       if (inspectPeer(peer).lastApplied < this.probeCommit) return;
@@ -675,12 +827,18 @@ class Simulation implements World {
     const probe = this.workload.probe;
     const parts = this.nodes.map((node) => {
       const peer = node.peer;
-      if (peer === null) return `${node.name}: down`;
+      if (peer === null) return `${node.name}: ${node.retired ? 'retired' : 'down'}`;
       const v = inspectPeer(peer);
-      return `${node.name}: ${v.role} t${v.term} log ${v.lastLogIndex} commit ${v.commitIndex} applied ${v.lastApplied}`;
+      const conf = this.operator === null ? '' : ` config ${describeConfiguration(v.configuration)}`;
+      return `${node.name}${node.retired ? ' (retiring)' : ''}: ${v.role} t${v.term} log ${v.lastLogIndex} commit ${v.commitIndex} applied ${v.lastApplied}${conf}`;
     });
     const p = probe === null ? 'no probe' : probe.wroteAt === null ? 'probe write not done' : probe.readAt === null ? 'probe read not done' : 'probe done';
-    return `${parts.join('; ')}; ${p}`;
+    const op = this.operator;
+    const m =
+      op === null
+        ? ''
+        : `; operator wants [${op.intended.join(',')}] (${op.busy ? 'change in progress' : op.settled ? 'done' : 'not confirmed'}), latest committed ${describeConfiguration(this.checker.latestCommittedConfiguration()?.config ?? null)}`;
+    return `${parts.join('; ')}; ${p}${m}`;
   }
 }
 

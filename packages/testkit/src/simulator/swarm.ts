@@ -74,6 +74,41 @@ export interface SwarmConfig {
    * fault that cuts one peer off long enough to fall behind the leader's compaction point.
    */
   snapshots: { every: number; trailing: number; chunkBytes: number; lagMs: [number, number] | null } | null;
+  /** Membership changes during the fault phase (null: off). See {@link MembershipConfig}. */
+  membership: MembershipConfig | null;
+}
+
+/**
+ * How a run's operator changes the membership (`setConfiguration`, `transferLeadership`)
+ * while faults go on: one change at a time, the next one a random pause after the last
+ * one completed or was given up.
+ */
+export interface MembershipConfig {
+  /** Mean virtual ms between one change's end and the next one's start. */
+  everyMs: number;
+  /** Relative weights of the kinds of change (zero: never). */
+  weights: { add: number; remove: number; replace: number; transfer: number };
+  /** Probability that a removal or replacement removes the current leader on purpose. */
+  aimLeader: number;
+  /**
+   * Probability that an add, a removal or a replacement moves two or three peers at once
+   * (where joint consensus matters: two majorities of a one-step switch may not overlap).
+   */
+  multi: number;
+  /**
+   * Probability that a replacement first kills the peer it replaces for good (a wiped
+   * disk: the operator replaces a dead peer by a fresh one), when the last change is
+   * known complete and at least three voters remain.
+   */
+  wipe: number;
+  /** Probability that a removed peer keeps running after its removal committed (else it stops). */
+  keepRemoved: number;
+  /** Probability that a removed peer kept running is cut off from everyone until the heal. */
+  detachRemoved: number;
+  /** Virtual ms after which the operator gives up a change that does not complete (it may still complete) and moves on. */
+  giveUpMs: number;
+  /** Timeout of one `setConfiguration` or `transferLeadership` call. */
+  callTimeoutMs: number;
 }
 
 /** Options that bound what {@link chooseSwarm} picks. */
@@ -88,6 +123,12 @@ export interface SwarmBounds {
    * @default false
    */
   snapshots?: boolean;
+  /**
+   * Draw membership-change settings (on in most seeds). Off: the membership never changes
+   * and the seed draws exactly what it drew before membership changes existed.
+   * @default false
+   */
+  membership?: boolean;
 }
 
 /** Draws a run's fault mix from its generator. */
@@ -134,6 +175,23 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
       lagMs: rng.chance(0.7) ? [lagAt, lagAt + rng.range(300, Math.max(400, faultMs - lagAt))] : null,
     };
   }
+  let membership: MembershipConfig | null = null;
+  if (bounds.membership === true && rng.chance(0.85)) {
+    const weight = (): number => (rng.chance(0.15) ? 0 : rng.range(0.2, 1));
+    membership = {
+      everyMs: rng.range(50, 700),
+      weights: { add: weight(), remove: weight(), replace: weight(), transfer: rng.chance(0.4) ? 0 : rng.range(0.1, 0.6) },
+      aimLeader: rng.range(0.2, 0.8),
+      multi: rng.chance(0.5) ? rng.range(0.2, 0.7) : 0,
+      wipe: rng.chance(0.5) ? rng.range(0.2, 1) : 0,
+      keepRemoved: rng.range(0, 1),
+      detachRemoved: rng.range(0, 1),
+      giveUpMs: rng.range(400, 3000),
+      callTimeoutMs: rng.pick([300, 600, 1000, 2000]),
+    };
+    const w = membership.weights;
+    if (w.add + w.remove + w.replace === 0) w.replace = 1;
+  }
   return {
     nodes,
     faultMs,
@@ -152,6 +210,7 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     callTimeoutMs,
     readShare,
     snapshots,
+    membership,
   };
 }
 
@@ -176,6 +235,17 @@ export function describeSwarm(s: SwarmConfig): string {
   if (sn !== null) {
     parts.push(`snapshots every ${sn.every} (trailing ${sn.trailing}, chunks of ${sn.chunkBytes}B)`);
     if (sn.lagMs !== null) parts.push(`lag ${sn.lagMs[0].toFixed(0)}-${sn.lagMs[1].toFixed(0)}ms`);
+  }
+  const m = s.membership;
+  if (m !== null) {
+    const w = m.weights;
+    const kinds = (['add', 'remove', 'replace', 'transfer'] as const).filter((k) => w[k] > 0).map((k) => `${k} ${w[k].toFixed(1)}`);
+    parts.push(
+      `membership changes every ~${m.everyMs.toFixed(0)}ms (${kinds.join('/')}, aim at the leader ${(m.aimLeader * 100).toFixed(0)}%` +
+        `${m.multi > 0 ? `, several peers at once ${(m.multi * 100).toFixed(0)}%` : ''}` +
+        `${m.wipe > 0 ? `, wiped disks ${(m.wipe * 100).toFixed(0)}%` : ''}, removed peers kept ${(m.keepRemoved * 100).toFixed(0)}%` +
+        ` (cut off ${(m.detachRemoved * 100).toFixed(0)}%), give up after ${m.giveUpMs.toFixed(0)}ms, calls ${m.callTimeoutMs}ms)`,
+    );
   }
   parts.push(`sync ≤${s.syncMs[1].toFixed(1)}ms`, `${s.clients} clients`, `${s.keys} key(s)`);
   return parts.join(', ');

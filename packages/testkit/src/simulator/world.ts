@@ -1,4 +1,4 @@
-import type { Peer, RaftMessage } from '@raft/core';
+import type { Configuration, Peer, RaftMessage } from '@raft/core';
 import type { KVCommand, KVQuery, KVReply } from '@raft/kv';
 import type { Prng } from './prng.js';
 import type { EventOwner, Scheduler, SimEvent } from './scheduler.js';
@@ -29,8 +29,11 @@ export interface World {
   touch(node: SimNode): void;
   /** Reports a broken property; the run stops after the current event. */
   fail(check: string, message: string): void;
+  /** Every peer ever started, in the order they were created (membership changes add more). */
   readonly nodes: readonly SimNode[];
   node(name: string): SimNode;
+  /** The peers the clients call: the members the operator last asked for (every peer without membership changes). */
+  clientTargets(): readonly SimNode[];
   /** The index of each snapshot's bytes the stores saw (written or loaded), to know what a restore restores. */
   readonly snapshotIndexOf: WeakMap<Uint8Array, number>;
 }
@@ -45,6 +48,12 @@ export class SimNode implements EventOwner {
   deferred: SimEvent[] = [];
   /** Something ran on this peer during the current event: inspect it afterwards. */
   dirty = true;
+  /** Stopped for good (removed from the cluster, or its disk wiped): never restarted. */
+  retired = false;
+  /** Started by a membership change, rather than with the cluster. */
+  added = false;
+  /** Applied a committed command, or restored a snapshot, at least once. */
+  caughtUp = false;
 
   constructor(
     readonly name: string,
@@ -89,6 +98,11 @@ export class Incarnation {
   /** Role last seen, for the trace. */
   lastRole = 'follower';
   lastLeader: string | null = null;
+  /** The configuration as last seen (the one before it, during the current observation). */
+  config: Configuration | null = null;
+  /** The configuration checked against the log and the committed configurations, last time. */
+  configChecked: Configuration | null = null;
+  configCheckedBase = -1;
 
   constructor(
     readonly node: SimNode,
