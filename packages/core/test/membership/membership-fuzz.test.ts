@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { chaos } from '../protocol-driver.js';
 
 describe('membership: membership changes under faults (seeded)', () => {
-  const seeds = Number(process.env.RAFT_MEMBERSHIP_SEEDS ?? 100);
+  const seeds = Number(process.env.RAFT_MEMBERSHIP_SEEDS ?? 50);
   it(`safety holds and joint changes finish over ${seeds} seeded runs`, () => {
     let changes = 0;
     let commits = 0;
@@ -27,5 +27,5 @@ describe('membership: membership changes under faults (seeded)', () => {
     // The runs did exercise changes, and made progress.
     expect(changes).toBeGreaterThan(seeds);
     expect(commits).toBeGreaterThan(seeds * 20);
-  }, Math.max(10_000, seeds * 200));
+  }, Math.max(120_000, seeds * 1000)); // a budget for a loaded CI box, not a speed bound
 });

@@ -226,6 +226,6 @@ describe('§5.4.3 Safety argument: Figure 3 properties hold on a seeded, hostile
       // The runs did make progress: the properties were not checked on empty logs.
       expect(commits).toBeGreaterThan(SEEDS * 20);
       expect(reads).toBeGreaterThan(SEEDS * 2);
-    }, Math.max(10_000, SEEDS * 200));
+    }, Math.max(120_000, SEEDS * 1000)); // a budget for a loaded CI box, not a speed bound
   }
 });
