@@ -131,7 +131,11 @@ describe('the peer map at runtime: setPeer and removePeer', { timeout: 20_000 },
     const newN2 = await start('n2', { n1: n1.url });
     n1.t.setPeer('n2', newN2.url);
     await waitFor(() => oldN2.events.some((e) => e.type === 'disconnected' && e.peer === 'n1' && e.code === 4007), 'the old n2 to see 4007');
-    await waitFor(() => newN2.t.connectedPeers().includes('n1'), 'the connection to the new n2');
+    // The old process goes away, as a moved peer's does. (While it runs it is a second
+    // process claiming the name n2, which also dials n1: n1 would accept it and might route
+    // to it, a race that made this test flaky.)
+    await oldN2.t.close();
+    await waitFor(() => newN2.t.connectedPeers().includes('n1') && n1.t.connectedPeers().includes('n2'), 'the connection to the new n2');
     await deliver(n1, newN2, 7);
     expect(oldN2.inbox.some((m) => m.type === 'AppendEntries' && m.seq === 7)).toBe(false);
     // The same URL again changes nothing.
