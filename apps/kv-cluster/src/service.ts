@@ -167,10 +167,10 @@ export class KvService {
       case 'RAFT_CONFIG_CHANGE_IN_PROGRESS':
         return replies.configChangeInProgress();
       case 'RAFT_INVALID_ARGUMENT':
-        // A membership operation the core refused (e.g. a transfer to a non-voter).
-        if (isClusterOp(op)) return replies.badRequest(err.message);
-        this.logger.error({ err, op: op.kind }, 'unexpected failure of a client operation');
-        return replies.internal();
+        // A membership operation the core refused (e.g. a transfer to a non-voter), or a
+        // value the codec cannot store exactly (a key "__proto__", an unpaired surrogate):
+        // refused before anything reached the log.
+        return replies.badRequest(err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message);
       default:
         this.logger.error({ err, op: op.kind }, 'unexpected failure of a client operation');
         return replies.internal();

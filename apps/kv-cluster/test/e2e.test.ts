@@ -89,6 +89,14 @@ describe('raft-kv: a 3-node cluster of real processes', { timeout: 30_000 }, () 
     bad(await http(`${base}/kv/%E0%A4%A`));
     bad(await http(`${base}/kv/%ED%A0%80`));
     bad(await http(`${base}/kv/x`, { method: 'PUT', body: `{"value": ${'['.repeat(200)}${']'.repeat(200)}}` }));
+    // Values the log's codec cannot store exactly are refused, not changed: a key
+    // "__proto__" (MessagePack would rename it) and an unpaired surrogate (not Unicode text).
+    for (const node of ['n1', 'n2', 'n3']) {
+      bad(await http(`${cluster.url(node)}/kv/odd`, { method: 'PUT', body: '{"value": {"__proto__": {"polluted": true}, "id": 1}}' }));
+      bad(await http(`${cluster.url(node)}/kv/odd`, { method: 'PUT', body: '{"value": ["\\ud800"]}' }));
+      bad(await http(`${cluster.url(node)}/kv/odd/cas`, { method: 'POST', body: '{"expected": null, "value": {"a": {"__proto__": 1}}}' }));
+    }
+    expect(await http(`${base}/kv/odd`)).toMatchObject({ status: 404 });
     expect(await http(`${base}/nope`)).toMatchObject({ status: 404, body: { error: 'not_found' } });
     expect(await http(`${base}/kv/a/b/c`)).toMatchObject({ status: 404, body: { error: 'not_found' } });
     expect(await http(`${base}/kv/x`, { method: 'POST', body: '{}' })).toMatchObject({ status: 405 });

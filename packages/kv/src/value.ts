@@ -1,6 +1,10 @@
 /**
  * A value the store holds: anything JSON can carry, plus byte arrays.
  *
+ * With `@raft/core`'s default codec, a write whose value has an object key `"__proto__"`
+ * or a string with an unpaired UTF-16 surrogate is refused (`RAFT_INVALID_ARGUMENT`):
+ * MessagePack would not give it back exactly.
+ *
  * Numbers must be finite (JSON has no `NaN` or `Infinity`); objects must be plain
  * (`{}` or `Object.create(null)`), so `Date`, `Map`, class instances and the like are
  * refused. Nesting is limited to {@link MAX_VALUE_DEPTH} levels.
