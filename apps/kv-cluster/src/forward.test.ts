@@ -43,7 +43,7 @@ function leader(secret: string | null, execute: (op: KvOp, deadline: number, hop
   return serve(
     peerApi({
       execute,
-      verifier: new ForwardVerifier(secret === null ? null : forwardKey(secret), new Set(['n1', 'n2'])),
+      verifier: new ForwardVerifier(secret === null ? null : forwardKey(secret), new Set(['n1', 'n2']), 'n2'),
       closing: () => false,
       requestTimeoutMs: 5000,
       onInternalError: () => undefined,
@@ -56,24 +56,39 @@ describe('ForwardVerifier', () => {
   const key = forwardKey('s3cret');
   const body = Buffer.from('{"op":1}');
 
+  const started = Date.now() - 10_000;
+
   it('accepts a signed, fresh request once', () => {
-    const v = new ForwardVerifier(key, new Set(['n1']));
-    const headers = signForward(key, 'n1', body);
+    const v = new ForwardVerifier(key, new Set(['n1']), 'n2', started);
+    const headers = signForward(key, 'n1', 'n2', body);
     expect(v.verify(headers, body)).toBeUndefined();
     expect(v.verify(headers, body)).toBe('replayed');
   });
 
   it('refuses unsigned, tampered, stale, foreign and wrongly keyed requests', () => {
-    const v = new ForwardVerifier(key, new Set(['n1']));
-    expect(v.verify(signForward(null, 'n1', body), body)).toBe('unsigned');
-    expect(v.verify(signForward(key, 'n1', body), Buffer.from('{"op":2}'))).toBe('bad signature');
-    expect(v.verify(signForward(forwardKey('other'), 'n1', body), body)).toBe('bad signature');
-    expect(v.verify(signForward(key, 'n1', body, Date.now() - FORWARD_CLOCK_SKEW_MS - 1000), body)).toBe('stale or future timestamp');
-    expect(v.verify(signForward(key, 'n9', body), body)).toBe('unknown sender');
+    const v = new ForwardVerifier(key, new Set(['n1']), 'n2', started);
+    expect(v.verify(signForward(null, 'n1', 'n2', body), body)).toBe('unsigned');
+    expect(v.verify(signForward(key, 'n1', 'n2', body), Buffer.from('{"op":2}'))).toBe('bad signature');
+    expect(v.verify(signForward(forwardKey('other'), 'n1', 'n2', body), body)).toBe('bad signature');
+    expect(v.verify(signForward(key, 'n1', 'n2', body, Date.now() - FORWARD_CLOCK_SKEW_MS - 1000), body)).toBe('stale or future timestamp');
+    expect(v.verify(signForward(key, 'n9', 'n2', body), body)).toBe('unknown sender');
+  });
+
+  it('refuses a request signed for another node: captured on its way to one leader, it must not run on the next', () => {
+    const headers = signForward(key, 'n1', 'n2', body);
+    expect(new ForwardVerifier(key, new Set(['n1']), 'n2', started).verify(headers, body)).toBeUndefined();
+    expect(new ForwardVerifier(key, new Set(['n1']), 'n3', started).verify(headers, body)).toBe('bad signature');
+  });
+
+  it('refuses a request signed before it started: its memory of nonces does not survive a restart', () => {
+    const headers = signForward(key, 'n1', 'n2', body, Date.now() - 1000);
+    expect(new ForwardVerifier(key, new Set(['n1']), 'n2', started).verify(headers, body)).toBeUndefined();
+    // The same node, restarted since: a replay of the request it ran before.
+    expect(new ForwardVerifier(key, new Set(['n1']), 'n2', Date.now()).verify(headers, body)).toBe('signed before this node started');
   });
 
   it('accepts anything without a secret', () => {
-    expect(new ForwardVerifier(null, new Set()).verify({}, body)).toBeUndefined();
+    expect(new ForwardVerifier(null, new Set(), 'n2').verify({}, body)).toBeUndefined();
   });
 });
 
@@ -93,6 +108,22 @@ describe('Forwarder', () => {
     const f = forwarder(await leader('one', execute), 'two');
     expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({ status: 503, body: { error: 'leader_unreachable', leader: 'n2' } });
     expect(execute).not.toHaveBeenCalled();
+  });
+
+  it('signs afresh and tries once more when the leader refuses a request signed before it started', async () => {
+    // The leader's process starts 100 ms from now, and takes 150 ms to read each request:
+    // the first try, signed now, predates it (401); the second, signed after the refusal, does not.
+    const verifier = new ForwardVerifier(forwardKey('k'), new Set(['n1']), 'n2', Date.now() + 100);
+    const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: { value: 1 } }));
+    const api = peerApi({ execute, verifier, closing: () => false, requestTimeoutMs: 5000, onInternalError: () => undefined, onRefused: () => undefined });
+    let tries = 0;
+    const url = await serve((req, res) => {
+      tries++;
+      setTimeout(() => api(req, res), 150);
+    });
+    expect(await forwarder(url, 'k').forward('n2', PUT, 1, performance.now() + 2000)).toEqual({ status: 200, body: { value: 1 } });
+    expect(tries).toBe(2);
+    expect(execute).toHaveBeenCalledTimes(1);
   });
 
   it('answers 503 when nothing reached the leader (connection refused)', async () => {

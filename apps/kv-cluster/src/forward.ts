@@ -44,22 +44,29 @@ export function forwardKey(secret: string): Buffer {
   return createHmac('sha256', secret).update('raft-kv forward key v1').digest();
 }
 
-function signature(key: Buffer, from: string, timestamp: string, nonce: string, body: Buffer): Buffer {
-  return createHmac('sha256', key).update(`raft-kv forward v1\n${from}\n${timestamp}\n${nonce}\n`).update(body).digest();
+/**
+ * The MAC of a forwarded request. It names the receiver too: a request captured on its way
+ * to one node (peer traffic is in clear) must not run again on another, whose nonce memory
+ * has never seen it.
+ */
+function signature(key: Buffer, from: string, to: string, timestamp: string, nonce: string, body: Buffer): Buffer {
+  return createHmac('sha256', key).update(`raft-kv forward v2\n${from}\n${to}\n${timestamp}\n${nonce}\n`).update(body).digest();
 }
 
-/** The headers that authenticate a forwarded request's body. */
-export function signForward(key: Buffer | null, from: PeerId, body: Buffer, now = Date.now()): Record<string, string> {
+/** The headers that authenticate a forwarded request's body, from `from` to `to`. */
+export function signForward(key: Buffer | null, from: PeerId, to: PeerId, body: Buffer, now = Date.now()): Record<string, string> {
   const timestamp = String(now);
   const nonce = randomBytes(16).toString('base64url');
   const headers: Record<string, string> = { [HEADER_FROM]: from, [HEADER_TIMESTAMP]: timestamp, [HEADER_NONCE]: nonce };
-  if (key !== null) headers[HEADER_SIGNATURE] = signature(key, from, timestamp, nonce, body).toString('hex');
+  if (key !== null) headers[HEADER_SIGNATURE] = signature(key, from, to, timestamp, nonce, body).toString('hex');
   return headers;
 }
 
 /**
- * Checks forwarded requests: signed with the cluster secret, recent, from a member,
- * and never seen before (a replayed write would apply twice).
+ * Checks forwarded requests: signed with the cluster secret for this node, recent, from a
+ * member, and never seen before (a replayed write would apply twice). The nonces seen live
+ * in memory only, so a request signed before this node started is refused too: otherwise
+ * one captured shortly before a restart could run again after it.
  */
 export class ForwardVerifier {
   private readonly seen = new Map<string, number>();
@@ -68,6 +75,10 @@ export class ForwardVerifier {
     private readonly key: Buffer | null,
     /** The current members (a live view: the peer directory changes with the membership). */
     private readonly members: { has(id: PeerId): boolean },
+    /** This node's id: requests signed for another node are refused. */
+    private readonly self: PeerId,
+    /** Requests timestamped before this (`Date.now()` at start) are refused. */
+    private readonly notBefore = Date.now(),
     /** Most nonces remembered; past this, requests are refused until old ones expire. */
     private readonly maxNonces = 1_000_000,
   ) {}
@@ -84,8 +95,9 @@ export class ForwardVerifier {
     const ts = Number(timestamp);
     if (!/^\d{1,16}$/.test(timestamp) || Math.abs(now - ts) > FORWARD_CLOCK_SKEW_MS) return 'stale or future timestamp';
     if (!/^[0-9a-f]{64}$/.test(sig)) return 'bad signature';
-    const expected = signature(this.key, from, timestamp, nonce, body);
+    const expected = signature(this.key, from, this.self, timestamp, nonce, body);
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return 'bad signature';
+    if (ts < this.notBefore) return 'signed before this node started';
     this.prune(now);
     if (this.seen.has(nonce)) return 'replayed';
     if (this.seen.size >= this.maxNonces) return 'too many requests';
@@ -141,6 +153,11 @@ export class Forwarder {
    * surely did not reach the leader, 504 when a write may have (its outcome is unknown).
    */
   forward(leader: PeerId, op: Op, hops: number, deadline: number): Promise<HttpReply> {
+    return this.attempt(leader, op, hops, deadline, true);
+  }
+
+  /** One try; `retry`: on a 401 (nothing ran), sign afresh and try once more. */
+  private attempt(leader: PeerId, op: Op, hops: number, deadline: number, retry: boolean): Promise<HttpReply> {
     const base = this.peers.get(leader);
     if (base === undefined) return Promise.resolve(replies.electionInProgress());
     const remaining = Math.floor(deadline - performance.now());
@@ -153,7 +170,7 @@ export class Forwarder {
     return new Promise<HttpReply>((resolve) => {
       let sent = false;
       let settled = false;
-      const settle = (reply: HttpReply): void => {
+      const settle = (reply: HttpReply | Promise<HttpReply>): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -171,7 +188,7 @@ export class Forwarder {
         headers: {
           'content-type': 'application/json',
           'content-length': body.length,
-          ...signForward(this.key, this.self, body),
+          ...signForward(this.key, this.self, leader, body),
         },
       });
       const timer = setTimeout(() => {
@@ -206,8 +223,14 @@ export class Forwarder {
             return;
           }
           if (status === 401) {
-            // Refused before running anything. Not the client's fault: the leader does not share our secret.
-            this.report(leader, 'the leader refused our signature: do both nodes have the same --secret?', undefined);
+            // Refused before running anything, so trying again is safe. Once: a leader that has just
+            // restarted refuses what was signed before it started, and we may have signed a moment
+            // too early. Refused again: the leader does not share our secret, or its clock is ahead.
+            if (retry) {
+              settle(this.attempt(leader, op, hops, deadline, false));
+              return;
+            }
+            this.report(leader, 'the leader refused our signature: do both nodes have the same --secret (and clocks in sync)?', undefined);
             settle(replies.leaderUnreachable(leader));
             return;
           }

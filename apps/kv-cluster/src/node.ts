@@ -121,7 +121,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
   const dataDir = resolve(opts.data);
   const directory = await PeerDirectory.open(opts.peers, dataDir, logger);
   // Forwarded requests come from any node of the directory: it grows with the membership.
-  const verifier = new ForwardVerifier(opts.secret === null ? null : forwardKey(opts.secret), directory.known);
+  const verifier = new ForwardVerifier(opts.secret === null ? null : forwardKey(opts.secret), directory.known, opts.id);
   const once = rateLimiter(60_000);
   const handlePeerRequest = peerApi({
     execute: (op, deadline, hops) => (service === null ? Promise.resolve({ status: 503, body: { error: 'election_in_progress' } }) : service.execute(op, deadline, hops)),
