@@ -1,3 +1,4 @@
+import { emptyMembershipCounts } from './membership.js';
 import { runSimulation, type MembershipResult, type SimulationOptions, type SimulationResult } from './simulation.js';
 
 /** Options of {@link runSeeds}: a range of seeds, and what every run shares. */
@@ -64,18 +65,7 @@ export interface MembershipTotals extends MembershipResult {
 
 function addMembership(total: MembershipTotals | undefined, m: MembershipResult): MembershipTotals {
   const t: MembershipTotals = total ?? {
-    issued: { add: 0, remove: 0, replace: 0, transfer: 0 },
-    completed: { add: 0, remove: 0, replace: 0, transfer: 0 },
-    leaderRemovals: 0,
-    wiped: 0,
-    multi: 0,
-    abandoned: 0,
-    retries: 0,
-    reissued: 0,
-    peersAdded: 0,
-    removedStopped: 0,
-    removedKept: 0,
-    removedDetached: 0,
+    ...emptyMembershipCounts(),
     removals: 0,
     removedLeadersSteppedDown: 0,
     removedLedOut: 0,
