@@ -219,17 +219,27 @@ export function nodeOptions(raw: RawNodeOptions, env: NodeJS.ProcessEnv = {}): N
     http,
     data,
     peers,
-    secret: resolveSecret(raw.secret, env),
-    requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
-    logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
-    snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
-    timing: parseTiming(raw),
+    ...passedToNodes(raw, env),
     join: raw.join === true,
   };
 }
 
 function parseSnapshotEvery(value: string | undefined): number {
   return value === undefined ? DEFAULT_SNAPSHOT_EVERY : parseInteger('--snapshot-every', value, 0, MAX_SNAPSHOT_EVERY);
+}
+
+/** The options `raft-kv cluster` passes on to every node, as `raft-kv node` takes them. */
+function passedToNodes(
+  raw: RawClusterOptions,
+  env: NodeJS.ProcessEnv,
+): Pick<NodeOptions, 'secret' | 'requestTimeoutMs' | 'logLevel' | 'snapshotEvery' | 'timing'> {
+  return {
+    secret: resolveSecret(raw.secret, env),
+    requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
+    logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
+    snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
+    timing: parseTiming(raw),
+  };
 }
 
 /** Parses `--election-timeout MIN-MAX` and `--heartbeat-interval MS`, each against the other. */
@@ -284,11 +294,7 @@ export function clusterOptions(raw: RawClusterOptions, env: NodeJS.ProcessEnv = 
     host,
     peerPort,
     httpPort,
-    secret: resolveSecret(raw.secret, env),
-    requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
-    logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
-    snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
-    timing: parseTiming(raw),
+    ...passedToNodes(raw, env),
   };
 }
 
