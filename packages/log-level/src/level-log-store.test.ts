@@ -343,13 +343,15 @@ describe('tail cache', () => {
   });
 });
 
+/** The error `open()` refuses a damaged store with: `RAFT_STORAGE_CORRUPT`. */
+async function refusal(s: LevelLogStore): Promise<StorageCorruptError> {
+  const err = await failure(s.open());
+  expect(err.code).toBe('RAFT_STORAGE_CORRUPT');
+  expect(err).toBeInstanceOf(StorageCorruptError);
+  return err as StorageCorruptError;
+}
+
 describe('corruption', () => {
-  async function refusal(s: LevelLogStore): Promise<StorageCorruptError> {
-    const err = await failure(s.open());
-    expect(err.code).toBe('RAFT_STORAGE_CORRUPT');
-    expect(err).toBeInstanceOf(StorageCorruptError);
-    return err as StorageCorruptError;
-  }
 
   it('refuses to open on a flipped byte in the tail, naming the entry, and changes nothing on disk', async () => {
     const s = await closedStoreWith(20);
@@ -794,12 +796,6 @@ describe('snapshots and compaction', () => {
   });
 
   describe('corruption', () => {
-    async function refusal(s: LevelLogStore): Promise<StorageCorruptError> {
-      const err = await failure(s.open());
-      expect(err.code).toBe('RAFT_STORAGE_CORRUPT');
-      expect(err).toBeInstanceOf(StorageCorruptError);
-      return err as StorageCorruptError;
-    }
 
     /** A closed store: entries 1..10 (term 1), a snapshot at 8 of 2.5 chunks, compacted up to 6. */
     async function compactedStore(options: Partial<LevelLogStoreOptions> = {}): Promise<LevelLogStore> {
