@@ -1,32 +1,11 @@
 import type { LogEntry, Snapshot } from '@raft/core';
 import { describe, expect, it } from 'vitest';
 import { SimDisk, SimLogStore, type DiskBehaviour } from './disk.js';
-import { Prng } from './prng.js';
-import { Scheduler } from './scheduler.js';
-import { Trace } from './trace.js';
-import { Incarnation, SimNode, type World } from './world.js';
+import { testWorld } from '../../test/sim-world.js';
+import { Incarnation, type World } from './world.js';
 
-function world(): { w: World; failures: string[] } {
-  const failures: string[] = [];
-  const nodes: SimNode[] = [];
-  const w: World = {
-    sched: new Scheduler(),
-    rng: new Prng(1),
-    trace: new Trace(10),
-    activity: 0,
-    touch(node) {
-      this.activity++;
-      node.dirty = true;
-    },
-    fail: (check, message) => failures.push(`${check}: ${message}`),
-    nodes,
-    node: (name) => nodes.find((n) => n.name === name)!,
-    clientTargets: () => nodes,
-    snapshotIndexOf: new WeakMap(),
-  };
-  nodes.push(new SimNode('n1', 0, new SimDisk(), 1));
-  return { w, failures };
-}
+/** One node, n1, with an empty disk. */
+const world = (): { w: World; failures: string[] } => testWorld(1);
 
 const entry = (index: number, term: number): LogEntry => ({ index, term, type: 'command', data: new Uint8Array([index]) });
 

@@ -1,35 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { SimDisk } from './disk.js';
 import { CALM_NETWORK, SimNetwork } from './network.js';
-import { Prng } from './prng.js';
-import { Scheduler } from './scheduler.js';
-import { Trace } from './trace.js';
-import { SimNode, type World } from './world.js';
-
-function world(n: number): { w: World; nodes: SimNode[] } {
-  const nodes: SimNode[] = [];
-  const w: World = {
-    sched: new Scheduler(),
-    rng: new Prng(1),
-    trace: new Trace(10),
-    activity: 0,
-    touch(node) {
-      this.activity++;
-      node.dirty = true;
-    },
-    fail: () => undefined,
-    nodes,
-    node: (name) => nodes.find((x) => x.name === name)!,
-    clientTargets: () => nodes,
-    snapshotIndexOf: new WeakMap(),
-  };
-  for (let i = 0; i < n; i++) nodes.push(new SimNode(`n${i + 1}`, i, new SimDisk(), 1));
-  return { w, nodes };
-}
+import { testWorld } from '../../test/sim-world.js';
+import { SimNode } from './world.js';
 
 describe('the simulated network', () => {
   it('applies the current partition to a peer added during it, and forgets it once healed', () => {
-    const { w, nodes } = world(3);
+    const { w, nodes } = testWorld(3);
     const net = new SimNetwork(w, CALM_NETWORK, () => undefined);
     const [a, b] = nodes as [SimNode, SimNode, SimNode];
     // Cut off everyone but n1 and n2 from each other: a rule, so peers added later follow it.
@@ -46,7 +23,7 @@ describe('the simulated network', () => {
   });
 
   it('keeps a detached peer cut off across partitions until attached or fully healed', () => {
-    const { w, nodes } = world(3);
+    const { w, nodes } = testWorld(3);
     const net = new SimNetwork(w, CALM_NETWORK, () => undefined);
     const [a, b, c] = nodes as [SimNode, SimNode, SimNode];
     net.detach(c);
