@@ -1,6 +1,6 @@
 import type { LogEntry, Snapshot } from '@raft/core';
 import { describe, expect, it } from 'vitest';
-import { SimDisk, SimLogStore, type DiskBehaviour } from './disk.js';
+import { SimLogStore, type DiskBehaviour } from './disk.js';
 import { testWorld } from '../../test/sim-world.js';
 import { Incarnation, type World } from './world.js';
 
