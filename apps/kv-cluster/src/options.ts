@@ -180,19 +180,23 @@ export function resolveSecret(flag: string | undefined, env: NodeJS.ProcessEnv):
   return fromEnv;
 }
 
-/** Raw values of `raft-kv node`, as strings from the command line. */
-export interface RawNodeOptions {
-  id?: string;
-  listen?: string;
-  http?: string;
-  data?: string;
-  peers?: string;
+/** Raw values of the options `raft-kv cluster` passes on to every node, as strings. */
+export interface RawPassedOptions {
   secret?: string;
   'request-timeout'?: string;
   'log-level'?: string;
   'snapshot-every'?: string;
   'election-timeout'?: string;
   'heartbeat-interval'?: string;
+}
+
+/** Raw values of `raft-kv node`, as strings from the command line. */
+export interface RawNodeOptions extends RawPassedOptions {
+  id?: string;
+  listen?: string;
+  http?: string;
+  data?: string;
+  peers?: string;
   join?: boolean;
 }
 
@@ -230,7 +234,7 @@ function parseSnapshotEvery(value: string | undefined): number {
 
 /** The options `raft-kv cluster` passes on to every node, as `raft-kv node` takes them. */
 function passedToNodes(
-  raw: RawClusterOptions,
+  raw: RawPassedOptions,
   env: NodeJS.ProcessEnv,
 ): Pick<NodeOptions, 'secret' | 'requestTimeoutMs' | 'logLevel' | 'snapshotEvery' | 'timing'> {
   return {
@@ -260,18 +264,12 @@ function parseTiming(raw: { 'election-timeout'?: string; 'heartbeat-interval'?: 
 }
 
 /** Raw values of `raft-kv cluster`. */
-export interface RawClusterOptions {
+export interface RawClusterOptions extends RawPassedOptions {
   nodes?: string;
   data?: string;
   host?: string;
   'peer-port'?: string;
   'http-port'?: string;
-  secret?: string;
-  'request-timeout'?: string;
-  'log-level'?: string;
-  'snapshot-every'?: string;
-  'election-timeout'?: string;
-  'heartbeat-interval'?: string;
 }
 
 /**
