@@ -4,7 +4,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', '**/.turbo/**', '**/coverage/**', '**/data/**', '**/*.js', '**/*.mjs', '**/*.cjs'],
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/.turbo/**',
+      '**/coverage/**',
+      '**/data/**',
+      '**/*.js',
+      '**/*.mjs',
+      '**/*.cjs',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -31,10 +40,42 @@ export default tseslint.config(
     files: ['packages/core/src/protocol/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', 'fs', 'path', 'os', 'net', 'events', 'timers', 'crypto'], message: 'src/protocol is pure: no Node imports.' }, { group: ['../runtime/*', '../runtime'], message: 'src/protocol must not depend on the runtime.' }] }],
-      'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'performance', 'process', 'queueMicrotask'],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'src/protocol reads no clock.' }, { object: 'Math', property: 'random', message: 'Randomness comes from the injected generator.' }],
-      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date']", message: 'src/protocol reads no clock.' }, { selector: 'AwaitExpression', message: 'src/protocol is synchronous.' }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'net', 'events', 'timers', 'crypto'],
+              message: 'src/protocol is pure: no Node imports.',
+            },
+            {
+              group: ['../runtime/*', '../runtime'],
+              message: 'src/protocol must not depend on the runtime.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        'setTimeout',
+        'setInterval',
+        'setImmediate',
+        'clearTimeout',
+        'clearInterval',
+        'performance',
+        'process',
+        'queueMicrotask',
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'src/protocol reads no clock.' },
+        { object: 'Math', property: 'random', message: 'Randomness comes from the injected generator.' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name='Date']", message: 'src/protocol reads no clock.' },
+        { selector: 'AwaitExpression', message: 'src/protocol is synchronous.' },
+      ],
     },
   },
   {

@@ -48,7 +48,11 @@ function percentile(sorted: Float64Array, p: number): number {
 
 /** A closed-loop HTTP load generator with keep-alive connections (one per worker). */
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency, maxFreeSockets: opts.concurrency });
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: opts.concurrency,
+    maxFreeSockets: opts.concurrency,
+  });
   const url = new URL(opts.target);
   const isOk = opts.ok ?? ((s: number) => s >= 200 && s < 300);
   const start = performance.now();
@@ -68,7 +72,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
           method: req.method,
           path: req.path,
           agent,
-          headers: req.body === undefined ? {} : { 'content-type': 'application/json', 'content-length': req.body.length },
+          headers:
+            req.body === undefined
+              ? {}
+              : { 'content-type': 'application/json', 'content-length': req.body.length },
         },
         (res) => {
           res.resume();

@@ -13,7 +13,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad, type BenchRequest, type LoadResult } from './loadgen.js';
-import { etcdVersion, findEtcd, installEtcd, Processes, startEtcd, startRaftKv, type Cluster } from './procs.js';
+import {
+  etcdVersion,
+  findEtcd,
+  installEtcd,
+  Processes,
+  startEtcd,
+  startRaftKv,
+  type Cluster,
+} from './procs.js';
 
 const VALUE = 'v'.repeat(100);
 const tty = process.stderr.isTTY;
@@ -30,7 +38,9 @@ interface Driver {
 const raftKvDriver: Driver = {
   request(op, worker, seq) {
     const key = `key-${(worker * 7919 + seq) % KEYSPACE}`;
-    return op === 'write' ? { method: 'PUT', path: `/kv/${key}`, body: Buffer.from(JSON.stringify({ value: VALUE })) } : { method: 'GET', path: `/kv/${key}` };
+    return op === 'write'
+      ? { method: 'PUT', path: `/kv/${key}`, body: Buffer.from(JSON.stringify({ value: VALUE })) }
+      : { method: 'GET', path: `/kv/${key}` };
   },
 };
 
@@ -62,9 +72,14 @@ async function populate(target: Target): Promise<void> {
     await Promise.all(
       Array.from({ length: Math.min(32, KEYSPACE - i) }, async (_, j) => {
         const req = target.driver.request('write', 0, i + j);
-        const res = await fetch(`${target.cluster.leaderUrl}${req.path}`, { method: req.method, body: req.body, headers: { 'content-type': 'application/json' } });
+        const res = await fetch(`${target.cluster.leaderUrl}${req.path}`, {
+          method: req.method,
+          body: req.body,
+          headers: { 'content-type': 'application/json' },
+        });
         await res.arrayBuffer();
-        if (!res.ok) throw new Error(`${target.cluster.name}: populating the keys failed with HTTP ${res.status}`);
+        if (!res.ok)
+          throw new Error(`${target.cluster.name}: populating the keys failed with HTTP ${res.status}`);
       }),
     );
   }
@@ -86,7 +101,12 @@ function median(results: LoadResult[]): LoadResult {
  * Measures every cell. The systems take turns cell by cell (and round by round), so
  * that a change in what else runs on the machine affects them alike.
  */
-async function measure(targets: Target[], concurrencies: number[], durationMs: number, rounds: number): Promise<Cell[]> {
+async function measure(
+  targets: Target[],
+  concurrencies: number[],
+  durationMs: number,
+  rounds: number,
+): Promise<Cell[]> {
   for (const t of targets) await populate(t);
   const cells: Cell[] = [];
   for (const op of ['write', 'read'] as const) {
@@ -103,10 +123,13 @@ async function measure(targets: Target[], concurrencies: number[], durationMs: n
             durationMs,
             next: (w, seq) => driver.request(op, w, seq),
             onProgress: (done, elapsed) => {
-              if (tty) process.stderr.write(`\r${label}: ${done} ops, ${fmt(done / (elapsed / 1000), 0)} ops/s   `);
+              if (tty)
+                process.stderr.write(`\r${label}: ${done} ops, ${fmt(done / (elapsed / 1000), 0)} ops/s   `);
             },
           });
-          process.stderr.write(`${tty ? '\r' : ''}${label}: ${fmt(result.opsPerSec, 0)} ops/s, p50 ${fmt(result.p50, 2)} ms, p99 ${fmt(result.p99, 2)} ms, ${result.errors} errors${result.errors > 0 ? ` ${JSON.stringify(result.errorsByStatus)}` : ''}\n`);
+          process.stderr.write(
+            `${tty ? '\r' : ''}${label}: ${fmt(result.opsPerSec, 0)} ops/s, p50 ${fmt(result.p50, 2)} ms, p99 ${fmt(result.p99, 2)} ms, ${result.errors} errors${result.errors > 0 ? ` ${JSON.stringify(result.errorsByStatus)}` : ''}\n`,
+          );
           results.set(cluster.name, [...(results.get(cluster.name) ?? []), result]);
         }
       }
@@ -117,19 +140,24 @@ async function measure(targets: Target[], concurrencies: number[], durationMs: n
 }
 
 function table(cells: Cell[], concurrencies: number[], withEtcd: boolean): string {
-  const find = (system: string, op: Op, c: number): LoadResult | undefined => cells.find((x) => x.system === system && x.op === op && x.concurrency === c)?.result;
+  const find = (system: string, op: Op, c: number): LoadResult | undefined =>
+    cells.find((x) => x.system === system && x.op === op && x.concurrency === c)?.result;
   const lines = withEtcd
     ? [
         '| operation | clients | raft-kv ops/s | etcd ops/s | raft-kv p50 ms | etcd p50 ms | raft-kv p99 ms | etcd p99 ms |',
         '|---|---:|---:|---:|---:|---:|---:|---:|',
       ]
-    : ['| operation | clients | raft-kv ops/s | raft-kv p50 ms | raft-kv p99 ms |', '|---|---:|---:|---:|---:|'];
+    : [
+        '| operation | clients | raft-kv ops/s | raft-kv p50 ms | raft-kv p99 ms |',
+        '|---|---:|---:|---:|---:|',
+      ];
   for (const op of ['write', 'read'] as const) {
     for (const c of concurrencies) {
       const r = find('raft-kv', op, c);
       const e = find('etcd', op, c);
       const name = op === 'write' ? 'PUT (write)' : 'GET (linearizable read)';
-      const errs = (x: LoadResult | undefined): string => (x !== undefined && x.errors > 0 ? ` (${x.errors} errors)` : '');
+      const errs = (x: LoadResult | undefined): string =>
+        x !== undefined && x.errors > 0 ? ` (${x.errors} errors)` : '';
       lines.push(
         withEtcd
           ? `| ${name} | ${c} | ${fmt(r?.opsPerSec ?? NaN, 0)}${errs(r)} | ${fmt(e?.opsPerSec ?? NaN, 0)}${errs(e)} | ${fmt(r?.p50 ?? NaN, 2)} | ${fmt(e?.p50 ?? NaN, 2)} | ${fmt(r?.p99 ?? NaN, 2)} | ${fmt(e?.p99 ?? NaN, 2)} |`
@@ -160,7 +188,9 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   if (!(durationMs > 0) || concurrencies.some((c) => !Number.isSafeInteger(c) || c < 1)) {
-    throw new Error('--duration must be a positive number of seconds and --concurrency a list of positive integers');
+    throw new Error(
+      '--duration must be a positive number of seconds and --concurrency a list of positive integers',
+    );
   }
   let etcdBin: string | null = null;
   if (!values['no-etcd']) {
@@ -169,7 +199,10 @@ async function main(): Promise<void> {
       installEtcd();
       etcdBin = findEtcd(undefined);
     }
-    if (etcdBin === null) process.stderr.write('etcd not found: measuring raft-kv alone (--install-etcd installs Debian\'s etcd-server)\n');
+    if (etcdBin === null)
+      process.stderr.write(
+        "etcd not found: measuring raft-kv alone (--install-etcd installs Debian's etcd-server)\n",
+      );
   }
 
   // Other work on the machine skews every figure: record how busy it was.
@@ -183,8 +216,11 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
   const cells: Cell[] = [];
   try {
-    const targets: Target[] = [{ cluster: await startRaftKv(procs, join(dir, 'raft-kv'), 3), driver: raftKvDriver }];
-    if (etcdBin !== null) targets.push({ cluster: await startEtcd(procs, etcdBin, join(dir, 'etcd'), 3), driver: etcdDriver });
+    const targets: Target[] = [
+      { cluster: await startRaftKv(procs, join(dir, 'raft-kv'), 3), driver: raftKvDriver },
+    ];
+    if (etcdBin !== null)
+      targets.push({ cluster: await startEtcd(procs, etcdBin, join(dir, 'etcd'), 3), driver: etcdDriver });
     cells.push(...(await measure(targets, concurrencies, durationMs, rounds)));
   } finally {
     await procs.stopAll();
@@ -213,7 +249,10 @@ async function main(): Promise<void> {
     }
     const i = doc.indexOf(start);
     const j = doc.indexOf(end);
-    doc = i === -1 || j < i ? `${doc}\n${start}\n${text}\n${end}\n` : `${doc.slice(0, i + start.length)}\n${text}\n${doc.slice(j)}`;
+    doc =
+      i === -1 || j < i
+        ? `${doc}\n${start}\n${text}\n${end}\n`
+        : `${doc.slice(0, i + start.length)}\n${text}\n${doc.slice(j)}`;
     await writeFile(file, doc);
     process.stderr.write(`wrote ${file}\n`);
   }

@@ -24,21 +24,36 @@ export async function freePorts(n: number): Promise<number[]> {
 }
 
 /** One HTTP request with a JSON answer (or null on any failure). */
-export function jsonRequest(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: unknown } | null> {
+export function jsonRequest(
+  url: string,
+  method = 'GET',
+  body?: unknown,
+): Promise<{ status: number; body: unknown } | null> {
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = request(url, { method, timeout: 2000, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown });
-        } catch {
-          resolve({ status: res.statusCode ?? 0, body: undefined });
-        }
-      });
-    });
+    const req = request(
+      url,
+      {
+        method,
+        timeout: 2000,
+        headers:
+          payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': payload.length },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown });
+          } catch {
+            resolve({ status: res.statusCode ?? 0, body: undefined });
+          }
+        });
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(null));
     req.end(payload);
@@ -67,7 +82,8 @@ export class Processes {
       tail = (tail + c.toString('utf8')).slice(-4000);
     });
     child.on('exit', (code, signal) => {
-      if (code !== 0 && signal === null) process.stderr.write(`\n${command} exited with code ${code}:\n${tail}\n`);
+      if (code !== 0 && signal === null)
+        process.stderr.write(`\n${command} exited with code ${code}:\n${tail}\n`);
     });
     this.children.push(child);
     return child;
@@ -111,13 +127,20 @@ export async function startRaftKv(procs: Processes, dataDir: string, nodes: numb
   const urls = ids.map((_, i) => `http://127.0.0.1:${ports[2 * i + 1]}`);
   ids.forEach((id, i) => {
     procs.spawn(process.execPath, [
-      cli, 'node',
-      '--id', id,
-      '--listen', `127.0.0.1:${ports[2 * i]}`,
-      '--http', `127.0.0.1:${ports[2 * i + 1]}`,
-      '--data', join(dataDir, id),
-      '--peers', peers,
-      '--log-level', 'warn',
+      cli,
+      'node',
+      '--id',
+      id,
+      '--listen',
+      `127.0.0.1:${ports[2 * i]}`,
+      '--http',
+      `127.0.0.1:${ports[2 * i + 1]}`,
+      '--data',
+      join(dataDir, id),
+      '--peers',
+      peers,
+      '--log-level',
+      'warn',
     ]);
   });
   const leaderUrl = await until('a raft-kv leader', 30_000, async () => {
@@ -133,7 +156,8 @@ export async function startRaftKv(procs: Processes, dataDir: string, nodes: numb
 /** The etcd binary: `--etcd PATH`, else /usr/bin/etcd or `etcd` on the PATH; null when absent. */
 export function findEtcd(explicit: string | undefined): string | null {
   if (explicit !== undefined) return explicit;
-  for (const candidate of ['/usr/bin/etcd', '/usr/local/bin/etcd']) if (existsSync(candidate)) return candidate;
+  for (const candidate of ['/usr/bin/etcd', '/usr/local/bin/etcd'])
+    if (existsSync(candidate)) return candidate;
   try {
     return execFileSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).trim() || null;
   } catch {
@@ -156,7 +180,12 @@ export function etcdVersion(bin: string): string {
 }
 
 /** Starts a 3-member etcd on loopback with data under `dataDir`; returns the leader's client URL. */
-export async function startEtcd(procs: Processes, bin: string, dataDir: string, members: number): Promise<Cluster> {
+export async function startEtcd(
+  procs: Processes,
+  bin: string,
+  dataDir: string,
+  members: number,
+): Promise<Cluster> {
   const ports = await freePorts(members * 2);
   const names = Array.from({ length: members }, (_, i) => `e${i + 1}`);
   const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
@@ -164,17 +193,28 @@ export async function startEtcd(procs: Processes, bin: string, dataDir: string, 
   const initial = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
   names.forEach((name, i) => {
     procs.spawn(bin, [
-      '--name', name,
-      '--data-dir', join(dataDir, name),
-      '--listen-peer-urls', peerUrl(i),
-      '--initial-advertise-peer-urls', peerUrl(i),
-      '--listen-client-urls', clientUrl(i),
-      '--advertise-client-urls', clientUrl(i),
-      '--initial-cluster', initial,
-      '--initial-cluster-state', 'new',
-      '--initial-cluster-token', 'raft-kv-bench',
-      '--logger', 'zap',
-      '--log-level', 'warn',
+      '--name',
+      name,
+      '--data-dir',
+      join(dataDir, name),
+      '--listen-peer-urls',
+      peerUrl(i),
+      '--initial-advertise-peer-urls',
+      peerUrl(i),
+      '--listen-client-urls',
+      clientUrl(i),
+      '--advertise-client-urls',
+      clientUrl(i),
+      '--initial-cluster',
+      initial,
+      '--initial-cluster-state',
+      'new',
+      '--initial-cluster-token',
+      'raft-kv-bench',
+      '--logger',
+      'zap',
+      '--log-level',
+      'warn',
     ]);
   });
   const leaderUrl = await until('an etcd leader', 30_000, async () => {

@@ -89,7 +89,8 @@ function start(node: Node): ChildProcess {
     tail = (tail + c.toString('utf8')).slice(-4000);
   });
   child.on('exit', (code, signal) => {
-    if (code !== 0 && signal === null) process.stderr.write(`\n${node.id} exited with code ${code}:\n${tail}\n`);
+    if (code !== 0 && signal === null)
+      process.stderr.write(`\n${node.id} exited with code ${code}:\n${tail}\n`);
   });
   node.child = child;
   return child;
@@ -151,7 +152,12 @@ async function snapshotBytes(dir: string): Promise<number> {
  * Sends `writes` PUTs with `concurrency` closed-loop clients: write `i` sets key
  * `key-(i % keyspace)` to a value of its own. Failures are retried.
  */
-async function populate(url: string, writes: number, keyspace: number, concurrency: number): Promise<{ seconds: number; failed: number }> {
+async function populate(
+  url: string,
+  writes: number,
+  keyspace: number,
+  concurrency: number,
+): Promise<{ seconds: number; failed: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const target = new URL(url);
   let next = 0;
@@ -160,7 +166,14 @@ async function populate(url: string, writes: number, keyspace: number, concurren
     new Promise((resolve) => {
       const payload = body(i);
       const req = request(
-        { host: target.hostname, port: target.port, method: 'PUT', path: `/kv/key-${i % keyspace}`, agent, headers: { 'content-type': 'application/json', 'content-length': payload.length } },
+        {
+          host: target.hostname,
+          port: target.port,
+          method: 'PUT',
+          path: `/kv/key-${i % keyspace}`,
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': payload.length },
+        },
         (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
@@ -188,7 +201,13 @@ async function populate(url: string, writes: number, keyspace: number, concurren
   return { seconds: (performance.now() - t0) / 1000, failed };
 }
 
-async function run(dir: string, snapshotEvery: number, writes: number, keyspace: number, concurrency: number): Promise<Result> {
+async function run(
+  dir: string,
+  snapshotEvery: number,
+  writes: number,
+  keyspace: number,
+  concurrency: number,
+): Promise<Result> {
   const ports = await freePorts(IDS.length * 2);
   const peers = IDS.map((id, i) => `${id}=ws://127.0.0.1:${ports[2 * i]}`).join(',');
   const nodes: Node[] = IDS.map((id, i) => ({
@@ -198,14 +217,22 @@ async function run(dir: string, snapshotEvery: number, writes: number, keyspace:
     child: null,
     args: [
       'node',
-      '--id', id,
-      '--listen', `127.0.0.1:${ports[2 * i]}`,
-      '--http', `127.0.0.1:${ports[2 * i + 1]}`,
-      '--data', join(dir, id),
-      '--peers', peers,
-      '--log-level', 'warn',
-      '--snapshot-every', String(snapshotEvery),
-      '--request-timeout', '30000',
+      '--id',
+      id,
+      '--listen',
+      `127.0.0.1:${ports[2 * i]}`,
+      '--http',
+      `127.0.0.1:${ports[2 * i + 1]}`,
+      '--data',
+      join(dir, id),
+      '--peers',
+      peers,
+      '--log-level',
+      'warn',
+      '--snapshot-every',
+      String(snapshotEvery),
+      '--request-timeout',
+      '30000',
     ],
   }));
   try {
@@ -214,7 +241,9 @@ async function run(dir: string, snapshotEvery: number, writes: number, keyspace:
       for (const n of nodes) if ((await status(n))?.role === 'leader') return n;
       return undefined;
     });
-    process.stderr.write(`--snapshot-every ${snapshotEvery}: ${writes} writes to ${keyspace} keys with ${concurrency} clients, to ${leader.id}\n`);
+    process.stderr.write(
+      `--snapshot-every ${snapshotEvery}: ${writes} writes to ${keyspace} keys with ${concurrency} clients, to ${leader.id}\n`,
+    );
     const written = await populate(leader.url, writes, keyspace, concurrency);
     const leaderNow = await until('a leader after the load', 30_000, async () => {
       for (const n of nodes) {
@@ -224,7 +253,10 @@ async function run(dir: string, snapshotEvery: number, writes: number, keyspace:
       return undefined;
     });
     const commit = leaderNow.status.commitIndex;
-    for (const n of nodes) await until(`${n.id} to apply ${commit}`, 120_000, async () => (((await status(n))?.lastApplied ?? -1) >= commit ? true : undefined));
+    for (const n of nodes)
+      await until(`${n.id} to apply ${commit}`, 120_000, async () =>
+        ((await status(n))?.lastApplied ?? -1) >= commit ? true : undefined,
+      );
 
     // Restart a follower: stopped cleanly, started again, timed.
     const follower = nodes.find((n) => n !== leaderNow.node)!;
@@ -233,9 +265,15 @@ async function run(dir: string, snapshotEvery: number, writes: number, keyspace:
     process.stderr.write(`  restarting ${follower.id} (to catch up with commitIndex ${target})\n`);
     const t0 = performance.now();
     start(follower);
-    const startedMs = (await poll(`${follower.id} to serve /status`, 300_000, async () => ((await status(follower)) === undefined ? undefined : performance.now()))) - t0;
+    const startedMs =
+      (await poll(`${follower.id} to serve /status`, 300_000, async () =>
+        (await status(follower)) === undefined ? undefined : performance.now(),
+      )) - t0;
     // While it replays, a node may be too busy to answer within the request's timeout: keep asking.
-    const caughtUpMs = (await poll(`${follower.id} to catch up`, 300_000, async () => (((await status(follower))?.lastApplied ?? -1) >= target ? performance.now() : undefined))) - t0;
+    const caughtUpMs =
+      (await poll(`${follower.id} to catch up`, 300_000, async () =>
+        ((await status(follower))?.lastApplied ?? -1) >= target ? performance.now() : undefined,
+      )) - t0;
     const after = (await status(follower))!;
 
     // Sizes at rest: every node stopped cleanly once more after a start, so that each
@@ -243,7 +281,10 @@ async function run(dir: string, snapshotEvery: number, writes: number, keyspace:
     // three are measured alike.
     for (const n of nodes) await stop(n);
     for (const n of nodes) start(n);
-    for (const n of nodes) await until(`${n.id} to serve again`, 300_000, async () => ((await status(n)) === undefined ? undefined : true));
+    for (const n of nodes)
+      await until(`${n.id} to serve again`, 300_000, async () =>
+        (await status(n)) === undefined ? undefined : true,
+      );
     for (const n of nodes) await stop(n);
     const bytes: Record<string, number> = {};
     for (const n of nodes) bytes[n.id] = await du(n.dir);
@@ -277,9 +318,14 @@ function table(results: Result[], writes: number, concurrency: number, loadBefor
     '|---:|---:|---|---:|---:|---:|---|---:|---:|',
   ];
   for (const r of results) {
-    const log = r.after.snapshotIndex > 0 ? `snapshot at ${r.after.snapshotIndex}, entries ${r.after.firstLogIndex}..${r.after.lastLogIndex}` : `no snapshot, entries ${r.after.firstLogIndex}..${r.after.lastLogIndex}`;
+    const log =
+      r.after.snapshotIndex > 0
+        ? `snapshot at ${r.after.snapshotIndex}, entries ${r.after.firstLogIndex}..${r.after.lastLogIndex}`
+        : `no snapshot, entries ${r.after.firstLogIndex}..${r.after.lastLogIndex}`;
     // One figure when every node holds the same snapshot (they take it at the same index).
-    const snaps = [...new Set(IDS.map((id) => (r.snapshotBytes[id] ?? 0) === 0 ? 'none' : mib(r.snapshotBytes[id]!)))].join(' / ');
+    const snaps = [
+      ...new Set(IDS.map((id) => ((r.snapshotBytes[id] ?? 0) === 0 ? 'none' : mib(r.snapshotBytes[id]!)))),
+    ].join(' / ');
     lines.push(
       `| ${r.keyspace} | ${r.snapshotEvery === 0 ? '0 (off)' : r.snapshotEvery} | ${IDS.map((id) => mib(r.bytes[id] ?? NaN)).join(' / ')} | ${snaps} | ${(r.startedMs / 1000).toFixed(2)} s | ${(r.caughtUpMs / 1000).toFixed(2)} s | ${r.restarted}: ${log} | ${r.writesPerSec.toFixed(0)}${r.failedWrites > 0 ? ` (${r.failedWrites} retried)` : ''} | ${r.termAfterLoad} |`,
     );
@@ -310,8 +356,15 @@ async function main(): Promise<void> {
   const concurrency = Number(values.concurrency);
   const modes = values.modes.split(',').map(Number);
   const positive = (n: number): boolean => Number.isSafeInteger(n) && n >= 1;
-  if (!positive(writes) || !positive(concurrency) || !keyspaces.every(positive) || modes.some((m) => !Number.isSafeInteger(m) || m < 0)) {
-    throw new Error('--writes and --concurrency must be positive integers, --keyspaces a list of them, --modes a list of --snapshot-every values (0 = off)');
+  if (
+    !positive(writes) ||
+    !positive(concurrency) ||
+    !keyspaces.every(positive) ||
+    modes.some((m) => !Number.isSafeInteger(m) || m < 0)
+  ) {
+    throw new Error(
+      '--writes and --concurrency must be positive integers, --keyspaces a list of them, --modes a list of --snapshot-every values (0 = off)',
+    );
   }
   const loadBefore = loadavg()[0] ?? 0;
   const results: Result[] = [];
@@ -336,7 +389,10 @@ async function main(): Promise<void> {
     let doc = await readFile(file, 'utf8');
     const i = doc.indexOf(startMark);
     const j = doc.indexOf(endMark);
-    doc = i === -1 || j < i ? `${doc}\n${startMark}\n${text}\n${endMark}\n` : `${doc.slice(0, i + startMark.length)}\n${text}\n${doc.slice(j)}`;
+    doc =
+      i === -1 || j < i
+        ? `${doc}\n${startMark}\n${text}\n${endMark}\n`
+        : `${doc.slice(0, i + startMark.length)}\n${text}\n${doc.slice(j)}`;
     await writeFile(file, doc);
     process.stderr.write(`wrote ${file}\n`);
   }

@@ -27,7 +27,8 @@ const USAGE = {
 
 function checkId(command: string, id: string | undefined): string {
   const problem = idProblem(id);
-  if (problem !== undefined) throw new InvalidArgumentError(`${command}: ${problem}, got ${JSON.stringify(id ?? '')}`);
+  if (problem !== undefined)
+    throw new InvalidArgumentError(`${command}: ${problem}, got ${JSON.stringify(id ?? '')}`);
   return id!;
 }
 
@@ -35,14 +36,24 @@ function checkId(command: string, id: string | undefined): string {
  * Validates `raft-kv members ...` and `raft-kv transfer ...`.
  * @throws `RAFT_INVALID_ARGUMENT` naming what is wrong and the usage.
  */
-export function adminCommand(command: 'members' | 'transfer', flags: { http?: string; timeout?: string }, args: string[]): AdminCommand {
-  if (flags.http === undefined || flags.http.length === 0) throw new InvalidArgumentError(`${command}: --http is required (e.g. --http 127.0.0.1:8001): ${USAGE[command]}`);
+export function adminCommand(
+  command: 'members' | 'transfer',
+  flags: { http?: string; timeout?: string },
+  args: string[],
+): AdminCommand {
+  if (flags.http === undefined || flags.http.length === 0)
+    throw new InvalidArgumentError(
+      `${command}: --http is required (e.g. --http 127.0.0.1:8001): ${USAGE[command]}`,
+    );
   const base = {
     http: parseHostPort('--http', flags.http),
-    timeoutMs: flags.timeout === undefined ? 60_000 : parseInteger('--timeout', flags.timeout, 100, 3_600_000),
+    timeoutMs:
+      flags.timeout === undefined ? 60_000 : parseInteger('--timeout', flags.timeout, 100, 3_600_000),
   };
   const usage = (): never => {
-    throw new InvalidArgumentError(`${command}: unexpected arguments ${JSON.stringify(args.join(' '))}: ${USAGE[command]}`);
+    throw new InvalidArgumentError(
+      `${command}: unexpected arguments ${JSON.stringify(args.join(' '))}: ${USAGE[command]}`,
+    );
   };
   if (command === 'transfer') {
     if (args.length !== 1) usage();
@@ -74,23 +85,36 @@ interface Answer {
 }
 
 /** One JSON request; null when there is no answer (connection refused, reset, timeout). */
-function call(http: HostPort, method: string, path: string, body: unknown, timeoutMs: number): Promise<Answer | null> {
+function call(
+  http: HostPort,
+  method: string,
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<Answer | null> {
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
-    const headers: Record<string, string | number> = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length };
-    const req = request({ host: http.host, port: http.port, method, path, headers, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', () => resolve(null));
-      res.on('end', () => {
-        try {
-          const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-          resolve({ status: res.statusCode ?? 0, body: typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {} });
-        } catch {
-          resolve({ status: res.statusCode ?? 0, body: {} });
-        }
-      });
-    });
+    const headers: Record<string, string | number> =
+      payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length };
+    const req = request(
+      { host: http.host, port: http.port, method, path, headers, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', () => resolve(null));
+        res.on('end', () => {
+          try {
+            const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+            resolve({
+              status: res.statusCode ?? 0,
+              body: typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {},
+            });
+          } catch {
+            resolve({ status: res.statusCode ?? 0, body: {} });
+          }
+        });
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(null));
     req.end(payload);
@@ -101,8 +125,10 @@ function call(http: HostPort, method: string, path: string, body: unknown, timeo
 export function formatView(view: View): string[] {
   const c = view.configuration;
   const lines = [`leader:  ${view.leader ?? '(none known)'}`, `members: ${c.members.join(', ')}`];
-  if (c.learners !== undefined && c.learners.length > 0) lines.push(`learners (catching up): ${c.learners.join(', ')}`);
-  if (c.outgoing !== undefined && c.outgoing.length > 0) lines.push(`changing from: ${c.outgoing.join(', ')} (joint consensus)`);
+  if (c.learners !== undefined && c.learners.length > 0)
+    lines.push(`learners (catching up): ${c.learners.join(', ')}`);
+  if (c.outgoing !== undefined && c.outgoing.length > 0)
+    lines.push(`changing from: ${c.outgoing.join(', ')} (joint consensus)`);
   lines.push('peers:');
   for (const [id, url] of Object.entries(view.peers)) lines.push(`  ${id}  ${url}`);
   return lines;
@@ -110,7 +136,9 @@ export function formatView(view: View): string[] {
 
 function isDone(cmd: AdminCommand, view: View): boolean {
   const c = view.configuration;
-  const settled = (c.learners === undefined || c.learners.length === 0) && (c.outgoing === undefined || c.outgoing.length === 0);
+  const settled =
+    (c.learners === undefined || c.learners.length === 0) &&
+    (c.outgoing === undefined || c.outgoing.length === 0);
   switch (cmd.action) {
     case 'add':
       return settled && c.members.includes(cmd.id) && view.peers[cmd.id] === cmd.url;
@@ -127,8 +155,15 @@ function failure(cmd: AdminCommand, answer: Answer): RaftError {
   const { message: m, error } = answer.body;
   const message = typeof m === 'string' ? m : typeof error === 'string' ? error : `HTTP ${answer.status}`;
   if (answer.status === 400) return new InvalidArgumentError(`${cmd.action}: ${message}`);
-  if (answer.status === 409) return new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', `${cmd.action}: another membership change is in progress; retry once it completes (raft-kv members list)`);
-  return new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `${cmd.action}: unexpected answer ${answer.status} ${JSON.stringify(answer.body)}`);
+  if (answer.status === 409)
+    return new RaftError(
+      'RAFT_CONFIG_CHANGE_IN_PROGRESS',
+      `${cmd.action}: another membership change is in progress; retry once it completes (raft-kv members list)`,
+    );
+  return new RaftError(
+    'RAFT_TRANSPORT_UNAVAILABLE',
+    `${cmd.action}: unexpected answer ${answer.status} ${JSON.stringify(answer.body)}`,
+  );
 }
 
 /**
@@ -141,7 +176,11 @@ function failure(cmd: AdminCommand, answer: Answer): RaftError {
  * @throws `RAFT_INVALID_ARGUMENT` (400), `RAFT_CONFIG_CHANGE_IN_PROGRESS` (409),
  * `RAFT_TIMEOUT` when the change is not done in time.
  */
-export async function runAdmin(cmd: AdminCommand, out: (line: string) => void, retryMs = 500): Promise<number> {
+export async function runAdmin(
+  cmd: AdminCommand,
+  out: (line: string) => void,
+  retryMs = 500,
+): Promise<number> {
   const deadline = performance.now() + cmd.timeoutMs;
   const getView = async (): Promise<View | null> => {
     const a = await call(cmd.http, 'GET', '/cluster', undefined, 5000);
@@ -149,7 +188,11 @@ export async function runAdmin(cmd: AdminCommand, out: (line: string) => void, r
   };
   if (cmd.action === 'list') {
     const view = await getView();
-    if (view === null) throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `no answer from http://${authority(cmd.http)}/cluster`);
+    if (view === null)
+      throw new RaftError(
+        'RAFT_TRANSPORT_UNAVAILABLE',
+        `no answer from http://${authority(cmd.http)}/cluster`,
+      );
     for (const line of formatView(view)) out(line);
     return 0;
   }
@@ -170,17 +213,28 @@ export async function runAdmin(cmd: AdminCommand, out: (line: string) => void, r
         return 0;
       }
     }
-    const answer = await call(cmd.http, method, path, body, Math.max(1000, Math.min(30_000, deadline - performance.now())));
+    const answer = await call(
+      cmd.http,
+      method,
+      path,
+      body,
+      Math.max(1000, Math.min(30_000, deadline - performance.now())),
+    );
     if (answer?.status === 200) {
       if (cmd.action === 'transfer') out(`leader: ${cmd.id}`);
       else for (const line of formatView(answer.body as unknown as View)) out(line);
       return 0;
     }
-    if (answer !== null && (answer.status === 400 || (answer.status === 409 && !maybeRunning))) throw failure(cmd, answer);
-    if (answer !== null && answer.status !== 409 && answer.status !== 503 && answer.status !== 504) throw failure(cmd, answer);
+    if (answer !== null && (answer.status === 400 || (answer.status === 409 && !maybeRunning)))
+      throw failure(cmd, answer);
+    if (answer !== null && answer.status !== 409 && answer.status !== 503 && answer.status !== 504)
+      throw failure(cmd, answer);
     last = answer === null ? 'no answer' : `${answer.status} ${JSON.stringify(answer.body)}`;
     if (answer === null || answer.status === 504) maybeRunning = true;
     await new Promise((r) => setTimeout(r, retryMs));
   }
-  throw new RaftError('RAFT_TIMEOUT', `${cmd.action}: not done after ${cmd.timeoutMs} ms (last answer: ${last}); check with raft-kv members list`);
+  throw new RaftError(
+    'RAFT_TIMEOUT',
+    `${cmd.action}: not done after ${cmd.timeoutMs} ms (last answer: ${last}); check with raft-kv members list`,
+  );
 }

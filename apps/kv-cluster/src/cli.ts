@@ -9,13 +9,39 @@ import { HELP } from './help.js';
 import { startNode } from './node.js';
 import { clusterOptions, nodeOptions } from './options.js';
 
-const NODE_FLAGS = ['id', 'listen', 'http', 'data', 'peers', 'secret', 'request-timeout', 'log-level', 'snapshot-every', 'election-timeout', 'heartbeat-interval'] as const;
+const NODE_FLAGS = [
+  'id',
+  'listen',
+  'http',
+  'data',
+  'peers',
+  'secret',
+  'request-timeout',
+  'log-level',
+  'snapshot-every',
+  'election-timeout',
+  'heartbeat-interval',
+] as const;
 const NODE_SWITCHES = ['join'] as const;
-const CLUSTER_FLAGS = ['nodes', 'data', 'host', 'peer-port', 'http-port', 'secret', 'request-timeout', 'log-level', 'snapshot-every', 'election-timeout', 'heartbeat-interval'] as const;
+const CLUSTER_FLAGS = [
+  'nodes',
+  'data',
+  'host',
+  'peer-port',
+  'http-port',
+  'secret',
+  'request-timeout',
+  'log-level',
+  'snapshot-every',
+  'election-timeout',
+  'heartbeat-interval',
+] as const;
 const ADMIN_FLAGS = ['http', 'timeout'] as const;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version?: string;
+  };
   return pkg.version ?? '0.0.0';
 }
 
@@ -46,10 +72,14 @@ function parseFlags<F extends string, S extends string = never>(
     const message = (err as Error).message;
     const flag = /'(-[^']*)'/.exec(message)?.[1];
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      throw new InvalidArgumentError(`${command}: unknown option ${flag ?? ''} (options: ${[...flags, ...switches].map((f) => `--${f}`).join(', ')})`);
+      throw new InvalidArgumentError(
+        `${command}: unknown option ${flag ?? ''} (options: ${[...flags, ...switches].map((f) => `--${f}`).join(', ')})`,
+      );
     }
-    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new InvalidArgumentError(`${command}: option ${flag ?? ''} needs a value`);
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new InvalidArgumentError(`${command}: unexpected argument (${message.replace(/^.*?'/, "'")})`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE')
+      throw new InvalidArgumentError(`${command}: option ${flag ?? ''} needs a value`);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
+      throw new InvalidArgumentError(`${command}: unexpected argument (${message.replace(/^.*?'/, "'")})`);
     throw new InvalidArgumentError(`${command}: ${message}`);
   }
 }
@@ -110,7 +140,9 @@ export async function main(argv: string[]): Promise<number> {
       return runAdmin(adminCommand(command, flags, positionals), (line) => process.stdout.write(`${line}\n`));
     }
     default:
-      throw new InvalidArgumentError(`unknown command ${JSON.stringify(command)} (expected node, cluster, members or transfer; see raft-kv --help)`);
+      throw new InvalidArgumentError(
+        `unknown command ${JSON.stringify(command)} (expected node, cluster, members or transfer; see raft-kv --help)`,
+      );
   }
 }
 

@@ -47,9 +47,18 @@ describe('request bodies', () => {
   const body = (s: string): Buffer => Buffer.from(s, 'utf8');
 
   it('takes any JSON value', () => {
-    expect(opFromBody(put, body('{"value": {"a": [1, null, "x"]}}'))).toEqual({ kind: 'put', key: 'k', value: { a: [1, null, 'x'] } });
+    expect(opFromBody(put, body('{"value": {"a": [1, null, "x"]}}'))).toEqual({
+      kind: 'put',
+      key: 'k',
+      value: { a: [1, null, 'x'] },
+    });
     expect(opFromBody(put, body('{"value": null}'))).toEqual({ kind: 'put', key: 'k', value: null });
-    expect(opFromBody(cas, body('{"expected": 1, "value": 2}'))).toEqual({ kind: 'cas', key: 'k', expected: 1, value: 2 });
+    expect(opFromBody(cas, body('{"expected": 1, "value": 2}'))).toEqual({
+      kind: 'cas',
+      key: 'k',
+      expected: 1,
+      value: 2,
+    });
   });
 
   it('answers 400 for malformed JSON or a missing field', () => {
@@ -62,7 +71,10 @@ describe('request bodies', () => {
       [cas, '{"value": 1}'],
       [cas, '{"expected": 1}'],
     ] as const) {
-      expect(opFromBody(r, body(text)), text).toMatchObject({ status: 400, body: { error: 'bad_request', message: expect.any(String) as string } });
+      expect(opFromBody(r, body(text)), text).toMatchObject({
+        status: 400,
+        body: { error: 'bad_request', message: expect.any(String) as string },
+      });
     }
   });
 });
@@ -90,7 +102,9 @@ describe('the /cluster routes', () => {
 
   it('parses {"id", "url"} and {"id"}, answering 400 for anything else', () => {
     const body = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'utf8');
-    expect(clusterOpFromBody({ kind: 'members-add' }, body({ id: 'n4', url: 'ws://127.0.0.1:7004' }))).toEqual({ kind: 'member-add', id: 'n4', url: 'ws://127.0.0.1:7004/' });
+    expect(
+      clusterOpFromBody({ kind: 'members-add' }, body({ id: 'n4', url: 'ws://127.0.0.1:7004' })),
+    ).toEqual({ kind: 'member-add', id: 'n4', url: 'ws://127.0.0.1:7004/' });
     expect(clusterOpFromBody({ kind: 'leader' }, body({ id: 'n2' }))).toEqual({ kind: 'transfer', id: 'n2' });
     for (const [r, v] of [
       ['members-add', { id: 'n4' }],
@@ -101,7 +115,10 @@ describe('the /cluster routes', () => {
       ['leader', { id: 7 }],
       ['leader', {}],
     ] as const) {
-      expect(clusterOpFromBody({ kind: r }, body(v)), JSON.stringify(v)).toMatchObject({ status: 400, body: { error: 'bad_request' } });
+      expect(clusterOpFromBody({ kind: r }, body(v)), JSON.stringify(v)).toMatchObject({
+        status: 400,
+        body: { error: 'bad_request' },
+      });
     }
     expect(clusterOpFromBody({ kind: 'leader' }, Buffer.from('{'))).toMatchObject({ status: 400 });
   });

@@ -3,7 +3,16 @@ import type { PeerStatus } from '@raft/core';
 import type { KVValue } from '@raft/kv';
 import { hasBody, parseJson, readBody, sendReply } from './http-util.js';
 import { normalizePeerUrl } from './machine.js';
-import { idProblem, keyProblem, MAX_BODY_BYTES, replies, type ClusterOp, type HttpReply, type KvOp, type Op } from './ops.js';
+import {
+  idProblem,
+  keyProblem,
+  MAX_BODY_BYTES,
+  replies,
+  type ClusterOp,
+  type HttpReply,
+  type KvOp,
+  type Op,
+} from './ops.js';
 import type { ClusterView } from './service.js';
 
 /** What the client API needs from the node. */
@@ -44,7 +53,9 @@ export function route(method: string, url: string): Route {
   const q = url.indexOf('?');
   const segments = (q === -1 ? url : url.slice(0, q)).split('/');
   if (segments.length === 2 && segments[1] === 'status') {
-    return method === 'GET' ? { kind: 'status' } : { kind: 'reply', reply: replies.methodNotAllowed(['GET']) };
+    return method === 'GET'
+      ? { kind: 'status' }
+      : { kind: 'reply', reply: replies.methodNotAllowed(['GET']) };
   }
   if (segments[1] === 'cluster') return clusterRoute(method, segments);
   if (segments[1] !== 'kv' || (segments.length !== 3 && !(segments.length === 4 && segments[3] === 'cas'))) {
@@ -52,7 +63,8 @@ export function route(method: string, url: string): Route {
   }
   const isCas = segments.length === 4;
   if (isCas && method !== 'POST') return { kind: 'reply', reply: replies.methodNotAllowed(['POST']) };
-  if (!isCas && !(KV_METHODS as readonly string[]).includes(method)) return { kind: 'reply', reply: replies.methodNotAllowed(KV_METHODS) };
+  if (!isCas && !(KV_METHODS as readonly string[]).includes(method))
+    return { kind: 'reply', reply: replies.methodNotAllowed(KV_METHODS) };
   let key: string;
   try {
     key = decodeURIComponent(segments[2] ?? '');
@@ -66,7 +78,8 @@ export function route(method: string, url: string): Route {
 
 /** The `/cluster` routes: the cluster's view, membership, leadership. */
 function clusterRoute(method: string, segments: string[]): Route {
-  const only = (allowed: string, route: Route): Route => (method === allowed ? route : { kind: 'reply', reply: replies.methodNotAllowed([allowed]) });
+  const only = (allowed: string, route: Route): Route =>
+    method === allowed ? route : { kind: 'reply', reply: replies.methodNotAllowed([allowed]) };
   if (segments.length === 2) return only('GET', { kind: 'cluster' });
   if (segments.length === 3 && segments[2] === 'members') return only('POST', { kind: 'members-add' });
   if (segments.length === 3 && segments[2] === 'leader') return only('POST', { kind: 'leader' });
@@ -79,13 +92,18 @@ function clusterRoute(method: string, segments: string[]): Route {
       return { kind: 'reply', reply: replies.badRequest('the id is not valid percent-encoded UTF-8') };
     }
     const problem = idProblem(id);
-    return problem === undefined ? { kind: 'members-remove', id } : { kind: 'reply', reply: replies.badRequest(problem) };
+    return problem === undefined
+      ? { kind: 'members-remove', id }
+      : { kind: 'reply', reply: replies.badRequest(problem) };
   }
   return { kind: 'reply', reply: replies.notFound() };
 }
 
 /** Parses the body of `POST /cluster/members` (`{"id", "url"}`) or `POST /cluster/leader` (`{"id"}`). */
-export function clusterOpFromBody(route: Extract<Route, { kind: 'members-add' | 'leader' }>, body: Buffer): ClusterOp | HttpReply {
+export function clusterOpFromBody(
+  route: Extract<Route, { kind: 'members-add' | 'leader' }>,
+  body: Buffer,
+): ClusterOp | HttpReply {
   const json = parseJson(body);
   if (json === undefined) return replies.badRequest('the body must be JSON');
   const shape = route.kind === 'members-add' ? '{"id": ID, "url": "ws://HOST:PORT"}' : '{"id": ID}';
@@ -108,12 +126,22 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function opFromBody(route: Extract<Route, { kind: 'kv' | 'cas' }>, body: Buffer): KvOp | HttpReply {
   const json = parseJson(body);
   if (json === undefined) return replies.badRequest('the body must be JSON');
-  if (!isRecord(json.value)) return replies.badRequest(route.kind === 'cas' ? 'the body must be a JSON object {"expected": E, "value": V}' : 'the body must be a JSON object {"value": V}');
+  if (!isRecord(json.value))
+    return replies.badRequest(
+      route.kind === 'cas'
+        ? 'the body must be a JSON object {"expected": E, "value": V}'
+        : 'the body must be a JSON object {"value": V}',
+    );
   const obj = json.value;
   if (route.kind === 'cas') {
     if (!('expected' in obj)) return replies.badRequest('the body must have "expected"');
     if (!('value' in obj)) return replies.badRequest('the body must have "value"');
-    return { kind: 'cas', key: route.key, expected: obj['expected'] as KVValue, value: obj['value'] as KVValue };
+    return {
+      kind: 'cas',
+      key: route.key,
+      expected: obj['expected'] as KVValue,
+      value: obj['value'] as KVValue,
+    };
   }
   if (!('value' in obj)) return replies.badRequest('the body must have "value"');
   return { kind: 'put', key: route.key, value: obj['value'] as KVValue };
@@ -163,7 +191,10 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
       else res.destroy();
       return;
     }
-    const parsed = r.kind === 'members-add' || r.kind === 'leader' ? clusterOpFromBody(r, body.body) : opFromBody(r, body.body);
+    const parsed =
+      r.kind === 'members-add' || r.kind === 'leader'
+        ? clusterOpFromBody(r, body.body)
+        : opFromBody(r, body.body);
     if ('status' in parsed) {
       sendReply(res, parsed);
       return;
@@ -180,7 +211,9 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
   });
   try {
     const reply = await Promise.race([ctx.execute(op, deadline, 0), late]);
-    sendReply(res, reply, { close: bodyUnread && (op.kind === 'get' || op.kind === 'delete' || op.kind === 'member-remove') });
+    sendReply(res, reply, {
+      close: bodyUnread && (op.kind === 'get' || op.kind === 'delete' || op.kind === 'member-remove'),
+    });
   } finally {
     clearTimeout(backstop);
   }

@@ -31,22 +31,39 @@ export function clusterMembers(opts: ClusterOptions): ClusterMember[] {
       data,
       args: [
         'node',
-        '--id', id,
-        '--listen', peerAddr(i),
-        '--http', httpAddr(i),
-        '--data', data,
-        '--peers', peers,
-        '--request-timeout', String(opts.requestTimeoutMs),
-        '--log-level', opts.logLevel,
-        '--snapshot-every', String(opts.snapshotEvery),
-        '--election-timeout', opts.timing.electionTimeoutMs.join('-'),
-        '--heartbeat-interval', String(opts.timing.heartbeatIntervalMs),
+        '--id',
+        id,
+        '--listen',
+        peerAddr(i),
+        '--http',
+        httpAddr(i),
+        '--data',
+        data,
+        '--peers',
+        peers,
+        '--request-timeout',
+        String(opts.requestTimeoutMs),
+        '--log-level',
+        opts.logLevel,
+        '--snapshot-every',
+        String(opts.snapshotEvery),
+        '--election-timeout',
+        opts.timing.electionTimeoutMs.join('-'),
+        '--heartbeat-interval',
+        String(opts.timing.heartbeatIntervalMs),
       ],
     };
   });
 }
 
-const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
+const LEVELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO ',
+  40: 'WARN ',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'node', 'peer', 'component', 'msg']);
 
 /** Renders one pino JSON line of a node for a terminal; other lines pass through. */
@@ -115,7 +132,11 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
   for (const m of members) {
     // Own process group: a terminal's Ctrl-C reaches only us, and we stop the nodes in
     // order. The IPC channel stops a node if this process dies without telling it.
-    const child = spawn(process.execPath, [cli, ...m.args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env, detached: true });
+    const child = spawn(process.execPath, [cli, ...m.args], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env,
+      detached: true,
+    });
     const entry = { id: m.id, child, exited: false };
     children.push(entry);
     for (const stream of [child.stdout, child.stderr]) {
@@ -154,7 +175,10 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
 
   for (const m of members) out(`${m.id}: HTTP ${m.httpUrl}  (peer ${m.peerUrl}, data ${m.data})`);
 
-  const leader = await Promise.race([waitForLeader(members, 30_000, () => stopping), startupFailed.then((why) => ({ failed: why }))]);
+  const leader = await Promise.race([
+    waitForLeader(members, 30_000, () => stopping),
+    startupFailed.then((why) => ({ failed: why })),
+  ]);
   if (typeof leader === 'object' && leader !== null) {
     out(`${leader.failed}: stopping the others`);
     stopping = true;
@@ -164,7 +188,8 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
   }
   started = true;
   if (!stopping) {
-    if (leader === null) out('no leader after 30 s: is a majority of the nodes running? (still waiting; Ctrl-C to stop)');
+    if (leader === null)
+      out('no leader after 30 s: is a majority of the nodes running? (still waiting; Ctrl-C to stop)');
     else out(`leader: ${leader} (${members.find((m) => m.id === leader)?.httpUrl ?? '?'})`);
     const [a, b, c] = [members[0], members[1] ?? members[0], members[2] ?? members[0]];
     if (a !== undefined && b !== undefined && c !== undefined) {
@@ -178,12 +203,20 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
 
   const results = await Promise.all(exits);
   const clean = results.every((r) => r.code === 0);
-  out(clean ? 'all nodes stopped' : `nodes stopped: ${results.map((r) => `${r.id} ${r.signal ?? `code ${r.code}`}`).join(', ')}`);
+  out(
+    clean
+      ? 'all nodes stopped'
+      : `nodes stopped: ${results.map((r) => `${r.id} ${r.signal ?? `code ${r.code}`}`).join(', ')}`,
+  );
   return clean && signals <= 1 ? 0 : 1;
 }
 
 /** Polls every member's /status until one is the leader; null after `ms`. */
-async function waitForLeader(members: { id: string; httpUrl: string }[], ms: number, stop: () => boolean): Promise<string | null> {
+async function waitForLeader(
+  members: { id: string; httpUrl: string }[],
+  ms: number,
+  stop: () => boolean,
+): Promise<string | null> {
   const deadline = performance.now() + ms;
   while (performance.now() < deadline && !stop()) {
     const statuses = await Promise.all(members.map((m) => getStatus(m.httpUrl)));

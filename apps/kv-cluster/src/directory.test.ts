@@ -48,7 +48,11 @@ describe('PeerDirectory', () => {
     expect(saved).toEqual({ version: 1, peers: { n2: 'ws://10.0.0.2:7002/', n4: 'ws://127.0.0.1:7004/' } });
 
     const again = await PeerDirectory.open(FLAG, dir, logger());
-    expect(again.toJSON()).toEqual({ n1: 'ws://127.0.0.1:7001/', n2: 'ws://127.0.0.1:7002/', n4: 'ws://127.0.0.1:7004/' });
+    expect(again.toJSON()).toEqual({
+      n1: 'ws://127.0.0.1:7001/',
+      n2: 'ws://127.0.0.1:7002/',
+      n4: 'ws://127.0.0.1:7004/',
+    });
   });
 
   it('takes URLs from a restored snapshot but forgets none', async () => {
@@ -56,13 +60,20 @@ describe('PeerDirectory', () => {
     const transport = { setPeer: vi.fn(), removePeer: vi.fn() };
     d.attach(transport);
     d.restored(new Map([['n3', 'ws://127.0.0.1:7003/']]));
-    expect(d.toJSON()).toEqual({ n1: 'ws://127.0.0.1:7001/', n2: 'ws://127.0.0.1:7002/', n3: 'ws://127.0.0.1:7003/' });
+    expect(d.toJSON()).toEqual({
+      n1: 'ws://127.0.0.1:7001/',
+      n2: 'ws://127.0.0.1:7002/',
+      n3: 'ws://127.0.0.1:7003/',
+    });
     expect(transport.removePeer).not.toHaveBeenCalled();
   });
 
   it('ignores an unreadable file (with a warning) and entries that are not an id and a ws:// URL', async () => {
     const dir = await tempDir();
-    await writeFile(join(dir, DIRECTORY_FILE), '{"version": 1, "peers": {"n3": "ws://h:3", "bad id": "ws://h:4", "n5": "http://h:5", "n6": 6}}');
+    await writeFile(
+      join(dir, DIRECTORY_FILE),
+      '{"version": 1, "peers": {"n3": "ws://h:3", "bad id": "ws://h:4", "n5": "http://h:5", "n6": 6}}',
+    );
     expect((await PeerDirectory.open(new Map(), dir, logger())).toJSON()).toEqual({ n3: 'ws://h:3/' });
     await writeFile(join(dir, DIRECTORY_FILE), '{"version": 1, "pee');
     const log = logger();

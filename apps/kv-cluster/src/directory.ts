@@ -51,14 +51,19 @@ export class PeerDirectory implements DirectoryObserver {
    * The directory of a node: `peers` (its `--peers`) over what `dataDir`'s file holds.
    * A missing or unreadable file is ignored (with a warning when unreadable).
    */
-  static async open(peers: ReadonlyMap<PeerId, string>, dataDir: string | null, logger: DirectoryLogger): Promise<PeerDirectory> {
+  static async open(
+    peers: ReadonlyMap<PeerId, string>,
+    dataDir: string | null,
+    logger: DirectoryLogger,
+  ): Promise<PeerDirectory> {
     const known = new Map<PeerId, string>();
     const file = dataDir === null ? null : join(dataDir, DIRECTORY_FILE);
     if (file !== null) {
       try {
         for (const [id, url] of parseDirectoryFile(await readFile(file, 'utf8'))) known.set(id, url);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') logger.warn({ err, file }, 'ignoring an unreadable peer directory file');
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          logger.warn({ err, file }, 'ignoring an unreadable peer directory file');
       }
     }
     for (const [id, url] of peers) known.set(id, url);
@@ -126,8 +131,10 @@ export class PeerDirectory implements DirectoryObserver {
 /** Parses the directory file; entries that are not a valid id and URL are skipped. */
 export function parseDirectoryFile(text: string): [PeerId, string][] {
   const parsed = JSON.parse(text) as unknown;
-  const peers = typeof parsed === 'object' && parsed !== null ? (parsed as { peers?: unknown }).peers : undefined;
-  if (typeof peers !== 'object' || peers === null || Array.isArray(peers)) throw new Error('no "peers" object');
+  const peers =
+    typeof parsed === 'object' && parsed !== null ? (parsed as { peers?: unknown }).peers : undefined;
+  if (typeof peers !== 'object' || peers === null || Array.isArray(peers))
+    throw new Error('no "peers" object');
   const out: [PeerId, string][] = [];
   for (const [id, raw] of Object.entries(peers as Record<string, unknown>)) {
     if (!ID_PATTERN.test(id) || typeof raw !== 'string') continue;

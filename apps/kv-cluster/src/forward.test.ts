@@ -39,7 +39,10 @@ function forwarder(leaderUrl: string, secret: string | null = null): Forwarder {
 }
 
 /** A leader's peer port: the real forward route, running ops with `execute`. */
-function leader(secret: string | null, execute: (op: KvOp, deadline: number, hops: number) => Promise<HttpReply>): Promise<string> {
+function leader(
+  secret: string | null,
+  execute: (op: KvOp, deadline: number, hops: number) => Promise<HttpReply>,
+): Promise<string> {
   return serve(
     peerApi({
       execute,
@@ -70,21 +73,27 @@ describe('ForwardVerifier', () => {
     expect(v.verify(signForward(null, 'n1', 'n2', body), body)).toBe('unsigned');
     expect(v.verify(signForward(key, 'n1', 'n2', body), Buffer.from('{"op":2}'))).toBe('bad signature');
     expect(v.verify(signForward(forwardKey('other'), 'n1', 'n2', body), body)).toBe('bad signature');
-    expect(v.verify(signForward(key, 'n1', 'n2', body, Date.now() - FORWARD_CLOCK_SKEW_MS - 1000), body)).toBe('stale or future timestamp');
+    expect(
+      v.verify(signForward(key, 'n1', 'n2', body, Date.now() - FORWARD_CLOCK_SKEW_MS - 1000), body),
+    ).toBe('stale or future timestamp');
     expect(v.verify(signForward(key, 'n9', 'n2', body), body)).toBe('unknown sender');
   });
 
   it('refuses a request signed for another node: captured on its way to one leader, it must not run on the next', () => {
     const headers = signForward(key, 'n1', 'n2', body);
     expect(new ForwardVerifier(key, new Set(['n1']), 'n2', started).verify(headers, body)).toBeUndefined();
-    expect(new ForwardVerifier(key, new Set(['n1']), 'n3', started).verify(headers, body)).toBe('bad signature');
+    expect(new ForwardVerifier(key, new Set(['n1']), 'n3', started).verify(headers, body)).toBe(
+      'bad signature',
+    );
   });
 
   it('refuses a request signed before it started: its memory of nonces does not survive a restart', () => {
     const headers = signForward(key, 'n1', 'n2', body, Date.now() - 1000);
     expect(new ForwardVerifier(key, new Set(['n1']), 'n2', started).verify(headers, body)).toBeUndefined();
     // The same node, restarted since: a replay of the request it ran before.
-    expect(new ForwardVerifier(key, new Set(['n1']), 'n2', Date.now()).verify(headers, body)).toBe('signed before this node started');
+    expect(new ForwardVerifier(key, new Set(['n1']), 'n2', Date.now()).verify(headers, body)).toBe(
+      'signed before this node started',
+    );
   });
 
   it('accepts anything without a secret', () => {
@@ -94,9 +103,14 @@ describe('ForwardVerifier', () => {
 
 describe('Forwarder', () => {
   it('relays the leader answer, and the leader runs the op with one more hop', async () => {
-    const execute = vi.fn((_op: KvOp, _deadline: number, _hops: number) => Promise.resolve<HttpReply>({ status: 409, body: { error: 'cas_mismatch', value: 3 } }));
+    const execute = vi.fn((_op: KvOp, _deadline: number, _hops: number) =>
+      Promise.resolve<HttpReply>({ status: 409, body: { error: 'cas_mismatch', value: 3 } }),
+    );
     const f = forwarder(await leader('k', execute), 'k');
-    expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toEqual({ status: 409, body: { error: 'cas_mismatch', value: 3 } });
+    expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toEqual({
+      status: 409,
+      body: { error: 'cas_mismatch', value: 3 },
+    });
     expect(execute).toHaveBeenCalledWith(PUT, expect.any(Number), 1);
     // The leader gives up a little before the follower does, so its answer arrives.
     const deadline = execute.mock.calls[0]![1];
@@ -106,7 +120,10 @@ describe('Forwarder', () => {
   it('answers 503 when the leader refuses our signature (a different secret)', async () => {
     const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: {} }));
     const f = forwarder(await leader('one', execute), 'two');
-    expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({ status: 503, body: { error: 'leader_unreachable', leader: 'n2' } });
+    expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({
+      status: 503,
+      body: { error: 'leader_unreachable', leader: 'n2' },
+    });
     expect(execute).not.toHaveBeenCalled();
   });
 
@@ -115,13 +132,23 @@ describe('Forwarder', () => {
     // the first try, signed now, predates it (401); the second, signed after the refusal, does not.
     const verifier = new ForwardVerifier(forwardKey('k'), new Set(['n1']), 'n2', Date.now() + 100);
     const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: { value: 1 } }));
-    const api = peerApi({ execute, verifier, closing: () => false, requestTimeoutMs: 5000, onInternalError: () => undefined, onRefused: () => undefined });
+    const api = peerApi({
+      execute,
+      verifier,
+      closing: () => false,
+      requestTimeoutMs: 5000,
+      onInternalError: () => undefined,
+      onRefused: () => undefined,
+    });
     let tries = 0;
     const url = await serve((req, res) => {
       tries++;
       setTimeout(() => api(req, res), 150);
     });
-    expect(await forwarder(url, 'k').forward('n2', PUT, 1, performance.now() + 2000)).toEqual({ status: 200, body: { value: 1 } });
+    expect(await forwarder(url, 'k').forward('n2', PUT, 1, performance.now() + 2000)).toEqual({
+      status: 200,
+      body: { value: 1 },
+    });
     expect(tries).toBe(2);
     expect(execute).toHaveBeenCalledTimes(1);
   });
@@ -129,13 +156,22 @@ describe('Forwarder', () => {
   it('answers 503 when nothing reached the leader (connection refused)', async () => {
     const url = await serve(() => undefined);
     await new Promise((r) => servers.pop()!.close(r));
-    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({ status: 503, body: { error: 'leader_unreachable' } });
+    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({
+      status: 503,
+      body: { error: 'leader_unreachable' },
+    });
   });
 
   it('answers 504 for a write the leader got but never answered', async () => {
     const url = await serve((req) => req.resume());
-    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 300)).toEqual({ status: 504, body: { error: 'timeout' } });
-    expect(await forwarder(url).forward('n2', GET, 1, performance.now() + 300)).toEqual({ status: 504, body: { error: 'timeout' } });
+    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 300)).toEqual({
+      status: 504,
+      body: { error: 'timeout' },
+    });
+    expect(await forwarder(url).forward('n2', GET, 1, performance.now() + 300)).toEqual({
+      status: 504,
+      body: { error: 'timeout' },
+    });
   });
 
   it('answers 504 for a write whose connection died after it was sent, 503 for a read', async () => {
@@ -143,11 +179,18 @@ describe('Forwarder', () => {
       req.resume();
       req.on('end', () => req.socket.destroy());
     });
-    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 2000)).toEqual({ status: 504, body: { error: 'timeout' } });
-    expect(await forwarder(url).forward('n2', GET, 1, performance.now() + 2000)).toMatchObject({ status: 503 });
+    expect(await forwarder(url).forward('n2', PUT, 1, performance.now() + 2000)).toEqual({
+      status: 504,
+      body: { error: 'timeout' },
+    });
+    expect(await forwarder(url).forward('n2', GET, 1, performance.now() + 2000)).toMatchObject({
+      status: 503,
+    });
   });
 
   it('answers 503 for an unknown leader', async () => {
-    expect(await forwarder('ws://127.0.0.1:1').forward('n7', PUT, 1, performance.now() + 2000)).toMatchObject({ status: 503 });
+    expect(await forwarder('ws://127.0.0.1:1').forward('n7', PUT, 1, performance.now() + 2000)).toMatchObject(
+      { status: 503 },
+    );
   });
 });

@@ -49,16 +49,37 @@ export function forwardKey(secret: string): Buffer {
  * to one node (peer traffic is in clear) must not run again on another, whose nonce memory
  * has never seen it.
  */
-function signature(key: Buffer, from: string, to: string, timestamp: string, nonce: string, body: Buffer): Buffer {
-  return createHmac('sha256', key).update(`raft-kv forward v2\n${from}\n${to}\n${timestamp}\n${nonce}\n`).update(body).digest();
+function signature(
+  key: Buffer,
+  from: string,
+  to: string,
+  timestamp: string,
+  nonce: string,
+  body: Buffer,
+): Buffer {
+  return createHmac('sha256', key)
+    .update(`raft-kv forward v2\n${from}\n${to}\n${timestamp}\n${nonce}\n`)
+    .update(body)
+    .digest();
 }
 
 /** The headers that authenticate a forwarded request's body, from `from` to `to`. */
-export function signForward(key: Buffer | null, from: PeerId, to: PeerId, body: Buffer, now = Date.now()): Record<string, string> {
+export function signForward(
+  key: Buffer | null,
+  from: PeerId,
+  to: PeerId,
+  body: Buffer,
+  now = Date.now(),
+): Record<string, string> {
   const timestamp = String(now);
   const nonce = randomBytes(16).toString('base64url');
-  const headers: Record<string, string> = { [HEADER_FROM]: from, [HEADER_TIMESTAMP]: timestamp, [HEADER_NONCE]: nonce };
-  if (key !== null) headers[HEADER_SIGNATURE] = signature(key, from, to, timestamp, nonce, body).toString('hex');
+  const headers: Record<string, string> = {
+    [HEADER_FROM]: from,
+    [HEADER_TIMESTAMP]: timestamp,
+    [HEADER_NONCE]: nonce,
+  };
+  if (key !== null)
+    headers[HEADER_SIGNATURE] = signature(key, from, to, timestamp, nonce, body).toString('hex');
   return headers;
 }
 
@@ -90,10 +111,17 @@ export class ForwardVerifier {
     const timestamp = headers[HEADER_TIMESTAMP];
     const nonce = headers[HEADER_NONCE];
     const sig = headers[HEADER_SIGNATURE];
-    if (typeof from !== 'string' || typeof timestamp !== 'string' || typeof nonce !== 'string' || typeof sig !== 'string') return 'unsigned';
+    if (
+      typeof from !== 'string' ||
+      typeof timestamp !== 'string' ||
+      typeof nonce !== 'string' ||
+      typeof sig !== 'string'
+    )
+      return 'unsigned';
     if (!this.members.has(from)) return 'unknown sender';
     const ts = Number(timestamp);
-    if (!/^\d{1,16}$/.test(timestamp) || Math.abs(now - ts) > FORWARD_CLOCK_SKEW_MS) return 'stale or future timestamp';
+    if (!/^\d{1,16}$/.test(timestamp) || Math.abs(now - ts) > FORWARD_CLOCK_SKEW_MS)
+      return 'stale or future timestamp';
     if (!/^[0-9a-f]{64}$/.test(sig)) return 'bad signature';
     const expected = signature(this.key, from, this.self, timestamp, nonce, body);
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return 'bad signature';
@@ -115,11 +143,14 @@ export class ForwardVerifier {
 }
 
 /** Parses a forwarded request's body; returns why it is not one. */
-export function parseForwardRequest(value: unknown): Omit<ForwardRequest, 'op'> & { op: unknown } | string {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'the body must be an object';
+export function parseForwardRequest(value: unknown): (Omit<ForwardRequest, 'op'> & { op: unknown }) | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return 'the body must be an object';
   const { op, hops, timeoutMs } = value as Record<string, unknown>;
-  if (typeof hops !== 'number' || !Number.isSafeInteger(hops) || hops < 1) return 'hops must be a positive integer';
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) return 'timeoutMs must be a positive number';
+  if (typeof hops !== 'number' || !Number.isSafeInteger(hops) || hops < 1)
+    return 'hops must be a positive integer';
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    return 'timeoutMs must be a positive number';
   return { op, hops, timeoutMs };
 }
 
@@ -134,7 +165,12 @@ export interface ForwardLogger {
  * other nodes' peer URLs only, not their HTTP addresses.
  */
 export class Forwarder {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 512, scheduling: 'lifo', timeout: IDLE_SOCKET_MS });
+  private readonly agent = new Agent({
+    keepAlive: true,
+    maxSockets: 512,
+    scheduling: 'lifo',
+    timeout: IDLE_SOCKET_MS,
+  });
   private readonly key: Buffer | null;
   private readonly reported = new Map<string, number>();
 
@@ -157,7 +193,13 @@ export class Forwarder {
   }
 
   /** One try; `retry`: on a 401 (nothing ran), sign afresh and try once more. */
-  private attempt(leader: PeerId, op: Op, hops: number, deadline: number, retry: boolean): Promise<HttpReply> {
+  private attempt(
+    leader: PeerId,
+    op: Op,
+    hops: number,
+    deadline: number,
+    retry: boolean,
+  ): Promise<HttpReply> {
     const base = this.peers.get(leader);
     if (base === undefined) return Promise.resolve(replies.electionInProgress());
     const remaining = Math.floor(deadline - performance.now());
@@ -230,11 +272,21 @@ export class Forwarder {
               settle(this.attempt(leader, op, hops, deadline, false));
               return;
             }
-            this.report(leader, 'the leader refused our signature: do both nodes have the same --secret (and clocks in sync)?', undefined);
+            this.report(
+              leader,
+              'the leader refused our signature: do both nodes have the same --secret (and clocks in sync)?',
+              undefined,
+            );
             settle(replies.leaderUnreachable(leader));
             return;
           }
-          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || status < 200 || status > 599) {
+          if (
+            typeof parsed !== 'object' ||
+            parsed === null ||
+            Array.isArray(parsed) ||
+            status < 200 ||
+            status > 599
+          ) {
             failed(`unexpected answer (HTTP ${status})`);
             return;
           }
@@ -257,6 +309,9 @@ export class Forwarder {
     const last = this.reported.get(key);
     if (last !== undefined && now - last < 60_000) return;
     this.reported.set(key, now);
-    this.logger.warn({ leader, err: err instanceof Error ? err.message : err }, `forwarding to the leader failed: ${why}`);
+    this.logger.warn(
+      { leader, err: err instanceof Error ? err.message : err },
+      `forwarding to the leader failed: ${why}`,
+    );
   }
 }

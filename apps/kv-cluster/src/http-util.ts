@@ -23,7 +23,8 @@ export function hasBody(req: IncomingMessage): boolean {
 }
 
 /** The outcome of {@link readBody}. */
-export type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'timeout' | 'aborted' };
+export type BodyResult =
+  { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'timeout' | 'aborted' };
 
 /**
  * Reads a request body of at most `limit` bytes before `deadline` (a `performance.now()`
@@ -31,7 +32,8 @@ export type BodyResult = { ok: true; body: Buffer } | { ok: false; reason: 'too_
  */
 export function readBody(req: IncomingMessage, limit: number, deadline: number): Promise<BodyResult> {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) return Promise.resolve({ ok: false, reason: 'too_large' });
+  if (declared !== undefined && Number(declared) > limit)
+    return Promise.resolve({ ok: false, reason: 'too_large' });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -58,7 +60,10 @@ export function readBody(req: IncomingMessage, limit: number, deadline: number):
     const onEnd = (): void => finish({ ok: true, body: Buffer.concat(chunks, size) });
     const onError = (): void => finish({ ok: false, reason: 'aborted' });
     const onAborted = (): void => finish({ ok: false, reason: 'aborted' });
-    const timer = setTimeout(() => finish({ ok: false, reason: 'timeout' }), Math.max(0, deadline - performance.now()));
+    const timer = setTimeout(
+      () => finish({ ok: false, reason: 'timeout' }),
+      Math.max(0, deadline - performance.now()),
+    );
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);

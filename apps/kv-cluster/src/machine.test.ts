@@ -17,7 +17,11 @@ function machine() {
   return { m, calls };
 }
 
-function apply(m: ReturnType<typeof machine>['m'], commands: AppCommand[], state: AppState = m.init('n1')): { replies: unknown[]; state: AppState } {
+function apply(
+  m: ReturnType<typeof machine>['m'],
+  commands: AppCommand[],
+  state: AppState = m.init('n1'),
+): { replies: unknown[]; state: AppState } {
   const replies: unknown[] = [];
   for (const c of commands) {
     const out = m.handleWrite(c, state);
@@ -37,7 +41,11 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
       { op: 'delete', key: 'missing' },
     ]);
     expect([...state.peers.keys()]).toEqual(['n1', 'n2']);
-    expect(replies).toEqual([{ ok: true, value: { x: 1 } }, { ok: true, value: 2 }, { ok: false, error: 'key_not_found' }]);
+    expect(replies).toEqual([
+      { ok: true, value: { x: 1 } },
+      { ok: true, value: 2 },
+      { ok: false, error: 'key_not_found' },
+    ]);
     expect(m.handleRead({ op: 'get', key: 'a' }, state)).toEqual({ ok: true, value: 2 });
     expect(calls).toEqual([]);
   });
@@ -75,7 +83,8 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
       { op: 'peer', id: 'n4' },
     ] as unknown as AppCommand[];
     const { replies, state } = apply(m, bad);
-    for (const r of replies) expect(r).toMatchObject({ ok: false, error: 'bad_command', message: expect.any(String) as string });
+    for (const r of replies)
+      expect(r).toMatchObject({ ok: false, error: 'bad_command', message: expect.any(String) as string });
     expect([...state.peers.keys()]).toEqual(['n1', 'n2']);
     expect(calls).toEqual([]);
   });
@@ -88,11 +97,24 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
     ]);
     const bytes = m.snapshot!(state) as Uint8Array;
     // Same state, same bytes: every node's snapshot of one index is identical.
-    expect(Buffer.from(m.snapshot!(apply(machine().m, [{ op: 'peer', id: 'n4', url: 'ws://127.0.0.1:7004/' }, { op: 'set', key: 'k', value: [1, 'two'] }]).state) as Uint8Array)).toEqual(Buffer.from(bytes));
+    expect(
+      Buffer.from(
+        m.snapshot!(
+          apply(machine().m, [
+            { op: 'peer', id: 'n4', url: 'ws://127.0.0.1:7004/' },
+            { op: 'set', key: 'k', value: [1, 'two'] },
+          ]).state,
+        ) as Uint8Array,
+      ),
+    ).toEqual(Buffer.from(bytes));
     calls.length = 0;
     const restored = m.restore!(bytes, 'n3') as AppState;
     expect(m.handleRead({ op: 'get', key: 'k' }, restored)).toEqual({ ok: true, value: [1, 'two'] });
-    expect(Object.fromEntries(restored.peers)).toEqual({ n1: 'ws://127.0.0.1:7001/', n2: 'ws://127.0.0.1:7002/', n4: 'ws://127.0.0.1:7004/' });
+    expect(Object.fromEntries(restored.peers)).toEqual({
+      n1: 'ws://127.0.0.1:7001/',
+      n2: 'ws://127.0.0.1:7002/',
+      n4: 'ws://127.0.0.1:7004/',
+    });
     expect(calls).toEqual([['restored', Object.fromEntries(restored.peers)]]);
   });
 
@@ -101,7 +123,12 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
     const good = Buffer.from(m.snapshot!(m.init('n1')) as Uint8Array);
     const truncated = Buffer.from(good);
     truncated.writeUInt32BE(1_000_000, 4);
-    for (const bytes of [new Uint8Array(0), Buffer.from('RKV2\0\0\0\0'), truncated, Buffer.concat([Buffer.from('RKV1\0\0\0\x02{]'), good.subarray(8)])]) {
+    for (const bytes of [
+      new Uint8Array(0),
+      Buffer.from('RKV2\0\0\0\0'),
+      truncated,
+      Buffer.concat([Buffer.from('RKV1\0\0\0\x02{]'), good.subarray(8)]),
+    ]) {
       let caught: unknown;
       try {
         await m.restore!(bytes, 'n1');
@@ -115,8 +142,12 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
   it('normalizes peer URLs as --peers does', () => {
     expect(normalizePeerUrl('ws://127.0.0.1:7001')).toBe('ws://127.0.0.1:7001/');
     expect(normalizePeerUrl('ws://[::1]:7001')).toBe('ws://[::1]:7001/');
-    expect(normalizePeerUrl('wss://h:1')).toMatchObject({ problem: expect.stringContaining('TLS') as string });
+    expect(normalizePeerUrl('wss://h:1')).toMatchObject({
+      problem: expect.stringContaining('TLS') as string,
+    });
     expect(normalizePeerUrl('ws://h:1/?q=1')).toMatchObject({ problem: expect.any(String) as string });
-    expect(normalizePeerUrl(`ws://h:1/${'x'.repeat(600)}`)).toMatchObject({ problem: expect.any(String) as string });
+    expect(normalizePeerUrl(`ws://h:1/${'x'.repeat(600)}`)).toMatchObject({
+      problem: expect.any(String) as string,
+    });
   });
 });

@@ -58,10 +58,13 @@ export function normalizePeerUrl(raw: string): string | { problem: string } {
   } catch {
     return { problem: `${JSON.stringify(raw)} is not a URL (expected ws://HOST:PORT)` };
   }
-  if (url.protocol === 'wss:') return { problem: `raft-kv serves no TLS yet: use a ws:// URL, got ${JSON.stringify(raw)}` };
+  if (url.protocol === 'wss:')
+    return { problem: `raft-kv serves no TLS yet: use a ws:// URL, got ${JSON.stringify(raw)}` };
   if (url.protocol !== 'ws:') return { problem: `the URL must start with ws://, got ${JSON.stringify(raw)}` };
-  if (url.port === '' && !/:80(?:\/|$)/.test(raw)) return { problem: `the URL must name a port, got ${JSON.stringify(raw)}` };
-  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') return { problem: 'the URL must have no query, fragment or credentials' };
+  if (url.port === '' && !/:80(?:\/|$)/.test(raw))
+    return { problem: `the URL must name a port, got ${JSON.stringify(raw)}` };
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')
+    return { problem: 'the URL must have no query, fragment or credentials' };
   return url.href;
 }
 
@@ -74,11 +77,16 @@ function sorted(peers: Iterable<[PeerId, string]>): Map<PeerId, string> {
 }
 
 /** Applies a peer command to `state`; its reply, and whether the directory changed. */
-function applyPeer(command: Record<string, unknown>, state: AppState): { reply: PeerReply; changed: boolean } {
+function applyPeer(
+  command: Record<string, unknown>,
+  state: AppState,
+): { reply: PeerReply; changed: boolean } {
   const { id, url } = command;
-  if (typeof id !== 'string' || !ID_PATTERN.test(id)) return { reply: badCommand('id must be 1 to 64 letters, digits, _ . or -'), changed: false };
+  if (typeof id !== 'string' || !ID_PATTERN.test(id))
+    return { reply: badCommand('id must be 1 to 64 letters, digits, _ . or -'), changed: false };
   if (url === null) return { reply: { ok: true }, changed: state.peers.delete(id) };
-  if (typeof url !== 'string') return { reply: badCommand('url must be a ws:// URL or null'), changed: false };
+  if (typeof url !== 'string')
+    return { reply: badCommand('url must be a ws:// URL or null'), changed: false };
   const href = normalizePeerUrl(url);
   if (typeof href !== 'string') return { reply: badCommand(href.problem), changed: false };
   if (state.peers.get(id) === href) return { reply: { ok: true }, changed: false };
@@ -107,20 +115,30 @@ function encodeSnapshot(state: AppState): Uint8Array {
 
 function decodeSnapshot(bytes: Uint8Array, name?: PeerId): AppState {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new InvalidArgumentError('not a raft-kv snapshot (no RKV1 header)');
+  if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC))
+    throw new InvalidArgumentError('not a raft-kv snapshot (no RKV1 header)');
   const length = buf.readUInt32BE(MAGIC.length);
   const start = MAGIC.length + 4;
-  if (start + length > buf.length) throw new InvalidArgumentError('not a raft-kv snapshot (truncated peer directory)');
+  if (start + length > buf.length)
+    throw new InvalidArgumentError('not a raft-kv snapshot (truncated peer directory)');
   let entries: unknown;
   try {
     entries = JSON.parse(buf.subarray(start, start + length).toString('utf8'));
   } catch (err) {
     throw new InvalidArgumentError('not a raft-kv snapshot (unreadable peer directory)', { cause: err });
   }
-  if (!Array.isArray(entries) || !entries.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string')) {
+  if (
+    !Array.isArray(entries) ||
+    !entries.every(
+      (e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string',
+    )
+  ) {
     throw new InvalidArgumentError('not a raft-kv snapshot (malformed peer directory)');
   }
-  return { kv: KVStore.restore(buf.subarray(start + length), name), peers: sorted(entries as [PeerId, string][]) };
+  return {
+    kv: KVStore.restore(buf.subarray(start + length), name),
+    peers: sorted(entries as [PeerId, string][]),
+  };
 }
 
 /**
@@ -134,7 +152,10 @@ function decodeSnapshot(bytes: Uint8Array, name?: PeerId): AppState {
  * @param initial the directory before any command: the `--peers` of the node.
  * @param observe told of every change of the directory, and of every restored snapshot.
  */
-export function appMachine(initial: ReadonlyMap<PeerId, string>, observe?: DirectoryObserver): StateMachine<AppState, AppCommand, KVQuery, AppReply> {
+export function appMachine(
+  initial: ReadonlyMap<PeerId, string>,
+  observe?: DirectoryObserver,
+): StateMachine<AppState, AppCommand, KVQuery, AppReply> {
   const start = sorted(initial);
   return {
     init(name: PeerId): AppState {

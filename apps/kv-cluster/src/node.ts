@@ -39,8 +39,18 @@ function listen(server: Server, where: HostPort, option: string): Promise<HostPo
   return new Promise((resolveListen, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       const why =
-        err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : err.message;
-      reject(new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `${option} ${authority(where)}: cannot listen: ${why}`, { cause: err }));
+        err.code === 'EADDRINUSE'
+          ? 'address already in use'
+          : err.code === 'EACCES'
+            ? 'permission denied'
+            : err.code === 'EADDRNOTAVAIL'
+              ? 'no such local address'
+              : err.message;
+      reject(
+        new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `${option} ${authority(where)}: cannot listen: ${why}`, {
+          cause: err,
+        }),
+      );
     };
     server.once('error', onError);
     server.listen(where.port, where.host, () => {
@@ -92,7 +102,11 @@ function describeStartError(err: unknown, opts: NodeOptions): Error {
   if (!RaftError.isInstance(err)) return err instanceof Error ? err : new Error(String(err));
   switch (err.code) {
     case 'RAFT_STORAGE_LOCKED':
-      return new RaftError(err.code, `--data ${opts.data}: the data directory is in use by another process (is this node already running?)`, { cause: err });
+      return new RaftError(
+        err.code,
+        `--data ${opts.data}: the data directory is in use by another process (is this node already running?)`,
+        { cause: err },
+      );
     case 'RAFT_STORAGE_CORRUPT':
     case 'RAFT_STORAGE_UNAVAILABLE':
       return new RaftError(err.code, `--data ${opts.data}: ${err.message}`, { cause: err });
@@ -113,24 +127,35 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
   const inflight = new InFlight();
   let closing = false;
   let service: KvService | null = null;
-  const internalError = (err: unknown): void => logger.error({ err }, 'internal error while answering a request');
+  const internalError = (err: unknown): void =>
+    logger.error({ err }, 'internal error while answering a request');
   const unavailable = (res: ServerResponse): void => {
-    res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end('{"error":"election_in_progress"}');
+    res
+      .writeHead(503, { 'content-type': 'application/json; charset=utf-8', connection: 'close' })
+      .end('{"error":"election_in_progress"}');
   };
 
   const dataDir = resolve(opts.data);
   const directory = await PeerDirectory.open(opts.peers, dataDir, logger);
   // Forwarded requests come from any node of the directory: it grows with the membership.
-  const verifier = new ForwardVerifier(opts.secret === null ? null : forwardKey(opts.secret), directory.known, opts.id);
+  const verifier = new ForwardVerifier(
+    opts.secret === null ? null : forwardKey(opts.secret),
+    directory.known,
+    opts.id,
+  );
   const once = rateLimiter(60_000);
   const handlePeerRequest = peerApi({
-    execute: (op, deadline, hops) => (service === null ? Promise.resolve({ status: 503, body: { error: 'election_in_progress' } }) : service.execute(op, deadline, hops)),
+    execute: (op, deadline, hops) =>
+      service === null
+        ? Promise.resolve({ status: 503, body: { error: 'election_in_progress' } })
+        : service.execute(op, deadline, hops),
     verifier,
     closing: () => closing,
     requestTimeoutMs: opts.requestTimeoutMs,
     onInternalError: internalError,
     onRefused: (reason, remote) => {
-      if (once(`forward ${reason} ${remote ?? ''}`)) logger.warn({ reason, remote }, 'refused a forwarded request');
+      if (once(`forward ${reason} ${remote ?? ''}`))
+        logger.warn({ reason, remote }, 'refused a forwarded request');
     },
   });
   const peerServer = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -158,7 +183,11 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     try {
       await mkdir(dirname(dataDir), { recursive: true });
     } catch (err) {
-      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `--data ${opts.data}: cannot create its parent directory: ${(err as Error).message}`, { cause: err });
+      throw new RaftError(
+        'RAFT_STORAGE_UNAVAILABLE',
+        `--data ${opts.data}: cannot create its parent directory: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     peerAddress = await listen(peerServer, opts.listen, '--listen');
     httpAddress = await listen(clientServer, opts.http, '--http');
@@ -198,13 +227,17 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     onInternalError: internalError,
   });
 
-  if (opts.join) logger.info({}, 'joining: waiting to be added to a running cluster (POST /cluster/members on any node)');
+  if (opts.join)
+    logger.info({}, 'joining: waiting to be added to a running cluster (POST /cluster/members on any node)');
   else bootstrapIfFirst(peer, opts, logger);
 
   // The runtime stops a peer whose log store or state machine failed (fail-stop); then this process is useless.
   const failed = peer.whenStopped().then((reason) => {
     if (closing) return new Promise<void>(() => undefined);
-    logger.fatal({ err: reason }, 'the Raft peer stopped by itself (its log store or applying failed); exiting');
+    logger.fatal(
+      { err: reason },
+      'the Raft peer stopped by itself (its log store or applying failed); exiting',
+    );
     return undefined;
   });
 
@@ -227,7 +260,14 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
   };
 
   logger.info(
-    { http: authority(httpAddress), listen: authority(peerAddress), data: opts.data, configuration: peer.status().configuration, peers: directory.toJSON(), snapshotEvery: opts.snapshotEvery },
+    {
+      http: authority(httpAddress),
+      listen: authority(peerAddress),
+      data: opts.data,
+      configuration: peer.status().configuration,
+      peers: directory.toJSON(),
+      snapshotEvery: opts.snapshotEvery,
+    },
     'node started',
   );
   return { peer, directory, httpAddress, peerAddress, stop, failed };
@@ -265,7 +305,11 @@ function rateLimiter(ms: number): (key: string) => boolean {
   };
 }
 
-function logTransportEvent(logger: Logger, event: WebSocketTransportEvent, once: (key: string) => boolean): void {
+function logTransportEvent(
+  logger: Logger,
+  event: WebSocketTransportEvent,
+  once: (key: string) => boolean,
+): void {
   switch (event.type) {
     case 'connected':
       logger.debug({ peer: event.peer, direction: event.direction }, 'peer connected');
@@ -274,8 +318,16 @@ function logTransportEvent(logger: Logger, event: WebSocketTransportEvent, once:
       logger.debug({ peer: event.peer, code: event.code }, 'peer disconnected');
       return;
     case 'refused':
-      if (event.reason === 'auth' && once(`auth ${event.peer ?? event.remoteAddress ?? ''}`)) logger.warn({ peer: event.peer, remote: event.remoteAddress }, 'refused a peer connection: wrong secret');
-      else logger.debug({ peer: event.peer, reason: event.reason, remote: event.remoteAddress }, 'refused a peer connection');
+      if (event.reason === 'auth' && once(`auth ${event.peer ?? event.remoteAddress ?? ''}`))
+        logger.warn(
+          { peer: event.peer, remote: event.remoteAddress },
+          'refused a peer connection: wrong secret',
+        );
+      else
+        logger.debug(
+          { peer: event.peer, reason: event.reason, remote: event.remoteAddress },
+          'refused a peer connection',
+        );
       return;
     case 'malformed':
       logger.debug({ peer: event.peer, cause: event.cause }, 'dropped a malformed frame');

@@ -45,11 +45,20 @@ export const replies = {
     body: { error: 'method_not_allowed', allow },
     headers: { allow: allow.join(', ') },
   }),
-  requestTimeout: (): HttpReply => ({ status: 408, body: { error: 'request_timeout', message: 'the request body did not arrive in time' } }),
-  tooLarge: (): HttpReply => ({ status: 413, body: { error: 'payload_too_large', message: `the body exceeds ${MAX_BODY_BYTES} bytes` } }),
+  requestTimeout: (): HttpReply => ({
+    status: 408,
+    body: { error: 'request_timeout', message: 'the request body did not arrive in time' },
+  }),
+  tooLarge: (): HttpReply => ({
+    status: 413,
+    body: { error: 'payload_too_large', message: `the body exceeds ${MAX_BODY_BYTES} bytes` },
+  }),
   internal: (): HttpReply => ({ status: 500, body: { error: 'internal' } }),
   electionInProgress: (): HttpReply => ({ status: 503, body: { error: 'election_in_progress' } }),
-  leaderUnreachable: (leader: string): HttpReply => ({ status: 503, body: { error: 'leader_unreachable', leader } }),
+  leaderUnreachable: (leader: string): HttpReply => ({
+    status: 503,
+    body: { error: 'leader_unreachable', leader },
+  }),
   shuttingDown: (): HttpReply => ({ status: 503, body: { error: 'shutting_down' } }),
   timeout: (): HttpReply => ({ status: 504, body: { error: 'timeout' } }),
   configChangeInProgress: (): HttpReply => ({ status: 409, body: { error: 'config_change_in_progress' } }),
@@ -100,7 +109,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
 export function keyProblem(key: string): string | undefined {
   if (key.length === 0) return 'the key must not be empty';
   if (LONE_SURROGATE.test(key)) return 'the key must be valid UTF-8';
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) return `the key must be at most ${MAX_KEY_BYTES} bytes of UTF-8`;
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES)
+    return `the key must be at most ${MAX_KEY_BYTES} bytes of UTF-8`;
   return undefined;
 }
 
@@ -110,7 +120,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** Checks a node id of a membership operation; returns why it is not one. */
 export function idProblem(id: unknown): string | undefined {
-  if (typeof id !== 'string' || !ID_PATTERN.test(id)) return "the id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit";
+  if (typeof id !== 'string' || !ID_PATTERN.test(id))
+    return "the id must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit";
   return undefined;
 }
 
@@ -139,7 +150,8 @@ function parseClusterOp(value: Record<string, unknown>): ClusterOp | string {
  */
 export function parseOp(value: unknown): Op | string {
   if (!isRecord(value)) return 'op must be an object';
-  if (value['kind'] === 'member-add' || value['kind'] === 'member-remove' || value['kind'] === 'transfer') return parseClusterOp(value);
+  if (value['kind'] === 'member-add' || value['kind'] === 'member-remove' || value['kind'] === 'transfer')
+    return parseClusterOp(value);
   const { kind, key } = value;
   if (typeof key !== 'string') return 'op.key must be a string';
   const problem = keyProblem(key);

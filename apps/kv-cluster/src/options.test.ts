@@ -25,7 +25,14 @@ function invalid(fn: () => unknown, option: string): void {
 describe('raft-kv node options', () => {
   it('accepts the command line of API.md, with defaults', () => {
     const o = nodeOptions(NODE);
-    expect(o).toMatchObject({ id: 'n1', listen: { host: '127.0.0.1', port: 7001 }, http: { host: '127.0.0.1', port: 8001 }, secret: null, requestTimeoutMs: 5000, logLevel: 'info' });
+    expect(o).toMatchObject({
+      id: 'n1',
+      listen: { host: '127.0.0.1', port: 7001 },
+      http: { host: '127.0.0.1', port: 8001 },
+      secret: null,
+      requestTimeoutMs: 5000,
+      logLevel: 'info',
+    });
     expect([...o.peers.keys()]).toEqual(['n1', 'n2', 'n3']);
     expect(o.peers.get('n2')).toBe('ws://127.0.0.1:7002/');
   });
@@ -53,21 +60,34 @@ describe('raft-kv node options', () => {
 
   it('takes --election-timeout MIN-MAX and --heartbeat-interval, each checked against the other', () => {
     expect(nodeOptions(NODE).timing).toEqual({ electionTimeoutMs: [1000, 2000], heartbeatIntervalMs: 100 });
-    expect(nodeOptions({ ...NODE, 'election-timeout': '300-600', 'heartbeat-interval': '50' }).timing).toEqual({ electionTimeoutMs: [300, 600], heartbeatIntervalMs: 50 });
+    expect(
+      nodeOptions({ ...NODE, 'election-timeout': '300-600', 'heartbeat-interval': '50' }).timing,
+    ).toEqual({ electionTimeoutMs: [300, 600], heartbeatIntervalMs: 50 });
     // A short election timeout alone brings the default heartbeat down with it.
-    expect(nodeOptions({ ...NODE, 'election-timeout': '150-300' }).timing).toEqual({ electionTimeoutMs: [150, 300], heartbeatIntervalMs: 75 });
-    expect(nodeOptions({ ...NODE, 'election-timeout': '500-500' }).timing.electionTimeoutMs).toEqual([500, 500]);
+    expect(nodeOptions({ ...NODE, 'election-timeout': '150-300' }).timing).toEqual({
+      electionTimeoutMs: [150, 300],
+      heartbeatIntervalMs: 75,
+    });
+    expect(nodeOptions({ ...NODE, 'election-timeout': '500-500' }).timing.electionTimeoutMs).toEqual([
+      500, 500,
+    ]);
     invalid(() => nodeOptions({ ...NODE, 'election-timeout': '1000' }), '--election-timeout');
     invalid(() => nodeOptions({ ...NODE, 'election-timeout': '2000-1000' }), '--election-timeout');
     invalid(() => nodeOptions({ ...NODE, 'election-timeout': '5-10' }), '--election-timeout');
     invalid(() => nodeOptions({ ...NODE, 'heartbeat-interval': '1000' }), '--heartbeat-interval');
     invalid(() => nodeOptions({ ...NODE, 'heartbeat-interval': '0' }), '--heartbeat-interval');
-    invalid(() => clusterOptions({ nodes: '3', data: 'd', 'election-timeout': '400-300' }), '--election-timeout');
+    invalid(
+      () => clusterOptions({ nodes: '3', data: 'd', 'election-timeout': '400-300' }),
+      '--election-timeout',
+    );
   });
 
   it('takes --snapshot-every (0 turns snapshots off) and --join', () => {
     expect(nodeOptions(NODE)).toMatchObject({ snapshotEvery: 10000, join: false });
-    expect(nodeOptions({ ...NODE, 'snapshot-every': '0', join: true })).toMatchObject({ snapshotEvery: 0, join: true });
+    expect(nodeOptions({ ...NODE, 'snapshot-every': '0', join: true })).toMatchObject({
+      snapshotEvery: 0,
+      join: true,
+    });
     expect(nodeOptions({ ...NODE, 'snapshot-every': '500' }).snapshotEvery).toBe(500);
     invalid(() => nodeOptions({ ...NODE, 'snapshot-every': '-1' }), '--snapshot-every');
     invalid(() => nodeOptions({ ...NODE, 'snapshot-every': '1e4' }), '--snapshot-every');

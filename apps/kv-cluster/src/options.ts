@@ -107,8 +107,10 @@ export interface Timing {
 }
 
 /** The default {@link Timing}. */
-export const DEFAULT_TIMING: Readonly<Timing> = Object.freeze({ electionTimeoutMs: [1000, 2000] as [number, number], heartbeatIntervalMs: 100 });
-
+export const DEFAULT_TIMING: Readonly<Timing> = Object.freeze({
+  electionTimeoutMs: [1000, 2000] as [number, number],
+  heartbeatIntervalMs: 100,
+});
 
 /** Most nodes `raft-kv cluster` runs. */
 export const MAX_NODES = 15;
@@ -125,22 +127,29 @@ function fail(option: string, what: string): never {
 
 /** Checks a node id. */
 export function parseId(option: string, value: string): PeerId {
-  if (!ID_PATTERN.test(value)) fail(option, `must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got ${JSON.stringify(value)}`);
+  if (!ID_PATTERN.test(value))
+    fail(
+      option,
+      `must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got ${JSON.stringify(value)}`,
+    );
   return value;
 }
 
 /** Parses a decimal integer within [min, max]. */
 export function parseInteger(option: string, value: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value)) fail(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value))
+    fail(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min || n > max) fail(option, `must be an integer from ${min} to ${max}, got ${value}`);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    fail(option, `must be an integer from ${min} to ${max}, got ${value}`);
   return n;
 }
 
 /** Parses `HOST:PORT` (`[::1]:PORT` for IPv6); the port is 1 to 65535. */
 export function parseHostPort(option: string, value: string): HostPort {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d+)$/.exec(value);
-  if (m === null) fail(option, `must be HOST:PORT (e.g. 127.0.0.1:8001, or [::1]:8001), got ${JSON.stringify(value)}`);
+  if (m === null)
+    fail(option, `must be HOST:PORT (e.g. 127.0.0.1:8001, or [::1]:8001), got ${JSON.stringify(value)}`);
   const host = m[1] ?? m[2] ?? '';
   return { host, port: parseInteger(`${option} (port)`, m[3] ?? '', 1, 65535) };
 }
@@ -148,7 +157,10 @@ export function parseHostPort(option: string, value: string): HostPort {
 /** Parses `--peers`: `ID=ws://HOST:PORT` items separated by commas. */
 export function parsePeers(option: string, value: string): Map<PeerId, string> {
   const peers = new Map<PeerId, string>();
-  const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (items.length === 0) fail(option, 'must list every member as ID=ws://HOST:PORT, separated by commas');
   for (const item of items) {
     const eq = item.indexOf('=');
@@ -164,7 +176,8 @@ export function parsePeers(option: string, value: string): Map<PeerId, string> {
 
 /** Checks a log level. */
 export function parseLogLevel(option: string, value: string): LogLevel {
-  if (!(LOG_LEVELS as readonly string[]).includes(value)) fail(option, `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
+  if (!(LOG_LEVELS as readonly string[]).includes(value))
+    fail(option, `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
   return value as LogLevel;
 }
 
@@ -201,7 +214,8 @@ export interface RawNodeOptions extends RawPassedOptions {
 }
 
 function required(option: string, value: string | undefined, example: string): string {
-  if (value === undefined || value.length === 0) fail(`--${option}`, `is required (e.g. --${option} ${example})`);
+  if (value === undefined || value.length === 0)
+    fail(`--${option}`, `is required (e.g. --${option} ${example})`);
   return value;
 }
 
@@ -214,8 +228,12 @@ export function nodeOptions(raw: RawNodeOptions, env: NodeJS.ProcessEnv = {}): N
   const listen = parseHostPort('--listen', required('listen', raw.listen, '127.0.0.1:7001'));
   const http = parseHostPort('--http', required('http', raw.http, '127.0.0.1:8001'));
   const data = required('data', raw.data, './data/n1');
-  const peers = parsePeers('--peers', required('peers', raw.peers, 'n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7002,n3=ws://127.0.0.1:7003'));
-  if (!peers.has(id)) fail('--peers', `must include this node (--id ${id}); it lists ${[...peers.keys()].join(', ')}`);
+  const peers = parsePeers(
+    '--peers',
+    required('peers', raw.peers, 'n1=ws://127.0.0.1:7001,n2=ws://127.0.0.1:7002,n3=ws://127.0.0.1:7003'),
+  );
+  if (!peers.has(id))
+    fail('--peers', `must include this node (--id ${id}); it lists ${[...peers.keys()].join(', ')}`);
   if (listen.host === http.host && listen.port === http.port) fail('--http', 'must differ from --listen');
   return {
     id,
@@ -229,7 +247,9 @@ export function nodeOptions(raw: RawNodeOptions, env: NodeJS.ProcessEnv = {}): N
 }
 
 function parseSnapshotEvery(value: string | undefined): number {
-  return value === undefined ? DEFAULT_SNAPSHOT_EVERY : parseInteger('--snapshot-every', value, 0, MAX_SNAPSHOT_EVERY);
+  return value === undefined
+    ? DEFAULT_SNAPSHOT_EVERY
+    : parseInteger('--snapshot-every', value, 0, MAX_SNAPSHOT_EVERY);
 }
 
 /** The options `raft-kv cluster` passes on to every node, as `raft-kv node` takes them. */
@@ -239,7 +259,10 @@ function passedToNodes(
 ): Pick<NodeOptions, 'secret' | 'requestTimeoutMs' | 'logLevel' | 'snapshotEvery' | 'timing'> {
   return {
     secret: resolveSecret(raw.secret, env),
-    requestTimeoutMs: raw['request-timeout'] === undefined ? 5000 : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
+    requestTimeoutMs:
+      raw['request-timeout'] === undefined
+        ? 5000
+        : parseInteger('--request-timeout', raw['request-timeout'], 100, 600_000),
     logLevel: raw['log-level'] === undefined ? 'info' : parseLogLevel('--log-level', raw['log-level']),
     snapshotEvery: parseSnapshotEvery(raw['snapshot-every']),
     timing: parseTiming(raw),
@@ -252,14 +275,25 @@ function parseTiming(raw: { 'election-timeout'?: string; 'heartbeat-interval'?: 
   const election = raw['election-timeout'];
   if (election !== undefined) {
     const m = /^(\d+)-(\d+)$/.exec(election);
-    if (m === null) fail('--election-timeout', `must be MIN-MAX in milliseconds (e.g. 1000-2000), got ${JSON.stringify(election)}`);
+    if (m === null)
+      fail(
+        '--election-timeout',
+        `must be MIN-MAX in milliseconds (e.g. 1000-2000), got ${JSON.stringify(election)}`,
+      );
     const min = parseInteger('--election-timeout (MIN)', m[1] ?? '', 10, 600_000);
     const max = parseInteger('--election-timeout (MAX)', m[2] ?? '', min, 600_000);
     electionTimeoutMs = [min, max];
   }
   const heartbeat = raw['heartbeat-interval'];
-  const heartbeatIntervalMs = heartbeat === undefined ? Math.min(DEFAULT_TIMING.heartbeatIntervalMs, Math.floor(electionTimeoutMs[0] / 2)) : parseInteger('--heartbeat-interval', heartbeat, 1, 600_000);
-  if (heartbeatIntervalMs >= electionTimeoutMs[0]) fail('--heartbeat-interval', `(${heartbeatIntervalMs} ms) must be below the minimum election timeout (${electionTimeoutMs[0]} ms)`);
+  const heartbeatIntervalMs =
+    heartbeat === undefined
+      ? Math.min(DEFAULT_TIMING.heartbeatIntervalMs, Math.floor(electionTimeoutMs[0] / 2))
+      : parseInteger('--heartbeat-interval', heartbeat, 1, 600_000);
+  if (heartbeatIntervalMs >= electionTimeoutMs[0])
+    fail(
+      '--heartbeat-interval',
+      `(${heartbeatIntervalMs} ms) must be below the minimum election timeout (${electionTimeoutMs[0]} ms)`,
+    );
   return { electionTimeoutMs: [electionTimeoutMs[0], electionTimeoutMs[1]], heartbeatIntervalMs };
 }
 
@@ -280,11 +314,17 @@ export function clusterOptions(raw: RawClusterOptions, env: NodeJS.ProcessEnv = 
   const nodes = parseInteger('--nodes', required('nodes', raw.nodes, '3'), 1, MAX_NODES);
   const data = required('data', raw.data, './data');
   const host = raw.host ?? '127.0.0.1';
-  if (host.length === 0 || /[\s[\]]/.test(host)) fail('--host', `must be a host name or an IP address, got ${JSON.stringify(host)}`);
-  const peerPort = raw['peer-port'] === undefined ? 7001 : parseInteger('--peer-port', raw['peer-port'], 1, 65536 - nodes);
-  const httpPort = raw['http-port'] === undefined ? 8001 : parseInteger('--http-port', raw['http-port'], 1, 65536 - nodes);
+  if (host.length === 0 || /[\s[\]]/.test(host))
+    fail('--host', `must be a host name or an IP address, got ${JSON.stringify(host)}`);
+  const peerPort =
+    raw['peer-port'] === undefined ? 7001 : parseInteger('--peer-port', raw['peer-port'], 1, 65536 - nodes);
+  const httpPort =
+    raw['http-port'] === undefined ? 8001 : parseInteger('--http-port', raw['http-port'], 1, 65536 - nodes);
   if (peerPort < httpPort + nodes && httpPort < peerPort + nodes) {
-    fail('--http-port', `(${httpPort}..${httpPort + nodes - 1}) must not overlap --peer-port (${peerPort}..${peerPort + nodes - 1})`);
+    fail(
+      '--http-port',
+      `(${httpPort}..${httpPort + nodes - 1}) must not overlap --peer-port (${peerPort}..${peerPort + nodes - 1})`,
+    );
   }
   return {
     nodes,

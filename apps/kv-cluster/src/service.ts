@@ -3,7 +3,15 @@ import type { Configuration, Peer, PeerId } from '@raft/core';
 import type { KVQuery } from '@raft/kv';
 import { MAX_HOPS, type Forwarder } from './forward.js';
 import type { AppCommand, AppReply } from './machine.js';
-import { commandOf, isClusterOp, replies, replyToHttp, type ClusterOp, type HttpReply, type Op } from './ops.js';
+import {
+  commandOf,
+  isClusterOp,
+  replies,
+  replyToHttp,
+  type ClusterOp,
+  type HttpReply,
+  type Op,
+} from './ops.js';
 
 /** A minimal logger (pino fits). */
 export interface ServiceLogger {
@@ -67,7 +75,10 @@ export class KvService {
     if (timeout <= 0) return replies.timeout();
     try {
       if (isClusterOp(op)) return await this.runClusterOp(op, deadline);
-      const reply = op.kind === 'get' ? await this.peer.read({ op: 'get', key: op.key }, { timeout }) : await this.peer.write(commandOf(op), { timeout });
+      const reply =
+        op.kind === 'get'
+          ? await this.peer.read({ op: 'get', key: op.key }, { timeout })
+          : await this.peer.write(commandOf(op), { timeout });
       return replyToHttp(op, reply);
     } catch (err) {
       return this.failure(op, err, deadline, hops);
@@ -80,7 +91,10 @@ export class KvService {
    */
   private async runClusterOp(op: ClusterOp, deadline: number): Promise<HttpReply> {
     const s = this.peer.status();
-    if (s.role !== 'leader') throw s.leader === null || s.leader === this.id ? new ElectionInProgressError() : new NotLeaderError(s.leader);
+    if (s.role !== 'leader')
+      throw s.leader === null || s.leader === this.id
+        ? new ElectionInProgressError()
+        : new NotLeaderError(s.leader);
     const left = (): number => Math.max(1, Math.floor(deadline - performance.now()));
     const config = s.configuration;
     if (op.kind === 'transfer') {
@@ -88,14 +102,18 @@ export class KvService {
       return { status: 200, body: { leader: op.id } };
     }
     // A change is already under way (learners catching up, or a joint configuration).
-    if ((config.learners?.length ?? 0) > 0 || (config.outgoing?.length ?? 0) > 0) return replies.configChangeInProgress();
+    if ((config.learners?.length ?? 0) > 0 || (config.outgoing?.length ?? 0) > 0)
+      return replies.configChangeInProgress();
     if (op.kind === 'member-add') {
       // Every node learns the URL first (so the leader can reach the new peer as a
       // learner, and the others once it votes), then the membership changes.
       const reply = await this.peer.write({ op: 'peer', id: op.id, url: op.url }, { timeout: left() });
-      if (!reply.ok) return replies.badRequest('message' in reply ? reply.message : 'the peer directory refused the URL');
+      if (!reply.ok)
+        return replies.badRequest('message' in reply ? reply.message : 'the peer directory refused the URL');
       const members = this.peer.status().configuration.members;
-      await this.peer.setConfiguration(members.includes(op.id) ? members : [...members, op.id], { timeout: left() });
+      await this.peer.setConfiguration(members.includes(op.id) ? members : [...members, op.id], {
+        timeout: left(),
+      });
       return { status: 200, body: { ...this.view() } };
     }
     if (!config.members.includes(op.id)) {
@@ -105,11 +123,15 @@ export class KvService {
       return { status: 200, body: { ...this.view() } };
     }
     const rest = config.members.filter((m) => m !== op.id);
-    if (rest.length === 0) return replies.badRequest(`${op.id} is the last member: a cluster cannot remove all its members`);
+    if (rest.length === 0)
+      return replies.badRequest(`${op.id} is the last member: a cluster cannot remove all its members`);
     const final = await this.peer.setConfiguration(rest, { timeout: left() });
     if (this.peer.status().role === 'leader') {
       await this.forget(op.id, left()).catch((err: unknown) => {
-        this.logger.warn?.({ err, id: op.id }, 'removed a member but could not forget its URL; DELETE it again to retry');
+        this.logger.warn?.(
+          { err, id: op.id },
+          'removed a member but could not forget its URL; DELETE it again to retry',
+        );
       });
     } else {
       // This leader removed itself and stepped down: the next leader must forget it.
@@ -121,7 +143,8 @@ export class KvService {
   /** Removes `id` from the peer directory (every node closes its connections to it). */
   private async forget(id: PeerId, timeout: number): Promise<void> {
     const reply = await this.peer.write({ op: 'peer', id, url: null }, { timeout });
-    if (!reply.ok) throw new RaftError('RAFT_STATE_MACHINE_ERROR', `the peer directory refused to forget ${id}`);
+    if (!reply.ok)
+      throw new RaftError('RAFT_STATE_MACHINE_ERROR', `the peer directory refused to forget ${id}`);
   }
 
   /**
@@ -132,7 +155,12 @@ export class KvService {
     const until = performance.now() + FORGET_SELF_MS;
     while (!this.closing && performance.now() < until) {
       for (const m of members) {
-        const reply = await this.forwarder.forward(m, { kind: 'member-remove', id }, MAX_HOPS, performance.now() + this.requestTimeoutMs);
+        const reply = await this.forwarder.forward(
+          m,
+          { kind: 'member-remove', id },
+          MAX_HOPS,
+          performance.now() + this.requestTimeoutMs,
+        );
         if (reply.status === 200 || reply.status === 400) {
           this.logger.info?.({ id, by: m }, 'the remaining members forgot this node');
           return;
@@ -140,7 +168,10 @@ export class KvService {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    this.logger.warn?.({ id }, 'could not make the remaining members forget this node; DELETE /cluster/members/ID again to retry');
+    this.logger.warn?.(
+      { id },
+      'could not make the remaining members forget this node; DELETE /cluster/members/ID again to retry',
+    );
   }
 
   private failure(op: Op, err: unknown, deadline: number, hops: number): Promise<HttpReply> | HttpReply {
@@ -153,7 +184,8 @@ export class KvService {
         const { leader, indeterminate } = err as NotLeaderError;
         // Appended while we were leader: it may still commit under the next one. Never retry it.
         if (indeterminate) return replies.timeout();
-        if (leader === null || leader === this.id || hops >= MAX_HOPS || this.closing) return replies.electionInProgress();
+        if (leader === null || leader === this.id || hops >= MAX_HOPS || this.closing)
+          return replies.electionInProgress();
         return this.forwarder.forward(leader, op, hops + 1, deadline);
       }
       case 'RAFT_ELECTION_IN_PROGRESS':
@@ -170,7 +202,9 @@ export class KvService {
         // A membership operation the core refused (e.g. a transfer to a non-voter), or a
         // value the codec cannot store exactly (a key "__proto__", an unpaired surrogate):
         // refused before anything reached the log.
-        return replies.badRequest(err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message);
+        return replies.badRequest(
+          err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message,
+        );
       default:
         this.logger.error({ err, op: op.kind }, 'unexpected failure of a client operation');
         return replies.internal();

@@ -14,7 +14,10 @@ let cluster: LocalCluster;
 const acknowledged = new Map<string, unknown>();
 
 async function put(id: string, key: string, value: unknown): Promise<void> {
-  const r = await http(`${cluster.url(id)}/kv/${encodeURIComponent(key)}`, { method: 'PUT', body: JSON.stringify({ value }) });
+  const r = await http(`${cluster.url(id)}/kv/${encodeURIComponent(key)}`, {
+    method: 'PUT',
+    body: JSON.stringify({ value }),
+  });
   expect(r, `PUT ${key} via ${id}`).toMatchObject({ status: 200, body: { value } });
   acknowledged.set(key, value);
 }
@@ -28,7 +31,10 @@ async function expectAll(id: string): Promise<void> {
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     child.on('exit', (code) => resolve({ code, stderr }));
@@ -61,23 +67,42 @@ describe('raft-kv: a 3-node cluster of real processes', { timeout: 30_000 }, () 
     const leader = await cluster.waitForLeader(IDS);
     const follower = IDS.find((id) => id !== leader)!;
     const base = cluster.url(follower);
-    expect(await http(`${base}/kv/c`, { method: 'PUT', body: '{"value": 1}' })).toMatchObject({ status: 200, body: { value: 1 } });
-    expect(await http(`${base}/kv/c/cas`, { method: 'POST', body: '{"expected": 2, "value": 3}' })).toMatchObject({ status: 409, body: { error: 'cas_mismatch', value: 1 } });
-    expect(await http(`${base}/kv/c/cas`, { method: 'POST', body: '{"expected": 1, "value": {"x": [3]}}' })).toMatchObject({ status: 200, body: { value: { x: [3] } } });
-    expect(await http(`${base}/kv/missing/cas`, { method: 'POST', body: '{"expected": 1, "value": 2}' })).toMatchObject({ status: 404, body: { error: 'key_not_found' } });
+    expect(await http(`${base}/kv/c`, { method: 'PUT', body: '{"value": 1}' })).toMatchObject({
+      status: 200,
+      body: { value: 1 },
+    });
+    expect(
+      await http(`${base}/kv/c/cas`, { method: 'POST', body: '{"expected": 2, "value": 3}' }),
+    ).toMatchObject({ status: 409, body: { error: 'cas_mismatch', value: 1 } });
+    expect(
+      await http(`${base}/kv/c/cas`, { method: 'POST', body: '{"expected": 1, "value": {"x": [3]}}' }),
+    ).toMatchObject({ status: 200, body: { value: { x: [3] } } });
+    expect(
+      await http(`${base}/kv/missing/cas`, { method: 'POST', body: '{"expected": 1, "value": 2}' }),
+    ).toMatchObject({ status: 404, body: { error: 'key_not_found' } });
     expect(await http(`${base}/kv/c`, { method: 'DELETE' })).toMatchObject({ status: 200, body: {} });
-    expect(await http(`${base}/kv/c`, { method: 'DELETE' })).toMatchObject({ status: 404, body: { error: 'key_not_found' } });
+    expect(await http(`${base}/kv/c`, { method: 'DELETE' })).toMatchObject({
+      status: 404,
+      body: { error: 'key_not_found' },
+    });
     expect(await http(`${base}/kv/c`)).toMatchObject({ status: 404, body: { error: 'key_not_found' } });
     // Keys are one decoded path segment: any character, 1 to 1024 bytes of UTF-8.
     await put(follower, 'a/b ü?#', 'slash');
     await put(follower, 'é'.repeat(512), 'longest key');
     const status = await http(`${base}/status`);
-    expect(status).toMatchObject({ status: 200, body: { name: follower, role: 'follower', leader, configuration: { members: IDS } } });
+    expect(status).toMatchObject({
+      status: 200,
+      body: { name: follower, role: 'follower', leader, configuration: { members: IDS } },
+    });
   });
 
   it('refuses bad requests with 400, 404, 405 and 413', async () => {
     const base = cluster.url('n1');
-    const bad = (r: { status: number; body: unknown }): void => expect(r).toMatchObject({ status: 400, body: { error: 'bad_request', message: expect.any(String) as string } });
+    const bad = (r: { status: number; body: unknown }): void =>
+      expect(r).toMatchObject({
+        status: 400,
+        body: { error: 'bad_request', message: expect.any(String) as string },
+      });
     bad(await http(`${base}/kv/x`, { method: 'PUT', body: '{"value": ' }));
     bad(await http(`${base}/kv/x`, { method: 'PUT', body: '{"valu": 1}' }));
     bad(await http(`${base}/kv/x`, { method: 'PUT', body: '[1]' }));
@@ -88,13 +113,25 @@ describe('raft-kv: a 3-node cluster of real processes', { timeout: 30_000 }, () 
     bad(await http(`${base}/kv/${'k'.repeat(1025)}`));
     bad(await http(`${base}/kv/%E0%A4%A`));
     bad(await http(`${base}/kv/%ED%A0%80`));
-    bad(await http(`${base}/kv/x`, { method: 'PUT', body: `{"value": ${'['.repeat(200)}${']'.repeat(200)}}` }));
+    bad(
+      await http(`${base}/kv/x`, { method: 'PUT', body: `{"value": ${'['.repeat(200)}${']'.repeat(200)}}` }),
+    );
     // Values the log's codec cannot store exactly are refused, not changed: a key
     // "__proto__" (MessagePack would rename it) and an unpaired surrogate (not Unicode text).
     for (const node of ['n1', 'n2', 'n3']) {
-      bad(await http(`${cluster.url(node)}/kv/odd`, { method: 'PUT', body: '{"value": {"__proto__": {"polluted": true}, "id": 1}}' }));
+      bad(
+        await http(`${cluster.url(node)}/kv/odd`, {
+          method: 'PUT',
+          body: '{"value": {"__proto__": {"polluted": true}, "id": 1}}',
+        }),
+      );
       bad(await http(`${cluster.url(node)}/kv/odd`, { method: 'PUT', body: '{"value": ["\\ud800"]}' }));
-      bad(await http(`${cluster.url(node)}/kv/odd/cas`, { method: 'POST', body: '{"expected": null, "value": {"a": {"__proto__": 1}}}' }));
+      bad(
+        await http(`${cluster.url(node)}/kv/odd/cas`, {
+          method: 'POST',
+          body: '{"expected": null, "value": {"a": {"__proto__": 1}}}',
+        }),
+      );
     }
     expect(await http(`${base}/kv/odd`)).toMatchObject({ status: 404 });
     expect(await http(`${base}/nope`)).toMatchObject({ status: 404, body: { error: 'not_found' } });
@@ -105,8 +142,13 @@ describe('raft-kv: a 3-node cluster of real processes', { timeout: 30_000 }, () 
     expect(r405.status).toBe(405);
     expect(r405.headers['allow']).toBe('GET');
     const big = JSON.stringify({ value: 'v'.repeat(1024 * 1024) });
-    expect(await http(`${base}/kv/big`, { method: 'PUT', body: big })).toMatchObject({ status: 413, body: { error: 'payload_too_large' } });
-    expect(await http(`${base}/kv/big`, { method: 'PUT', body: big, chunked: true })).toMatchObject({ status: 413 });
+    expect(await http(`${base}/kv/big`, { method: 'PUT', body: big })).toMatchObject({
+      status: 413,
+      body: { error: 'payload_too_large' },
+    });
+    expect(await http(`${base}/kv/big`, { method: 'PUT', body: big, chunked: true })).toMatchObject({
+      status: 413,
+    });
     // Just under the limit is fine.
     await put('n1', 'almost-big', 'v'.repeat(1024 * 1024 - 20));
   });
@@ -156,8 +198,14 @@ describe('raft-kv: a 3-node cluster of real processes', { timeout: 30_000 }, () 
     try {
       lone.start('n1');
       await until('n1 to listen', 10_000, () => lone.status('n1'));
-      expect(await http(`${lone.url('n1')}/kv/x`)).toMatchObject({ status: 503, body: { error: 'election_in_progress' } });
-      expect(await http(`${lone.url('n1')}/kv/x`, { method: 'PUT', body: '{"value":1}' })).toMatchObject({ status: 503, body: { error: 'election_in_progress' } });
+      expect(await http(`${lone.url('n1')}/kv/x`)).toMatchObject({
+        status: 503,
+        body: { error: 'election_in_progress' },
+      });
+      expect(await http(`${lone.url('n1')}/kv/x`, { method: 'PUT', body: '{"value":1}' })).toMatchObject({
+        status: 503,
+        body: { error: 'election_in_progress' },
+      });
     } finally {
       await lone.destroy();
     }
@@ -170,7 +218,19 @@ describe('raft-kv: startup errors', { timeout: 20_000 }, () => {
     const busy = cluster.url('n1').replace('http://', '');
     const node = (i: number, http: string, data: string): string[] => {
       const listen = `127.0.0.1:${ports[2 * i]}`;
-      return ['node', '--id', 'n1', '--listen', listen, '--peers', `n1=ws://${listen}`, '--http', http, '--data', data];
+      return [
+        'node',
+        '--id',
+        'n1',
+        '--listen',
+        listen,
+        '--peers',
+        `n1=ws://${listen}`,
+        '--http',
+        http,
+        '--data',
+        data,
+      ];
     };
     const results = await Promise.all([
       run(node(0, busy, join(dir, 'x1'))),

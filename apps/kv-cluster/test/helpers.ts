@@ -36,7 +36,8 @@ export interface HttpOptions {
 export function http(url: string, opts: HttpOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...opts.headers };
-    if (opts.body !== undefined && opts.chunked !== true) headers['content-length'] = Buffer.byteLength(opts.body);
+    if (opts.body !== undefined && opts.chunked !== true)
+      headers['content-length'] = Buffer.byteLength(opts.body);
     const req = request(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -70,7 +71,12 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResult> {
 }
 
 /** Polls `fn` until it returns a value other than undefined; throws after `ms`. */
-export async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined> | T | undefined, intervalMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  ms: number,
+  fn: () => Promise<T | undefined> | T | undefined,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = performance.now() + ms;
   let last: unknown;
   for (;;) {
@@ -80,15 +86,24 @@ export async function until<T>(what: string, ms: number, fn: () => Promise<T | u
     } catch (err) {
       last = err;
     }
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})`}`);
+    if (performance.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}${last === undefined ? '' : ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})`}`,
+      );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
 /** Runs the CLI to completion (e.g. `raft-kv members ...`); its exit code and output. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -123,7 +138,10 @@ export class NodeProcess {
   child: ChildProcess | null = null;
   /** Recent output lines, for diagnostics. */
   readonly output: string[] = [];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: null, signal: null });
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({
+    code: null,
+    signal: null,
+  });
   paused = false;
   /** When set, every line the process prints is also appended to this file (all of it, not only the recent lines). */
   logFile: string | null = null;
@@ -155,7 +173,10 @@ export class NodeProcess {
 
   start(): void {
     if (this.running) throw new Error(`${this.id} is already running`);
-    const child = spawn(process.execPath, [CLI, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
+    const child = spawn(process.execPath, [CLI, ...this.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.env,
+    });
     this.child = child;
     this.paused = false;
     this.killing = false;
@@ -183,7 +204,11 @@ export class NodeProcess {
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         this.exits.push({ code, signal, killed: this.killing, at: performance.now() });
-        if (logFile !== null) appendFileSync(logFile, `--- ${new Date().toISOString()} exit ${this.id} code=${code} signal=${signal}\n`);
+        if (logFile !== null)
+          appendFileSync(
+            logFile,
+            `--- ${new Date().toISOString()} exit ${this.id} code=${code} signal=${signal}\n`,
+          );
         resolve({ code, signal });
       }),
     );
@@ -236,7 +261,8 @@ export class LocalCluster {
     const c = new LocalCluster(opts.ids, opts.dir);
     const ports = await freePorts(opts.ids.length * 2);
     const initial = opts.initial ?? opts.ids;
-    const list = (ids: string[]): string => ids.map((id) => `${id}=ws://127.0.0.1:${ports[2 * opts.ids.indexOf(id)]}`).join(',');
+    const list = (ids: string[]): string =>
+      ids.map((id) => `${id}=ws://127.0.0.1:${ports[2 * opts.ids.indexOf(id)]}`).join(',');
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env['RAFT_SECRET'];
     if (opts.secret !== undefined) env['RAFT_SECRET'] = opts.secret;
@@ -247,13 +273,20 @@ export class LocalCluster {
       c.httpUrl.set(id, `http://127.0.0.1:${httpPort}`);
       const args = [
         'node',
-        '--id', id,
-        '--listen', `127.0.0.1:${peerPort}`,
-        '--http', `127.0.0.1:${httpPort}`,
-        '--data', `${opts.dir}/${id}`,
-        '--peers', initial.includes(id) ? list(initial) : list(opts.ids),
-        '--log-level', opts.logLevel ?? 'info',
-        '--request-timeout', String(opts.requestTimeoutMs ?? 5000),
+        '--id',
+        id,
+        '--listen',
+        `127.0.0.1:${peerPort}`,
+        '--http',
+        `127.0.0.1:${httpPort}`,
+        '--data',
+        `${opts.dir}/${id}`,
+        '--peers',
+        initial.includes(id) ? list(initial) : list(opts.ids),
+        '--log-level',
+        opts.logLevel ?? 'info',
+        '--request-timeout',
+        String(opts.requestTimeoutMs ?? 5000),
         ...(initial.includes(id) ? [] : ['--join']),
         ...(opts.extraArgs ?? []),
       ];
@@ -310,7 +343,9 @@ export class LocalCluster {
       const statuses = await Promise.all(among.map((id) => this.status(id).catch(() => undefined)));
       const leader = statuses.find((s) => s?.role === 'leader');
       if (leader === undefined) return undefined;
-      const agree = statuses.every((s) => s !== undefined && s.leader === leader.name && s.term === leader.term);
+      const agree = statuses.every(
+        (s) => s !== undefined && s.leader === leader.name && s.term === leader.term,
+      );
       return agree ? leader.name : undefined;
     });
   }
@@ -330,7 +365,9 @@ export class LocalCluster {
 
 /** The leader that the running, unpaused nodes report right now (one round of `/status`), if any. */
 export async function currentLeader(cluster: LocalCluster): Promise<string | undefined> {
-  const statuses = await Promise.all(cluster.running().map((id) => cluster.status(id).catch(() => undefined)));
+  const statuses = await Promise.all(
+    cluster.running().map((id) => cluster.status(id).catch(() => undefined)),
+  );
   const leaders = statuses.filter((s) => s?.role === 'leader');
   // Two nodes that both say "leader" (an old one that has not heard of the new term yet): the higher term.
   leaders.sort((a, b) => (b?.term ?? 0) - (a?.term ?? 0));
@@ -339,7 +376,9 @@ export async function currentLeader(cluster: LocalCluster): Promise<string | und
 
 /** Exits of node processes that the test did not cause (crashes), with the node's id. */
 export function crashes(cluster: LocalCluster): (NodeExit & { id: string })[] {
-  return [...cluster.nodes.values()].flatMap((n) => n.exits.filter((e) => !e.killed).map((e) => ({ ...e, id: n.id })));
+  return [...cluster.nodes.values()].flatMap((n) =>
+    n.exits.filter((e) => !e.killed).map((e) => ({ ...e, id: n.id })),
+  );
 }
 
 /** What a raw connection got back before it closed or the time ran out. */
@@ -384,7 +423,9 @@ export function rawExchange(
     });
     socket.on('end', () => finish('end'));
     socket.on('close', () => finish('end'));
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(err.code === 'ECONNREFUSED' ? 'refused' : 'error'));
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      finish(err.code === 'ECONNREFUSED' ? 'refused' : 'error'),
+    );
     timers.push(setTimeout(() => finish('timeout'), opts.timeoutMs ?? 5000));
     socket.on('connect', () => {
       let i = 0;
@@ -450,7 +491,8 @@ export function wsUpgradeRequest(port: number, path = '/', extraHeaders = ''): s
 }
 
 /** A value of the tiny MessagePack subset {@link msgpack} writes and {@link unmsgpack} reads. */
-export type PackValue = null | boolean | number | string | Buffer | PackValue[] | { [key: string]: PackValue };
+export type PackValue =
+  null | boolean | number | string | Buffer | PackValue[] | { [key: string]: PackValue };
 
 /**
  * Encodes a value as MessagePack (nil, booleans, integers, float64, str, bin, array,
@@ -459,7 +501,14 @@ export type PackValue = null | boolean | number | string | Buffer | PackValue[] 
 export function msgpack(value: PackValue): Buffer {
   const out: Buffer[] = [];
   const head = (...bytes: number[]): void => void out.push(Buffer.from(bytes));
-  const sized = (n: number, small: number | null, smallLimit: number, c8: number | null, c16: number, c32: number): void => {
+  const sized = (
+    n: number,
+    small: number | null,
+    smallLimit: number,
+    c8: number | null,
+    c16: number,
+    c32: number,
+  ): void => {
     if (small !== null && n < smallLimit) head(small | n);
     else if (c8 !== null && n < 256) head(c8, n);
     else if (n < 65536) head(c16, n >> 8, n & 0xff);
@@ -608,7 +657,10 @@ export class RawWsClient {
    * Connects and upgrades. Resolves with the client once the server answered 101, or with
    * the HTTP status (0 when the connection failed or closed first) when it refused.
    */
-  static open(port: number, opts: { path?: string; extraHeaders?: string; timeoutMs?: number } = {}): Promise<RawWsClient | { status: number }> {
+  static open(
+    port: number,
+    opts: { path?: string; extraHeaders?: string; timeoutMs?: number } = {},
+  ): Promise<RawWsClient | { status: number }> {
     return new Promise((resolve) => {
       const socket = connect({ port, host: '127.0.0.1' });
       let head = Buffer.alloc(0);
@@ -641,7 +693,9 @@ export class RawWsClient {
       socket.on('data', onData);
       socket.on('error', onError);
       socket.on('close', onClose);
-      socket.on('connect', () => socket.write(wsUpgradeRequest(port, opts.path ?? '/', opts.extraHeaders ?? '')));
+      socket.on('connect', () =>
+        socket.write(wsUpgradeRequest(port, opts.path ?? '/', opts.extraHeaders ?? '')),
+      );
     });
   }
 
@@ -718,9 +772,23 @@ export class RawWsClient {
  * The transport's handshake MAC (see `@raft/transport-ws`'s protocol): HMAC-SHA256 over
  * length-prefixed fields. Written out here so that a test can prove, or fake, knowledge of the secret.
  */
-export function handshakeMac(secret: string, role: 'dialer' | 'acceptor', dialer: string, acceptor: string, acceptorNonce: Buffer, dialerNonce: Buffer): Buffer {
+export function handshakeMac(
+  secret: string,
+  role: 'dialer' | 'acceptor',
+  dialer: string,
+  acceptor: string,
+  acceptorNonce: Buffer,
+  dialerNonce: Buffer,
+): Buffer {
   const hmac = createHmac('sha256', Buffer.from(secret, 'utf8'));
-  for (const field of [Buffer.from('raft-ws/1'), Buffer.from(role), Buffer.from(dialer, 'utf8'), Buffer.from(acceptor, 'utf8'), acceptorNonce, dialerNonce]) {
+  for (const field of [
+    Buffer.from('raft-ws/1'),
+    Buffer.from(role),
+    Buffer.from(dialer, 'utf8'),
+    Buffer.from(acceptor, 'utf8'),
+    acceptorNonce,
+    dialerNonce,
+  ]) {
     const length = Buffer.alloc(4);
     length.writeUInt32BE(field.byteLength);
     hmac.update(length);

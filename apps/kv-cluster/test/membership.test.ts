@@ -36,7 +36,12 @@ async function configured(ids: string[], expected: string[]): Promise<void> {
   await until(`the configuration [${expected.join(', ')}] on ${ids.join(', ')}`, 15_000, async () => {
     for (const id of ids) {
       const c = (await view(id)).configuration;
-      if (c.members.join() !== [...expected].sort().join() || c.learners !== undefined || c.outgoing !== undefined) return undefined;
+      if (
+        c.members.join() !== [...expected].sort().join() ||
+        c.learners !== undefined ||
+        c.outgoing !== undefined
+      )
+        return undefined;
     }
     return true;
   });
@@ -46,7 +51,10 @@ async function configured(ids: string[], expected: string[]): Promise<void> {
  * A light load: `writers` loops, each PUTting its own counter keys one at a time through
  * the nodes of `via` in turn. Every answer other than 200 is a failure.
  */
-function load(via: () => string[], writers = 2): { stop(): Promise<void>; ok: () => number; failures: string[] } {
+function load(
+  via: () => string[],
+  writers = 2,
+): { stop(): Promise<void>; ok: () => number; failures: string[] } {
   let running = true;
   let ok = 0;
   const failures: string[] = [];
@@ -56,7 +64,11 @@ function load(via: () => string[], writers = 2): { stop(): Promise<void>; ok: ()
       const id = nodes[i % nodes.length]!;
       const key = `load-${w}-${i}`;
       try {
-        const r = await http(`${cluster.url(id)}/kv/${key}`, { method: 'PUT', body: JSON.stringify({ value: i }), timeoutMs: 8000 });
+        const r = await http(`${cluster.url(id)}/kv/${key}`, {
+          method: 'PUT',
+          body: JSON.stringify({ value: i }),
+          timeoutMs: 8000,
+        });
         if (r.status === 200) {
           ok++;
           acknowledged.set(key, i);
@@ -90,7 +102,10 @@ async function prefill(id: string, count: number): Promise<void> {
       Array.from({ length: Math.min(32, count - i) }, async (_, j) => {
         const key = `pre-${i + j}`;
         await until(`PUT ${key}`, 20_000, async () => {
-          const r = await http(`${cluster.url(id)}/kv/${key}`, { method: 'PUT', body: JSON.stringify({ value: i + j }) });
+          const r = await http(`${cluster.url(id)}/kv/${key}`, {
+            method: 'PUT',
+            body: JSON.stringify({ value: i + j }),
+          });
           return r.status === 200 ? r : undefined;
         });
         acknowledged.set(key, i + j);
@@ -101,7 +116,13 @@ async function prefill(id: string, count: number): Promise<void> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'raft-kv-members-'));
-  cluster = await LocalCluster.create({ ids: IDS, initial: INITIAL, dir, secret: SECRET, extraArgs: ['--snapshot-every', String(SNAPSHOT_EVERY)] });
+  cluster = await LocalCluster.create({
+    ids: IDS,
+    initial: INITIAL,
+    dir,
+    secret: SECRET,
+    extraArgs: ['--snapshot-every', String(SNAPSHOT_EVERY)],
+  });
   cluster.start(...INITIAL);
 });
 
@@ -121,7 +142,9 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
     removedFollower = victim;
     // Enough entries that the leader compacted its log: n4 will need a snapshot.
     await prefill(leader, PREFILL);
-    await until('the leader to compact its log', 10_000, async () => ((await cluster.status(leader))!.firstLogIndex > 1 ? true : undefined));
+    await until('the leader to compact its log', 10_000, async () =>
+      (await cluster.status(leader))!.firstLogIndex > 1 ? true : undefined,
+    );
     const termBefore = (await cluster.status(leader))!.term;
     const writes = load(() => [leader, other]);
 
@@ -131,7 +154,14 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
     expect(fresh).toMatchObject({ term: 0, lastLogIndex: 0, configuration: { members: [] } });
 
     // Added through the CLI, on a follower (forwarded to the leader).
-    const added = await runCli(['members', '--http', cluster.httpAddr(other), 'add', 'n4', cluster.wsUrl('n4')]);
+    const added = await runCli([
+      'members',
+      '--http',
+      cluster.httpAddr(other),
+      'add',
+      'n4',
+      cluster.wsUrl('n4'),
+    ]);
     expect(added.stderr).toBe('');
     expect(added.code).toBe(0);
     expect(added.stdout).toContain('members: n1, n2, n3, n4');
@@ -141,7 +171,9 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
     for (const id of IDS) expect((await view(id)).peers['n4']).toBe(`${cluster.wsUrl('n4')}/`);
     for (const id of INITIAL) {
       await until(`${id}'s directory file`, 5000, async () => {
-        const file = JSON.parse(await readFile(join(dir, id, DIRECTORY_FILE), 'utf8')) as { peers: Record<string, string> };
+        const file = JSON.parse(await readFile(join(dir, id, DIRECTORY_FILE), 'utf8')) as {
+          peers: Record<string, string>;
+        };
         return file.peers['n4'] === `${cluster.wsUrl('n4')}/` ? true : undefined;
       });
     }
@@ -166,14 +198,18 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
     const termAfter = (await cluster.status(leader))!.term;
     if (termAfter === termBefore) expect(writes.failures).toEqual([]);
     else {
-      console.warn(`an election happened during the load (term ${termBefore} -> ${termAfter}); ${writes.failures.length} writes failed`);
+      console.warn(
+        `an election happened during the load (term ${termBefore} -> ${termAfter}); ${writes.failures.length} writes failed`,
+      );
       for (const f of writes.failures) expect(f).toMatch(/: 50[34] /);
     }
     expect(writes.ok()).toBeGreaterThan(10);
     // n4 caught up: it serves every acknowledged write (its reads go through the leader,
     // so also check its own applied index reached the leader's commit index).
     const target = (await cluster.status(leader))!.commitIndex;
-    await until(`n4 to apply up to ${target}`, 10_000, async () => ((await cluster.status('n4'))!.lastApplied >= target ? true : undefined));
+    await until(`n4 to apply up to ${target}`, 10_000, async () =>
+      (await cluster.status('n4'))!.lastApplied >= target ? true : undefined,
+    );
     for (const [key, value] of [...[...acknowledged].slice(0, 10), ...[...acknowledged].slice(-20)]) {
       expect(await http(`${cluster.url('n4')}/kv/${key}`)).toMatchObject({ status: 200, body: { value } });
     }
@@ -195,12 +231,26 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
   it('answers 400 for a bad id, a non-member or a bad URL', async () => {
     const base = cluster.url(members[0]!);
     const bad = { status: 400, body: { error: 'bad_request' } };
-    expect(await http(`${base}/cluster/members`, { method: 'POST', body: JSON.stringify({ id: 'no spaces', url: 'ws://127.0.0.1:9' }) })).toMatchObject(bad);
-    expect(await http(`${base}/cluster/members`, { method: 'POST', body: JSON.stringify({ id: 'n9', url: 'http://127.0.0.1:9' }) })).toMatchObject(bad);
-    expect(await http(`${base}/cluster/members`, { method: 'POST', body: JSON.stringify({ id: 'n9' }) })).toMatchObject(bad);
+    expect(
+      await http(`${base}/cluster/members`, {
+        method: 'POST',
+        body: JSON.stringify({ id: 'no spaces', url: 'ws://127.0.0.1:9' }),
+      }),
+    ).toMatchObject(bad);
+    expect(
+      await http(`${base}/cluster/members`, {
+        method: 'POST',
+        body: JSON.stringify({ id: 'n9', url: 'http://127.0.0.1:9' }),
+      }),
+    ).toMatchObject(bad);
+    expect(
+      await http(`${base}/cluster/members`, { method: 'POST', body: JSON.stringify({ id: 'n9' }) }),
+    ).toMatchObject(bad);
     expect(await http(`${base}/cluster/members/nobody`, { method: 'DELETE' })).toMatchObject(bad);
     expect(await http(`${base}/cluster/members/%20x`, { method: 'DELETE' })).toMatchObject(bad);
-    expect(await http(`${base}/cluster/leader`, { method: 'POST', body: JSON.stringify({ id: 'nobody' }) })).toMatchObject(bad);
+    expect(
+      await http(`${base}/cluster/leader`, { method: 'POST', body: JSON.stringify({ id: 'nobody' }) }),
+    ).toMatchObject(bad);
     expect(await http(`${base}/cluster/leader`, { method: 'POST', body: '{}' })).toMatchObject(bad);
     expect(await http(`${base}/cluster/leader`)).toMatchObject({ status: 405 });
     expect(await http(`${base}/cluster/x`)).toMatchObject({ status: 404 });
@@ -232,9 +282,14 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
       return true;
     });
     // The removed leader stepped down and knows it is out.
-    expect(await cluster.status(leader)).toMatchObject({ role: 'follower', configuration: { members: rest } });
+    expect(await cluster.status(leader)).toMatchObject({
+      role: 'follower',
+      configuration: { members: rest },
+    });
     members = rest;
-    expect(await http(`${cluster.url(members[0]!)}/kv/after-removal`, { method: 'PUT', body: '{"value": 1}' })).toMatchObject({ status: 200 });
+    expect(
+      await http(`${cluster.url(members[0]!)}/kv/after-removal`, { method: 'PUT', body: '{"value": 1}' }),
+    ).toMatchObject({ status: 200 });
   });
 
   it('a removed node that restarts does not disrupt the cluster (term unchanged)', async () => {
@@ -257,7 +312,10 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
     // It runs, cut off: the members forgot its URL and refuse its connections.
     expect(await cluster.status(removedFollower)).toMatchObject({ leader: null });
     await until('a write through the leader', 10_000, async () => {
-      const r = await http(`${cluster.url(leader)}/kv/after-${removedFollower}-restarted`, { method: 'PUT', body: '{"value": 1}' });
+      const r = await http(`${cluster.url(leader)}/kv/after-${removedFollower}-restarted`, {
+        method: 'PUT',
+        body: '{"value": 1}',
+      });
       return r.status === 200 ? r : undefined;
     });
   });

@@ -44,14 +44,32 @@ const machine = {
 const codec = msgpackCodec();
 const enc = new TextEncoder();
 for (const n of sizes) {
-  const entries = [{ index: 1, term: 1, type: 'config', data: enc.encode(JSON.stringify({ members: ['a'] })) }];
-  for (let i = 0; i < n; i++) entries.push({ index: i + 2, term: 1, type: 'command', data: codec.encode({ key: `k${i}`, value: 'x'.repeat(100) }) });
+  const entries = [
+    { index: 1, term: 1, type: 'config', data: enc.encode(JSON.stringify({ members: ['a'] })) },
+  ];
+  for (let i = 0; i < n; i++)
+    entries.push({
+      index: i + 2,
+      term: 1,
+      type: 'command',
+      data: codec.encode({ key: `k${i}`, value: 'x'.repeat(100) }),
+    });
   const started = performance.now();
-  const peer = await startPeer(machine, { name: 'a', log: memoryStore(entries), transport, snapshotEvery: 0, electionTimeoutMs: [20, 40], heartbeatIntervalMs: 10, tickMs: 10 });
+  const peer = await startPeer(machine, {
+    name: 'a',
+    log: memoryStore(entries),
+    transport,
+    snapshotEvery: 0,
+    electionTimeoutMs: [20, 40],
+    heartbeatIntervalMs: 10,
+    tickMs: 10,
+  });
   const booted = performance.now();
   while (peer.status().lastApplied < n + 1) await new Promise((r) => setTimeout(r, 2));
   const done = performance.now();
   await peer.stop();
   const ms = done - started;
-  console.log(`replay ${n} entries: ${Math.round(ms)} ms (start ${Math.round(booted - started)} ms), ${Math.round((n / ms) * 1000)} entries/s, ${((ms * 1000) / n).toFixed(1)} us/entry`);
+  console.log(
+    `replay ${n} entries: ${Math.round(ms)} ms (start ${Math.round(booted - started)} ms), ${Math.round((n / ms) * 1000)} entries/s, ${((ms * 1000) / n).toFixed(1)} us/entry`,
+  );
 }

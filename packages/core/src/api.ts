@@ -1,6 +1,14 @@
 import { NoPeerError } from './errors.js';
 import type { PeerOptions } from './runtime/options.js';
-import { lookupPeer, RaftPeer, type CallOptions, type EntryInfo, type Peer, type PeerInspection, type PeerStatus } from './runtime/peer.js';
+import {
+  lookupPeer,
+  RaftPeer,
+  type CallOptions,
+  type EntryInfo,
+  type Peer,
+  type PeerInspection,
+  type PeerStatus,
+} from './runtime/peer.js';
 import type { Configuration, PeerId, StateMachine } from './types.js';
 
 /** A peer, or the name of a peer started in this process. */
@@ -32,7 +40,10 @@ function resolveAsync(ref: PeerRef): Promise<Peer<unknown, unknown, unknown>> {
  *
  * @throws `RAFT_INVALID_ARGUMENT` for a bad option (the message names it) or a name already running in this process.
  */
-export function startPeer<S, C, Q, R>(machine: StateMachine<S, C, Q, R>, opts: PeerOptions): Promise<Peer<C, Q, R>> {
+export function startPeer<S, C, Q, R>(
+  machine: StateMachine<S, C, Q, R>,
+  opts: PeerOptions,
+): Promise<Peer<C, Q, R>> {
   return RaftPeer.start(machine, opts);
 }
 
@@ -43,7 +54,11 @@ export function startPeer<S, C, Q, R>(machine: StateMachine<S, C, Q, R>, opts: P
  * resolves once the new configuration is committed. Rejects with `RAFT_NOT_LEADER` on a
  * follower and `RAFT_CONFIG_CHANGE_IN_PROGRESS` while another change runs.
  */
-export async function setConfiguration(peer: PeerRef, members: PeerId[], opts?: CallOptions): Promise<Configuration> {
+export async function setConfiguration(
+  peer: PeerRef,
+  members: PeerId[],
+  opts?: CallOptions,
+): Promise<Configuration> {
   return (await resolveAsync(peer)).setConfiguration(members, opts);
 }
 

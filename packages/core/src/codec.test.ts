@@ -14,7 +14,11 @@ describe('msgpackCodec', () => {
 
   it('gives back what it was given: JSON of every shape, bytes, sets, dates', () => {
     const values: unknown[] = [
-      { op: 'set', key: 'k', value: { nested: [1, 2.5, -3, null, true, 'é😀'], constructor: 'x', toString: 1 } },
+      {
+        op: 'set',
+        key: 'k',
+        value: { nested: [1, 2.5, -3, null, true, 'é😀'], constructor: 'x', toString: 1 },
+      },
       ['a', { b: [{}] }],
       new Uint8Array([0, 1, 255]),
       'a surrogate pair: 😀',

@@ -27,7 +27,8 @@ function notRoundTripping(value: unknown): string | undefined {
       } else if (!(v instanceof Date) && !(v instanceof RegExp) && !(v instanceof Error)) {
         for (const key of Object.keys(v)) {
           if (key === '__proto__') return 'an object has a key "__proto__"';
-          if (LONE_SURROGATE.test(key)) return 'an object key holds an unpaired UTF-16 surrogate (not Unicode text)';
+          if (LONE_SURROGATE.test(key))
+            return 'an object key holds an unpaired UTF-16 surrogate (not Unicode text)';
           stack.push((v as Record<string, unknown>)[key]);
         }
       }

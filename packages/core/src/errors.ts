@@ -76,8 +76,18 @@ export class NotLeaderError extends RaftError {
    * leadership: it may still commit. Retrying such a write may apply it twice.
    */
   readonly indeterminate: boolean;
-  constructor(leader: PeerId | null, options?: RaftErrorOptions & { indeterminate?: boolean; message?: string }) {
-    super('RAFT_NOT_LEADER', options?.message ?? (leader === null ? 'this peer is not the leader' : `this peer is not the leader; the leader is ${leader}`), options);
+  constructor(
+    leader: PeerId | null,
+    options?: RaftErrorOptions & { indeterminate?: boolean; message?: string },
+  ) {
+    super(
+      'RAFT_NOT_LEADER',
+      options?.message ??
+        (leader === null
+          ? 'this peer is not the leader'
+          : `this peer is not the leader; the leader is ${leader}`),
+      options,
+    );
     this.name = 'NotLeaderError';
     this.leader = leader;
     this.indeterminate = options?.indeterminate ?? false;

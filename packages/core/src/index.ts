@@ -37,11 +37,37 @@ export type { RaftErrorCode, RaftErrorOptions } from './errors.js';
 export { validateMessage } from './messages.js';
 export type { MessageLimits, MessageValidation } from './messages.js';
 export { msgpackCodec } from './codec.js';
-export { startPeer, setConfiguration, transferLeadership, leader, write, read, status, getEntry, stopPeer, inspectPeer } from './api.js';
+export {
+  startPeer,
+  setConfiguration,
+  transferLeadership,
+  leader,
+  write,
+  read,
+  status,
+  getEntry,
+  stopPeer,
+  inspectPeer,
+} from './api.js';
 export type { PeerRef } from './api.js';
-export type { Peer, PeerStatus, PeerMetrics, CallOptions, EntryInfo, PeerInspection } from './runtime/peer.js';
+export type {
+  Peer,
+  PeerStatus,
+  PeerMetrics,
+  CallOptions,
+  EntryInfo,
+  PeerInspection,
+} from './runtime/peer.js';
 export type { PeerOptions, Logger } from './runtime/options.js';
 export { Raft } from './protocol/raft.js';
-export type { RaftOptions, RaftInitialState, Ready, ReadState, SoftState, Role, Refusal } from './protocol/raft.js';
+export type {
+  RaftOptions,
+  RaftInitialState,
+  Ready,
+  ReadState,
+  SoftState,
+  Role,
+  Refusal,
+} from './protocol/raft.js';
 export { encodeConfiguration, decodeConfiguration } from './protocol/membership.js';
 export { seededRandom } from './random.js';

@@ -3,7 +3,18 @@
  * network, all deterministic. (The adapters proper live in their own packages, which
  * depend on @raft/core; core's tests cannot import them.)
  */
-import type { Clock, HardState, LogEntry, LogStore, LogStoreState, LogWrite, PeerId, RaftMessage, Snapshot, Transport } from '../src/index.js';
+import type {
+  Clock,
+  HardState,
+  LogEntry,
+  LogStore,
+  LogStoreState,
+  LogWrite,
+  PeerId,
+  RaftMessage,
+  Snapshot,
+  Transport,
+} from '../src/index.js';
 
 interface Timer {
   at: number;
@@ -39,7 +50,9 @@ export class VirtualClock implements Clock {
       await flush();
       this.timers = this.timers.filter((x) => !x.cancelled);
       let next: Timer | undefined;
-      for (const x of this.timers) if (x.at <= end && (next === undefined || x.at < next.at || (x.at === next.at && x.seq < next.seq))) next = x;
+      for (const x of this.timers)
+        if (x.at <= end && (next === undefined || x.at < next.at || (x.at === next.at && x.seq < next.seq)))
+          next = x;
       if (next === undefined) break;
       this.timers.splice(this.timers.indexOf(next), 1);
       this.t = Math.max(this.t, next.at);
@@ -73,7 +86,11 @@ export class TestLogStore implements LogStore {
   failNext: Error | null = null;
   async open(): Promise<LogStoreState> {
     this.isOpen = true;
-    const state: LogStoreState = { hardState: { ...this.hardState }, firstIndex: this.offset + 1, lastIndex: this.offset + this.log.length };
+    const state: LogStoreState = {
+      hardState: { ...this.hardState },
+      firstIndex: this.offset + 1,
+      lastIndex: this.offset + this.log.length,
+    };
     if (this.snapshot) state.snapshot = this.snapshot.meta;
     return state;
   }

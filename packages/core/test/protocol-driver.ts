@@ -21,9 +21,7 @@ import type {
   RequestVoteResponseMessage,
 } from '../src/types.js';
 
-
 // ---------------------------------------------------------------- randomness and options
-
 
 /** The protocol as the paper describes it: no pre-vote, no check-quorum (so no leader lease). */
 export const PAPER: Partial<RaftOptions> = { preVote: false, checkQuorum: false };
@@ -90,13 +88,31 @@ type Envelope = 'term' | 'from' | 'to';
 export function appendEntries(
   m: Pick<AppendEntriesMessage, Envelope> & Partial<Omit<AppendEntriesMessage, 'type' | Envelope>>,
 ): AppendEntriesMessage {
-  return { type: 'AppendEntries', prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, seq: 0, ...m };
+  return {
+    type: 'AppendEntries',
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [],
+    leaderCommit: 0,
+    seq: 0,
+    ...m,
+  };
 }
 
 export function appendResponse(
-  m: Pick<AppendEntriesResponseMessage, Envelope> & Partial<Omit<AppendEntriesResponseMessage, 'type' | Envelope>>,
+  m: Pick<AppendEntriesResponseMessage, Envelope> &
+    Partial<Omit<AppendEntriesResponseMessage, 'type' | Envelope>>,
 ): AppendEntriesResponseMessage {
-  return { type: 'AppendEntriesResponse', success: true, matchIndex: 0, prevLogIndex: 0, conflictIndex: 0, conflictTerm: 0, seq: 0, ...m };
+  return {
+    type: 'AppendEntriesResponse',
+    success: true,
+    matchIndex: 0,
+    prevLogIndex: 0,
+    conflictIndex: 0,
+    conflictTerm: 0,
+    seq: 0,
+    ...m,
+  };
 }
 
 export function requestVote(
@@ -106,14 +122,26 @@ export function requestVote(
 }
 
 export function voteResponse(
-  m: Pick<RequestVoteResponseMessage, Envelope> & Partial<Omit<RequestVoteResponseMessage, 'type' | Envelope>>,
+  m: Pick<RequestVoteResponseMessage, Envelope> &
+    Partial<Omit<RequestVoteResponseMessage, 'type' | Envelope>>,
 ): RequestVoteResponseMessage {
   return { type: 'RequestVoteResponse', voteGranted: true, preVote: false, ...m };
 }
 
 /** The answer of a follower that accepts `m` in full (etcd's acceptAndReply). */
-export function accept(m: AppendEntriesMessage, matchIndex = m.prevLogIndex + m.entries.length): AppendEntriesResponseMessage {
-  return appendResponse({ term: m.term, from: m.to, to: m.from, success: true, matchIndex, prevLogIndex: m.prevLogIndex, seq: m.seq });
+export function accept(
+  m: AppendEntriesMessage,
+  matchIndex = m.prevLogIndex + m.entries.length,
+): AppendEntriesResponseMessage {
+  return appendResponse({
+    term: m.term,
+    from: m.to,
+    to: m.from,
+    success: true,
+    matchIndex,
+    prevLogIndex: m.prevLogIndex,
+    seq: m.seq,
+  });
 }
 
 export function isAppend(m: RaftMessage): m is AppendEntriesMessage {
@@ -154,7 +182,8 @@ export class DurableStore {
     const first = rd.entries[0];
     if (first !== undefined) {
       const last = this.entries.length;
-      if (first.index > last + 1) throw new Error(`store: write at ${first.index} leaves a gap after ${last}`);
+      if (first.index > last + 1)
+        throw new Error(`store: write at ${first.index} leaves a gap after ${last}`);
       this.entries.length = first.index - 1;
       this.entries.push(...rd.entries);
     }
@@ -184,7 +213,10 @@ export function newRaft(id: PeerId, setup: PeerSetup = {}): { raft: Raft; store:
   const log = setup.log ?? (members === null ? [] : [configEntry(1, 1, members)]);
   const hardState = setup.hardState ?? { term: log[log.length - 1]?.term ?? 0, votedFor: null };
   const store = new DurableStore(hardState, log);
-  const raft = new Raft(raftOptions(id, setup.seed ?? seedOf(id), setup.options), { hardState: store.hardState, entries: store.entries.slice() });
+  const raft = new Raft(raftOptions(id, setup.seed ?? seedOf(id), setup.options), {
+    hardState: store.hardState,
+    entries: store.entries.slice(),
+  });
   return { raft, store };
 }
 
@@ -258,7 +290,11 @@ export function makeLeader(raft: Raft, store?: DurableStore): RaftMessage[] {
  * followers `who` accepts; the rest hear nothing), turn after turn, until the leader has
  * nothing more to send. Returns every message the leader sent.
  */
-export function acceptAll(leader: Raft, store?: DurableStore, who: (peer: PeerId) => boolean = () => true): RaftMessage[] {
+export function acceptAll(
+  leader: Raft,
+  store?: DurableStore,
+  who: (peer: PeerId) => boolean = () => true,
+): RaftMessage[] {
   const all: RaftMessage[] = [];
   for (let i = 0; i < 1000; i++) {
     const msgs = drain(leader, store);
@@ -278,7 +314,8 @@ export function steadyLeader(setup: PeerSetup = {}): { raft: Raft; store: Durabl
   const { raft, store } = newRaft('a', { ...setup, options: { ...PAPER, ...setup.options } });
   for (const m of makeLeader(raft, store).filter(isAppend)) raft.step(accept(m));
   acceptAll(raft, store);
-  if (raft.log.commitIndex !== raft.log.lastIndex()) throw new Error('steadyLeader: the no-op did not commit');
+  if (raft.log.commitIndex !== raft.log.lastIndex())
+    throw new Error('steadyLeader: the no-op did not commit');
   return { raft, store };
 }
 
@@ -306,19 +343,27 @@ export interface ClusterPeer {
  */
 function checkDurableBeforeSend(p: ClusterPeer, m: RaftMessage): void {
   const hs = p.store.hardState;
-  const futureTerm = (m.type === 'RequestVote' && m.preVote) || (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
-  if (!futureTerm && hs.term < m.term) throw new Error(`${p.id} sends ${m.type} in term ${m.term} before persisting that term`);
+  const futureTerm =
+    (m.type === 'RequestVote' && m.preVote) ||
+    (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
+  if (!futureTerm && hs.term < m.term)
+    throw new Error(`${p.id} sends ${m.type} in term ${m.term} before persisting that term`);
   if (hs.term !== m.term) return;
   if (m.type === 'RequestVote' && !m.preVote && hs.votedFor !== p.id) {
-    throw new Error(`${p.id} asks for votes in term ${m.term} before persisting its self-vote (${JSON.stringify(hs)})`);
+    throw new Error(
+      `${p.id} asks for votes in term ${m.term} before persisting its self-vote (${JSON.stringify(hs)})`,
+    );
   }
   if (m.type === 'RequestVoteResponse' && m.voteGranted && !m.preVote && hs.votedFor !== m.to) {
-    throw new Error(`${p.id} grants ${m.to} its vote in term ${m.term} before persisting it (${JSON.stringify(hs)})`);
+    throw new Error(
+      `${p.id} grants ${m.to} its vote in term ${m.term} before persisting it (${JSON.stringify(hs)})`,
+    );
   }
   if (m.type === 'AppendEntriesResponse' && m.success) {
     for (let i = 1; i <= m.matchIndex; i++) {
       const durable = p.store.entries[i - 1];
-      if (durable === undefined || durable.term !== p.raft.log.term(i)) throw new Error(`${p.id} acknowledges up to ${m.matchIndex} but entry ${i} is not durable`);
+      if (durable === undefined || durable.term !== p.raft.log.term(i))
+        throw new Error(`${p.id} acknowledges up to ${m.matchIndex} but entry ${i} is not durable`);
     }
   }
 }
@@ -404,9 +449,11 @@ export class Cluster {
     }
     for (const e of rd.committed) {
       const expected = (p.applied[p.applied.length - 1]?.index ?? 0) + 1;
-      if (e.index !== expected) throw new Error(`${id} handed out entry ${e.index} to apply, expected ${expected}`);
+      if (e.index !== expected)
+        throw new Error(`${id} handed out entry ${e.index} to apply, expected ${expected}`);
       const stored = p.store.entries[e.index - 1];
-      if (stored === undefined || stored.term !== e.term) throw new Error(`${id} applies entry ${e.index} before it is durable`);
+      if (stored === undefined || stored.term !== e.term)
+        throw new Error(`${id} applies entry ${e.index} before it is durable`);
       p.applied.push(e);
     }
     p.reads.push(...rd.reads);
@@ -464,10 +511,12 @@ export class Cluster {
 
   /** Cuts both directions between each of `a` and each of `b`. */
   cutLinks(a: readonly PeerId[], b: readonly PeerId[]): void {
-    for (const x of a) for (const y of b) if (x !== y) {
-      this.cut.add(`${x}>${y}`);
-      this.cut.add(`${y}>${x}`);
-    }
+    for (const x of a)
+      for (const y of b)
+        if (x !== y) {
+          this.cut.add(`${x}>${y}`);
+          this.cut.add(`${y}>${x}`);
+        }
   }
 
   /** Cuts `id` off from every other peer. */
@@ -477,7 +526,8 @@ export class Cluster {
 
   /** Splits the network into groups that cannot reach each other. */
   partition(...groups: PeerId[][]): void {
-    for (let i = 0; i < groups.length; i++) for (let j = i + 1; j < groups.length; j++) this.cutLinks(groups[i]!, groups[j]!);
+    for (let i = 0; i < groups.length; i++)
+      for (let j = i + 1; j < groups.length; j++) this.cutLinks(groups[i]!, groups[j]!);
   }
 
   heal(): void {
@@ -533,7 +583,9 @@ export class Cluster {
 
   /** The live peers that believe they lead, highest term first. */
   leaders(): ClusterPeer[] {
-    return [...this.peers.values()].filter((p) => p.up && p.raft.role === 'leader').sort((x, y) => y.raft.term - x.raft.term);
+    return [...this.peers.values()]
+      .filter((p) => p.up && p.raft.role === 'leader')
+      .sort((x, y) => y.raft.term - x.raft.term);
   }
 
   roles(): Record<PeerId, Role> {
@@ -571,11 +623,18 @@ export interface ChaosOptions {
  * the cluster must converge: one leader, out of any joint configuration, every voter up
  * to date. Throws, naming the seed, on any violation.
  */
-export function chaos(seed: number, steps: number, { options = {}, membership = false, trace }: ChaosOptions = {}): { commits: number; leaders: number; reads: number; changes: number } {
+export function chaos(
+  seed: number,
+  steps: number,
+  { options = {}, membership = false, trace }: ChaosOptions = {},
+): { commits: number; leaders: number; reads: number; changes: number } {
   const rnd = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const ids = ['a', 'b', 'c', 'd', 'e'];
-  const c = new Cluster(ids, membership ? { seed, options, members: ['a', 'b', 'c'], logs: { d: [], e: [] } } : { seed, options });
+  const c = new Cluster(
+    ids,
+    membership ? { seed, options, members: ['a', 'b', 'c'], logs: { d: [], e: [] } } : { seed, options },
+  );
   const leaderOf = new Map<number, PeerId>();
   const committed = new Map<number, { entry: LogEntry; term: number }>();
   let proposals = 0;
@@ -594,8 +653,12 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
       for (let i = readsChecked.get(p.reads) ?? 0; i < p.reads.length; i++) {
         const rs = p.reads[i]!;
         const floor = readFloor.get(rs.context);
-        if (floor === undefined) throw new Error(`seed ${seed}: ${p.id} released read ${rs.context} twice or never asked`);
-        if (rs.index < floor) throw new Error(`seed ${seed}: ${p.id} released read ${rs.context} at index ${rs.index}, but ${floor} was committed before it was asked`);
+        if (floor === undefined)
+          throw new Error(`seed ${seed}: ${p.id} released read ${rs.context} twice or never asked`);
+        if (rs.index < floor)
+          throw new Error(
+            `seed ${seed}: ${p.id} released read ${rs.context} at index ${rs.index}, but ${floor} was committed before it was asked`,
+          );
         readFloor.delete(rs.context);
         readsServed++;
       }
@@ -609,7 +672,8 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
       // having sent nothing; that leadership never existed.
       if (r.role === 'leader' && p.store.hardState.term === r.term) {
         const known = leaderOf.get(r.term);
-        if (known !== undefined && known !== p.id) throw new Error(`seed ${seed}: two leaders in term ${r.term}: ${known} and ${p.id}`);
+        if (known !== undefined && known !== p.id)
+          throw new Error(`seed ${seed}: two leaders in term ${r.term}: ${known} and ${p.id}`);
         leaderOf.set(r.term, p.id);
       }
       // State Machine Safety: no two peers apply different entries at one index.
@@ -617,16 +681,23 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
         const e = p.applied[i]!;
         const prev = committed.get(e.index);
         if (prev === undefined) {
-          committed.set(e.index, { entry: e, term: Math.max(...[...c.peers.values()].map((q) => q.raft.term)) });
+          committed.set(e.index, {
+            entry: e,
+            term: Math.max(...[...c.peers.values()].map((q) => q.raft.term)),
+          });
         } else if (prev.entry.term !== e.term || text(prev.entry.data) !== text(e.data)) {
-          throw new Error(`seed ${seed}: ${p.id} applied ${e.index}@${e.term}, another peer ${prev.entry.index}@${prev.entry.term}`);
+          throw new Error(
+            `seed ${seed}: ${p.id} applied ${e.index}@${e.term}, another peer ${prev.entry.index}@${prev.entry.term}`,
+          );
         }
       }
       checkedUpTo.set(p.applied, p.applied.length);
       // The configuration in use is the latest in the log (§6), reverted on truncation.
       const latest = latestConfiguration(logOf(r));
       if (JSON.stringify(latest?.config ?? null) !== JSON.stringify(r.config)) {
-        throw new Error(`seed ${seed}: ${p.id} uses ${JSON.stringify(r.config)} but its log's latest is ${JSON.stringify(latest?.config)}`);
+        throw new Error(
+          `seed ${seed}: ${p.id} uses ${JSON.stringify(r.config)} but its log's latest is ${JSON.stringify(latest?.config)}`,
+        );
       }
     }
     // Log Matching: same index and term, same log up to there.
@@ -638,7 +709,8 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
         let k = Math.min(x.length, y.length) - 1;
         while (k >= 0 && x[k]!.term !== y[k]!.term) k--;
         for (let m = 0; m <= k; m++) {
-          if (x[m]!.term !== y[m]!.term || text(x[m]!.data) !== text(y[m]!.data)) throw new Error(`seed ${seed}: Log Matching broken at ${m + 1}`);
+          if (x[m]!.term !== y[m]!.term || text(x[m]!.data) !== text(y[m]!.data))
+            throw new Error(`seed ${seed}: Log Matching broken at ${m + 1}`);
         }
       }
     }
@@ -647,7 +719,10 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
       for (const { entry, term } of committed.values()) {
         if (p.raft.term <= term) continue;
         const mine = p.raft.log.entry(entry.index);
-        if (mine?.term !== entry.term) throw new Error(`seed ${seed}: leader ${p.id} of term ${p.raft.term} lacks committed entry ${entry.index}@${entry.term}`);
+        if (mine?.term !== entry.term)
+          throw new Error(
+            `seed ${seed}: leader ${p.id} of term ${p.raft.term} lacks committed entry ${entry.index}@${entry.term}`,
+          );
       }
     }
   };
@@ -701,7 +776,8 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
     } else if (x < 0.93) {
       // Crash a peer, the leader as often as not, at most two at a time so that a majority may remain.
       const [leader] = c.leaders();
-      if (down.length < 2) c.crash(leader !== undefined && rnd() < 0.5 ? leader.id : pick(ids.filter((id) => c.peer(id).up)));
+      if (down.length < 2)
+        c.crash(leader !== undefined && rnd() < 0.5 ? leader.id : pick(ids.filter((id) => c.peer(id).up)));
     } else if (x < 0.95) {
       if (down.length > 0) c.restart(pick(down));
     } else if (x < 0.97) {
@@ -724,7 +800,10 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
     const ls = c.leaders();
     const l = ls[0];
     if (ls.length !== 1 || l === undefined || l.raft.config?.outgoing !== undefined) return false;
-    return l.raft.log.commitIndex === l.raft.log.lastIndex() && voters(l).every((id) => c.raft(id).log.commitIndex === l.raft.log.lastIndex());
+    return (
+      l.raft.log.commitIndex === l.raft.log.lastIndex() &&
+      voters(l).every((id) => c.raft(id).log.commitIndex === l.raft.log.lastIndex())
+    );
   };
   for (let i = 0; i < 600 && !settled(); i++) {
     c.run(1);
@@ -732,12 +811,21 @@ export function chaos(seed: number, steps: number, { options = {}, membership = 
   }
   const [leader, ...others] = c.leaders();
   if (leader === undefined || others.length > 0 || !settled()) {
-    throw new Error(`seed ${seed}: not settled after healing; leaders ${c.leaders().map((p) => p.id).join(',')}, config ${JSON.stringify(leader?.raft.config)}, roles ${JSON.stringify(c.roles())}`);
+    throw new Error(
+      `seed ${seed}: not settled after healing; leaders ${c
+        .leaders()
+        .map((p) => p.id)
+        .join(',')}, config ${JSON.stringify(leader?.raft.config)}, roles ${JSON.stringify(c.roles())}`,
+    );
   }
   const want = logOf(leader.raft);
   for (const id of voters(leader)) {
     const mine = logOf(c.raft(id)).slice(0, want.length);
-    if (mine.length !== want.length || mine.some((e, i) => e.term !== want[i]!.term || text(e.data) !== text(want[i]!.data))) throw new Error(`seed ${seed}: ${id}'s log differs from the leader's`);
+    if (
+      mine.length !== want.length ||
+      mine.some((e, i) => e.term !== want[i]!.term || text(e.data) !== text(want[i]!.data))
+    )
+      throw new Error(`seed ${seed}: ${id}'s log differs from the leader's`);
   }
   return { commits: committed.size, leaders: leaderOf.size, reads: readsServed, changes };
 }

@@ -142,7 +142,13 @@ describe('applying', () => {
         return machine.handleWrite(cmd, state);
       },
     };
-    const p = await startPeer(slow, { name: 'solo', log: new TestLogStore(), transport: net.join('solo'), clock, random: seededRandom(1) });
+    const p = await startPeer(slow, {
+      name: 'solo',
+      log: new TestLogStore(),
+      transport: net.join('solo'),
+      clock,
+      random: seededRandom(1),
+    });
     started.push(p);
     const configured = setConfiguration('solo', ['solo']);
     await clock.advance(10);
@@ -205,7 +211,10 @@ describe('errors', () => {
     await clock.until(() => leader('b') !== null && leader('c') !== null);
     await c;
     const l = leader('a')!;
-    net.isolate(l, ['a', 'b', 'c'].filter((n) => n !== l));
+    net.isolate(
+      l,
+      ['a', 'b', 'c'].filter((n) => n !== l),
+    );
     const w = write(l, { op: 'set', key: 'k', value: 1 }, { timeout: 100 });
     const settled = rejectsWith(w, 'RAFT_TIMEOUT');
     await clock.advance(100);
@@ -218,7 +227,10 @@ describe('errors', () => {
     await clock.until(() => leader('b') !== null && leader('c') !== null);
     await c;
     const l = leader('a')!;
-    net.isolate(l, ['a', 'b', 'c'].filter((n) => n !== l));
+    net.isolate(
+      l,
+      ['a', 'b', 'c'].filter((n) => n !== l),
+    );
     const p = started.find((x) => x.name === l)!;
     const w = p.write({ op: 'set', key: 'k', value: 1 });
     const rd = p.read({ op: 'get', key: 'k' });
@@ -250,7 +262,15 @@ describe('errors', () => {
     const c = setConfiguration('solo', ['solo']);
     await clock.advance(10);
     await c;
-    for (const junk of [null, 42, 'x', {}, { type: 'AppendEntries' }, { type: 'Nope', term: 1, from: 'z', to: 'solo' }, { type: 'RequestVote', term: -1, from: 'z', to: 'solo' }]) {
+    for (const junk of [
+      null,
+      42,
+      'x',
+      {},
+      { type: 'AppendEntries' },
+      { type: 'Nope', term: 1, from: 'z', to: 'solo' },
+      { type: 'RequestVote', term: -1, from: 'z', to: 'solo' },
+    ]) {
       net.inject('solo', junk);
     }
     expect(status('solo').metrics.messagesDropped).toBe(7);
@@ -265,7 +285,13 @@ describe('fail-stop on a log store failure', () => {
     const clock = new VirtualClock();
     const net = new TestNetwork(clock);
     const store = new TestLogStore();
-    const p = await startPeer(machine, { name: 'fs', log: store, transport: net.join('fs'), clock, register: false });
+    const p = await startPeer(machine, {
+      name: 'fs',
+      log: store,
+      transport: net.join('fs'),
+      clock,
+      register: false,
+    });
     started.push(p);
     const c = p.setConfiguration(['fs']);
     await clock.advance(10);

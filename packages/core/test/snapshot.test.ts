@@ -49,7 +49,17 @@ async function cluster(names: string[]) {
   for (const name of names) {
     const store = new TestLogStore();
     stores.set(name, store);
-    peers.push(await startPeer(machine(), { name, log: store, transport: net.join(name), clock, random: rand, register: false, ...opts }));
+    peers.push(
+      await startPeer(machine(), {
+        name,
+        log: store,
+        transport: net.join(name),
+        clock,
+        random: rand,
+        register: false,
+        ...opts,
+      }),
+    );
   }
   const boot = peers[0]!.setConfiguration(names);
   await clock.until(() => peers.every((p) => p.leader() !== null));
@@ -98,7 +108,15 @@ describe('§7 log compaction', () => {
     peers = peers.filter((p) => p !== victim);
     const store = stores.get(victim.name)!;
     const net2 = new TestNetwork(clock); // not connected: only what is on disk counts
-    const again = await startPeer(machine(), { name: victim.name, log: store, transport: net2.join(victim.name), clock, random: rand, register: false, ...opts });
+    const again = await startPeer(machine(), {
+      name: victim.name,
+      log: store,
+      transport: net2.join(victim.name),
+      clock,
+      random: rand,
+      register: false,
+      ...opts,
+    });
     peers.push(again);
     const st = again.status();
     expect(st.lastApplied).toBe(snapIndex);
@@ -110,7 +128,10 @@ describe('§7 log compaction', () => {
   it('InstallSnapshot catches up a follower behind the compaction point, in chunks', async () => {
     const { clock, net } = await cluster(['a', 'b', 'c']);
     const lagging = peers.find((p) => p.status().role !== 'leader')!;
-    net.isolate(lagging.name, ['a', 'b', 'c'].filter((n) => n !== lagging.name));
+    net.isolate(
+      lagging.name,
+      ['a', 'b', 'c'].filter((n) => n !== lagging.name),
+    );
     await writeMany(clock, 0, 80);
     const l = leaderPeer();
     await clock.until(() => l.status().firstLogIndex > lagging.status().lastLogIndex + 1);

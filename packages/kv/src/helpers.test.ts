@@ -15,7 +15,11 @@ interface Call {
  * this one applies commands to a KVStore after a MessagePack round trip, as the runtime
  * applies log entries. It records what the helpers sent.
  */
-function fakePeer(options: { reply?: KVReply; error?: Error } = {}): { peer: PeerRef; calls: Call[]; state: KVState } {
+function fakePeer(options: { reply?: KVReply; error?: Error } = {}): {
+  peer: PeerRef;
+  calls: Call[];
+  state: KVState;
+} {
   const codec = msgpackCodec();
   const calls: Call[] = [];
   let state = KVStore.init('n1');
@@ -43,7 +47,13 @@ function fakePeer(options: { reply?: KVReply; error?: Error } = {}): { peer: Pee
     getEntry: () => Promise.resolve(undefined),
     stop: () => Promise.resolve(),
   };
-  return { peer: peer as unknown as PeerRef, calls, get state() { return state; } };
+  return {
+    peer: peer as unknown as PeerRef,
+    calls,
+    get state() {
+      return state;
+    },
+  };
 }
 
 async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
@@ -61,7 +71,11 @@ describe('helpers', () => {
     expect(await get(peer, 'k')).toEqual({ ok: false, error: 'key_not_found' });
     expect(await set(peer, 'k', { n: 1 })).toEqual({ ok: true, value: { n: 1 } });
     expect(await get(peer, 'k')).toEqual({ ok: true, value: { n: 1 } });
-    expect(await cas(peer, 'k', { n: 2 }, 'x')).toEqual({ ok: false, error: 'cas_mismatch', value: { n: 1 } });
+    expect(await cas(peer, 'k', { n: 2 }, 'x')).toEqual({
+      ok: false,
+      error: 'cas_mismatch',
+      value: { n: 1 },
+    });
     expect(await cas(peer, 'k', { n: 1 }, 'x')).toEqual({ ok: true, value: 'x' });
     expect(await cas(peer, 'other', 1, 2)).toEqual({ ok: false, error: 'key_not_found' });
     expect(await del(peer, 'k')).toEqual({ ok: true });

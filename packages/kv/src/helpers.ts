@@ -52,7 +52,12 @@ function expectReply<R extends KVReply>(reply: KVReply): R {
  *   {@link KVValue}; otherwise whatever `write` throws (`RAFT_NOT_LEADER`,
  *   `RAFT_ELECTION_IN_PROGRESS`, `RAFT_TIMEOUT`, ...).
  */
-export async function set(peer: PeerRef, key: string, value: KVValue, opts?: KVCallOptions): Promise<KVValueReply> {
+export async function set(
+  peer: PeerRef,
+  key: string,
+  value: KVValue,
+  opts?: KVCallOptions,
+): Promise<KVValueReply> {
   checkKey(key);
   checkValue('value', value);
   const command: KVSetCommand = { op: 'set', key, value };

@@ -4,7 +4,10 @@ import { KVStore } from './kv-store.js';
 import type { KVReply, KVState } from './types.js';
 
 /** Applies commands in order, as a peer does, and returns the replies. */
-function applyAll(commands: unknown[], state: KVState = KVStore.init('n1')): { replies: KVReply[]; state: KVState } {
+function applyAll(
+  commands: unknown[],
+  state: KVState = KVStore.init('n1'),
+): { replies: KVReply[]; state: KVState } {
   const replies: KVReply[] = [];
   for (const command of commands) {
     const [reply, next] = KVStore.handleWrite(command as never, state);
@@ -34,7 +37,10 @@ describe('KVStore', () => {
   describe('set', () => {
     it('stores the value and replies with it', () => {
       const state = KVStore.init('n1');
-      expect(write(state, { op: 'set', key: 'a', value: { x: [1, 'two'] } })).toEqual({ ok: true, value: { x: [1, 'two'] } });
+      expect(write(state, { op: 'set', key: 'a', value: { x: [1, 'two'] } })).toEqual({
+        ok: true,
+        value: { x: [1, 'two'] },
+      });
       expect(get(state, 'a')).toEqual({ ok: true, value: { x: [1, 'two'] } });
     });
 
@@ -98,7 +104,12 @@ describe('KVStore', () => {
     it('compares by deep structural equality, ignoring the key order of objects', () => {
       const state = KVStore.init('n1');
       write(state, { op: 'set', key: 'a', value: { x: 1, y: [1, { z: null }], b: new Uint8Array([1]) } });
-      const reply = write(state, { op: 'cas', key: 'a', expected: { b: new Uint8Array([1]), y: [1, { z: null }], x: 1 }, value: 'next' });
+      const reply = write(state, {
+        op: 'cas',
+        key: 'a',
+        expected: { b: new Uint8Array([1]), y: [1, { z: null }], x: 1 },
+        value: 'next',
+      });
       expect(reply).toEqual({ ok: true, value: 'next' });
     });
 
@@ -116,14 +127,23 @@ describe('KVStore', () => {
     it('does not treat 1 and "1", or null and an absent key, as equal', () => {
       const state = KVStore.init('n1');
       write(state, { op: 'set', key: 'a', value: 1 });
-      expect(write(state, { op: 'cas', key: 'a', expected: '1', value: 2 })).toMatchObject({ error: 'cas_mismatch', value: 1 });
-      expect(write(state, { op: 'cas', key: 'b', expected: null, value: 2 })).toEqual({ ok: false, error: 'key_not_found' });
+      expect(write(state, { op: 'cas', key: 'a', expected: '1', value: 2 })).toMatchObject({
+        error: 'cas_mismatch',
+        value: 1,
+      });
+      expect(write(state, { op: 'cas', key: 'b', expected: null, value: 2 })).toEqual({
+        ok: false,
+        error: 'key_not_found',
+      });
       expect(state.has('b')).toBe(false);
     });
 
     it('replies key_not_found for an absent key', () => {
       const state = KVStore.init('n1');
-      expect(write(state, { op: 'cas', key: 'a', expected: 1, value: 2 })).toEqual({ ok: false, error: 'key_not_found' });
+      expect(write(state, { op: 'cas', key: 'a', expected: 1, value: 2 })).toEqual({
+        ok: false,
+        error: 'key_not_found',
+      });
     });
   });
 
@@ -157,13 +177,17 @@ describe('KVStore', () => {
     });
 
     it('is deterministic: the same malformed command gets the same reply', () => {
-      const replies = [0, 1].map(() => write(KVStore.init('n1'), { op: 'set', key: 'a', value: [1, { x: NaN }] }));
+      const replies = [0, 1].map(() =>
+        write(KVStore.init('n1'), { op: 'set', key: 'a', value: [1, { x: NaN }] }),
+      );
       expect(replies[0]).toEqual(replies[1]);
     });
 
     it('validates a cas before looking the key up', () => {
       const state = KVStore.init('n1');
-      expect(write(state, { op: 'cas', key: 'missing', expected: undefined, value: 1 })).toMatchObject({ error: 'bad_command' });
+      expect(write(state, { op: 'cas', key: 'missing', expected: undefined, value: 1 })).toMatchObject({
+        error: 'bad_command',
+      });
     });
 
     it.each<[string, unknown]>([
@@ -173,7 +197,11 @@ describe('KVStore', () => {
       ['no key', { op: 'get' }],
     ])('a query of %s gets bad_command', (_name, query) => {
       const state = KVStore.init('n1');
-      expect(KVStore.handleRead(query as never, state)).toEqual({ ok: false, error: 'bad_command', message: expect.any(String) as unknown });
+      expect(KVStore.handleRead(query as never, state)).toEqual({
+        ok: false,
+        error: 'bad_command',
+        message: expect.any(String) as unknown,
+      });
       expect(state.size).toBe(0);
     });
   });
@@ -200,7 +228,12 @@ describe('KVStore', () => {
     ];
     const codec = msgpackCodec();
     // Each peer applies the command decoded from the log, as the runtime does.
-    const peers = (['n1', 'n2', 'n3'].map((name) => applyAll(commands.map((c) => codec.decode(codec.encode(c))), KVStore.init(name))));
+    const peers = ['n1', 'n2', 'n3'].map((name) =>
+      applyAll(
+        commands.map((c) => codec.decode(codec.encode(c))),
+        KVStore.init(name),
+      ),
+    );
     for (const peer of peers) {
       expect(peer.replies).toEqual(peers[0]!.replies);
       expect([...peer.state]).toEqual([...peers[0]!.state]);
@@ -240,8 +273,8 @@ describe('KVStore', () => {
         { op: 'set', key: 'b', value: 1 },
         { op: 'set', key: 'a', value: { y: 1, x: 2 } },
       ];
-      const one = KVStore.snapshot((applyAll(commands)).state);
-      const two = KVStore.snapshot((applyAll(commands)).state);
+      const one = KVStore.snapshot(applyAll(commands).state);
+      const two = KVStore.snapshot(applyAll(commands).state);
       expect(Buffer.from(one).equals(Buffer.from(two))).toBe(true);
     });
 

@@ -1,12 +1,5 @@
 import type { PeerId, StateMachine } from '@raft/core';
-import type {
-  KVBadCommandReply,
-  KVCommand,
-  KVKeyNotFoundReply,
-  KVQuery,
-  KVReply,
-  KVState,
-} from './types.js';
+import type { KVBadCommandReply, KVCommand, KVKeyNotFoundReply, KVQuery, KVReply, KVState } from './types.js';
 import { copyValue, deepEqual, validateValue, type KVValue } from './value.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 

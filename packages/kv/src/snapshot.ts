@@ -33,7 +33,10 @@ export function encodeSnapshot(state: KVState): Uint8Array {
 }
 
 function corrupt(reason: string, cause?: unknown): InvalidArgumentError {
-  return new InvalidArgumentError(`not a @raft/kv snapshot: ${reason}`, cause === undefined ? undefined : { cause });
+  return new InvalidArgumentError(
+    `not a @raft/kv snapshot: ${reason}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /**
@@ -52,7 +55,8 @@ export function decodeSnapshot(bytes: Uint8Array): KVState {
   if (typeof decoded !== 'object' || decoded === null) throw corrupt('not an object');
   const { version, entries } = decoded as Partial<SnapshotLayout>;
   if (version !== SNAPSHOT_VERSION) throw corrupt(`unknown version ${String(version)}`);
-  if (!Array.isArray(entries) || entries.length % 2 !== 0) throw corrupt('entries must be an array of key, value pairs');
+  if (!Array.isArray(entries) || entries.length % 2 !== 0)
+    throw corrupt('entries must be an array of key, value pairs');
   const state: KVState = new Map();
   for (let i = 0; i < entries.length; i += 2) {
     const key: unknown = entries[i];

@@ -81,7 +81,8 @@ export interface KVBadCommandReply {
 }
 
 /** Every reply of {@link KVStore}. Replies are values, never thrown errors. */
-export type KVReply = KVValueReply | KVDeletedReply | KVKeyNotFoundReply | KVCasMismatchReply | KVBadCommandReply;
+export type KVReply =
+  KVValueReply | KVDeletedReply | KVKeyNotFoundReply | KVCasMismatchReply | KVBadCommandReply;
 
 /**
  * The state: a `Map` from key to value. `handleWrite` updates this map in place and

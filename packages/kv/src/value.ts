@@ -10,13 +10,7 @@
  * refused. Nesting is limited to {@link MAX_VALUE_DEPTH} levels.
  */
 export type KVValue =
-  | null
-  | boolean
-  | number
-  | string
-  | Uint8Array
-  | readonly KVValue[]
-  | { readonly [key: string]: KVValue };
+  null | boolean | number | string | Uint8Array | readonly KVValue[] | { readonly [key: string]: KVValue };
 
 /**
  * How deeply arrays and objects may nest in a value. A fixed limit, rather than

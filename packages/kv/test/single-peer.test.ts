@@ -25,7 +25,8 @@ function memoryLog(): LogStore {
       if (first !== undefined) entries = [...entries.slice(0, first.index - 1), ...batch.entries!];
       return Promise.resolve();
     },
-    entries: (from: number, to: number) => Promise.resolve(entries.filter((e) => e.index >= from && e.index < to)),
+    entries: (from: number, to: number) =>
+      Promise.resolve(entries.filter((e) => e.index >= from && e.index < to)),
     close: () => Promise.resolve(),
   };
 }
@@ -51,8 +52,15 @@ describe('helpers on a one-peer cluster', () => {
     await peer.setConfiguration(['kv-single-1']);
     expect(await set('kv-single-1', 'k', { list: [1, 2] })).toEqual({ ok: true, value: { list: [1, 2] } });
     expect(await get(peer, 'k')).toEqual({ ok: true, value: { list: [1, 2] } });
-    expect(await cas(peer, 'k', { list: [2, 1] }, 0)).toEqual({ ok: false, error: 'cas_mismatch', value: { list: [1, 2] } });
-    expect(await cas(peer, 'k', { list: [1, 2] }, new Uint8Array([1]))).toEqual({ ok: true, value: new Uint8Array([1]) });
+    expect(await cas(peer, 'k', { list: [2, 1] }, 0)).toEqual({
+      ok: false,
+      error: 'cas_mismatch',
+      value: { list: [1, 2] },
+    });
+    expect(await cas(peer, 'k', { list: [1, 2] }, new Uint8Array([1]))).toEqual({
+      ok: true,
+      value: new Uint8Array([1]),
+    });
     expect(await del('kv-single-1', 'k')).toEqual({ ok: true });
     expect(await get('kv-single-1', 'k')).toEqual({ ok: false, error: 'key_not_found' });
   });

@@ -74,7 +74,8 @@ async function storeContender(location) {
     async writer(size, running) {
       while (running()) {
         const entries = new Array(size);
-        for (let k = 0; k < size; k++) entries[k] = { index: next++, term: 1, type: 'command', data: payload };
+        for (let k = 0; k < size; k++)
+          entries[k] = { index: next++, term: 1, type: 'command', data: payload };
         await log.write({ entries });
       }
     },
@@ -94,7 +95,11 @@ async function slice(contender, size, writers) {
 async function workload(size, writers) {
   const dir = await mkdtemp(join(BASE, 'raft-bench-'));
   try {
-    const contenders = [await rawContender(join(dir, 'array'), false), await rawContender(join(dir, 'chained'), true), await storeContender(join(dir, 'store'))];
+    const contenders = [
+      await rawContender(join(dir, 'array'), false),
+      await rawContender(join(dir, 'chained'), true),
+      await storeContender(join(dir, 'store')),
+    ];
     const time = contenders.map(() => 0);
     const rates = contenders.map(() => []);
     const rounds = Math.max(3, Math.round((SECONDS * 1000) / SLICE_MS));
@@ -133,8 +138,12 @@ try {
 } catch {
   nproc = String(availableParallelism());
 }
-console.log(`node ${process.version}, ${nproc} CPUs (nproc), ${cpu}; ${ENTRY_BYTES}-byte entries; ${SECONDS} s per contender per workload, alternating in ${SLICE_MS} ms slices; databases under ${BASE}\n`);
-console.log('| workload | raw `db.batch(array)` entries/s | raw chained batch entries/s | LevelLogStore entries/s | store / raw array (median per round) | store / raw chained (median per round) | syncs/s (array / chained / store) |');
+console.log(
+  `node ${process.version}, ${nproc} CPUs (nproc), ${cpu}; ${ENTRY_BYTES}-byte entries; ${SECONDS} s per contender per workload, alternating in ${SLICE_MS} ms slices; databases under ${BASE}\n`,
+);
+console.log(
+  '| workload | raw `db.batch(array)` entries/s | raw chained batch entries/s | LevelLogStore entries/s | store / raw array (median per round) | store / raw chained (median per round) | syncs/s (array / chained / store) |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|');
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 for (const w of workloads) {
@@ -145,5 +154,7 @@ for (const w of workloads) {
     const perRound = x.rates.map((r, i) => r / y.rates[i]).sort((p, q) => p - q);
     return `${((100 * x.entriesPerSec) / y.entriesPerSec).toFixed(0)}% (${(100 * perRound[Math.floor(perRound.length / 2)]).toFixed(0)}%)`;
   };
-  console.log(`| ${w.name} | ${fmt(a.entriesPerSec)} | ${fmt(c.entriesPerSec)} | ${fmt(b.entriesPerSec)} | ${pct(b, a)} | ${pct(b, c)} | ${fmt(a.syncsPerSec)} / ${fmt(c.syncsPerSec)} / ${fmt(b.syncsPerSec)} |`);
+  console.log(
+    `| ${w.name} | ${fmt(a.entriesPerSec)} | ${fmt(c.entriesPerSec)} | ${fmt(b.entriesPerSec)} | ${pct(b, a)} | ${pct(b, c)} | ${fmt(a.syncsPerSec)} / ${fmt(c.syncsPerSec)} / ${fmt(b.syncsPerSec)} |`,
+  );
 }

@@ -18,7 +18,10 @@ import { levelLogStore } from '../dist/index.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const SIZE = 256;
 const payload = new Uint8Array(100).fill(0x61);
-const preEncoded = Array.from({ length: SIZE }, (_, k) => encodeEntry({ index: k + 1, term: 1, type: 'command', data: payload }).value);
+const preEncoded = Array.from(
+  { length: SIZE },
+  (_, k) => encodeEntry({ index: k + 1, term: 1, type: 'command', data: payload }).value,
+);
 
 const dir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'raft-breakdown-'));
 const open = async (name) => {
@@ -72,7 +75,10 @@ const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1] * 1000;
 const base = median(latencies[names[0]]);
 console.log('| writer | median µs per 256-entry batch | throughput vs a |');
 console.log('|---|---:|---:|');
-for (const n of names) console.log(`| ${n} | ${median(latencies[n]).toFixed(0)} | ${((100 * base) / median(latencies[n])).toFixed(0)}% |`);
+for (const n of names)
+  console.log(
+    `| ${n} | ${median(latencies[n]).toFixed(0)} | ${((100 * base) / median(latencies[n])).toFixed(0)}% |`,
+  );
 for (const db of Object.values(dbs)) await db.close();
 await log.close();
 await rm(dir, { recursive: true, force: true });

@@ -35,10 +35,18 @@ export function openError(location: string, error: unknown): RaftError {
   const reason = (error as { cause?: unknown } | null)?.cause ?? error;
   switch (levelCode(reason)) {
     case 'LEVEL_LOCKED':
-      return new RaftError('RAFT_STORAGE_LOCKED', `the log store at ${location} is locked: another process (or another store in this one) has it open`, { cause: reason });
+      return new RaftError(
+        'RAFT_STORAGE_LOCKED',
+        `the log store at ${location} is locked: another process (or another store in this one) has it open`,
+        { cause: reason },
+      );
     case 'LEVEL_CORRUPTION':
       return new StorageCorruptError(`LevelDB found the log store at ${location} corrupt`, { cause: reason });
     default:
-      return new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot open the log store at ${location}: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
+      return new RaftError(
+        'RAFT_STORAGE_UNAVAILABLE',
+        `cannot open the log store at ${location}: ${reason instanceof Error ? reason.message : String(reason)}`,
+        { cause: reason },
+      );
   }
 }

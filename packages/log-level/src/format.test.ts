@@ -63,7 +63,10 @@ describe('on-disk format', () => {
         for (let bit = 0; bit < 8; bit++) {
           const bad = Uint8Array.from(value);
           bad[byte]! ^= 1 << bit;
-          expect(code(() => decode(bad)), `byte ${byte} bit ${bit}`).toBe('RAFT_STORAGE_CORRUPT');
+          expect(
+            code(() => decode(bad)),
+            `byte ${byte} bit ${bit}`,
+          ).toBe('RAFT_STORAGE_CORRUPT');
         }
       }
     }
@@ -91,41 +94,71 @@ describe('on-disk format', () => {
   });
 
   describe('snapshots', () => {
-    const rows = (e: EncodedSnapshot): Array<[Uint8Array, Uint8Array]> => [[SNAPSHOT_KEY, e.metaValue], ...e.chunkValues.map((v, k): [Uint8Array, Uint8Array] => [chunkKey(k), v])];
+    const rows = (e: EncodedSnapshot): Array<[Uint8Array, Uint8Array]> => [
+      [SNAPSHOT_KEY, e.metaValue],
+      ...e.chunkValues.map((v, k): [Uint8Array, Uint8Array] => [chunkKey(k), v]),
+    ];
 
     it('round-trips a snapshot: metadata exactly, data across chunk boundaries', () => {
-      for (const size of [0, 1, SNAPSHOT_CHUNK_BYTES - 1, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_BYTES + 1, 2 * SNAPSHOT_CHUNK_BYTES + 5]) {
+      for (const size of [
+        0,
+        1,
+        SNAPSHOT_CHUNK_BYTES - 1,
+        SNAPSHOT_CHUNK_BYTES,
+        SNAPSHOT_CHUNK_BYTES + 1,
+        2 * SNAPSHOT_CHUNK_BYTES + 5,
+      ]) {
         const data = new Uint8Array(size).map((_, i) => (i * 7 + (i >>> 9)) & 0xff);
-        for (const configuration of [{ members: ['b', 'a'] }, { members: [], learners: [] }, { members: ['a'], learners: ['c'], outgoing: ['a', 'd'] }]) {
+        for (const configuration of [
+          { members: ['b', 'a'] },
+          { members: [], learners: [] },
+          { members: ['a'], learners: ['c'], outgoing: ['a', 'd'] },
+        ]) {
           const meta = { index: 2 ** 40 + 3, term: 9, configuration };
           const encoded = encodeSnapshot({ meta, data });
           expect(encoded.chunks).toBe(Math.ceil(size / SNAPSHOT_CHUNK_BYTES));
           const decoded = decodeSnapshot(rows(encoded));
           expect(decoded?.meta).toStrictEqual(meta);
           expect(Buffer.from(decoded!.data).equals(data)).toBe(true);
-          expect(decodeSnapshotMeta(encoded.metaValue)).toStrictEqual({ meta, dataLength: size, chunks: encoded.chunks });
+          expect(decodeSnapshotMeta(encoded.metaValue)).toStrictEqual({
+            meta,
+            dataLength: size,
+            chunks: encoded.chunks,
+          });
         }
       }
       expect(decodeSnapshot([])).toBeUndefined();
     });
 
     it('detects a flip of any bit of the metadata, and of a chunk', () => {
-      const encoded = encodeSnapshot({ meta: { index: 4, term: 2, configuration: { members: ['n1'] } }, data: new Uint8Array([1, 2, 3]) });
+      const encoded = encodeSnapshot({
+        meta: { index: 4, term: 2, configuration: { members: ['n1'] } },
+        data: new Uint8Array([1, 2, 3]),
+      });
       for (const which of ['meta', 'chunk'] as const) {
         const value = which === 'meta' ? encoded.metaValue : encoded.chunkValues[0]!;
         for (let byte = 0; byte < value.length; byte++) {
           for (let bit = 0; bit < 8; bit++) {
             const bad = Uint8Array.from(value);
             bad[byte]! ^= 1 << bit;
-            const damaged = which === 'meta' ? { ...encoded, metaValue: Buffer.from(bad) } : { ...encoded, chunkValues: [Buffer.from(bad)] };
-            expect(code(() => decodeSnapshot(rows(damaged))), `${which} byte ${byte} bit ${bit}`).toBe('RAFT_STORAGE_CORRUPT');
+            const damaged =
+              which === 'meta'
+                ? { ...encoded, metaValue: Buffer.from(bad) }
+                : { ...encoded, chunkValues: [Buffer.from(bad)] };
+            expect(
+              code(() => decodeSnapshot(rows(damaged))),
+              `${which} byte ${byte} bit ${bit}`,
+            ).toBe('RAFT_STORAGE_CORRUPT');
           }
         }
       }
     });
 
     it('refuses chunks without metadata', () => {
-      const encoded = encodeSnapshot({ meta: { index: 4, term: 2, configuration: { members: ['n1'] } }, data: new Uint8Array([1]) });
+      const encoded = encodeSnapshot({
+        meta: { index: 4, term: 2, configuration: { members: ['n1'] } },
+        data: new Uint8Array([1]),
+      });
       expect(code(() => decodeSnapshot(rows(encoded).slice(1)))).toBe('RAFT_STORAGE_CORRUPT');
     });
   });

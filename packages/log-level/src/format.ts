@@ -148,13 +148,20 @@ export function encodeEntry(entry: LogEntry): StoredEntry {
  */
 export function decodeEntry(raw: Uint8Array, index: number): StoredEntry {
   const buf = asBuffer(raw);
-  if (!intact(buf, ENTRY_HEADER)) throw new StorageCorruptError(`entry ${index} fails its checksum`, { index });
-  if (buf[4] !== FORMAT_VERSION) throw new StorageCorruptError(`entry ${index} has unknown format version ${buf[4]}`, { index });
+  if (!intact(buf, ENTRY_HEADER))
+    throw new StorageCorruptError(`entry ${index} fails its checksum`, { index });
+  if (buf[4] !== FORMAT_VERSION)
+    throw new StorageCorruptError(`entry ${index} has unknown format version ${buf[4]}`, { index });
   const type = TYPES[buf[5]!];
   const storedIndex = readU64(buf, 6);
   const term = readU64(buf, 14);
-  if (storedIndex !== index) throw new StorageCorruptError(`entry ${index} is missing: the value found in its place is entry ${storedIndex}'s`, { index });
-  if (type === undefined || !Number.isSafeInteger(term)) throw new StorageCorruptError(`entry ${index} is malformed`, { index });
+  if (storedIndex !== index)
+    throw new StorageCorruptError(
+      `entry ${index} is missing: the value found in its place is entry ${storedIndex}'s`,
+      { index },
+    );
+  if (type === undefined || !Number.isSafeInteger(term))
+    throw new StorageCorruptError(`entry ${index} is malformed`, { index });
   return { index, term, type, value: raw };
 }
 
@@ -195,9 +202,13 @@ export function decodeMeta(raw: Uint8Array): Meta {
   const buf = asBuffer(raw);
   if (!intact(buf, 5)) throw new StorageCorruptError('the store metadata fails its checksum', {});
   if (buf[4]! > FORMAT_VERSION) {
-    throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `the store has format ${buf[4]}; this version of @raft/log-level reads up to ${FORMAT_VERSION}`);
+    throw new RaftError(
+      'RAFT_STORAGE_UNAVAILABLE',
+      `the store has format ${buf[4]}; this version of @raft/log-level reads up to ${FORMAT_VERSION}`,
+    );
   }
-  if (buf.length !== META_LENGTH || buf[4] !== FORMAT_VERSION) throw new StorageCorruptError('the store metadata is malformed', {});
+  if (buf.length !== META_LENGTH || buf[4] !== FORMAT_VERSION)
+    throw new StorageCorruptError('the store metadata is malformed', {});
   const meta = { version: buf[4], firstIndex: readU64(buf, 5) };
   if (!Number.isSafeInteger(meta.firstIndex) || meta.firstIndex < 1) {
     throw new StorageCorruptError('the store metadata is malformed', {});
@@ -273,7 +284,12 @@ function parseConfiguration(text: string): Configuration | undefined {
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
   const { members, learners, outgoing } = parsed as Record<string, unknown>;
-  if (!isNames(members) || (learners !== undefined && !isNames(learners)) || (outgoing !== undefined && !isNames(outgoing))) return undefined;
+  if (
+    !isNames(members) ||
+    (learners !== undefined && !isNames(learners)) ||
+    (outgoing !== undefined && !isNames(outgoing))
+  )
+    return undefined;
   const c: Configuration = { members };
   if (learners !== undefined) c.learners = learners;
   if (outgoing !== undefined) c.outgoing = outgoing;
@@ -283,14 +299,20 @@ function parseConfiguration(text: string): Configuration | undefined {
 /** Decodes the snapshot's metadata. Throws {@link StorageCorruptError} for damage. */
 export function decodeSnapshotMeta(raw: Uint8Array): StoredSnapshotMeta {
   const buf = asBuffer(raw);
-  if (!intact(buf, SNAPSHOT_HEADER) || buf[4] !== FORMAT_VERSION) throw new StorageCorruptError('the stored snapshot metadata fails its checksum', {});
+  if (!intact(buf, SNAPSHOT_HEADER) || buf[4] !== FORMAT_VERSION)
+    throw new StorageCorruptError('the stored snapshot metadata fails its checksum', {});
   const index = readU64(buf, 5);
   const term = readU64(buf, 13);
   const dataLength = readU64(buf, 21);
   const chunks = buf.readUInt32BE(29);
   const configuration = parseConfiguration(buf.toString('utf8', SNAPSHOT_HEADER));
   const ok =
-    Number.isSafeInteger(index) && index >= 1 && Number.isSafeInteger(term) && Number.isSafeInteger(dataLength) && chunks === Math.ceil(dataLength / SNAPSHOT_CHUNK_BYTES) && configuration !== undefined;
+    Number.isSafeInteger(index) &&
+    index >= 1 &&
+    Number.isSafeInteger(term) &&
+    Number.isSafeInteger(dataLength) &&
+    chunks === Math.ceil(dataLength / SNAPSHOT_CHUNK_BYTES) &&
+    configuration !== undefined;
   if (!ok) throw new StorageCorruptError('the stored snapshot metadata is malformed', {});
   return { meta: { index, term, configuration }, dataLength, chunks };
 }
@@ -306,21 +328,35 @@ export function decodeSnapshot(rows: ReadonlyArray<readonly [Uint8Array, Uint8Ar
   if (head[0].length !== 1) throw new StorageCorruptError('snapshot data is stored without its metadata', {});
   const { meta, dataLength, chunks: count } = decodeSnapshotMeta(head[1]);
   const where = `the snapshot at index ${meta.index}`;
-  if (chunks.length !== count) throw new StorageCorruptError(`${where} has ${chunks.length} chunks of data stored, its metadata says ${count}`, {});
+  if (chunks.length !== count)
+    throw new StorageCorruptError(
+      `${where} has ${chunks.length} chunks of data stored, its metadata says ${count}`,
+      {},
+    );
   const data = new Uint8Array(dataLength);
   let offset = 0;
   for (const [k, [key, raw]] of chunks.entries()) {
     const buf = asBuffer(raw);
-    if (key.length !== 5 || asBuffer(key).readUInt32BE(1) !== k) throw new StorageCorruptError(`${where}: chunk ${k} of its data is missing`, {});
-    if (!intact(buf, CHUNK_HEADER) || buf[4] !== FORMAT_VERSION) throw new StorageCorruptError(`${where}: chunk ${k} of its data fails its checksum`, {});
+    if (key.length !== 5 || asBuffer(key).readUInt32BE(1) !== k)
+      throw new StorageCorruptError(`${where}: chunk ${k} of its data is missing`, {});
+    if (!intact(buf, CHUNK_HEADER) || buf[4] !== FORMAT_VERSION)
+      throw new StorageCorruptError(`${where}: chunk ${k} of its data fails its checksum`, {});
     if (readU64(buf, 5) !== meta.index || readU64(buf, 13) !== meta.term || buf.readUInt32BE(21) !== k) {
-      throw new StorageCorruptError(`${where}: chunk ${k} of its data belongs to another snapshot or place`, {});
+      throw new StorageCorruptError(
+        `${where}: chunk ${k} of its data belongs to another snapshot or place`,
+        {},
+      );
     }
     const part = buf.subarray(CHUNK_HEADER);
-    if (offset + part.length > dataLength) throw new StorageCorruptError(`${where} holds more data than its metadata says`, {});
+    if (offset + part.length > dataLength)
+      throw new StorageCorruptError(`${where} holds more data than its metadata says`, {});
     data.set(part, offset);
     offset += part.length;
   }
-  if (offset !== dataLength) throw new StorageCorruptError(`${where} holds ${offset} bytes of data, its metadata says ${dataLength}`, {});
+  if (offset !== dataLength)
+    throw new StorageCorruptError(
+      `${where} holds ${offset} bytes of data, its metadata says ${dataLength}`,
+      {},
+    );
   return { meta, data };
 }

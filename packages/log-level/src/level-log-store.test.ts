@@ -74,8 +74,14 @@ async function failure(promise: Promise<unknown>): Promise<RaftError> {
 }
 
 /** Opens the database directly, as a disk fault or a bug elsewhere would see it. */
-async function withRaw(location: string, fn: (db: ClassicLevel<Uint8Array, Uint8Array>) => Promise<void>): Promise<void> {
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+async function withRaw(
+  location: string,
+  fn: (db: ClassicLevel<Uint8Array, Uint8Array>) => Promise<void>,
+): Promise<void> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+  });
   await db.open();
   try {
     await fn(db);
@@ -101,7 +107,10 @@ async function chainedBatch(): Promise<ChainedBatchLike> {
 }
 
 /** A store at a fresh location holding entries 1..n (term 1) and a hard state, closed. */
-async function closedStoreWith(n: number, options: Partial<LevelLogStoreOptions> = {}): Promise<LevelLogStore> {
+async function closedStoreWith(
+  n: number,
+  options: Partial<LevelLogStoreOptions> = {},
+): Promise<LevelLogStore> {
   const s = await openStore(options);
   await s.write({ hardState: { term: 1, votedFor: 'n1' }, entries: run(1, n) });
   await s.close();
@@ -157,7 +166,9 @@ describe('locations', () => {
 
   it('refuses a missing directory when createIfMissing is false, and opens an existing one', async () => {
     const dir = await tempDir();
-    expect((await failure(store({ location: join(dir, 'db'), createIfMissing: false }).open())).code).toBe('RAFT_STORAGE_UNAVAILABLE');
+    expect((await failure(store({ location: join(dir, 'db'), createIfMissing: false }).open())).code).toBe(
+      'RAFT_STORAGE_UNAVAILABLE',
+    );
     const s = store({ location: join(dir, 'db') });
     await s.open();
     await s.write({ entries: run(1, 2) });
@@ -168,8 +179,12 @@ describe('locations', () => {
   it('refuses a location that is a file, or whose parent is a file', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'file'), 'x');
-    expect((await failure(store({ location: join(dir, 'file') }).open())).code).toBe('RAFT_STORAGE_UNAVAILABLE');
-    expect((await failure(store({ location: join(dir, 'file', 'db') }).open())).code).toBe('RAFT_STORAGE_UNAVAILABLE');
+    expect((await failure(store({ location: join(dir, 'file') }).open())).code).toBe(
+      'RAFT_STORAGE_UNAVAILABLE',
+    );
+    expect((await failure(store({ location: join(dir, 'file', 'db') }).open())).code).toBe(
+      'RAFT_STORAGE_UNAVAILABLE',
+    );
   });
 
   it.skipIf(process.getuid?.() === 0)('refuses an unreadable directory', async () => {
@@ -177,7 +192,9 @@ describe('locations', () => {
     await mkdir(join(dir, 'db'));
     await chmod(join(dir, 'db'), 0o000);
     try {
-      expect((await failure(store({ location: join(dir, 'db') }).open())).code).toBe('RAFT_STORAGE_UNAVAILABLE');
+      expect((await failure(store({ location: join(dir, 'db') }).open())).code).toBe(
+        'RAFT_STORAGE_UNAVAILABLE',
+      );
     } finally {
       await chmod(join(dir, 'db'), 0o700);
     }
@@ -197,7 +214,11 @@ describe('locations', () => {
     const location = join(await tempDir(), 'db');
     const holder = spawn(
       process.execPath,
-      ['--input-type=module', '-e', `import { ClassicLevel } from 'classic-level'; const db = new ClassicLevel(${JSON.stringify(location)}); await db.open(); console.log('ready'); process.stdin.resume();`],
+      [
+        '--input-type=module',
+        '-e',
+        `import { ClassicLevel } from 'classic-level'; const db = new ClassicLevel(${JSON.stringify(location)}); await db.open(); console.log('ready'); process.stdin.resume();`,
+      ],
       { cwd: join(import.meta.dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] },
     );
     try {
@@ -239,7 +260,9 @@ describe('group commit', () => {
 
     const a = s.write({ entries: run(1, 1) }).then(() => events.push('write 1 resolved'));
     await vi.waitFor(() => expect(calls).toBe(1));
-    const rest = [2, 3, 4].map((i) => s.write({ entries: run(i, i) }).then(() => events.push(`write ${i} resolved`)));
+    const rest = [2, 3, 4].map((i) =>
+      s.write({ entries: run(i, i) }).then(() => events.push(`write ${i} resolved`)),
+    );
     release();
     await Promise.all([a, ...rest]);
     expect(events).toEqual([
@@ -272,7 +295,10 @@ describe('group commit', () => {
     await s.write({ entries: [] });
     expect(write).not.toHaveBeenCalled();
     const order: number[] = [];
-    await Promise.all([s.write({ entries: run(1, 1) }).then(() => order.push(1)), s.write({}).then(() => order.push(2))]);
+    await Promise.all([
+      s.write({ entries: run(1, 1) }).then(() => order.push(1)),
+      s.write({}).then(() => order.push(2)),
+    ]);
     expect(order).toEqual([1, 2]);
   });
 
@@ -316,7 +342,9 @@ describe('tail cache', () => {
   it('is filled on open from the tail after a compaction point', async () => {
     const s = await openStore();
     await s.write({ entries: run(1, 10) });
-    await s.write({ snapshot: { meta: { index: 6, term: 1, configuration: { members: ['n1'] } }, data: new Uint8Array() } });
+    await s.write({
+      snapshot: { meta: { index: 6, term: 1, configuration: { members: ['n1'] } }, data: new Uint8Array() },
+    });
     await s.compact(6);
     await s.close();
     await s.open();
@@ -352,7 +380,6 @@ async function refusal(s: LevelLogStore): Promise<StorageCorruptError> {
 }
 
 describe('corruption', () => {
-
   it('refuses to open on a flipped byte in the tail, naming the entry, and changes nothing on disk', async () => {
     const s = await closedStoreWith(20);
     let original!: Uint8Array;
@@ -471,10 +498,16 @@ describe('failed writes', () => {
     await s.write({ hardState: { term: 1, votedFor: 'n1' }, entries: run(1, 3) });
     const ioError = Object.assign(new Error('IO error: disk on fire'), { code: 'LEVEL_IO_ERROR' });
     const spy = vi.spyOn(await chainedBatch(), 'write').mockRejectedValueOnce(ioError);
-    const [a, b] = await Promise.allSettled([s.write({ entries: run(4, 4) }), s.write({ entries: run(5, 5) })]);
+    const [a, b] = await Promise.allSettled([
+      s.write({ entries: run(4, 4) }),
+      s.write({ entries: run(5, 5) }),
+    ]);
     for (const r of [a, b]) {
       expect(r.status).toBe('rejected');
-      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'RAFT_STORAGE_UNAVAILABLE', cause: ioError });
+      expect((r as PromiseRejectedResult).reason).toMatchObject({
+        code: 'RAFT_STORAGE_UNAVAILABLE',
+        cause: ioError,
+      });
     }
     expect((await failure(s.write({ entries: run(4, 4) }))).code).toBe('RAFT_STORAGE_UNAVAILABLE');
     expect((await failure(s.entries(1, 2))).code).toBe('RAFT_STORAGE_UNAVAILABLE');
@@ -521,7 +554,12 @@ describe('lifecycle', () => {
     const s = await openStore();
     const writes: Promise<void>[] = [];
     const batches: LogWrite[] = [];
-    for (let i = 1; i <= 300; i++) batches.push(i % 50 === 0 ? { hardState: { term: i, votedFor: null }, entries: [entry(i, i)] } : { entries: [entry(i, i - (i % 50))] });
+    for (let i = 1; i <= 300; i++)
+      batches.push(
+        i % 50 === 0
+          ? { hardState: { term: i, votedFor: null }, entries: [entry(i, i)] }
+          : { entries: [entry(i, i - (i % 50))] },
+      );
     for (const [k, b] of batches.entries()) {
       writes.push(s.write(b));
       if (k % 7 === 0) await Promise.resolve(); // let some groups form mid-stream
@@ -537,7 +575,10 @@ describe('lifecycle', () => {
 describe('snapshots and compaction', () => {
   const members = ['n1', 'n2', 'n3'];
   function snap(index: number, term: number, data: Uint8Array | number[] = [index & 0xff]): Snapshot {
-    return { meta: { index, term, configuration: { members } }, data: data instanceof Uint8Array ? data : new Uint8Array(data) };
+    return {
+      meta: { index, term, configuration: { members } },
+      data: data instanceof Uint8Array ? data : new Uint8Array(data),
+    };
   }
 
   /** Keys LevelDB holds in [gte, lt), read raw. */
@@ -553,10 +594,17 @@ describe('snapshots and compaction', () => {
       await s.write({ entries: run(1, 10) });
       await s.write({ snapshot: snap(6, 1) });
       await s.compact(6);
-      expect((await failure(s.write({ hardState: { term: 5, votedFor: null }, snapshot: snap(5, 1) }))).code).toBe('RAFT_INVALID_ARGUMENT');
+      expect(
+        (await failure(s.write({ hardState: { term: 5, votedFor: null }, snapshot: snap(5, 1) }))).code,
+      ).toBe('RAFT_INVALID_ARGUMENT');
       await s.write({ snapshot: snap(6, 1, [9]) }); // entry 6 is compacted; the snapshot knows its term
       await s.close();
-      expect(await s.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 7, lastIndex: 10, snapshot: snap(6, 1).meta });
+      expect(await s.open()).toEqual({
+        hardState: { term: 0, votedFor: null },
+        firstIndex: 7,
+        lastIndex: 10,
+        snapshot: snap(6, 1).meta,
+      });
       expect((await s.loadSnapshot())?.data).toEqual(new Uint8Array([9]));
       expect(await s.entries(1, 20)).toEqual(run(7, 10));
     });
@@ -571,9 +619,11 @@ describe('snapshots and compaction', () => {
       expect(await s.entries(1, 20)).toEqual([...run(1, 5), ...run(6, 6, 2)]);
     });
 
-    it('refuses entries after an emptying snapshot whose term is below the snapshot\'s', async () => {
+    it("refuses entries after an emptying snapshot whose term is below the snapshot's", async () => {
       const s = await openStore();
-      expect((await failure(s.write({ snapshot: snap(10, 3), entries: run(11, 11, 2) }))).code).toBe('RAFT_INVALID_ARGUMENT');
+      expect((await failure(s.write({ snapshot: snap(10, 3), entries: run(11, 11, 2) }))).code).toBe(
+        'RAFT_INVALID_ARGUMENT',
+      );
       expect(await s.loadSnapshot()).toBeUndefined();
       await s.write({ snapshot: snap(10, 3) });
       expect((await failure(s.write({ entries: run(11, 11, 2) }))).code).toBe('RAFT_INVALID_ARGUMENT');
@@ -593,7 +643,11 @@ describe('snapshots and compaction', () => {
       const s = await openStore();
       await s.write({ entries: run(1, 10) });
       const write = vi.spyOn(await chainedBatch(), 'write');
-      await s.write({ hardState: { term: 3, votedFor: 'n2' }, snapshot: snap(12, 3), entries: run(13, 14, 3) });
+      await s.write({
+        hardState: { term: 3, votedFor: 'n2' },
+        snapshot: snap(12, 3),
+        entries: run(13, 14, 3),
+      });
       expect(write).toHaveBeenCalledTimes(1);
       await s.compact(12); // below firstIndex (13): nothing to write
       expect(write).toHaveBeenCalledTimes(1);
@@ -603,7 +657,12 @@ describe('snapshots and compaction', () => {
       for (const call of write.mock.calls) expect(call[0]).toMatchObject({ sync: true });
       expect(s.stats).toMatchObject({ snapshotsWritten: 2, compactions: 1 });
       await s.close();
-      expect(await s.open()).toEqual({ hardState: { term: 3, votedFor: 'n2' }, firstIndex: 14, lastIndex: 14, snapshot: snap(14, 3).meta });
+      expect(await s.open()).toEqual({
+        hardState: { term: 3, votedFor: 'n2' },
+        firstIndex: 14,
+        lastIndex: 14,
+        snapshot: snap(14, 3).meta,
+      });
     });
 
     it('group-commits a snapshot, its compaction and the next entries issued together', async () => {
@@ -626,7 +685,10 @@ describe('snapshots and compaction', () => {
       const keys = await rawKeys(s.location, ENTRY_KEYS_START, ENTRY_KEYS_END);
       expect(keys.map(indexOfKey)).toEqual([7, 8, 9, 10]);
       let firstIndex = 0;
-      await withRaw(s.location, async (db) => void (firstIndex = decodeMeta((await db.get(META_KEY))!).firstIndex));
+      await withRaw(
+        s.location,
+        async (db) => void (firstIndex = decodeMeta((await db.get(META_KEY))!).firstIndex),
+      );
       expect(firstIndex).toBe(7);
     });
   });
@@ -682,26 +744,39 @@ describe('snapshots and compaction', () => {
     expect(await s.entries(1, 21)).toEqual(run(11, 20));
   });
 
-  it(`stores tens of megabytes of snapshot data in chunks, and drops the chunks of a replaced snapshot`, { timeout: 60_000 }, async () => {
-    const s = await openStore();
-    await s.write({ entries: run(1, 3) });
-    const size = 40 * 1024 * 1024 + 123;
-    const data = new Uint8Array(size);
-    for (let i = 0; i < size; i += 65_536) data.fill((i >>> 16) * 7 + 1, i, i + 65_536);
-    await s.write({ snapshot: snap(2, 1, data) });
-    await s.compact(2);
-    await s.close();
-    expect(await rawKeys(s.location, SNAPSHOT_KEY, SNAPSHOT_KEYS_END)).toHaveLength(1 + Math.ceil(size / SNAPSHOT_CHUNK_BYTES));
-    expect(await s.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 3, lastIndex: 3, snapshot: snap(2, 1).meta });
-    const loaded = await s.loadSnapshot();
-    expect(loaded?.data.length).toBe(size);
-    expect(Buffer.from(loaded!.data.buffer, loaded!.data.byteOffset, loaded!.data.byteLength).equals(data)).toBe(true);
-    await s.write({ snapshot: snap(3, 1, [1, 2, 3]) });
-    await s.close();
-    expect(await rawKeys(s.location, SNAPSHOT_KEY, SNAPSHOT_KEYS_END)).toHaveLength(2);
-    await s.open();
-    expect(await s.loadSnapshot()).toEqual(snap(3, 1, [1, 2, 3]));
-  });
+  it(
+    `stores tens of megabytes of snapshot data in chunks, and drops the chunks of a replaced snapshot`,
+    { timeout: 60_000 },
+    async () => {
+      const s = await openStore();
+      await s.write({ entries: run(1, 3) });
+      const size = 40 * 1024 * 1024 + 123;
+      const data = new Uint8Array(size);
+      for (let i = 0; i < size; i += 65_536) data.fill((i >>> 16) * 7 + 1, i, i + 65_536);
+      await s.write({ snapshot: snap(2, 1, data) });
+      await s.compact(2);
+      await s.close();
+      expect(await rawKeys(s.location, SNAPSHOT_KEY, SNAPSHOT_KEYS_END)).toHaveLength(
+        1 + Math.ceil(size / SNAPSHOT_CHUNK_BYTES),
+      );
+      expect(await s.open()).toEqual({
+        hardState: { term: 0, votedFor: null },
+        firstIndex: 3,
+        lastIndex: 3,
+        snapshot: snap(2, 1).meta,
+      });
+      const loaded = await s.loadSnapshot();
+      expect(loaded?.data.length).toBe(size);
+      expect(
+        Buffer.from(loaded!.data.buffer, loaded!.data.byteOffset, loaded!.data.byteLength).equals(data),
+      ).toBe(true);
+      await s.write({ snapshot: snap(3, 1, [1, 2, 3]) });
+      await s.close();
+      expect(await rawKeys(s.location, SNAPSHOT_KEY, SNAPSHOT_KEYS_END)).toHaveLength(2);
+      await s.open();
+      expect(await s.loadSnapshot()).toEqual(snap(3, 1, [1, 2, 3]));
+    },
+  );
 
   describe('disk space', () => {
     /** Bytes of every file in `dir` (LevelDB keeps no subdirectories). */
@@ -711,53 +786,78 @@ describe('snapshots and compaction', () => {
       return total;
     }
 
-    it('stays near the latest snapshot plus the retained log while snapshots of megabytes replace each other', { timeout: 30_000 }, async () => {
-      // Incompressible data (LevelDB compresses tables with Snappy), from a seeded generator.
-      const random = seededRandom(7);
-      const noise = new Uint8Array(4 * 1024 * 1024);
-      for (let i = 0; i < noise.length; i++) noise[i] = Math.floor(random() * 256);
-      const SNAPSHOT_BYTES = 3 * 1024 * 1024;
-      const ROUNDS = 8;
-      const ENTRIES_PER_ROUND = 2000;
-      const TRAILING = 100;
-      const s = await openStore();
-      let last = 0;
-      for (let round = 0; round < ROUNDS; round++) {
-        // A growing log of 100-byte entries, then a snapshot of it and a compaction that
-        // keeps TRAILING entries, as @raft/core's runtime does (Raft §7).
-        for (let k = 0; k < ENTRIES_PER_ROUND; k += 100) {
-          const entries = run(last + 1, last + 100, 1, 100).map((e) => ({ ...e, data: noise.subarray(e.index * 101 % 1_000_000, e.index * 101 % 1_000_000 + 100) }));
-          await s.write({ entries });
-          last += 100;
+    it(
+      'stays near the latest snapshot plus the retained log while snapshots of megabytes replace each other',
+      { timeout: 30_000 },
+      async () => {
+        // Incompressible data (LevelDB compresses tables with Snappy), from a seeded generator.
+        const random = seededRandom(7);
+        const noise = new Uint8Array(4 * 1024 * 1024);
+        for (let i = 0; i < noise.length; i++) noise[i] = Math.floor(random() * 256);
+        const SNAPSHOT_BYTES = 3 * 1024 * 1024;
+        const ROUNDS = 8;
+        const ENTRIES_PER_ROUND = 2000;
+        const TRAILING = 100;
+        const s = await openStore();
+        let last = 0;
+        for (let round = 0; round < ROUNDS; round++) {
+          // A growing log of 100-byte entries, then a snapshot of it and a compaction that
+          // keeps TRAILING entries, as @raft/core's runtime does (Raft §7).
+          for (let k = 0; k < ENTRIES_PER_ROUND; k += 100) {
+            const entries = run(last + 1, last + 100, 1, 100).map((e) => ({
+              ...e,
+              data: noise.subarray((e.index * 101) % 1_000_000, ((e.index * 101) % 1_000_000) + 100),
+            }));
+            await s.write({ entries });
+            last += 100;
+          }
+          // Each snapshot its own bytes: a window of the noise that moves every round.
+          await s.write({
+            snapshot: snap(last, 1, noise.subarray(round * 100_000, round * 100_000 + SNAPSHOT_BYTES)),
+          });
+          await s.compact(last - TRAILING);
         }
-        // Each snapshot its own bytes: a window of the noise that moves every round.
-        await s.write({ snapshot: snap(last, 1, noise.subarray(round * 100_000, round * 100_000 + SNAPSHOT_BYTES)) });
-        await s.compact(last - TRAILING);
-      }
-      await s.close();
-      const onDisk = await du(s.location);
-      // What the store must keep: the latest snapshot and the retained entries (their data).
-      const live = SNAPSHOT_BYTES + TRAILING * 100;
-      // Measured: 1.01x `live`. Before the store compacted the ranges it superseded, LevelDB
-      // kept most of the eight snapshots (level-0 tables and the write-ahead log): 10.9x.
-      expect(onDisk).toBeLessThan(1.5 * live + 1024 * 1024);
-      const state = await s.open();
-      expect(state).toMatchObject({ firstIndex: last - TRAILING + 1, lastIndex: last, snapshot: { index: last, term: 1 } });
-      const loaded = (await s.loadSnapshot())!.data;
-      // Buffer.equals: vitest's deep equality walks megabytes byte by byte, slowly.
-      expect(Buffer.from(loaded.buffer, loaded.byteOffset, loaded.byteLength).equals(noise.subarray((ROUNDS - 1) * 100_000, (ROUNDS - 1) * 100_000 + SNAPSHOT_BYTES))).toBe(true);
-      expect(await s.entries(1, last + 1)).toHaveLength(TRAILING);
-    });
+        await s.close();
+        const onDisk = await du(s.location);
+        // What the store must keep: the latest snapshot and the retained entries (their data).
+        const live = SNAPSHOT_BYTES + TRAILING * 100;
+        // Measured: 1.01x `live`. Before the store compacted the ranges it superseded, LevelDB
+        // kept most of the eight snapshots (level-0 tables and the write-ahead log): 10.9x.
+        expect(onDisk).toBeLessThan(1.5 * live + 1024 * 1024);
+        const state = await s.open();
+        expect(state).toMatchObject({
+          firstIndex: last - TRAILING + 1,
+          lastIndex: last,
+          snapshot: { index: last, term: 1 },
+        });
+        const loaded = (await s.loadSnapshot())!.data;
+        // Buffer.equals: vitest's deep equality walks megabytes byte by byte, slowly.
+        expect(
+          Buffer.from(loaded.buffer, loaded.byteOffset, loaded.byteLength).equals(
+            noise.subarray((ROUNDS - 1) * 100_000, (ROUNDS - 1) * 100_000 + SNAPSHOT_BYTES),
+          ),
+        ).toBe(true);
+        expect(await s.entries(1, last + 1)).toHaveLength(TRAILING);
+      },
+    );
 
     it('compacts in the background, one request at a time, merging those that arrive meanwhile; writes go on, and close() waits', async () => {
       const events: string[] = [];
       const ranges: Array<[Uint8Array, Uint8Array]> = [];
       type Db = ClassicLevel<Uint8Array, Uint8Array>;
-      const original = ClassicLevel.prototype.compactRange as (this: Db, start: Uint8Array, end: Uint8Array) => Promise<void>;
+      const original = ClassicLevel.prototype.compactRange as (
+        this: Db,
+        start: Uint8Array,
+        end: Uint8Array,
+      ) => Promise<void>;
       const originalClose = ClassicLevel.prototype.close;
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
-      vi.spyOn(ClassicLevel.prototype, 'compactRange').mockImplementation(async function (this: Db, start: Uint8Array, end: Uint8Array) {
+      vi.spyOn(ClassicLevel.prototype, 'compactRange').mockImplementation(async function (
+        this: Db,
+        start: Uint8Array,
+        end: Uint8Array,
+      ) {
         const n = ranges.push([start, end]);
         events.push(`compact ${n}`);
         if (n === 1) await gate;
@@ -788,15 +888,25 @@ describe('snapshots and compaction', () => {
       await closing;
       // The three requests made meanwhile became one: the snapshot's chunks and the entries up to 30.
       expect(ranges[1]).toEqual([SNAPSHOT_KEY, entryKey(31)]);
-      expect(events).toEqual(['compact 1', 'released', 'compacted 1', 'compact 2', 'compacted 2', 'db closed']);
+      expect(events).toEqual([
+        'compact 1',
+        'released',
+        'compacted 1',
+        'compact 2',
+        'compacted 2',
+        'db closed',
+      ]);
       vi.restoreAllMocks();
-      expect(await s.open()).toMatchObject({ firstIndex: 31, lastIndex: 40, snapshot: { index: 35, term: 1 } });
+      expect(await s.open()).toMatchObject({
+        firstIndex: 31,
+        lastIndex: 40,
+        snapshot: { index: 35, term: 1 },
+      });
       expect(await s.entries(1, 41)).toEqual(run(31, 40));
     });
   });
 
   describe('corruption', () => {
-
     /** A closed store: entries 1..10 (term 1), a snapshot at 8 of 2.5 chunks, compacted up to 6. */
     async function compactedStore(options: Partial<LevelLogStoreOptions> = {}): Promise<LevelLogStore> {
       const s = await openStore(options);
@@ -858,7 +968,12 @@ describe('snapshots and compaction', () => {
     it('refuses a log that starts after its snapshot', async () => {
       const s = await compactedStore();
       await withRaw(s.location, async (db) => {
-        await db.batch([{ type: 'del', key: entryKey(7) }, { type: 'del', key: entryKey(8) }, { type: 'del', key: entryKey(9) }, { type: 'put', key: META_KEY, value: encodeMeta(10) }]);
+        await db.batch([
+          { type: 'del', key: entryKey(7) },
+          { type: 'del', key: entryKey(8) },
+          { type: 'del', key: entryKey(9) },
+          { type: 'put', key: META_KEY, value: encodeMeta(10) },
+        ]);
       });
       expect((await refusal(s)).index).toBe(9);
     });
@@ -869,13 +984,13 @@ describe('snapshots and compaction', () => {
       expect((await refusal(s)).index).toBe(8);
     });
 
-    it('refuses an entry at the snapshot\'s index with another term', async () => {
+    it("refuses an entry at the snapshot's index with another term", async () => {
       const s = await compactedStore();
       await withRaw(s.location, (db) => db.put(entryKey(8), encodeEntry(entry(8, 2)).value));
       expect((await refusal(s)).index).toBe(8);
     });
 
-    it('checks the tail after a snapshot: damage, and terms below the snapshot\'s', async () => {
+    it("checks the tail after a snapshot: damage, and terms below the snapshot's", async () => {
       const s = await compactedStore();
       await withRaw(s.location, async (db) => {
         const v = Uint8Array.from((await db.get(entryKey(9)))!);

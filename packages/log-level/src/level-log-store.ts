@@ -4,7 +4,15 @@ import { dirname, resolve } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { ChainedBatch } from 'classic-level';
 import { InvalidArgumentError, RaftError } from '@raft/core';
-import type { HardState, LogEntry, LogStore, LogStoreState, LogWrite, Snapshot, SnapshotMeta } from '@raft/core';
+import type {
+  HardState,
+  LogEntry,
+  LogStore,
+  LogStoreState,
+  LogWrite,
+  Snapshot,
+  SnapshotMeta,
+} from '@raft/core';
 import { closedError, openError, StorageCorruptError } from './errors.js';
 import {
   chunkKey,
@@ -159,29 +167,48 @@ const DEFAULTS = {
 
 function checkCount(name: string, value: unknown, allowInfinity = false): void {
   if (value === undefined) return;
-  const ok = typeof value === 'number' && value >= 0 && (Number.isSafeInteger(value) || (allowInfinity && value === Infinity));
-  if (!ok) throw new InvalidArgumentError(`${name} must be a non-negative integer${allowInfinity ? ' or Infinity' : ''}, got ${typeof value === 'number' ? value : typeof value}`);
+  const ok =
+    typeof value === 'number' &&
+    value >= 0 &&
+    (Number.isSafeInteger(value) || (allowInfinity && value === Infinity));
+  if (!ok)
+    throw new InvalidArgumentError(
+      `${name} must be a non-negative integer${allowInfinity ? ' or Infinity' : ''}, got ${typeof value === 'number' ? value : typeof value}`,
+    );
 }
 
-function checkOptions(options: LevelLogStoreOptions): Required<Omit<LevelLogStoreOptions, 'leveldb'>> & { leveldb: LevelDbOptions } {
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options must be an object or a location string');
-  if (typeof options.location !== 'string' || options.location.length === 0) throw new InvalidArgumentError('location must be a non-empty path to a directory');
-  if (options.createIfMissing !== undefined && typeof options.createIfMissing !== 'boolean') throw new InvalidArgumentError('createIfMissing must be a boolean');
+function checkOptions(
+  options: LevelLogStoreOptions,
+): Required<Omit<LevelLogStoreOptions, 'leveldb'>> & { leveldb: LevelDbOptions } {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidArgumentError('options must be an object or a location string');
+  if (typeof options.location !== 'string' || options.location.length === 0)
+    throw new InvalidArgumentError('location must be a non-empty path to a directory');
+  if (options.createIfMissing !== undefined && typeof options.createIfMissing !== 'boolean')
+    throw new InvalidArgumentError('createIfMissing must be a boolean');
   checkCount('tailCacheEntries', options.tailCacheEntries);
   checkCount('tailCacheBytes', options.tailCacheBytes);
   checkCount('verifyOnOpen', options.verifyOnOpen, true);
   const leveldb = options.leveldb ?? {};
-  if (typeof leveldb !== 'object' || leveldb === null) throw new InvalidArgumentError('leveldb must be an object');
+  if (typeof leveldb !== 'object' || leveldb === null)
+    throw new InvalidArgumentError('leveldb must be an object');
   return { ...DEFAULTS, ...options, leveldb: { ...leveldb } };
 }
 
 /** Validates a write and encodes it at once: the encoding is the store's own copy. */
 function prepare(batch: LogWrite): Omit<Pending, 'resolve' | 'reject'> {
-  if (typeof batch !== 'object' || batch === null) throw new InvalidArgumentError('a write must be an object { hardState?, snapshot?, entries? }');
+  if (typeof batch !== 'object' || batch === null)
+    throw new InvalidArgumentError('a write must be an object { hardState?, snapshot?, entries? }');
   const hardState = batch.hardState === undefined ? undefined : checkHardState(batch.hardState);
   const snapshot = batch.snapshot === undefined ? undefined : encodeSnapshot(checkSnapshot(batch.snapshot));
   const entries = batch.entries === undefined ? [] : checkEntries(batch.entries).map(encodeEntry);
-  return { hardState, hardValue: hardState && encodeHardState(hardState), snapshot, entries, compactTo: undefined };
+  return {
+    hardState,
+    hardValue: hardState && encodeHardState(hardState),
+    snapshot,
+    entries,
+    compactTo: undefined,
+  };
 }
 
 function toLogEntry(e: StoredEntry, copy: boolean): LogEntry {
@@ -194,7 +221,8 @@ function toLogEntry(e: StoredEntry, copy: boolean): LogEntry {
 
 /** Rejects a location that cannot hold a store before LevelDB tries (and, for a missing parent, creates it). */
 async function checkLocation(location: string, createIfMissing: boolean): Promise<void> {
-  const unavailable = (why: string, cause: unknown) => new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot open the log store at ${location}: ${why}`, { cause });
+  const unavailable = (why: string, cause: unknown) =>
+    new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot open the log store at ${location}: ${why}`, { cause });
   const parent = dirname(resolve(location));
   try {
     if (!(await stat(parent)).isDirectory()) throw new Error(`${parent} is not a directory`);
@@ -213,7 +241,10 @@ async function checkLocation(location: string, createIfMissing: boolean): Promis
   try {
     await access(exists ? location : parent, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
   } catch (error) {
-    throw unavailable(exists ? 'the directory is not readable and writable' : 'its parent directory is not writable', error);
+    throw unavailable(
+      exists ? 'the directory is not readable and writable' : 'its parent directory is not writable',
+      error,
+    );
   }
 }
 
@@ -260,7 +291,15 @@ export class LevelLogStore implements LogStore {
   #reclaimPending: ReclaimRange | undefined;
   /** The running reclamation, if any: one at a time, awaited by close(). */
   #reclaiming: Promise<void> | undefined;
-  readonly #stats: Omit<LevelLogStoreStats, 'cachedEntries' | 'cachedBytes'> = { writes: 0, syncs: 0, entriesWritten: 0, cacheHits: 0, cacheMisses: 0, snapshotsWritten: 0, compactions: 0 };
+  readonly #stats: Omit<LevelLogStoreStats, 'cachedEntries' | 'cachedBytes'> = {
+    writes: 0,
+    syncs: 0,
+    entriesWritten: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    snapshotsWritten: 0,
+    compactions: 0,
+  };
 
   /**
    * @param options the directory of the database (`new LevelLogStore('./data/n1')`), or the
@@ -372,8 +411,15 @@ export class LevelLogStore implements LogStore {
    */
   compact(upTo: number): Promise<void> {
     return this.#enqueue(() => {
-      if (typeof upTo !== 'number' || !Number.isSafeInteger(upTo)) throw new InvalidArgumentError(`compact(upTo): upTo must be a safe integer, got ${String(upTo)}`);
-      return { hardState: undefined, hardValue: undefined, snapshot: undefined, entries: [], compactTo: upTo };
+      if (typeof upTo !== 'number' || !Number.isSafeInteger(upTo))
+        throw new InvalidArgumentError(`compact(upTo): upTo must be a safe integer, got ${String(upTo)}`);
+      return {
+        hardState: undefined,
+        hardValue: undefined,
+        snapshot: undefined,
+        entries: [],
+        compactTo: upTo,
+      };
     });
   }
 
@@ -422,7 +468,9 @@ export class LevelLogStore implements LogStore {
       await this.#reclaiming;
       await db.close();
     } catch (error) {
-      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `closing the log store at ${this.location} failed`, { cause: error });
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `closing the log store at ${this.location} failed`, {
+        cause: error,
+      });
     } finally {
       this.#db = undefined;
       this.#tail.clear();
@@ -437,7 +485,11 @@ export class LevelLogStore implements LogStore {
   }
 
   #state(): LogStoreState {
-    const state: LogStoreState = { hardState: { ...this.#hardState }, firstIndex: this.#firstIndex, lastIndex: this.#lastIndex };
+    const state: LogStoreState = {
+      hardState: { ...this.#hardState },
+      firstIndex: this.#firstIndex,
+      lastIndex: this.#lastIndex,
+    };
     if (this.#snapshot !== undefined) state.snapshot = copySnapshotMeta(this.#snapshot.meta);
     return state;
   }
@@ -461,7 +513,9 @@ export class LevelLogStore implements LogStore {
     } catch (error) {
       await db.close().catch(() => undefined);
       if (RaftError.isInstance(error)) throw error;
-      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot read the log store at ${location}`, { cause: error });
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot read the log store at ${location}`, {
+        cause: error,
+      });
     }
     this.#db = db;
     this.#failure = undefined;
@@ -471,14 +525,19 @@ export class LevelLogStore implements LogStore {
   /** Reads the metadata, hard state, snapshot metadata and tail, checking them, into memory. */
   async #load(db: Db): Promise<void> {
     const [metaRaw, hardRaw, snapshotRaw] = await db.getMany([META_KEY, HARD_STATE_KEY, SNAPSHOT_KEY]);
-    const [lastKey] = await db.keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, reverse: true, limit: 1 }).all();
+    const [lastKey] = await db
+      .keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, reverse: true, limit: 1 })
+      .all();
     const [firstKey] = await db.keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, limit: 1 }).all();
     this.#tail.clear();
 
     if (metaRaw === undefined) {
       if (hardRaw !== undefined || firstKey !== undefined || snapshotRaw !== undefined) {
         const index = firstKey === undefined ? undefined : indexOfKey(firstKey);
-        throw new StorageCorruptError('the store holds data but no metadata', index === undefined ? {} : { index });
+        throw new StorageCorruptError(
+          'the store holds data but no metadata',
+          index === undefined ? {} : { index },
+        );
       }
       // A new store: the metadata marks the directory as ours from the start.
       await db.put(META_KEY, encodeMeta(1), { sync: true });
@@ -497,18 +556,25 @@ export class LevelLogStore implements LogStore {
     const lastIndex = lastKey === undefined ? firstIndex - 1 : indexOfKey(lastKey);
     if (firstKey !== undefined && indexOfKey(firstKey) !== firstIndex) {
       const first = indexOfKey(firstKey);
-      throw new StorageCorruptError(`the log starts at ${first}, its metadata says ${firstIndex}`, { index: Math.min(first, firstIndex) });
+      throw new StorageCorruptError(`the log starts at ${first}, its metadata says ${firstIndex}`, {
+        index: Math.min(first, firstIndex),
+      });
     }
     // Entries go only behind a snapshot (compaction, or a snapshot that empties the log),
     // and never from under it: firstIndex - 1 <= snapshot index <= lastIndex.
     const snapshotIndex = snapshot?.meta.index ?? 0;
     if (firstIndex - 1 > snapshotIndex) {
       throw new StorageCorruptError(
-        snapshot === undefined ? `the log starts at ${firstIndex}, but no snapshot covers the entries before it` : `the log starts at ${firstIndex}, after its snapshot at ${snapshotIndex}`,
+        snapshot === undefined
+          ? `the log starts at ${firstIndex}, but no snapshot covers the entries before it`
+          : `the log starts at ${firstIndex}, after its snapshot at ${snapshotIndex}`,
         { index: firstIndex - 1 },
       );
     }
-    if (lastIndex < snapshotIndex) throw new StorageCorruptError(`the log ends at ${lastIndex}, before its snapshot at ${snapshotIndex}`, { index: lastIndex + 1 });
+    if (lastIndex < snapshotIndex)
+      throw new StorageCorruptError(`the log ends at ${lastIndex}, before its snapshot at ${snapshotIndex}`, {
+        index: lastIndex + 1,
+      });
 
     // Check the tail: every entry there, each intact, under its own index, terms in order
     // (from the snapshot's term when the tail starts right after it).
@@ -520,15 +586,23 @@ export class LevelLogStore implements LogStore {
       let prevTerm = snapshot !== undefined && from === snapshotIndex + 1 ? snapshot.meta.term : 0;
       for await (const raw of db.values({ gte: entryKey(from), lte: entryKey(lastIndex) })) {
         const e = decodeEntry(raw, expected);
-        if (e.term < prevTerm) throw new StorageCorruptError(`entry ${e.index} has term ${e.term}, below the term ${prevTerm} before it`, { index: e.index });
+        if (e.term < prevTerm)
+          throw new StorageCorruptError(
+            `entry ${e.index} has term ${e.term}, below the term ${prevTerm} before it`,
+            { index: e.index },
+          );
         if (e.index === snapshotIndex && e.term !== snapshot!.meta.term) {
-          throw new StorageCorruptError(`entry ${e.index} has term ${e.term}, its snapshot says ${snapshot!.meta.term}`, { index: e.index });
+          throw new StorageCorruptError(
+            `entry ${e.index} has term ${e.term}, its snapshot says ${snapshot!.meta.term}`,
+            { index: e.index },
+          );
         }
         prevTerm = e.term;
         if (lastIndex - expected < keep) tail.push(e);
         expected++;
       }
-      if (expected !== lastIndex + 1) throw new StorageCorruptError(`entry ${expected} is missing`, { index: expected });
+      if (expected !== lastIndex + 1)
+        throw new StorageCorruptError(`entry ${expected} is missing`, { index: expected });
     }
     this.#hardState = hardState;
     this.#firstIndex = firstIndex;
@@ -550,7 +624,9 @@ export class LevelLogStore implements LogStore {
       rows = await db.iterator({ gte: entryKey(lo), lt: entryKey(hi) }).all();
     } catch (error) {
       if (this.#status !== 'open') throw closedError();
-      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, { cause: error });
+      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, {
+        cause: error,
+      });
     }
     const start = exact || rows[0] === undefined ? lo : indexOfKey(rows[0][0]);
     const out = rows.map(([key, raw], k) => {
@@ -559,7 +635,8 @@ export class LevelLogStore implements LogStore {
       if (indexOfKey(key) !== index) throw new StorageCorruptError(`entry ${index} is missing`, { index });
       return toLogEntry(decodeEntry(raw, index), false);
     });
-    if (exact && out.length !== hi - lo) throw new StorageCorruptError(`entry ${lo + out.length} is missing`, { index: lo + out.length });
+    if (exact && out.length !== hi - lo)
+      throw new StorageCorruptError(`entry ${lo + out.length} is missing`, { index: lo + out.length });
     return out;
   }
 
@@ -572,7 +649,11 @@ export class LevelLogStore implements LogStore {
       rows = await db.iterator({ gte: SNAPSHOT_KEY, lt: SNAPSHOT_KEYS_END }).all();
     } catch (error) {
       if (this.#status !== 'open') throw closedError();
-      throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the snapshot of the log store at ${this.location} failed`, { cause: error });
+      throw new RaftError(
+        'RAFT_STORAGE_UNAVAILABLE',
+        `reading the snapshot of the log store at ${this.location} failed`,
+        { cause: error },
+      );
     }
     const snapshot = decodeSnapshot(rows);
     if (snapshot === undefined && this.#snapshot !== undefined) {
@@ -594,7 +675,13 @@ export class LevelLogStore implements LogStore {
    */
   #scheduleReclaim(range: ReclaimRange): void {
     const pending = this.#reclaimPending;
-    this.#reclaimPending = pending === undefined ? range : { snapshot: pending.snapshot || range.snapshot, entriesBelow: Math.max(pending.entriesBelow, range.entriesBelow) };
+    this.#reclaimPending =
+      pending === undefined
+        ? range
+        : {
+            snapshot: pending.snapshot || range.snapshot,
+            entriesBelow: Math.max(pending.entriesBelow, range.entriesBelow),
+          };
     this.#reclaiming ??= this.#reclaim();
   }
 
@@ -653,7 +740,11 @@ export class LevelLogStore implements LogStore {
           await this.#commit(group);
         } catch (error) {
           // Not expected (#commit settles every write itself); fail safe rather than hang.
-          this.#failure = new RaftError('RAFT_STORAGE_UNAVAILABLE', `the log store at ${this.location} failed; close and reopen it`, { cause: error });
+          this.#failure = new RaftError(
+            'RAFT_STORAGE_UNAVAILABLE',
+            `the log store at ${this.location} failed; close and reopen it`,
+            { cause: error },
+          );
           for (const p of [...group, ...this.#queue]) p.reject(this.#failure);
           this.#queue = [];
         }
@@ -723,7 +814,12 @@ export class LevelLogStore implements LogStore {
           if (firstEntry !== undefined) {
             const prev = firstEntry.index - 1;
             if (empties) {
-              checkFits(firstEntry, after!.index + 1, after!.index, prev === after!.index ? after!.term : undefined);
+              checkFits(
+                firstEntry,
+                after!.index + 1,
+                after!.index,
+                prev === after!.index ? after!.term : undefined,
+              );
             } else {
               checkFits(firstEntry, first, last, await termAt(prev));
             }
@@ -731,7 +827,11 @@ export class LevelLogStore implements LogStore {
           }
           if (p.compactTo !== undefined) checkCompact(p.compactTo, snapshot?.index);
         } catch (error) {
-          p.error = RaftError.isInstance(error) ? error : new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, { cause: error });
+          p.error = RaftError.isInstance(error)
+            ? error
+            : new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, {
+                cause: error,
+              });
           continue;
         }
 
@@ -801,7 +901,12 @@ export class LevelLogStore implements LogStore {
         await batch.write({ sync: true });
         this.#stats.syncs++;
         if (hardState !== undefined) this.#hardState = hardState;
-        if (newSnapshot !== undefined) this.#snapshot = { meta: newSnapshot.meta, dataLength: newSnapshot.dataLength, chunks: newSnapshot.chunks };
+        if (newSnapshot !== undefined)
+          this.#snapshot = {
+            meta: newSnapshot.meta,
+            dataLength: newSnapshot.dataLength,
+            chunks: newSnapshot.chunks,
+          };
         this.#firstIndex = first;
         this.#lastIndex = last;
         if (emptied) this.#tail.clear();
@@ -812,12 +917,17 @@ export class LevelLogStore implements LogStore {
       this.#stats.entriesWritten += entriesWritten;
       this.#stats.snapshotsWritten += snapshotsWritten;
       this.#stats.compactions += compactions;
-      if (batch !== undefined && (newSnapshot !== undefined || deletedBelow > 0)) this.#scheduleReclaim({ snapshot: newSnapshot !== undefined, entriesBelow: deletedBelow });
+      if (batch !== undefined && (newSnapshot !== undefined || deletedBelow > 0))
+        this.#scheduleReclaim({ snapshot: newSnapshot !== undefined, entriesBelow: deletedBelow });
     } catch (error) {
       // The outcome of a failed sync is unknown (the data may or may not be on disk):
       // nothing more is accepted until the store is reopened and reads the truth.
       await batch?.close().catch(() => undefined);
-      this.#failure = new RaftError('RAFT_STORAGE_UNAVAILABLE', `a write to the log store at ${this.location} failed; close and reopen the store`, { cause: error });
+      this.#failure = new RaftError(
+        'RAFT_STORAGE_UNAVAILABLE',
+        `a write to the log store at ${this.location} failed; close and reopen the store`,
+        { cause: error },
+      );
       for (const p of group) p.error ??= this.#failure;
       for (const p of this.#queue) p.error = this.#failure;
       group.push(...this.#queue);

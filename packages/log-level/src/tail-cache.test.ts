@@ -5,7 +5,8 @@ import { TailCache } from './tail-cache.js';
 
 function stored(from: number, to: number, term = 1, size = 10): StoredEntry[] {
   const out: StoredEntry[] = [];
-  for (let i = from; i <= to; i++) out.push(encodeEntry({ index: i, term, type: 'command', data: new Uint8Array(size) }));
+  for (let i = from; i <= to; i++)
+    out.push(encodeEntry({ index: i, term, type: 'command', data: new Uint8Array(size) }));
   return out;
 }
 

@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { levelLogStore } from '../src/index.js';
-import { apply, clone, CONFIGURATION, content, emptyModel, mulberry32, same, snapshotContent } from './fixtures/workload.mjs';
+import {
+  apply,
+  clone,
+  CONFIGURATION,
+  content,
+  emptyModel,
+  mulberry32,
+  same,
+  snapshotContent,
+} from './fixtures/workload.mjs';
 import type { Model, Op } from './fixtures/workload.mjs';
 
 // Replay a failure with RAFT_CRASH_SEED=<seed printed in the failure>.
@@ -26,11 +35,19 @@ function parseIssued(parts: string[]): Issued {
 }
 
 /** Runs the child until it has acknowledged `killAfter` writes, SIGKILLs it, and returns what it printed. */
-async function runChild(location: string, seed: number, killAfter: number): Promise<{ ready: Model | undefined; issued: Issued[]; acked: number }> {
-  const child = spawn(process.execPath, [CHILD, location, String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function runChild(
+  location: string,
+  seed: number,
+  killAfter: number,
+): Promise<{ ready: Model | undefined; issued: Issued[]; acked: number }> {
+  const child = spawn(process.execPath, [CHILD, location, String(seed)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
   let ready: Model | undefined;
   const issued: Issued[] = [];
   let acked = 0;
@@ -79,7 +96,10 @@ describe('crash safety (SIGKILL at seeded moments)', () => {
   let dir: string;
 
   beforeAll(async () => {
-    if (!existsSync(DIST)) throw new Error(`${DIST} is missing: the child process runs the built package; run "pnpm build" (or "pnpm test", which builds first) in packages/log-level`);
+    if (!existsSync(DIST))
+      throw new Error(
+        `${DIST} is missing: the child process runs the built package; run "pnpm build" (or "pnpm test", which builds first) in packages/log-level`,
+      );
     dir = await mkdtemp(join(tmpdir(), 'raft-log-level-crash-'));
   });
 
@@ -87,76 +107,91 @@ describe('crash safety (SIGKILL at seeded moments)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it(`keeps every acknowledged write, snapshot and compaction, intact and in order, over ${ROUNDS} kills (seed ${SEED})`, { timeout: 60_000 }, async () => {
-    const rand = mulberry32(SEED);
-    const location = join(dir, 'db');
-    let model = emptyModel();
-    let totalAcked = 0;
-    const done = { snapshots: 0, emptied: 0, compactions: 0 };
+  it(
+    `keeps every acknowledged write, snapshot and compaction, intact and in order, over ${ROUNDS} kills (seed ${SEED})`,
+    { timeout: 60_000 },
+    async () => {
+      const rand = mulberry32(SEED);
+      const location = join(dir, 'db');
+      let model = emptyModel();
+      let totalAcked = 0;
+      const done = { snapshots: 0, emptied: 0, compactions: 0 };
 
-    for (let round = 0; round < ROUNDS; round++) {
-      const seed = Math.floor(rand() * 2 ** 32);
-      const killAfter = Math.floor(rand() * 100);
-      const where = `seed ${SEED}, round ${round} (child seed ${seed}, kill after ${killAfter} acks)`;
-      const { ready, issued, acked } = await runChild(location, seed, killAfter);
-      totalAcked += acked;
-      expect(ready, `${where}: the child opened what the last round left`).toEqual(model);
+      for (let round = 0; round < ROUNDS; round++) {
+        const seed = Math.floor(rand() * 2 ** 32);
+        const killAfter = Math.floor(rand() * 100);
+        const where = `seed ${SEED}, round ${round} (child seed ${seed}, kill after ${killAfter} acks)`;
+        const { ready, issued, acked } = await runChild(location, seed, killAfter);
+        totalAcked += acked;
+        expect(ready, `${where}: the child opened what the last round left`).toEqual(model);
 
-      // Read back what survived, through a fresh store: every entry and the snapshot
-      // checksummed by the store and compared byte for byte with what the child wrote.
-      const store = levelLogStore({ location, createIfMissing: false, verifyOnOpen: Infinity });
-      const state = await store.open();
-      const entries = await store.entries(state.firstIndex, state.lastIndex + 1);
-      const snapshot = await store.loadSnapshot();
-      await store.close();
-      expect(entries.length, where).toBe(state.lastIndex - state.firstIndex + 1);
-      const recovered: Model = { first: state.firstIndex, terms: [], snap: null, hardState: state.hardState };
-      for (const [k, e] of entries.entries()) {
-        expect(e.index, where).toBe(state.firstIndex + k);
-        expect(e.type, where).toBe('command');
-        expect(Buffer.from(e.data).equals(content(e.index, e.term)), `${where}: entry ${e.index} is intact`).toBe(true);
-        recovered.terms.push(e.term);
-      }
-      if (snapshot !== undefined) {
-        const { index, term, configuration } = snapshot.meta;
-        expect(state.snapshot, where).toStrictEqual(snapshot.meta);
-        expect(configuration, where).toStrictEqual(CONFIGURATION);
-        expect(Buffer.from(snapshot.data).equals(snapshotContent(index, term, snapshot.data.length)), `${where}: the snapshot at ${index} is intact`).toBe(true);
-        expect(state.firstIndex, where).toBeLessThanOrEqual(index + 1);
-        expect(state.lastIndex, where).toBeGreaterThanOrEqual(index);
-        recovered.snap = { index, term, size: snapshot.data.length };
-      }
-
-      // The recovered store must be exactly the state after some prefix of the issued
-      // operations that includes every acknowledged one: nothing acknowledged lost,
-      // nothing torn, nothing reordered.
-      const replay = clone(model);
-      let matched: number | undefined;
-      for (let k = 0; k <= issued.length; k++) {
-        if (k > 0) apply(replay, issued[k - 1]!.op);
-        if (k >= acked && same(replay, recovered)) {
-          matched = k;
-          break;
+        // Read back what survived, through a fresh store: every entry and the snapshot
+        // checksummed by the store and compared byte for byte with what the child wrote.
+        const store = levelLogStore({ location, createIfMissing: false, verifyOnOpen: Infinity });
+        const state = await store.open();
+        const entries = await store.entries(state.firstIndex, state.lastIndex + 1);
+        const snapshot = await store.loadSnapshot();
+        await store.close();
+        expect(entries.length, where).toBe(state.lastIndex - state.firstIndex + 1);
+        const recovered: Model = {
+          first: state.firstIndex,
+          terms: [],
+          snap: null,
+          hardState: state.hardState,
+        };
+        for (const [k, e] of entries.entries()) {
+          expect(e.index, where).toBe(state.firstIndex + k);
+          expect(e.type, where).toBe('command');
+          expect(
+            Buffer.from(e.data).equals(content(e.index, e.term)),
+            `${where}: entry ${e.index} is intact`,
+          ).toBe(true);
+          recovered.terms.push(e.term);
         }
-      }
-      expect(
-        matched,
-        `${where}: recovered state (first ${state.firstIndex}, last ${state.lastIndex}, snapshot ${JSON.stringify(recovered.snap)}, hard state ${JSON.stringify(state.hardState)}) is no prefix of the ${issued.length} issued operations that includes the ${acked} acknowledged`,
-      ).toBeDefined();
-      for (const { op } of issued.slice(0, acked)) {
-        if (op.kind === 'compact') done.compactions++;
-        else if (op.snapshot !== null) {
-          done.snapshots++;
-          if (op.hardState !== null) done.emptied++;
+        if (snapshot !== undefined) {
+          const { index, term, configuration } = snapshot.meta;
+          expect(state.snapshot, where).toStrictEqual(snapshot.meta);
+          expect(configuration, where).toStrictEqual(CONFIGURATION);
+          expect(
+            Buffer.from(snapshot.data).equals(snapshotContent(index, term, snapshot.data.length)),
+            `${where}: the snapshot at ${index} is intact`,
+          ).toBe(true);
+          expect(state.firstIndex, where).toBeLessThanOrEqual(index + 1);
+          expect(state.lastIndex, where).toBeGreaterThanOrEqual(index);
+          recovered.snap = { index, term, size: snapshot.data.length };
         }
+
+        // The recovered store must be exactly the state after some prefix of the issued
+        // operations that includes every acknowledged one: nothing acknowledged lost,
+        // nothing torn, nothing reordered.
+        const replay = clone(model);
+        let matched: number | undefined;
+        for (let k = 0; k <= issued.length; k++) {
+          if (k > 0) apply(replay, issued[k - 1]!.op);
+          if (k >= acked && same(replay, recovered)) {
+            matched = k;
+            break;
+          }
+        }
+        expect(
+          matched,
+          `${where}: recovered state (first ${state.firstIndex}, last ${state.lastIndex}, snapshot ${JSON.stringify(recovered.snap)}, hard state ${JSON.stringify(state.hardState)}) is no prefix of the ${issued.length} issued operations that includes the ${acked} acknowledged`,
+        ).toBeDefined();
+        for (const { op } of issued.slice(0, acked)) {
+          if (op.kind === 'compact') done.compactions++;
+          else if (op.snapshot !== null) {
+            done.snapshots++;
+            if (op.hardState !== null) done.emptied++;
+          }
+        }
+        model = recovered;
       }
-      model = recovered;
-    }
-    // The run did real work, of every kind.
-    expect(totalAcked).toBeGreaterThan(ROUNDS * 10);
-    expect(model.first + model.terms.length).toBeGreaterThan(100);
-    expect(done.snapshots).toBeGreaterThan(10);
-    expect(done.emptied).toBeGreaterThan(3);
-    expect(done.compactions).toBeGreaterThan(5);
-  });
+      // The run did real work, of every kind.
+      expect(totalAcked).toBeGreaterThan(ROUNDS * 10);
+      expect(model.first + model.terms.length).toBeGreaterThan(100);
+      expect(done.snapshots).toBeGreaterThan(10);
+      expect(done.emptied).toBeGreaterThan(3);
+      expect(done.compactions).toBeGreaterThan(5);
+    },
+  );
 });

@@ -8,7 +8,10 @@ function entry(index: number, term: number, bytes: number[] = [index & 0xff]): L
 }
 
 function snap(index: number, term: number, data: number[] = [index]): Snapshot {
-  return { meta: { index, term, configuration: { members: ['n1', 'n2', 'n3'] } }, data: new Uint8Array(data) };
+  return {
+    meta: { index, term, configuration: { members: ['n1', 'n2', 'n3'] } },
+    data: new Uint8Array(data),
+  };
 }
 
 function run(from: number, to: number, term: number): LogEntry[] {
@@ -30,7 +33,11 @@ async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
 describe('MemoryLogStore', () => {
   it('is created by the factory and by new', async () => {
     for (const store of [memoryLogStore(), new MemoryLogStore()]) {
-      expect(await store.open()).toStrictEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0 });
+      expect(await store.open()).toStrictEqual({
+        hardState: { term: 0, votedFor: null },
+        firstIndex: 1,
+        lastIndex: 0,
+      });
     }
   });
 
@@ -72,7 +79,11 @@ describe('MemoryLogStore', () => {
     const store = memoryLogStore();
     await store.open();
     await store.write({ entries: [entry(1, 1), entry(2, 1)] });
-    expect(await store.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 2 });
+    expect(await store.open()).toEqual({
+      hardState: { term: 0, votedFor: null },
+      firstIndex: 1,
+      lastIndex: 2,
+    });
   });
 
   it('accepts infinite bounds and rejects NaN or fractional ones', async () => {
@@ -90,7 +101,9 @@ describe('MemoryLogStore', () => {
     await store.open();
     expect(await codeOf(store.write(null as never))).toBe('RAFT_INVALID_ARGUMENT');
     expect(await codeOf(store.write({ entries: 'x' as never }))).toBe('RAFT_INVALID_ARGUMENT');
-    expect(await codeOf(store.write({ hardState: { term: 1, votedFor: 3 as never } }))).toBe('RAFT_INVALID_ARGUMENT');
+    expect(await codeOf(store.write({ hardState: { term: 1, votedFor: 3 as never } }))).toBe(
+      'RAFT_INVALID_ARGUMENT',
+    );
   });
 
   it('applies writes issued together in call order, each against the log the earlier ones left', async () => {
@@ -114,11 +127,23 @@ describe('MemoryLogStore snapshots (beyond the conformance suite)', () => {
     await store.write({ entries: run(1, 10, 1) });
     await store.write({ snapshot: snap(6, 1) });
     await store.compact(6);
-    expect(await codeOf(store.write({ hardState: { term: 5, votedFor: null }, snapshot: snap(5, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
-    expect(await store.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 7, lastIndex: 10, snapshot: snap(6, 1).meta });
+    expect(await codeOf(store.write({ hardState: { term: 5, votedFor: null }, snapshot: snap(5, 1) }))).toBe(
+      'RAFT_INVALID_ARGUMENT',
+    );
+    expect(await store.open()).toEqual({
+      hardState: { term: 0, votedFor: null },
+      firstIndex: 7,
+      lastIndex: 10,
+      snapshot: snap(6, 1).meta,
+    });
     // The same point again (its entry is compacted, the snapshot knows its term): the log stays.
     await store.write({ snapshot: snap(6, 1, [9]) });
-    expect(await store.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 7, lastIndex: 10, snapshot: snap(6, 1).meta });
+    expect(await store.open()).toEqual({
+      hardState: { term: 0, votedFor: null },
+      firstIndex: 7,
+      lastIndex: 10,
+      snapshot: snap(6, 1).meta,
+    });
     expect((await store.loadSnapshot())?.data).toEqual(new Uint8Array([9]));
     expect((await store.entries(1, 20)).map((e) => e.index)).toEqual([7, 8, 9, 10]);
   });
@@ -135,10 +160,12 @@ describe('MemoryLogStore snapshots (beyond the conformance suite)', () => {
     expect(await store.open()).toMatchObject({ firstIndex: 1, lastIndex: 6 });
   });
 
-  it('refuses entries after an emptying snapshot whose term is below the snapshot\'s', async () => {
+  it("refuses entries after an emptying snapshot whose term is below the snapshot's", async () => {
     const store = memoryLogStore();
     await store.open();
-    expect(await codeOf(store.write({ snapshot: snap(10, 3), entries: run(11, 11, 2) }))).toBe('RAFT_INVALID_ARGUMENT');
+    expect(await codeOf(store.write({ snapshot: snap(10, 3), entries: run(11, 11, 2) }))).toBe(
+      'RAFT_INVALID_ARGUMENT',
+    );
     expect(await store.loadSnapshot()).toBeUndefined();
     await store.write({ snapshot: snap(10, 3) });
     expect(await codeOf(store.write({ entries: run(11, 11, 2) }))).toBe('RAFT_INVALID_ARGUMENT');
@@ -161,7 +188,12 @@ describe('MemoryLogStore snapshots (beyond the conformance suite)', () => {
     await store.compact(2);
     await store.close();
     expect(await codeOf(store.loadSnapshot())).toBe('RAFT_STORAGE_CLOSED');
-    expect(await store.open()).toStrictEqual({ hardState: { term: 1, votedFor: 'n1' }, firstIndex: 3, lastIndex: 4, snapshot: snap(3, 1).meta });
+    expect(await store.open()).toStrictEqual({
+      hardState: { term: 1, votedFor: 'n1' },
+      firstIndex: 3,
+      lastIndex: 4,
+      snapshot: snap(3, 1).meta,
+    });
     expect(await store.loadSnapshot()).toStrictEqual(snap(3, 1, [1, 2, 3]));
   });
 });

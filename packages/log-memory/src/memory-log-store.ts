@@ -1,6 +1,16 @@
 import { InvalidArgumentError, RaftError } from '@raft/core';
 import type { HardState, LogEntry, LogStore, LogStoreState, LogWrite, Snapshot } from '@raft/core';
-import { checkAfterSnapshot, checkCompact, checkEntries, checkFits, checkHardState, checkRange, checkSnapshot, checkSnapshotOrder, copySnapshotMeta } from '@raft/core/log-store-checks';
+import {
+  checkAfterSnapshot,
+  checkCompact,
+  checkEntries,
+  checkFits,
+  checkHardState,
+  checkRange,
+  checkSnapshot,
+  checkSnapshotOrder,
+  copySnapshotMeta,
+} from '@raft/core/log-store-checks';
 
 /** Options of {@link MemoryLogStore}. None are needed today; the type exists so options can be added without a breaking change. */
 export type MemoryLogStoreOptions = Record<never, never>;
@@ -118,20 +128,26 @@ export class MemoryLogStore implements LogStore {
   }
 
   #state(): LogStoreState {
-    const state: LogStoreState = { hardState: { ...this.#hardState }, firstIndex: this.#firstIndex, lastIndex: this.#lastIndex() };
+    const state: LogStoreState = {
+      hardState: { ...this.#hardState },
+      firstIndex: this.#firstIndex,
+      lastIndex: this.#lastIndex(),
+    };
     if (this.#snapshot !== undefined) state.snapshot = copySnapshotMeta(this.#snapshot.meta);
     return state;
   }
 
   /** The term of entry `index` when this log (or its snapshot) knows it. */
   #term(index: number): number | undefined {
-    if (index >= this.#firstIndex && index <= this.#lastIndex()) return this.#log[index - this.#firstIndex]!.term;
+    if (index >= this.#firstIndex && index <= this.#lastIndex())
+      return this.#log[index - this.#firstIndex]!.term;
     return index === this.#snapshot?.meta.index ? this.#snapshot.meta.term : undefined;
   }
 
   #write(batch: LogWrite): void {
     if (!this.#open) throw closedError();
-    if (typeof batch !== 'object' || batch === null) throw new InvalidArgumentError('a write must be an object { hardState?, snapshot?, entries? }');
+    if (typeof batch !== 'object' || batch === null)
+      throw new InvalidArgumentError('a write must be an object { hardState?, snapshot?, entries? }');
     // Validate everything before changing anything: a rejected batch leaves no trace.
     const hardState = batch.hardState === undefined ? undefined : checkHardState(batch.hardState);
     const snapshot = batch.snapshot === undefined ? undefined : checkSnapshot(batch.snapshot);
@@ -156,7 +172,11 @@ export class MemoryLogStore implements LogStore {
     const first = entries[0];
     if (first !== undefined) {
       const prev = first.index - 1;
-      const prevTerm = emptied ? (prev === snapshot!.meta.index ? snapshot!.meta.term : undefined) : this.#term(prev);
+      const prevTerm = emptied
+        ? prev === snapshot!.meta.index
+          ? snapshot!.meta.term
+          : undefined
+        : this.#term(prev);
       checkFits(first, firstIndex, lastIndex, prevTerm);
       checkAfterSnapshot(first, snapshotIndex);
     }

@@ -50,7 +50,16 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TestContext } from 'vitest';
 import { RaftError } from '@raft/core';
-import type { Configuration, EntryType, HardState, LogEntry, LogStore, LogStoreState, LogWrite, Snapshot } from '@raft/core';
+import type {
+  Configuration,
+  EntryType,
+  HardState,
+  LogEntry,
+  LogStore,
+  LogStoreState,
+  LogWrite,
+  Snapshot,
+} from '@raft/core';
 
 /**
  * How the suite makes stores. A location is whatever identifies a store's data: a
@@ -91,7 +100,8 @@ export interface LogStoreSuiteOptions {
 type SnapshotStore = LogStore & Required<Pick<LogStore, 'loadSnapshot' | 'compact'>>;
 
 /** Why the snapshot tests are skipped for a store without them. */
-export const NO_SNAPSHOTS_NOTE = 'the store under test has no loadSnapshot()/compact() (optional in LogStore, as a pair): it runs with snapshots off, so the snapshot and compaction tests do not apply';
+export const NO_SNAPSHOTS_NOTE =
+  'the store under test has no loadSnapshot()/compact() (optional in LogStore, as a pair): it runs with snapshots off, so the snapshot and compaction tests do not apply';
 
 function hasSnapshots(store: LogStore): store is SnapshotStore {
   return typeof store.loadSnapshot === 'function' && typeof store.compact === 'function';
@@ -99,8 +109,18 @@ function hasSnapshots(store: LogStore): store is SnapshotStore {
 
 type Opened = { store: LogStore; state: LogStoreState };
 
-function entry(index: number, term: number, data?: Uint8Array | number[], type: EntryType = 'command'): LogEntry {
-  const bytes = data === undefined ? new Uint8Array([index & 0xff, (index >>> 8) & 0xff, term & 0xff]) : data instanceof Uint8Array ? data : new Uint8Array(data);
+function entry(
+  index: number,
+  term: number,
+  data?: Uint8Array | number[],
+  type: EntryType = 'command',
+): LogEntry {
+  const bytes =
+    data === undefined
+      ? new Uint8Array([index & 0xff, (index >>> 8) & 0xff, term & 0xff])
+      : data instanceof Uint8Array
+        ? data
+        : new Uint8Array(data);
   return { index, term, type, data: bytes };
 }
 
@@ -119,7 +139,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Compares entries field by field and byte by byte, with a readable failure. */
 function expectEntries(actual: LogEntry[], expected: LogEntry[]): void {
-  const view = (es: LogEntry[]) => es.map((e) => ({ index: e.index, term: e.term, type: e.type, bytes: e.data.length }));
+  const view = (es: LogEntry[]) =>
+    es.map((e) => ({ index: e.index, term: e.term, type: e.type, bytes: e.data.length }));
   expect(view(actual)).toEqual(view(expected));
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i]!;
@@ -141,8 +162,16 @@ async function rejection(promise: Promise<unknown>): Promise<string> {
 
 const CONFIGURATION: Configuration = { members: ['n1', 'n2', 'n3'] };
 
-function snapshot(index: number, term: number, data: Uint8Array | number[] = [index & 0xff, term & 0xff, 0xaa], configuration: Configuration = CONFIGURATION): Snapshot {
-  return { meta: { index, term, configuration }, data: data instanceof Uint8Array ? data : new Uint8Array(data) };
+function snapshot(
+  index: number,
+  term: number,
+  data: Uint8Array | number[] = [index & 0xff, term & 0xff, 0xaa],
+  configuration: Configuration = CONFIGURATION,
+): Snapshot {
+  return {
+    meta: { index, term, configuration },
+    data: data instanceof Uint8Array ? data : new Uint8Array(data),
+  };
 }
 
 /** Checks a loaded snapshot: the metadata exactly (no field added or dropped), the data byte for byte. */
@@ -172,7 +201,10 @@ interface Held {
  * describe('MyLogStore', () => logStoreSuite({ setup: () => mkdtemp(dir), create: (d) => new MyLogStore(d) }));
  * ```
  */
-export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, options: LogStoreSuiteOptions = {}): void {
+export function logStoreSuite<Location>(
+  harness: LogStoreHarness<Location>,
+  options: LogStoreSuiteOptions = {},
+): void {
   const largeBatch = options.largeBatch ?? 10_000;
   const timeout = options.timeout ?? 30_000;
   const largeSnapshot = options.largeSnapshot ?? 16 * 1024 * 1024;
@@ -199,7 +231,9 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
   }
 
   /** A fresh store that has the snapshot methods; skips the test (with a note) when it has not. */
-  async function freshWithSnapshots(context: TestContext): Promise<{ store: SnapshotStore; state: LogStoreState }> {
+  async function freshWithSnapshots(
+    context: TestContext,
+  ): Promise<{ store: SnapshotStore; state: LogStoreState }> {
     const { store, state } = await fresh();
     if (!hasSnapshots(store)) return context.skip(NO_SNAPSHOTS_NOTE);
     return { store, state };
@@ -208,7 +242,11 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
   /** Checks what `store` holds now (state, entries, snapshot), without reopening. */
   async function expectHeld(store: SnapshotStore, state: LogStoreState, held: Held): Promise<void> {
     const { snapshot: meta, ...rest } = state;
-    expect(rest).toEqual({ hardState: held.hardState, firstIndex: held.firstIndex, lastIndex: held.lastIndex });
+    expect(rest).toEqual({
+      hardState: held.hardState,
+      firstIndex: held.firstIndex,
+      lastIndex: held.lastIndex,
+    });
     if (held.snapshot === undefined) {
       expect(meta, 'open() reports no snapshot').toBeUndefined();
       expect(await store.loadSnapshot()).toBeUndefined();
@@ -410,9 +448,17 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
       it('leaves the hard state unchanged when the entries of its batch are refused', async () => {
         const { store } = await fresh();
         await store.write({ hardState: { term: 1, votedFor: 'n1' }, entries: run(1, 2, 1) });
-        expect(await rejection(store.write({ hardState: { term: 9, votedFor: 'n9' }, entries: run(4, 5, 9) }))).toBe('RAFT_INVALID_ARGUMENT');
-        expect(await rejection(store.write({ hardState: { term: 9, votedFor: 'n9' }, entries: [entry(3, 9), entry(5, 9)] }))).toBe('RAFT_INVALID_ARGUMENT');
-        expect(await rejection(store.write({ hardState: { term: -1, votedFor: 'n9' }, entries: run(3, 3, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
+        expect(
+          await rejection(store.write({ hardState: { term: 9, votedFor: 'n9' }, entries: run(4, 5, 9) })),
+        ).toBe('RAFT_INVALID_ARGUMENT');
+        expect(
+          await rejection(
+            store.write({ hardState: { term: 9, votedFor: 'n9' }, entries: [entry(3, 9), entry(5, 9)] }),
+          ),
+        ).toBe('RAFT_INVALID_ARGUMENT');
+        expect(
+          await rejection(store.write({ hardState: { term: -1, votedFor: 'n9' }, entries: run(3, 3, 1) })),
+        ).toBe('RAFT_INVALID_ARGUMENT');
         expectEntries(await store.entries(1, 10), run(1, 2, 1));
         await expectDurable(store, run(1, 2, 1), { term: 1, votedFor: 'n1' });
       });
@@ -427,7 +473,11 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         const { store: again } = await expectDurable(store, log, { term: 2, votedFor: 'n1' });
         // The same object, closed and opened again.
         await again.close();
-        expect(await again.open()).toEqual({ hardState: { term: 2, votedFor: 'n1' }, firstIndex: 1, lastIndex: 6 });
+        expect(await again.open()).toEqual({
+          hardState: { term: 2, votedFor: 'n1' },
+          firstIndex: 1,
+          lastIndex: 6,
+        });
         expectEntries(await again.entries(1, 7), log);
         await again.write({ entries: run(7, 7, 2) });
         await expectDurable(again, [...log, ...run(7, 7, 2)], { term: 2, votedFor: 'n1' });
@@ -445,18 +495,33 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         ['a NaN index', () => ({ entries: [entry(Number.NaN, 5)] })],
         ['a fractional index', (last) => ({ entries: [entry(last + 0.5, 5)] })],
         ['an infinite index', () => ({ entries: [entry(Infinity, 5)] })],
-        ['an index that is a string', (last) => ({ entries: [{ ...entry(last + 1, 5), index: String(last + 1) as unknown as number }] })],
+        [
+          'an index that is a string',
+          (last) => ({ entries: [{ ...entry(last + 1, 5), index: String(last + 1) as unknown as number }] }),
+        ],
         ['a negative term', (last) => ({ entries: [entry(last + 1, -1)] })],
         ['a NaN term', (last) => ({ entries: [entry(last + 1, Number.NaN)] })],
         ['a fractional term', (last) => ({ entries: [entry(last + 1, 2.5)] })],
-        ['a term that decreases within the batch', (last) => ({ entries: [entry(last + 1, 5), entry(last + 2, 4)] })],
+        [
+          'a term that decreases within the batch',
+          (last) => ({ entries: [entry(last + 1, 5), entry(last + 2, 4)] }),
+        ],
         ['a term below the stored entry before it', (last) => ({ entries: [entry(last + 1, 1)] })],
-        ['an unknown entry type', (last) => ({ entries: [{ ...entry(last + 1, 5), type: 'bogus' as EntryType }] })],
-        ['data that is not a Uint8Array', (last) => ({ entries: [{ ...entry(last + 1, 5), data: 'abc' as unknown as Uint8Array }] })],
+        [
+          'an unknown entry type',
+          (last) => ({ entries: [{ ...entry(last + 1, 5), type: 'bogus' as EntryType }] }),
+        ],
+        [
+          'data that is not a Uint8Array',
+          (last) => ({ entries: [{ ...entry(last + 1, 5), data: 'abc' as unknown as Uint8Array }] }),
+        ],
         ['an entry that is not an object', () => ({ entries: [null as unknown as LogEntry] })],
         ['a hard state with a fractional term', () => ({ hardState: { term: 1.5, votedFor: null } })],
         ['a hard state with a negative term', () => ({ hardState: { term: -1, votedFor: null } })],
-        ['a hard state whose vote is not a string', () => ({ hardState: { term: 3, votedFor: 7 as unknown as string } })],
+        [
+          'a hard state whose vote is not a string',
+          () => ({ hardState: { term: 3, votedFor: 7 as unknown as string } }),
+        ],
       ];
 
       for (const [name, make] of cases) {
@@ -492,9 +557,15 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
       it('rejects calls before open() with RAFT_STORAGE_CLOSED', async () => {
         const store = await create();
         expect(await rejection(store.write({ entries: run(1, 1, 1) }))).toBe('RAFT_STORAGE_CLOSED');
-        expect(await rejection(store.write({ hardState: { term: 1, votedFor: null } }))).toBe('RAFT_STORAGE_CLOSED');
+        expect(await rejection(store.write({ hardState: { term: 1, votedFor: null } }))).toBe(
+          'RAFT_STORAGE_CLOSED',
+        );
         expect(await rejection(store.entries(1, 2))).toBe('RAFT_STORAGE_CLOSED');
-        expect(await store.open()).toEqual({ hardState: { term: 0, votedFor: null }, firstIndex: 1, lastIndex: 0 });
+        expect(await store.open()).toEqual({
+          hardState: { term: 0, votedFor: null },
+          firstIndex: 1,
+          lastIndex: 0,
+        });
       });
 
       it('rejects calls after close() with RAFT_STORAGE_CLOSED', async () => {
@@ -521,7 +592,8 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
       it(`writes ${largeBatch} entries in one batch and reads them back`, { timeout }, async () => {
         const { store } = await fresh();
         const log: LogEntry[] = [];
-        for (let i = 1; i <= largeBatch; i++) log.push(entry(i, 1 + Math.floor(i / 1000), new Uint8Array(100).fill(i & 0xff)));
+        for (let i = 1; i <= largeBatch; i++)
+          log.push(entry(i, 1 + Math.floor(i / 1000), new Uint8Array(100).fill(i & 0xff)));
         await store.write({ hardState: { term: log.at(-1)!.term, votedFor: 'n1' }, entries: log });
         expectEntries(await store.entries(1, largeBatch + 1), log);
         const mid = Math.floor(largeBatch / 2);
@@ -531,23 +603,40 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         expectEntries(await again.entries(1, largeBatch + 1), log);
         // Truncating most of it in one batch.
         await again.write({ entries: run(2, 2, log.at(-1)!.term) });
-        await expectDurable(again, [log[0]!, ...run(2, 2, log.at(-1)!.term)], { term: log.at(-1)!.term, votedFor: 'n1' });
+        await expectDurable(again, [log[0]!, ...run(2, 2, log.at(-1)!.term)], {
+          term: log.at(-1)!.term,
+          votedFor: 'n1',
+        });
       });
     });
 
     describe('binary data', () => {
-      it('round-trips every byte value, empty data, large data and views into larger buffers', { timeout }, async () => {
-        const { store } = await fresh();
-        const all = new Uint8Array(256).map((_, i) => i);
-        const big = new Uint8Array(1 << 20).map((_, i) => (i * 31 + 7) & 0xff);
-        const backing = new Uint8Array([9, 9, 9, 1, 2, 3, 9, 9]);
-        const view = backing.subarray(3, 6);
-        const log = [entry(1, 1, all), entry(2, 1, new Uint8Array(0)), entry(3, 1, big), entry(4, 1, view), entry(5, 1, Buffer.from('héllo', 'utf8'))];
-        await store.write({ entries: log });
-        const expected = [...log.slice(0, 3), entry(4, 1, [1, 2, 3]), entry(5, 1, new Uint8Array(Buffer.from('héllo', 'utf8')))];
-        expectEntries(await store.entries(1, 6), expected);
-        await expectDurable(store, expected, { term: 0, votedFor: null });
-      });
+      it(
+        'round-trips every byte value, empty data, large data and views into larger buffers',
+        { timeout },
+        async () => {
+          const { store } = await fresh();
+          const all = new Uint8Array(256).map((_, i) => i);
+          const big = new Uint8Array(1 << 20).map((_, i) => (i * 31 + 7) & 0xff);
+          const backing = new Uint8Array([9, 9, 9, 1, 2, 3, 9, 9]);
+          const view = backing.subarray(3, 6);
+          const log = [
+            entry(1, 1, all),
+            entry(2, 1, new Uint8Array(0)),
+            entry(3, 1, big),
+            entry(4, 1, view),
+            entry(5, 1, Buffer.from('héllo', 'utf8')),
+          ];
+          await store.write({ entries: log });
+          const expected = [
+            ...log.slice(0, 3),
+            entry(4, 1, [1, 2, 3]),
+            entry(5, 1, new Uint8Array(Buffer.from('héllo', 'utf8'))),
+          ];
+          expectEntries(await store.entries(1, 6), expected);
+          await expectDurable(store, expected, { term: 0, votedFor: null });
+        },
+      );
     });
 
     describe('concurrent writes', () => {
@@ -574,7 +663,13 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
           store.write({ entries: run(5, 5, 1) }), // term below entry 4's
           store.write({ entries: run(5, 6, 2) }),
         ]);
-        expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+        expect(results.map((r) => r.status)).toEqual([
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+        ]);
         for (const r of results) {
           if (r.status === 'rejected') expect((r.reason as RaftError).code).toBe('RAFT_INVALID_ARGUMENT');
         }
@@ -598,7 +693,9 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
 
       it('has loadSnapshot() and compact() both, or neither (they are optional as a pair)', async () => {
         const store = await create();
-        expect(typeof store.loadSnapshot, 'loadSnapshot and compact come as a pair').toBe(typeof store.compact);
+        expect(typeof store.loadSnapshot, 'loadSnapshot and compact come as a pair').toBe(
+          typeof store.compact,
+        );
       });
 
       it('reports no snapshot for a new store, also after a reopen', async (context) => {
@@ -612,9 +709,19 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         const log = [...run(1, 6, 1), ...run(7, 10, 2)];
         await store.write({ hardState: hs, entries: log });
         const data = new Uint8Array(70_000).map((_, i) => (i * 131 + 7) & 0xff);
-        const snap = snapshot(8, 2, data, { members: ['n3', 'n1', 'n2'], learners: ['n4'], outgoing: ['n1', 'n2', 'n5'] });
+        const snap = snapshot(8, 2, data, {
+          members: ['n3', 'n1', 'n2'],
+          learners: ['n4'],
+          outgoing: ['n1', 'n2', 'n5'],
+        });
         await store.write({ snapshot: snap });
-        await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log });
+        await expectSnapshotDurable(store, {
+          hardState: hs,
+          firstIndex: 1,
+          lastIndex: 10,
+          snapshot: snap,
+          log,
+        });
       });
 
       it('round-trips configurations with and without learners and outgoing, empty data, and only the bytes of a view', async (context) => {
@@ -626,13 +733,28 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
           snapshot(2, 1, new Uint8Array(0), { members: ['n1'] }),
           snapshot(3, 1, [0, 255], { members: ['n1', 'n2'], learners: [] }),
           snapshot(4, 1, backing.subarray(2, 5), { members: ['a', 'b'], outgoing: ['a', 'b', 'c'] }),
-          snapshot(5, 1, Buffer.from('état', 'utf8'), { members: ['nœud-节点', '🚀 with spaces'], learners: ['n9'], outgoing: [] }),
-          snapshot(6, 1, new Uint8Array(256).map((_, i) => i), { members: [] }),
+          snapshot(5, 1, Buffer.from('état', 'utf8'), {
+            members: ['nœud-节点', '🚀 with spaces'],
+            learners: ['n9'],
+            outgoing: [],
+          }),
+          snapshot(
+            6,
+            1,
+            new Uint8Array(256).map((_, i) => i),
+            { members: [] },
+          ),
         ];
         for (const snap of cases) {
           await store.write({ snapshot: snap });
           const expected = { ...snap, data: new Uint8Array(snap.data) };
-          store = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: expected, log });
+          store = await expectSnapshotDurable(store, {
+            hardState: hs,
+            firstIndex: 1,
+            lastIndex: 10,
+            snapshot: expected,
+            log,
+          });
         }
       });
 
@@ -645,10 +767,22 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         expectSnapshot(await store.loadSnapshot(), big);
         const small = snapshot(6, 1, [1, 2, 3], { members: ['n1', 'n2'] });
         await store.write({ snapshot: small });
-        const again = await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 1, lastIndex: 10, snapshot: small, log });
+        const again = await expectSnapshotDurable(store, {
+          hardState: newStore,
+          firstIndex: 1,
+          lastIndex: 10,
+          snapshot: small,
+          log,
+        });
         const bigger = snapshot(7, 1, new Uint8Array(2 * 1024 * 1024).fill(0xa5));
         await again.write({ snapshot: bigger });
-        await expectSnapshotDurable(again, { hardState: newStore, firstIndex: 1, lastIndex: 10, snapshot: bigger, log });
+        await expectSnapshotDurable(again, {
+          hardState: newStore,
+          firstIndex: 1,
+          lastIndex: 10,
+          snapshot: bigger,
+          log,
+        });
       });
 
       it('shares nothing with the caller: neither the snapshot a write passed in nor the one it loaded', async (context) => {
@@ -670,22 +804,40 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         loaded!.meta.configuration.members.length = 0;
         const state = await store.open();
         state.snapshot!.configuration.members.push('n8');
-        await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 1, lastIndex: 5, snapshot: expected, log: run(1, 5, 1) });
+        await expectSnapshotDurable(store, {
+          hardState: newStore,
+          firstIndex: 1,
+          lastIndex: 5,
+          snapshot: expected,
+          log: run(1, 5, 1),
+        });
       });
 
-      it('keeps every entry when the log holds the snapshot\'s last entry (same index and term)', async (context) => {
+      it("keeps every entry when the log holds the snapshot's last entry (same index and term)", async (context) => {
         const { store } = await freshWithSnapshots(context);
         const log = [...run(1, 4, 1), ...run(5, 10, 2)];
         await store.write({ hardState: hs, entries: log });
         const snap = snapshot(7, 2);
         await store.write({ snapshot: snap });
-        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log });
+        const again = await expectSnapshotDurable(store, {
+          hardState: hs,
+          firstIndex: 1,
+          lastIndex: 10,
+          snapshot: snap,
+          log,
+        });
         // The log goes on as before: a conflicting suffix after the snapshot, then appends.
         await again.write({ entries: run(9, 10, 3) });
         await again.write({ entries: run(11, 11, 3) });
         const last = snapshot(11, 3);
         await again.write({ snapshot: last });
-        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 1, lastIndex: 11, snapshot: last, log: [...log.slice(0, 8), ...run(9, 11, 3)] });
+        await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 1,
+          lastIndex: 11,
+          snapshot: last,
+          log: [...log.slice(0, 8), ...run(9, 11, 3)],
+        });
       });
 
       it('empties the log for a snapshot whose index the log holds with another term; the log continues after it', async (context) => {
@@ -693,11 +845,23 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         await store.write({ hardState: hs, entries: run(1, 10, 1) });
         const snap = snapshot(7, 2);
         await store.write({ snapshot: snap });
-        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 8, lastIndex: 7, snapshot: snap, log: [] });
+        const again = await expectSnapshotDurable(store, {
+          hardState: hs,
+          firstIndex: 8,
+          lastIndex: 7,
+          snapshot: snap,
+          log: [],
+        });
         expect(await rejection(again.write({ entries: run(7, 8, 2) }))).toBe('RAFT_INVALID_ARGUMENT'); // below firstIndex
         expect(await rejection(again.write({ entries: run(9, 9, 2) }))).toBe('RAFT_INVALID_ARGUMENT'); // a gap
         await again.write({ entries: run(8, 9, 2) });
-        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 8, lastIndex: 9, snapshot: snap, log: run(8, 9, 2) });
+        await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 8,
+          lastIndex: 9,
+          snapshot: snap,
+          log: run(8, 9, 2),
+        });
       });
 
       it('empties the log for a snapshot beyond its end; the log continues from index + 1', async (context) => {
@@ -706,19 +870,37 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         const snap = snapshot(20, 3);
         await store.write({ snapshot: snap });
         expect(await store.entries(1, 30)).toEqual([]);
-        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 21, lastIndex: 20, snapshot: snap, log: [] });
+        const again = await expectSnapshotDurable(store, {
+          hardState: hs,
+          firstIndex: 21,
+          lastIndex: 20,
+          snapshot: snap,
+          log: [],
+        });
         expect(await rejection(again.write({ entries: run(5, 5, 3) }))).toBe('RAFT_INVALID_ARGUMENT');
         expect(await rejection(again.write({ entries: run(20, 21, 3) }))).toBe('RAFT_INVALID_ARGUMENT');
         expect(await rejection(again.write({ entries: run(22, 23, 3) }))).toBe('RAFT_INVALID_ARGUMENT');
         await again.write({ entries: run(21, 23, 3) });
-        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 21, lastIndex: 23, snapshot: snap, log: run(21, 23, 3) });
+        await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 21,
+          lastIndex: 23,
+          snapshot: snap,
+          log: run(21, 23, 3),
+        });
       });
 
       it('empties a new store for a snapshot, which a follower receives before any entry', async (context) => {
         const { store } = await freshWithSnapshots(context);
         const snap = snapshot(100, 4, [7, 7, 7], { members: ['n1', 'n2', 'n3'], learners: ['n4'] });
         await store.write({ hardState: { term: 4, votedFor: null }, snapshot: snap });
-        await expectSnapshotDurable(store, { hardState: { term: 4, votedFor: null }, firstIndex: 101, lastIndex: 100, snapshot: snap, log: [] });
+        await expectSnapshotDurable(store, {
+          hardState: { term: 4, votedFor: null },
+          firstIndex: 101,
+          lastIndex: 100,
+          snapshot: snap,
+          log: [],
+        });
       });
 
       it('writes a snapshot, hard state and entries of one batch together, the entries after the snapshot', async (context) => {
@@ -728,11 +910,23 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         const snap = snapshot(12, 3);
         const next: HardState = { term: 3, votedFor: null };
         await store.write({ hardState: next, snapshot: snap, entries: run(13, 15, 3) });
-        let again = await expectSnapshotDurable(store, { hardState: next, firstIndex: 13, lastIndex: 15, snapshot: snap, log: run(13, 15, 3) });
+        let again = await expectSnapshotDurable(store, {
+          hardState: next,
+          firstIndex: 13,
+          lastIndex: 15,
+          snapshot: snap,
+          log: run(13, 15, 3),
+        });
         // A matching snapshot with entries that extend the log.
         const matching = snapshot(14, 3);
         await again.write({ hardState: hs, snapshot: matching, entries: run(16, 17, 3) });
-        again = await expectSnapshotDurable(again, { hardState: hs, firstIndex: 13, lastIndex: 17, snapshot: matching, log: run(13, 17, 3) });
+        again = await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 13,
+          lastIndex: 17,
+          snapshot: matching,
+          log: run(13, 17, 3),
+        });
       });
 
       it('changes nothing when a write with a snapshot is refused: not the hard state, not the snapshot, not the log', async (context) => {
@@ -747,12 +941,19 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
           { hardState: other, snapshot: snapshot(20, 3), entries: run(22, 23, 3) }, // a gap after the snapshot
           { hardState: other, snapshot: snapshot(20, 3), entries: run(5, 6, 3) }, // below the log the snapshot leaves
           { hardState: other, snapshot: snapshot(8, 1), entries: run(12, 12, 1) }, // a gap in the log the snapshot keeps
-          { hardState: other, snapshot: { meta: { index: -1, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }, entries: run(11, 11, 1) },
+          {
+            hardState: other,
+            snapshot: { meta: { index: -1, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+            entries: run(11, 11, 1),
+          },
           { hardState: { term: -1, votedFor: null }, snapshot: snapshot(8, 1) },
           { snapshot: snapshot(8, 1), entries: [entry(11, 1), entry(13, 1)] },
         ];
         for (const batch of refused) {
-          expect(await rejection(store.write(batch)), JSON.stringify(batch, (_, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v))).toBe('RAFT_INVALID_ARGUMENT');
+          expect(
+            await rejection(store.write(batch)),
+            JSON.stringify(batch, (_, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v)),
+          ).toBe('RAFT_INVALID_ARGUMENT');
           await expectHeld(store, await store.open(), held);
         }
         const again = await expectSnapshotDurable(store, held);
@@ -765,19 +966,61 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
       const malformed: Array<[string, unknown]> = [
         ['a snapshot that is not an object', null],
         ['a snapshot without meta', { data: new Uint8Array(1) }],
-        ['an index of 0', { meta: { index: 0, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
-        ['a negative index', { meta: { index: -3, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
-        ['a fractional index', { meta: { index: 4.5, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
-        ['a NaN index', { meta: { index: Number.NaN, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
-        ['an index that is a string', { meta: { index: '4', term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
-        ['a negative term', { meta: { index: 4, term: -1, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
-        ['a fractional term', { meta: { index: 4, term: 1.5, configuration: CONFIGURATION }, data: new Uint8Array(1) }],
+        [
+          'an index of 0',
+          { meta: { index: 0, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+        ],
+        [
+          'a negative index',
+          { meta: { index: -3, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+        ],
+        [
+          'a fractional index',
+          { meta: { index: 4.5, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+        ],
+        [
+          'a NaN index',
+          { meta: { index: Number.NaN, term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+        ],
+        [
+          'an index that is a string',
+          { meta: { index: '4', term: 1, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+        ],
+        [
+          'a negative term',
+          { meta: { index: 4, term: -1, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+        ],
+        [
+          'a fractional term',
+          { meta: { index: 4, term: 1.5, configuration: CONFIGURATION }, data: new Uint8Array(1) },
+        ],
         ['no configuration', { meta: { index: 4, term: 1 }, data: new Uint8Array(1) }],
-        ['members that are not an array', { meta: { index: 4, term: 1, configuration: { members: 'n1' } }, data: new Uint8Array(1) }],
-        ['a member that is not a string', { meta: { index: 4, term: 1, configuration: { members: ['n1', 2] } }, data: new Uint8Array(1) }],
-        ['learners that are not an array', { meta: { index: 4, term: 1, configuration: { members: ['n1'], learners: 'n2' } }, data: new Uint8Array(1) }],
-        ['outgoing voters that are not names', { meta: { index: 4, term: 1, configuration: { members: ['n1'], outgoing: [null] } }, data: new Uint8Array(1) }],
-        ['data that is not a Uint8Array', { meta: { index: 4, term: 1, configuration: CONFIGURATION }, data: [1, 2, 3] }],
+        [
+          'members that are not an array',
+          { meta: { index: 4, term: 1, configuration: { members: 'n1' } }, data: new Uint8Array(1) },
+        ],
+        [
+          'a member that is not a string',
+          { meta: { index: 4, term: 1, configuration: { members: ['n1', 2] } }, data: new Uint8Array(1) },
+        ],
+        [
+          'learners that are not an array',
+          {
+            meta: { index: 4, term: 1, configuration: { members: ['n1'], learners: 'n2' } },
+            data: new Uint8Array(1),
+          },
+        ],
+        [
+          'outgoing voters that are not names',
+          {
+            meta: { index: 4, term: 1, configuration: { members: ['n1'], outgoing: [null] } },
+            data: new Uint8Array(1),
+          },
+        ],
+        [
+          'data that is not a Uint8Array',
+          { meta: { index: 4, term: 1, configuration: CONFIGURATION }, data: [1, 2, 3] },
+        ],
         ['no data', { meta: { index: 4, term: 1, configuration: CONFIGURATION } }],
       ];
       for (const [name, bad] of malformed) {
@@ -786,8 +1029,22 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
           const snap = snapshot(2, 1);
           await store.write({ hardState: hs, entries: run(1, 5, 1) });
           await store.write({ snapshot: snap });
-          expect(await rejection(store.write({ hardState: { term: 7, votedFor: null }, snapshot: bad as Snapshot, entries: run(6, 6, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
-          await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 5, snapshot: snap, log: run(1, 5, 1) });
+          expect(
+            await rejection(
+              store.write({
+                hardState: { term: 7, votedFor: null },
+                snapshot: bad as Snapshot,
+                entries: run(6, 6, 1),
+              }),
+            ),
+          ).toBe('RAFT_INVALID_ARGUMENT');
+          await expectSnapshotDurable(store, {
+            hardState: hs,
+            firstIndex: 1,
+            lastIndex: 5,
+            snapshot: snap,
+            log: run(1, 5, 1),
+          });
         });
       }
 
@@ -799,13 +1056,31 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         await store.write({ snapshot: snap });
         await store.compact(4);
         expectEntries(await store.entries(1, 6), log.slice(4, 5));
-        let again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 5, lastIndex: 10, snapshot: snap, log: log.slice(4) });
+        let again = await expectSnapshotDurable(store, {
+          hardState: hs,
+          firstIndex: 5,
+          lastIndex: 10,
+          snapshot: snap,
+          log: log.slice(4),
+        });
         await again.compact(8);
-        again = await expectSnapshotDurable(again, { hardState: hs, firstIndex: 9, lastIndex: 10, snapshot: snap, log: log.slice(8) });
+        again = await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 9,
+          lastIndex: 10,
+          snapshot: snap,
+          log: log.slice(8),
+        });
         // The log goes on after the compaction point: appends, and a conflicting suffix.
         await again.write({ entries: run(11, 12, 2) });
         await again.write({ entries: run(10, 10, 3) });
-        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 9, lastIndex: 10, snapshot: snap, log: [log[8]!, ...run(10, 10, 3)] });
+        await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 9,
+          lastIndex: 10,
+          snapshot: snap,
+          log: [log[8]!, ...run(10, 10, 3)],
+        });
       });
 
       it('does nothing for compact(upTo) below firstIndex', async (context) => {
@@ -815,7 +1090,13 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         await store.write({ snapshot: snap });
         await store.compact(6);
         for (const upTo of [6, 3, 0, -10]) await store.compact(upTo);
-        await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 7, lastIndex: 10, snapshot: snap, log: run(7, 10, 1) });
+        await expectSnapshotDurable(store, {
+          hardState: newStore,
+          firstIndex: 7,
+          lastIndex: 10,
+          snapshot: snap,
+          log: run(7, 10, 1),
+        });
       });
 
       it('leaves an empty log, firstIndex = lastIndex + 1, when it compacts up to the last entry', async (context) => {
@@ -824,22 +1105,49 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         await store.write({ hardState: hs, entries: run(1, 5, 1) });
         await store.write({ snapshot: snap });
         await store.compact(5);
-        const again = await expectSnapshotDurable(store, { hardState: hs, firstIndex: 6, lastIndex: 5, snapshot: snap, log: [] });
+        const again = await expectSnapshotDurable(store, {
+          hardState: hs,
+          firstIndex: 6,
+          lastIndex: 5,
+          snapshot: snap,
+          log: [],
+        });
         expect(await rejection(again.write({ entries: run(5, 6, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
         expect(await rejection(again.write({ entries: run(7, 7, 1) }))).toBe('RAFT_INVALID_ARGUMENT');
         await again.write({ entries: run(6, 7, 2) });
-        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 6, lastIndex: 7, snapshot: snap, log: run(6, 7, 2) });
+        await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 6,
+          lastIndex: 7,
+          snapshot: snap,
+          log: run(6, 7, 2),
+        });
       });
 
-      it('rejects compact(upTo) beyond the snapshot\'s index, or with no snapshot, with RAFT_INVALID_ARGUMENT and changes nothing', async (context) => {
+      it("rejects compact(upTo) beyond the snapshot's index, or with no snapshot, with RAFT_INVALID_ARGUMENT and changes nothing", async (context) => {
         const { store } = await freshWithSnapshots(context);
         await store.write({ hardState: hs, entries: run(1, 10, 1) });
-        for (const upTo of [1, 3, 10]) expect(await rejection(store.compact(upTo)), `compact(${upTo}) with no snapshot`).toBe('RAFT_INVALID_ARGUMENT');
-        await expectHeld(store, await store.open(), { hardState: hs, firstIndex: 1, lastIndex: 10, log: run(1, 10, 1) });
+        for (const upTo of [1, 3, 10])
+          expect(await rejection(store.compact(upTo)), `compact(${upTo}) with no snapshot`).toBe(
+            'RAFT_INVALID_ARGUMENT',
+          );
+        await expectHeld(store, await store.open(), {
+          hardState: hs,
+          firstIndex: 1,
+          lastIndex: 10,
+          log: run(1, 10, 1),
+        });
         const snap = snapshot(5, 1);
         await store.write({ snapshot: snap });
-        for (const upTo of [6, 10, 11, Number.NaN, 2.5, Infinity]) expect(await rejection(store.compact(upTo)), `compact(${upTo})`).toBe('RAFT_INVALID_ARGUMENT');
-        await expectSnapshotDurable(store, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log: run(1, 10, 1) });
+        for (const upTo of [6, 10, 11, Number.NaN, 2.5, Infinity])
+          expect(await rejection(store.compact(upTo)), `compact(${upTo})`).toBe('RAFT_INVALID_ARGUMENT');
+        await expectSnapshotDurable(store, {
+          hardState: hs,
+          firstIndex: 1,
+          lastIndex: 10,
+          snapshot: snap,
+          log: run(1, 10, 1),
+        });
       });
 
       it('applies compact() and writes issued without awaiting in call order', async (context) => {
@@ -854,9 +1162,23 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
           store.compact(7), // beyond the snapshot
           store.write({ entries: run(6, 6, 2) }), // below firstIndex once compacted
         ]);
-        expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
-        for (const r of results) if (r.status === 'rejected') expect((r.reason as RaftError).code).toBe('RAFT_INVALID_ARGUMENT');
-        await expectSnapshotDurable(store, { hardState: newStore, firstIndex: 7, lastIndex: 12, snapshot: snap, log: run(7, 12, 1) });
+        expect(results.map((r) => r.status)).toEqual([
+          'rejected',
+          'fulfilled',
+          'fulfilled',
+          'fulfilled',
+          'rejected',
+          'rejected',
+        ]);
+        for (const r of results)
+          if (r.status === 'rejected') expect((r.reason as RaftError).code).toBe('RAFT_INVALID_ARGUMENT');
+        await expectSnapshotDurable(store, {
+          hardState: newStore,
+          firstIndex: 7,
+          lastIndex: 12,
+          snapshot: snap,
+          log: run(7, 12, 1),
+        });
       });
 
       it('is consistent after a crash between the snapshot write and the compaction: snapshot and old entries both there', async (context) => {
@@ -867,26 +1189,43 @@ export function logStoreSuite<Location>(harness: LogStoreHarness<Location>, opti
         const snap = snapshot(8, 2, new Uint8Array(10_000).fill(3));
         await store.write({ snapshot: snap });
         const { store: again, state } = await reopen(store);
-        if (!hasSnapshots(again)) return expect.fail('a store over the same location lost its snapshot methods');
+        if (!hasSnapshots(again))
+          return expect.fail('a store over the same location lost its snapshot methods');
         expect(state.firstIndex).toBeLessThanOrEqual(state.snapshot!.index + 1);
         expect(state.snapshot!.index).toBeLessThanOrEqual(state.lastIndex);
         await expectHeld(again, state, { hardState: hs, firstIndex: 1, lastIndex: 10, snapshot: snap, log });
         // The restarted peer compacts later; that works as usual.
         await again.compact(8);
-        await expectSnapshotDurable(again, { hardState: hs, firstIndex: 9, lastIndex: 10, snapshot: snap, log: log.slice(8) });
+        await expectSnapshotDurable(again, {
+          hardState: hs,
+          firstIndex: 9,
+          lastIndex: 10,
+          snapshot: snap,
+          log: log.slice(8),
+        });
       });
 
-      it(`stores a snapshot of ${largeSnapshot} bytes and loads it back, also after a reopen`, { timeout }, async (context) => {
-        const { store } = await freshWithSnapshots(context);
-        await store.write({ hardState: hs, entries: run(1, 3, 1) });
-        const data = new Uint8Array(largeSnapshot);
-        for (let i = 0; i < data.length; i += 4096) data.fill((i >>> 12) & 0xff, i, i + 4096);
-        data[data.length - 1] = 0x7f;
-        const big = snapshot(3, 1, data);
-        await store.write({ snapshot: big });
-        await store.compact(3);
-        await expectSnapshotDurable(store, { hardState: hs, firstIndex: 4, lastIndex: 3, snapshot: big, log: [] });
-      });
+      it(
+        `stores a snapshot of ${largeSnapshot} bytes and loads it back, also after a reopen`,
+        { timeout },
+        async (context) => {
+          const { store } = await freshWithSnapshots(context);
+          await store.write({ hardState: hs, entries: run(1, 3, 1) });
+          const data = new Uint8Array(largeSnapshot);
+          for (let i = 0; i < data.length; i += 4096) data.fill((i >>> 12) & 0xff, i, i + 4096);
+          data[data.length - 1] = 0x7f;
+          const big = snapshot(3, 1, data);
+          await store.write({ snapshot: big });
+          await store.compact(3);
+          await expectSnapshotDurable(store, {
+            hardState: hs,
+            firstIndex: 4,
+            lastIndex: 3,
+            snapshot: big,
+            log: [],
+          });
+        },
+      );
 
       it('rejects loadSnapshot() and compact() before open() and after close() with RAFT_STORAGE_CLOSED', async (context) => {
         const unopened = await create();

@@ -48,16 +48,28 @@ export interface TestClusterOptions {
  * ```
  * @throws `RAFT_INVALID_ARGUMENT` for bad options; `RAFT_TIMEOUT` if no leader emerges in time.
  */
-export async function testCluster<S, C, Q, R>(machine: StateMachine<S, C, Q, R>, opts: TestClusterOptions = {}): Promise<PeerId[]> {
+export async function testCluster<S, C, Q, R>(
+  machine: StateMachine<S, C, Q, R>,
+  opts: TestClusterOptions = {},
+): Promise<PeerId[]> {
   const names = opts.names ?? ['n1', 'n2', 'n3'];
-  if (!Array.isArray(names) || names.length === 0) throw new InvalidArgumentError('option names must be a non-empty array');
+  if (!Array.isArray(names) || names.length === 0)
+    throw new InvalidArgumentError('option names must be a non-empty array');
   const timeoutMs = opts.timeoutMs ?? 5000;
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0)) throw new InvalidArgumentError('option timeoutMs must be a positive number');
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0))
+    throw new InvalidArgumentError('option timeoutMs must be a positive number');
   const network = opts.network ?? new InProcessNetwork({ seed: 1 });
   const peers: Peer<C, Q, R>[] = [];
   try {
     for (const name of names) {
-      peers.push(await startPeer(machine, { ...opts.peerOptions, name, log: new MemoryLogStore(), transport: network.join(name) }));
+      peers.push(
+        await startPeer(machine, {
+          ...opts.peerOptions,
+          name,
+          log: new MemoryLogStore(),
+          transport: network.join(name),
+        }),
+      );
     }
     await setConfiguration(names[0]!, names, { timeout: timeoutMs });
     await waitFor(() => {

@@ -84,7 +84,17 @@ function allByteValues(): Uint8Array {
 }
 
 function heartbeat(from: PeerId, to: PeerId, seq: number): AppendEntriesMessage {
-  return { type: 'AppendEntries', term: 1, from, to, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, seq };
+  return {
+    type: 'AppendEntries',
+    term: 1,
+    from,
+    to,
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [],
+    leaderCommit: 0,
+    seq,
+  };
 }
 
 /** One message of each kind (and variants), each with a distinct term to match it on arrival. */
@@ -95,7 +105,17 @@ function everyKind(from: PeerId, to: PeerId): RaftMessage[] {
     { type: 'RequestVote', term: 6, from, to, lastLogIndex: big, lastLogTerm: 0, preVote: true },
     { type: 'RequestVoteResponse', term: 7, from, to, voteGranted: true, preVote: false },
     { type: 'RequestVoteResponse', term: 8, from, to, voteGranted: false, preVote: true },
-    { type: 'AppendEntries', term: 9, from, to, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, seq: 0 },
+    {
+      type: 'AppendEntries',
+      term: 9,
+      from,
+      to,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [],
+      leaderCommit: 0,
+      seq: 0,
+    },
     {
       type: 'AppendEntries',
       term: 10,
@@ -106,15 +126,42 @@ function everyKind(from: PeerId, to: PeerId): RaftMessage[] {
       entries: [
         { index: 42, term: 10, type: 'noop', data: new Uint8Array(0) },
         { index: 43, term: 10, type: 'command', data: allByteValues() },
-        { index: 44, term: 10, type: 'config', data: new TextEncoder().encode('{"members":["n1","n2","n3"]}') },
+        {
+          index: 44,
+          term: 10,
+          type: 'config',
+          data: new TextEncoder().encode('{"members":["n1","n2","n3"]}'),
+        },
         { index: 45, term: 10, type: 'command', data: randomBytes(4096, 45) },
         { index: 46, term: 10, type: 'command', data: new Uint8Array(0) },
       ],
       leaderCommit: 43,
       seq: big,
     },
-    { type: 'AppendEntriesResponse', term: 11, from, to, success: true, matchIndex: big, prevLogIndex: big - 1, conflictIndex: 0, conflictTerm: 0, seq: 12 },
-    { type: 'AppendEntriesResponse', term: 12, from, to, success: false, matchIndex: 0, prevLogIndex: 100, conflictIndex: 57, conflictTerm: 3, seq: 13 },
+    {
+      type: 'AppendEntriesResponse',
+      term: 11,
+      from,
+      to,
+      success: true,
+      matchIndex: big,
+      prevLogIndex: big - 1,
+      conflictIndex: 0,
+      conflictTerm: 0,
+      seq: 12,
+    },
+    {
+      type: 'AppendEntriesResponse',
+      term: 12,
+      from,
+      to,
+      success: false,
+      matchIndex: 0,
+      prevLogIndex: 100,
+      conflictIndex: 57,
+      conflictTerm: 3,
+      seq: 13,
+    },
   ];
 }
 
@@ -161,7 +208,8 @@ export function transportSuite(harness: TransportHarness): void {
   async function waitUntil(predicate: () => boolean, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`transport suite: timed out after ${timeoutMs} ms waiting for ${what}`);
+      if (Date.now() > deadline)
+        throw new Error(`transport suite: timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
@@ -173,7 +221,15 @@ export function transportSuite(harness: TransportHarness): void {
   }
 
   function track(name: PeerId, transport: Transport): Endpoint {
-    const e: Endpoint = { name, transport, inbox: [], probesFrom: new Map(), misdelivered: [], late: [], closing: false };
+    const e: Endpoint = {
+      name,
+      transport,
+      inbox: [],
+      probesFrom: new Map(),
+      misdelivered: [],
+      late: [],
+      closing: false,
+    };
     endpoints!.set(name, e);
     return e;
   }
@@ -193,7 +249,8 @@ export function transportSuite(harness: TransportHarness): void {
     const transports = await harness.setup(names);
     const list = names.map((name) => {
       const transport = transports[name];
-      if (transport === undefined) throw new Error(`transport suite: harness.setup did not return a transport for ${name}`);
+      if (transport === undefined)
+        throw new Error(`transport suite: harness.setup did not return a transport for ${name}`);
       return track(name, transport);
     });
     if (opts.start !== false) for (const e of list) await start(e);
@@ -206,10 +263,18 @@ export function transportSuite(harness: TransportHarness): void {
    */
   async function connect(from: Endpoint, to: Endpoint): Promise<void> {
     const before = to.probesFrom.get(from.name) ?? 0;
-    const probe: RaftMessage = { type: 'RequestVoteResponse', term: PROBE_TERM, from: from.name, to: to.name, voteGranted: false, preVote: true };
+    const probe: RaftMessage = {
+      type: 'RequestVoteResponse',
+      term: PROBE_TERM,
+      from: from.name,
+      to: to.name,
+      voteGranted: false,
+      preVote: true,
+    };
     const deadline = Date.now() + timeoutMs;
     while ((to.probesFrom.get(from.name) ?? 0) === before) {
-      if (Date.now() > deadline) throw new Error(`transport suite: ${from.name} could not reach ${to.name} within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`transport suite: ${from.name} could not reach ${to.name} within ${timeoutMs} ms`);
       from.transport.send(to.name, probe);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -244,164 +309,233 @@ export function transportSuite(harness: TransportHarness): void {
   }, testTimeout);
 
   describe('Transport conformance', () => {
-    it('delivers every message kind with every field intact', async () => {
-      const [a, b] = await setup(['a', 'b']);
-      await connect(a!, b!);
-      const sent = everyKind('a', 'b');
-      for (const message of sent) a!.transport.send('b', message);
-      await waitUntil(() => new Set(received(b!, 'a').map((m) => m.term)).size === sent.length, `${sent.length} messages of every kind`);
-      for (const message of sent) {
-        const got = received(b!, 'a').find((m) => m.term === message.term);
-        expect(got, `the message of term ${message.term}`).toBeDefined();
+    it(
+      'delivers every message kind with every field intact',
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        await connect(a!, b!);
+        const sent = everyKind('a', 'b');
+        for (const message of sent) a!.transport.send('b', message);
+        await waitUntil(
+          () => new Set(received(b!, 'a').map((m) => m.term)).size === sent.length,
+          `${sent.length} messages of every kind`,
+        );
+        for (const message of sent) {
+          const got = received(b!, 'a').find((m) => m.term === message.term);
+          expect(got, `the message of term ${message.term}`).toBeDefined();
+          expect(validateMessage(got).ok).toBe(true);
+          expect(comparable(got!)).toEqual(comparable(message));
+        }
+        expect(b!.misdelivered).toEqual([]);
+      },
+      testTimeout,
+    );
+
+    it(
+      'keeps entry data byte for byte: every byte value, empty data, 64 KiB of random bytes',
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        await connect(a!, b!);
+        const datas = [allByteValues(), new Uint8Array(0), randomBytes(64 * 1024, 7)];
+        const message: AppendEntriesMessage = {
+          ...heartbeat('a', 'b', 1),
+          term: 3,
+          entries: datas.map((data, i) => ({ index: i + 1, term: 3, type: 'command', data })),
+        };
+        a!.transport.send('b', message);
+        await waitUntil(() => received(b!, 'a').length > 0, 'the message');
+        const got = received(b!, 'a')[0] as AppendEntriesMessage;
+        expect(got.entries).toHaveLength(datas.length);
+        got.entries.forEach((entry, i) => {
+          expect(entry.data).toBeInstanceOf(Uint8Array);
+          expect(entry.data.byteLength).toBe(datas[i]!.byteLength);
+          expect(Buffer.compare(entry.data, datas[i]!)).toBe(0);
+        });
+      },
+      testTimeout,
+    );
+
+    it(
+      'gives the receiver its own copy: changes the sender makes after send do not show',
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        await connect(a!, b!);
+        const data = Uint8Array.of(1, 2, 3);
+        const message: AppendEntriesMessage = {
+          ...heartbeat('a', 'b', 1),
+          entries: [{ index: 1, term: 1, type: 'command', data }],
+        };
+        a!.transport.send('b', message);
+        message.seq = 99;
+        message.entries.push({ index: 2, term: 1, type: 'noop', data: new Uint8Array(0) });
+        data[0] = 42;
+        await waitUntil(() => received(b!, 'a').length > 0, 'the message');
+        const got = received(b!, 'a')[0] as AppendEntriesMessage;
+        expect(got).not.toBe(message);
+        expect(got.seq).toBe(1);
+        expect(got.entries).toHaveLength(1);
+        expect(Array.from(got.entries[0]!.data)).toEqual([1, 2, 3]);
+      },
+      testTimeout,
+    );
+
+    it(
+      `delivers 1000 messages on a healthy link${ordered ? ', in order' : ''}`,
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        await connect(a!, b!);
+        for (let i = 0; i < 1000; i++) a!.transport.send('b', heartbeat('a', 'b', i));
+        await waitUntil(() => new Set(seqs(b!, 'a')).size === 1000, '1000 messages');
+        if (ordered) expect(seqs(b!, 'a')).toEqual([...Array(1000).keys()]);
+      },
+      testTimeout,
+    );
+
+    it(
+      'carries traffic both ways at once',
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        await connectAll([a!, b!]);
+        for (let i = 0; i < 300; i++) {
+          a!.transport.send('b', heartbeat('a', 'b', i));
+          b!.transport.send('a', heartbeat('b', 'a', i));
+        }
+        await waitUntil(
+          () => new Set(seqs(b!, 'a')).size === 300 && new Set(seqs(a!, 'b')).size === 300,
+          '300 messages each way',
+        );
+        if (ordered) {
+          expect(seqs(b!, 'a')).toEqual([...Array(300).keys()]);
+          expect(seqs(a!, 'b')).toEqual([...Array(300).keys()]);
+        }
+      },
+      testTimeout,
+    );
+
+    it(
+      'delivers a large message: 1000 entries of 1 KiB',
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        await connect(a!, b!);
+        const entries: LogEntry[] = Array.from({ length: 1000 }, (_, i) => ({
+          index: i + 1,
+          term: 2,
+          type: 'command',
+          data: randomBytes(1024, i),
+        }));
+        a!.transport.send('b', { ...heartbeat('a', 'b', 5), term: 2, entries });
+        await waitUntil(() => received(b!, 'a').length > 0, 'the large message');
+        const got = received(b!, 'a')[0] as AppendEntriesMessage;
         expect(validateMessage(got).ok).toBe(true);
-        expect(comparable(got!)).toEqual(comparable(message));
-      }
-      expect(b!.misdelivered).toEqual([]);
-    }, testTimeout);
+        expect(got.entries).toHaveLength(1000);
+        got.entries.forEach((entry, i) => {
+          expect(entry.index).toBe(i + 1);
+          expect(Buffer.compare(entry.data, entries[i]!.data)).toBe(0);
+        });
+      },
+      testTimeout,
+    );
 
-    it('keeps entry data byte for byte: every byte value, empty data, 64 KiB of random bytes', async () => {
-      const [a, b] = await setup(['a', 'b']);
-      await connect(a!, b!);
-      const datas = [allByteValues(), new Uint8Array(0), randomBytes(64 * 1024, 7)];
-      const message: AppendEntriesMessage = {
-        ...heartbeat('a', 'b', 1),
-        term: 3,
-        entries: datas.map((data, i) => ({ index: i + 1, term: 3, type: 'command', data })),
-      };
-      a!.transport.send('b', message);
-      await waitUntil(() => received(b!, 'a').length > 0, 'the message');
-      const got = received(b!, 'a')[0] as AppendEntriesMessage;
-      expect(got.entries).toHaveLength(datas.length);
-      got.entries.forEach((entry, i) => {
-        expect(entry.data).toBeInstanceOf(Uint8Array);
-        expect(entry.data.byteLength).toBe(datas[i]!.byteLength);
-        expect(Buffer.compare(entry.data, datas[i]!)).toBe(0);
-      });
-    }, testTimeout);
+    it(
+      'delivers only to the addressee',
+      async () => {
+        const [a, b, c] = await setup(['a', 'b', 'c']);
+        await connectAll([a!, b!, c!]);
+        for (let i = 0; i < 50; i++) {
+          a!.transport.send('b', heartbeat('a', 'b', i));
+          b!.transport.send('c', heartbeat('b', 'c', i));
+        }
+        await waitUntil(
+          () => new Set(seqs(b!, 'a')).size === 50 && new Set(seqs(c!, 'b')).size === 50,
+          'the messages',
+        );
+        // A last message to each peer, sent after all the others: by the time it arrives a stray would likely have too.
+        a!.transport.send('c', heartbeat('a', 'c', 1000));
+        c!.transport.send('a', heartbeat('c', 'a', 1000));
+        await waitUntil(
+          () => seqs(c!, 'a').includes(1000) && seqs(a!, 'c').includes(1000),
+          'the last messages',
+        );
+        for (const e of [a!, b!, c!]) {
+          expect(e.misdelivered).toEqual([]);
+          expect(e.inbox.every((m) => m.to === e.name)).toBe(true);
+        }
+        expect(seqs(a!, 'b')).toEqual([]);
+        expect(seqs(c!, 'a')).toEqual([1000]);
+      },
+      testTimeout,
+    );
 
-    it('gives the receiver its own copy: changes the sender makes after send do not show', async () => {
-      const [a, b] = await setup(['a', 'b']);
-      await connect(a!, b!);
-      const data = Uint8Array.of(1, 2, 3);
-      const message: AppendEntriesMessage = { ...heartbeat('a', 'b', 1), entries: [{ index: 1, term: 1, type: 'command', data }] };
-      a!.transport.send('b', message);
-      message.seq = 99;
-      message.entries.push({ index: 2, term: 1, type: 'noop', data: new Uint8Array(0) });
-      data[0] = 42;
-      await waitUntil(() => received(b!, 'a').length > 0, 'the message');
-      const got = received(b!, 'a')[0] as AppendEntriesMessage;
-      expect(got).not.toBe(message);
-      expect(got.seq).toBe(1);
-      expect(got.entries).toHaveLength(1);
-      expect(Array.from(got.entries[0]!.data)).toEqual([1, 2, 3]);
-    }, testTimeout);
+    it(
+      'does not throw on send to an unknown peer, and keeps working',
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        expect(() => a!.transport.send('nobody', heartbeat('a', 'nobody', 1))).not.toThrow();
+        expect(() => a!.transport.send('', heartbeat('a', '', 1))).not.toThrow();
+        await connect(a!, b!);
+        a!.transport.send('b', heartbeat('a', 'b', 2));
+        await waitUntil(() => seqs(b!, 'a').includes(2), 'the message');
+      },
+      testTimeout,
+    );
 
-    it(`delivers 1000 messages on a healthy link${ordered ? ', in order' : ''}`, async () => {
-      const [a, b] = await setup(['a', 'b']);
-      await connect(a!, b!);
-      for (let i = 0; i < 1000; i++) a!.transport.send('b', heartbeat('a', 'b', i));
-      await waitUntil(() => new Set(seqs(b!, 'a')).size === 1000, '1000 messages');
-      if (ordered) expect(seqs(b!, 'a')).toEqual([...Array(1000).keys()]);
-    }, testTimeout);
+    it(
+      'does not throw on send before start, nor to a peer that has not started',
+      async () => {
+        const [a, b] = await setup(['a', 'b'], { start: false });
+        expect(() => a!.transport.send('b', heartbeat('a', 'b', 1))).not.toThrow();
+        await start(a!);
+        expect(() => a!.transport.send('b', heartbeat('a', 'b', 2))).not.toThrow();
+        await start(b!);
+        await connectAll([a!, b!]);
+        a!.transport.send('b', heartbeat('a', 'b', 3));
+        await waitUntil(() => seqs(b!, 'a').includes(3), 'a message once both started');
+      },
+      testTimeout,
+    );
 
-    it('carries traffic both ways at once', async () => {
-      const [a, b] = await setup(['a', 'b']);
-      await connectAll([a!, b!]);
-      for (let i = 0; i < 300; i++) {
-        a!.transport.send('b', heartbeat('a', 'b', i));
-        b!.transport.send('a', heartbeat('b', 'a', i));
-      }
-      await waitUntil(() => new Set(seqs(b!, 'a')).size === 300 && new Set(seqs(a!, 'b')).size === 300, '300 messages each way');
-      if (ordered) {
-        expect(seqs(b!, 'a')).toEqual([...Array(300).keys()]);
-        expect(seqs(a!, 'b')).toEqual([...Array(300).keys()]);
-      }
-    }, testTimeout);
+    it(
+      'has an idempotent close',
+      async () => {
+        const [a, b] = await setup(['a', 'b']);
+        await connect(a!, b!);
+        await close(a!);
+        await expect(a!.transport.close()).resolves.toBeUndefined();
+        b!.closing = true;
+        await expect(Promise.all([b!.transport.close(), b!.transport.close()])).resolves.toBeDefined();
+      },
+      testTimeout,
+    );
 
-    it('delivers a large message: 1000 entries of 1 KiB', async () => {
-      const [a, b] = await setup(['a', 'b']);
-      await connect(a!, b!);
-      const entries: LogEntry[] = Array.from({ length: 1000 }, (_, i) => ({ index: i + 1, term: 2, type: 'command', data: randomBytes(1024, i) }));
-      a!.transport.send('b', { ...heartbeat('a', 'b', 5), term: 2, entries });
-      await waitUntil(() => received(b!, 'a').length > 0, 'the large message');
-      const got = received(b!, 'a')[0] as AppendEntriesMessage;
-      expect(validateMessage(got).ok).toBe(true);
-      expect(got.entries).toHaveLength(1000);
-      got.entries.forEach((entry, i) => {
-        expect(entry.index).toBe(i + 1);
-        expect(Buffer.compare(entry.data, entries[i]!.data)).toBe(0);
-      });
-    }, testTimeout);
+    it(
+      'makes send a silent no-op after close: nothing arrives',
+      async () => {
+        const [a, b, c] = await setup(['a', 'b', 'c']);
+        await connectAll([a!, b!, c!]);
+        await close(a!);
+        for (let i = 0; i < 20; i++)
+          expect(() => a!.transport.send('b', heartbeat('a', 'b', i))).not.toThrow();
+        c!.transport.send('b', heartbeat('c', 'b', 1));
+        await waitUntil(() => seqs(b!, 'c').includes(1), 'a message from a peer still open');
+        expect(received(b!, 'a')).toEqual([]);
+      },
+      testTimeout,
+    );
 
-    it('delivers only to the addressee', async () => {
-      const [a, b, c] = await setup(['a', 'b', 'c']);
-      await connectAll([a!, b!, c!]);
-      for (let i = 0; i < 50; i++) {
-        a!.transport.send('b', heartbeat('a', 'b', i));
-        b!.transport.send('c', heartbeat('b', 'c', i));
-      }
-      await waitUntil(() => new Set(seqs(b!, 'a')).size === 50 && new Set(seqs(c!, 'b')).size === 50, 'the messages');
-      // A last message to each peer, sent after all the others: by the time it arrives a stray would likely have too.
-      a!.transport.send('c', heartbeat('a', 'c', 1000));
-      c!.transport.send('a', heartbeat('c', 'a', 1000));
-      await waitUntil(() => seqs(c!, 'a').includes(1000) && seqs(a!, 'c').includes(1000), 'the last messages');
-      for (const e of [a!, b!, c!]) {
-        expect(e.misdelivered).toEqual([]);
-        expect(e.inbox.every((m) => m.to === e.name)).toBe(true);
-      }
-      expect(seqs(a!, 'b')).toEqual([]);
-      expect(seqs(c!, 'a')).toEqual([1000]);
-    }, testTimeout);
-
-    it('does not throw on send to an unknown peer, and keeps working', async () => {
-      const [a, b] = await setup(['a', 'b']);
-      expect(() => a!.transport.send('nobody', heartbeat('a', 'nobody', 1))).not.toThrow();
-      expect(() => a!.transport.send('', heartbeat('a', '', 1))).not.toThrow();
-      await connect(a!, b!);
-      a!.transport.send('b', heartbeat('a', 'b', 2));
-      await waitUntil(() => seqs(b!, 'a').includes(2), 'the message');
-    }, testTimeout);
-
-    it('does not throw on send before start, nor to a peer that has not started', async () => {
-      const [a, b] = await setup(['a', 'b'], { start: false });
-      expect(() => a!.transport.send('b', heartbeat('a', 'b', 1))).not.toThrow();
-      await start(a!);
-      expect(() => a!.transport.send('b', heartbeat('a', 'b', 2))).not.toThrow();
-      await start(b!);
-      await connectAll([a!, b!]);
-      a!.transport.send('b', heartbeat('a', 'b', 3));
-      await waitUntil(() => seqs(b!, 'a').includes(3), 'a message once both started');
-    }, testTimeout);
-
-    it('has an idempotent close', async () => {
-      const [a, b] = await setup(['a', 'b']);
-      await connect(a!, b!);
-      await close(a!);
-      await expect(a!.transport.close()).resolves.toBeUndefined();
-      b!.closing = true;
-      await expect(Promise.all([b!.transport.close(), b!.transport.close()])).resolves.toBeDefined();
-    }, testTimeout);
-
-    it('makes send a silent no-op after close: nothing arrives', async () => {
-      const [a, b, c] = await setup(['a', 'b', 'c']);
-      await connectAll([a!, b!, c!]);
-      await close(a!);
-      for (let i = 0; i < 20; i++) expect(() => a!.transport.send('b', heartbeat('a', 'b', i))).not.toThrow();
-      c!.transport.send('b', heartbeat('c', 'b', 1));
-      await waitUntil(() => seqs(b!, 'c').includes(1), 'a message from a peer still open');
-      expect(received(b!, 'a')).toEqual([]);
-    }, testTimeout);
-
-    it('delivers nothing once close is called, even messages already in flight', async () => {
-      const [a, b, c] = await setup(['a', 'b', 'c']);
-      await connectAll([a!, b!, c!]);
-      for (let i = 0; i < 200; i++) a!.transport.send('b', heartbeat('a', 'b', i));
-      await close(b!);
-      for (let i = 200; i < 220; i++) a!.transport.send('b', heartbeat('a', 'b', i));
-      a!.transport.send('c', heartbeat('a', 'c', 1));
-      await waitUntil(() => seqs(c!, 'a').includes(1), 'a message to a peer still open');
-      expect(b!.late).toEqual([]);
-    }, testTimeout);
+    it(
+      'delivers nothing once close is called, even messages already in flight',
+      async () => {
+        const [a, b, c] = await setup(['a', 'b', 'c']);
+        await connectAll([a!, b!, c!]);
+        for (let i = 0; i < 200; i++) a!.transport.send('b', heartbeat('a', 'b', i));
+        await close(b!);
+        for (let i = 200; i < 220; i++) a!.transport.send('b', heartbeat('a', 'b', i));
+        a!.transport.send('c', heartbeat('a', 'c', 1));
+        await waitUntil(() => seqs(c!, 'a').includes(1), 'a message to a peer still open');
+        expect(b!.late).toEqual([]);
+      },
+      testTimeout,
+    );
 
     it.skipIf(harness.restart === undefined)(
       'reaches a peer again after it closes and a new transport starts in its place',
@@ -415,7 +549,10 @@ export function transportSuite(harness: TransportHarness): void {
         await connect(again, a!);
         a!.transport.send('b', heartbeat('a', 'b', 7));
         again.transport.send('a', heartbeat('b', 'a', 8));
-        await waitUntil(() => seqs(again, 'a').includes(7) && seqs(a!, 'b').includes(8), 'messages both ways after the restart');
+        await waitUntil(
+          () => seqs(again, 'a').includes(7) && seqs(a!, 'b').includes(8),
+          'messages both ways after the restart',
+        );
         expect(b!.late).toEqual([]);
         expect(endpoint('b')).toBe(again);
       },

@@ -15,9 +15,18 @@ function reports(summary: RunSummary, flags: readonly string[] = []): string[] {
   return summary.failures.map((f) => failureReport(f, flags));
 }
 
-async function traceDigest(seed: number, snapshots = false, membership = false): Promise<{ digest: string; events: number }> {
+async function traceDigest(
+  seed: number,
+  snapshots = false,
+  membership = false,
+): Promise<{ digest: string; events: number }> {
   const hash = createHash('sha256');
-  const result = await runSimulation({ seed, snapshots, membership, onTrace: (line) => hash.update(line).update('\n') });
+  const result = await runSimulation({
+    seed,
+    snapshots,
+    membership,
+    onTrace: (line) => hash.update(line).update('\n'),
+  });
   return { digest: hash.digest('hex'), events: result.events };
 }
 
@@ -59,7 +68,13 @@ describe('the simulator', () => {
   // them in small chunks, and cut one peer off past the compaction point.
   it('keeps every invariant with snapshots over 300 seeds, installing snapshots from leaders', async () => {
     const results: { installed: number; checked: number }[] = [];
-    const summary = await runSeeds({ seeds: 300, firstSeed: 1, snapshots: true, yieldBetweenRuns: yieldToHost, onResult: (r) => results.push({ installed: r.snapshots.installed, checked: r.snapshots.checked }) });
+    const summary = await runSeeds({
+      seeds: 300,
+      firstSeed: 1,
+      snapshots: true,
+      yieldBetweenRuns: yieldToHost,
+      onResult: (r) => results.push({ installed: r.snapshots.installed, checked: r.snapshots.checked }),
+    });
     expect(reports(summary)).toEqual([]);
     expect(summary.inconclusive).toBe(0);
     expect(summary.snapshotsTaken).toBeGreaterThan(1000);
@@ -70,13 +85,17 @@ describe('the simulator', () => {
   }, 180_000);
 });
 
-
 // Membership changes (`pnpm sim --membership`): an operator adds, removes (the leader too)
 // and replaces peers, sometimes killing the replaced one first, and hands leadership over,
 // during the faults; removed peers stop, or keep running (some cut off).
 describe('the simulator with membership changes', () => {
   it('keeps every invariant over 300 seeds while the membership changes, and the healed cluster settles on the last one', async () => {
-    const summary = await runSeeds({ seeds: 300, firstSeed: 1, membership: true, yieldBetweenRuns: yieldToHost });
+    const summary = await runSeeds({
+      seeds: 300,
+      firstSeed: 1,
+      membership: true,
+      yieldBetweenRuns: yieldToHost,
+    });
     expect(reports(summary, ['--membership'])).toEqual([]);
     expect(summary.inconclusive).toBe(0);
     expect(summary.worstLivenessMs).toBeLessThan(10_000);
@@ -103,7 +122,13 @@ describe('the simulator with membership changes', () => {
   }, 180_000);
 
   it('with snapshots too, new peers catch up by InstallSnapshot', async () => {
-    const summary = await runSeeds({ seeds: 100, firstSeed: 1, membership: true, snapshots: true, yieldBetweenRuns: yieldToHost });
+    const summary = await runSeeds({
+      seeds: 100,
+      firstSeed: 1,
+      membership: true,
+      snapshots: true,
+      yieldBetweenRuns: yieldToHost,
+    });
     expect(reports(summary, ['--membership', '--snapshots'])).toEqual([]);
     expect(summary.inconclusive).toBe(0);
     // Seeds 1-100 at commit 0c86efa: 121 adds and replacements, new peers caught up by a
@@ -124,19 +149,36 @@ describe('the simulator catches a broken world', () => {
     // With only the paper's invariants and linearizability, crashes that lose acknowledged
     // entries expose it too (as a broken invariant, or a leader livelocked on a follower
     // that lost what it acknowledged).
-    const indirect = await runSeeds({ seeds: 150, durabilityChecks: false, inject: { lyingDisk: true }, stopOnFailure: true, yieldBetweenRuns: yieldToHost });
+    const indirect = await runSeeds({
+      seeds: 150,
+      durabilityChecks: false,
+      inject: { lyingDisk: true },
+      stopOnFailure: true,
+      yieldBetweenRuns: yieldToHost,
+    });
     expect(indirect.violations).toBe(1);
   }, 120_000);
 
   it('snapshots one command behind their index', async () => {
-    const summary = await runSeeds({ seeds: 20, snapshots: true, inject: { staleSnapshots: true }, stopOnFailure: true, yieldBetweenRuns: yieldToHost });
+    const summary = await runSeeds({
+      seeds: 20,
+      snapshots: true,
+      inject: { staleSnapshots: true },
+      stopOnFailure: true,
+      yieldBetweenRuns: yieldToHost,
+    });
     expect(summary.violations).toBe(1);
     expect(summary.failures[0]!.violation!.check).toBe('state-machine-safety');
     expect(summary.failures[0]!.violation!.message).toContain('restored a snapshot');
   }, 60_000);
 
   it('a state machine that answers reads from stale state', async () => {
-    const summary = await runSeeds({ seeds: 20, inject: { staleReads: true }, stopOnFailure: true, yieldBetweenRuns: yieldToHost });
+    const summary = await runSeeds({
+      seeds: 20,
+      inject: { staleReads: true },
+      stopOnFailure: true,
+      yieldBetweenRuns: yieldToHost,
+    });
     expect(summary.violations).toBe(1);
     expect(summary.failures[0]!.violation!.check).toBe('linearizability');
     const report = failureReport(summary.failures[0]!);

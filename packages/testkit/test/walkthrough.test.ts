@@ -4,7 +4,16 @@
  * to a follower redirected, the leader stopped, a new leader serving the value.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { leader, RaftError, setConfiguration, startPeer, status, stopPeer, getEntry, type PeerId } from '@raft/core';
+import {
+  leader,
+  RaftError,
+  setConfiguration,
+  startPeer,
+  status,
+  stopPeer,
+  getEntry,
+  type PeerId,
+} from '@raft/core';
 import { KVStore, get, set, del, cas } from '@raft/kv';
 import { MemoryLogStore } from '@raft/log-memory';
 import { InProcessNetwork } from '@raft/transport-inproc';

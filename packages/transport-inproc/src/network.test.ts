@@ -66,7 +66,12 @@ async function cluster(options: InProcessNetworkOptions, names: PeerId[] = ['a',
     inbox[name] = [];
     await transports[name]!.start((m) => inbox[name]!.push(m));
   }
-  return { network, inbox, transports, received: (name: PeerId) => inbox[name]!.map((m) => (m as AppendEntriesMessage).seq) };
+  return {
+    network,
+    inbox,
+    transports,
+    received: (name: PeerId) => inbox[name]!.map((m) => (m as AppendEntriesMessage).seq),
+  };
 }
 
 function expectCode(fn: () => unknown, code: string): void {
@@ -304,7 +309,10 @@ describe('InProcessNetwork: partitions and blocked links', () => {
 
 describe('InProcessNetwork: seeded random faults', () => {
   /** Sends 200 messages a→b and returns the order they arrived in. */
-  function run(options: InProcessNetworkOptions): { order: number[]; stats: ReturnType<InProcessNetwork['stats']> } {
+  function run(options: InProcessNetworkOptions): {
+    order: number[];
+    stats: ReturnType<InProcessNetwork['stats']>;
+  } {
     const scheduler = new ManualScheduler();
     const network = new InProcessNetwork({ ...options, scheduler });
     const a = network.join('a');
@@ -330,7 +338,12 @@ describe('InProcessNetwork: seeded random faults', () => {
   });
 
   it('reorders when delays differ, and counts drops and duplicates', () => {
-    const { order, stats } = run({ seed: 3, dropProbability: 0.25, duplicateProbability: 0.25, delayMs: [0, 50] });
+    const { order, stats } = run({
+      seed: 3,
+      dropProbability: 0.25,
+      duplicateProbability: 0.25,
+      delayMs: [0, 50],
+    });
     expect(order).not.toEqual([...order].sort((x, y) => x - y));
     expect(stats.dropped.random).toBeGreaterThan(20);
     expect(stats.duplicated).toBeGreaterThan(20);

@@ -90,7 +90,15 @@ export interface InProcessTransport extends Transport {
   readonly name: PeerId;
 }
 
-const DROP_CAUSES: readonly DropCause[] = ['random', 'partition', 'blocked', 'unreachable', 'closed', 'misaddressed', 'unencodable'];
+const DROP_CAUSES: readonly DropCause[] = [
+  'random',
+  'partition',
+  'blocked',
+  'unreachable',
+  'closed',
+  'misaddressed',
+  'unencodable',
+];
 
 type EndpointState = 'joined' | 'started' | 'closed';
 
@@ -146,8 +154,17 @@ function checkDelay(value: unknown): readonly [number, number] {
     throw new InvalidArgumentError('delayMs must be a pair [min, max] of milliseconds');
   }
   const [min, max] = value as unknown[];
-  if (typeof min !== 'number' || typeof max !== 'number' || !Number.isSafeInteger(min) || !Number.isSafeInteger(max) || min < 0 || max < min) {
-    throw new InvalidArgumentError(`delayMs must be whole milliseconds with 0 <= min <= max, got [${String(min)}, ${String(max)}]`);
+  if (
+    typeof min !== 'number' ||
+    typeof max !== 'number' ||
+    !Number.isSafeInteger(min) ||
+    !Number.isSafeInteger(max) ||
+    min < 0 ||
+    max < min
+  ) {
+    throw new InvalidArgumentError(
+      `delayMs must be whole milliseconds with 0 <= min <= max, got [${String(min)}, ${String(max)}]`,
+    );
   }
   return [min, max];
 }
@@ -215,7 +232,10 @@ export class InProcessNetwork {
       throw new InvalidArgumentError(`seed must be an integer, got ${String(seed)}`);
     }
     const scheduler = options.scheduler;
-    if (scheduler !== undefined && (typeof scheduler.setTimeout !== 'function' || typeof scheduler.clearTimeout !== 'function')) {
+    if (
+      scheduler !== undefined &&
+      (typeof scheduler.setTimeout !== 'function' || typeof scheduler.clearTimeout !== 'function')
+    ) {
       throw new InvalidArgumentError('scheduler must have setTimeout(callback, ms) and clearTimeout(handle)');
     }
     if (options.onHandlerError !== undefined && typeof options.onHandlerError !== 'function') {
@@ -244,7 +264,9 @@ export class InProcessNetwork {
     if (this.#closed) throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', 'the network is closed');
     const existing = this.#endpoints.get(name);
     if (existing !== undefined && existing.state !== 'closed') {
-      throw new InvalidArgumentError(`a transport named ${JSON.stringify(name)} is already joined; close it first`);
+      throw new InvalidArgumentError(
+        `a transport named ${JSON.stringify(name)} is already joined; close it first`,
+      );
     }
     const endpoint = new Endpoint(
       name,
@@ -264,13 +286,16 @@ export class InProcessNetwork {
    * @throws RaftError `RAFT_INVALID_ARGUMENT` if a peer appears twice.
    */
   partition(groups: readonly (readonly PeerId[])[]): void {
-    if (!Array.isArray(groups)) throw new InvalidArgumentError('groups must be an array of arrays of peer names');
+    if (!Array.isArray(groups))
+      throw new InvalidArgumentError('groups must be an array of arrays of peer names');
     const map = new Map<PeerId, number>();
     groups.forEach((group: unknown, i) => {
-      if (!Array.isArray(group)) throw new InvalidArgumentError(`groups[${i}] must be an array of peer names`);
+      if (!Array.isArray(group))
+        throw new InvalidArgumentError(`groups[${i}] must be an array of peer names`);
       for (const member of group as unknown[]) {
         const peer = checkPeerId(`groups[${i}][]`, member);
-        if (map.has(peer)) throw new InvalidArgumentError(`peer ${JSON.stringify(peer)} appears in more than one group`);
+        if (map.has(peer))
+          throw new InvalidArgumentError(`peer ${JSON.stringify(peer)} appears in more than one group`);
         map.set(peer, i);
       }
     });
@@ -308,8 +333,14 @@ export class InProcessNetwork {
    * @throws RaftError `RAFT_INVALID_ARGUMENT` naming the bad option.
    */
   setFaults(faults: FaultOptions): void {
-    const drop = faults.dropProbability === undefined ? this.#drop : checkProbability('dropProbability', faults.dropProbability);
-    const duplicate = faults.duplicateProbability === undefined ? this.#duplicate : checkProbability('duplicateProbability', faults.duplicateProbability);
+    const drop =
+      faults.dropProbability === undefined
+        ? this.#drop
+        : checkProbability('dropProbability', faults.dropProbability);
+    const duplicate =
+      faults.duplicateProbability === undefined
+        ? this.#duplicate
+        : checkProbability('duplicateProbability', faults.duplicateProbability);
     const delay = faults.delayMs === undefined ? this.#delay : checkDelay(faults.delayMs);
     this.#drop = drop;
     this.#duplicate = duplicate;
@@ -372,7 +403,8 @@ export class InProcessNetwork {
     if (from.state !== 'started' || this.#closed) return this.#dropped('closed');
     let bytes: Uint8Array;
     try {
-      if (typeof to !== 'string' || (message as Partial<RaftMessage> | null)?.to !== to) return this.#dropped('misaddressed');
+      if (typeof to !== 'string' || (message as Partial<RaftMessage> | null)?.to !== to)
+        return this.#dropped('misaddressed');
       bytes = this.#packr.pack(message);
     } catch {
       return this.#dropped('unencodable');
@@ -405,7 +437,8 @@ export class InProcessNetwork {
       this.#timers.delete(token);
       deliver();
     };
-    const handle = this.#scheduler === undefined ? setTimeout(run, delay) : this.#scheduler.setTimeout(run, delay);
+    const handle =
+      this.#scheduler === undefined ? setTimeout(run, delay) : this.#scheduler.setTimeout(run, delay);
     this.#timers.set(token, handle);
   }
 

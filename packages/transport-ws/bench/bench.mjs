@@ -50,11 +50,26 @@ async function benchTransport(size) {
   const c = child('transport');
   const port = await c.ready;
   let onEcho = () => {};
-  const a = webSocketTransport({ name: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: { b: `ws://127.0.0.1:${port}` }, pingIntervalMs: 0 });
+  const a = webSocketTransport({
+    name: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: { b: `ws://127.0.0.1:${port}` },
+    pingIntervalMs: 0,
+  });
   await a.start(() => onEcho());
   while (!a.connectedPeers().includes('b')) await new Promise((r) => setTimeout(r, 10));
   const data = Buffer.alloc(size, 7);
-  const message = (seq) => ({ type: 'AppendEntries', term: 1, from: 'a', to: 'b', prevLogIndex: 0, prevLogTerm: 0, entries: [{ index: 1, term: 1, type: 'command', data }], leaderCommit: 0, seq });
+  const message = (seq) => ({
+    type: 'AppendEntries',
+    term: 1,
+    from: 'a',
+    to: 'b',
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [{ index: 1, term: 1, type: 'command', data }],
+    leaderCommit: 0,
+    seq,
+  });
   const result = await new Promise((resolve) => {
     let seq = 0;
     let counted = 0;
@@ -79,14 +94,19 @@ async function benchTransport(size) {
   const mine = a.metrics();
   await a.close();
   const theirs = await c.stop();
-  const drops = Object.values(mine.dropped).reduce((x, y) => x + y, 0) + Object.values(theirs?.dropped ?? {}).reduce((x, y) => x + y, 0);
+  const drops =
+    Object.values(mine.dropped).reduce((x, y) => x + y, 0) +
+    Object.values(theirs?.dropped ?? {}).reduce((x, y) => x + y, 0);
   return { ...result, frameBytes: Math.round(mine.bytesSent / mine.messagesSent), drops };
 }
 
 async function benchRaw(size) {
   const c = child('raw');
   const port = await c.ready;
-  const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
+  const ws = new WebSocket(`ws://127.0.0.1:${port}`, {
+    perMessageDeflate: false,
+    maxPayload: 16 * 1024 * 1024,
+  });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
@@ -136,14 +156,30 @@ for (let run = 0; run < RUNS; run++) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = [...samples.values()].map(({ name, size, runs }) => {
   const perSecond = median(runs.map((r) => r.messages / r.seconds));
-  return { name, size, perSecond, mbps: (perSecond * size) / 1e6, frameBytes: runs[0].frameBytes, drops: runs.reduce((n, r) => n + r.drops, 0), window: WINDOW[size] };
+  return {
+    name,
+    size,
+    perSecond,
+    mbps: (perSecond * size) / 1e6,
+    frameBytes: runs[0].frameBytes,
+    drops: runs.reduce((n, r) => n + r.drops, 0),
+    window: WINDOW[size],
+  };
 });
 
 const label = (size) => (size >= 1024 ? `${size / 1024} KiB` : `${size} B`);
-console.log(`Node ${process.version}, ${platform()} ${release()}, ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, ${Math.round(totalmem() / 2 ** 30)} GiB`);
-console.log(`median of ${RUNS} runs of ${DURATION_MS} ms per case (after ${WARMUP_MS} ms warm-up); echo between two processes over loopback; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
+console.log(
+  `Node ${process.version}, ${platform()} ${release()}, ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+);
+console.log(
+  `median of ${RUNS} runs of ${DURATION_MS} ms per case (after ${WARMUP_MS} ms warm-up); echo between two processes over loopback; load average ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}\n`,
+);
 console.log('| payload | case | window | frame bytes | messages/s | MB/s (payload, one way) | drops |');
 console.log('|---|---|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${label(r.size)} | ${r.name} | ${r.window} | ${r.frameBytes} | ${Math.round(r.perSecond).toLocaleString('en-US')} | ${r.mbps.toFixed(1)} | ${r.drops} |`);
+  console.log(
+    `| ${label(r.size)} | ${r.name} | ${r.window} | ${r.frameBytes} | ${Math.round(r.perSecond).toLocaleString('en-US')} | ${r.mbps.toFixed(1)} | ${r.drops} |`,
+  );
 }

@@ -7,4 +7,9 @@ export type {
   ReconnectOptions,
   MalformedLimitOptions,
 } from './options.js';
-export type { WebSocketTransportMetrics, WebSocketTransportEvent, DropCause, RefusalReason } from './metrics.js';
+export type {
+  WebSocketTransportMetrics,
+  WebSocketTransportEvent,
+  DropCause,
+  RefusalReason,
+} from './metrics.js';

@@ -107,7 +107,15 @@ const DROP_CAUSES: readonly DropCause[] = [
   'frameTooLarge',
 ];
 
-const REFUSAL_REASONS: readonly RefusalReason[] = ['auth', 'unknownPeer', 'version', 'protocol', 'timeout', 'busy', 'tls'];
+const REFUSAL_REASONS: readonly RefusalReason[] = [
+  'auth',
+  'unknownPeer',
+  'version',
+  'protocol',
+  'timeout',
+  'busy',
+  'tls',
+];
 
 /** Fresh counters, all zero. */
 export function emptyMetrics(): WebSocketTransportMetrics {

@@ -5,7 +5,11 @@ import { DEFAULTS, resolveOptions } from './options.js';
 import type { WebSocketTransportOptions } from './options.js';
 import { webSocketTransport } from './transport.js';
 
-const base: WebSocketTransportOptions = { name: 'n1', listen: { port: 0 }, peers: { n1: 'ws://127.0.0.1:7001', n2: 'ws://127.0.0.1:7002' } };
+const base: WebSocketTransportOptions = {
+  name: 'n1',
+  listen: { port: 0 },
+  peers: { n1: 'ws://127.0.0.1:7001', n2: 'ws://127.0.0.1:7002' },
+};
 
 function refusal(options: unknown): RaftError {
   try {

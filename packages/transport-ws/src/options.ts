@@ -191,7 +191,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function checkName(option: string, v: unknown): PeerId {
-  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_NAME_LENGTH) fail(option, `must be a peer name: a string of 1 to ${MAX_NAME_LENGTH} characters`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_NAME_LENGTH)
+    fail(option, `must be a peer name: a string of 1 to ${MAX_NAME_LENGTH} characters`);
   return v;
 }
 
@@ -214,19 +215,28 @@ export function checkPeerUrl(option: string, url: unknown): string {
   } catch {
     parsed = null;
   }
-  if (parsed === null || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) fail(option, `must be a ws:// or wss:// URL, got ${JSON.stringify(url)}`);
+  if (parsed === null || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:'))
+    fail(option, `must be a ws:// or wss:// URL, got ${JSON.stringify(url)}`);
   return parsed.href;
 }
 
-function integer(option: string, v: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function integer(
+  option: string,
+  v: unknown,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? typeof v}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    fail(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? typeof v}`);
   return v;
 }
 
 function number(option: string, v: unknown, fallback: number, min: number, max: number): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !(v >= min && v <= max)) fail(option, `must be a number from ${min} to ${max}, got ${JSON.stringify(v) ?? typeof v}`);
+  if (typeof v !== 'number' || !(v >= min && v <= max))
+    fail(option, `must be a number from ${min} to ${max}, got ${JSON.stringify(v) ?? typeof v}`);
   return v;
 }
 
@@ -240,9 +250,16 @@ function checkTls(v: unknown): TlsOptions | null {
   if (!isPem(v.cert)) fail('tls.cert', 'must be a PEM certificate (string or Buffer)');
   if (!isPem(v.key)) fail('tls.key', 'must be a PEM private key (string or Buffer)');
   const ca = v.ca;
-  if (ca !== undefined && !isPem(ca) && !(Array.isArray(ca) && ca.every(isPem))) fail('tls.ca', 'must be PEM certificates (a string, a Buffer or an array of them)');
-  if (v.requestCert !== undefined && typeof v.requestCert !== 'boolean') fail('tls.requestCert', 'must be a boolean');
-  return { cert: v.cert, key: v.key, ...(ca === undefined ? {} : { ca: ca }), requestCert: v.requestCert === true };
+  if (ca !== undefined && !isPem(ca) && !(Array.isArray(ca) && ca.every(isPem)))
+    fail('tls.ca', 'must be PEM certificates (a string, a Buffer or an array of them)');
+  if (v.requestCert !== undefined && typeof v.requestCert !== 'boolean')
+    fail('tls.requestCert', 'must be a boolean');
+  return {
+    cert: v.cert,
+    key: v.key,
+    ...(ca === undefined ? {} : { ca: ca }),
+    requestCert: v.requestCert === true,
+  };
 }
 
 /**
@@ -262,7 +279,11 @@ export function resolveOptions(options: WebSocketTransportOptions): ResolvedOpti
     if (peer !== name) peers.set(peer, href);
   }
 
-  if ((o.listen === undefined) === (o.server === undefined)) fail('listen/server', 'exactly one of them is required: listen: { host, port } or server: an http(s).Server');
+  if ((o.listen === undefined) === (o.server === undefined))
+    fail(
+      'listen/server',
+      'exactly one of them is required: listen: { host, port } or server: an http(s).Server',
+    );
   let listen: ResolvedOptions['listen'] = null;
   if (o.listen !== undefined) {
     if (!isRecord(o.listen)) fail('listen', 'must be an object { host?, port }');
@@ -274,14 +295,21 @@ export function resolveOptions(options: WebSocketTransportOptions): ResolvedOpti
   let server: ResolvedOptions['server'] = null;
   if (o.server !== undefined) {
     const s = o.server as Record<string, unknown> | null;
-    if (s === null || typeof s !== 'object' || typeof s.on !== 'function' || typeof s.removeListener !== 'function' || typeof s.listen !== 'function') {
+    if (
+      s === null ||
+      typeof s !== 'object' ||
+      typeof s.on !== 'function' ||
+      typeof s.removeListener !== 'function' ||
+      typeof s.listen !== 'function'
+    ) {
       fail('server', 'must be an http.Server or https.Server');
     }
     server = o.server as HttpServer | HttpsServer;
   }
   let path: string | null = null;
   if (o.path !== undefined) {
-    if (typeof o.path !== 'string' || !o.path.startsWith('/')) fail('path', "must be a string starting with '/'");
+    if (typeof o.path !== 'string' || !o.path.startsWith('/'))
+      fail('path', "must be a string starting with '/'");
     path = o.path;
   }
 
@@ -294,8 +322,20 @@ export function resolveOptions(options: WebSocketTransportOptions): ResolvedOpti
 
   const reconnectIn = o.reconnect ?? {};
   if (!isRecord(reconnectIn)) fail('reconnect', 'must be an object');
-  const initialDelayMs = number('reconnect.initialDelayMs', reconnectIn.initialDelayMs, DEFAULTS.reconnect.initialDelayMs, 1, 3_600_000);
-  const maxDelayMs = number('reconnect.maxDelayMs', reconnectIn.maxDelayMs, Math.max(DEFAULTS.reconnect.maxDelayMs, initialDelayMs), initialDelayMs, 3_600_000);
+  const initialDelayMs = number(
+    'reconnect.initialDelayMs',
+    reconnectIn.initialDelayMs,
+    DEFAULTS.reconnect.initialDelayMs,
+    1,
+    3_600_000,
+  );
+  const maxDelayMs = number(
+    'reconnect.maxDelayMs',
+    reconnectIn.maxDelayMs,
+    Math.max(DEFAULTS.reconnect.maxDelayMs, initialDelayMs),
+    initialDelayMs,
+    3_600_000,
+  );
   const reconnect = {
     initialDelayMs,
     maxDelayMs,
@@ -310,7 +350,8 @@ export function resolveOptions(options: WebSocketTransportOptions): ResolvedOpti
     windowMs: integer('malformedLimit.windowMs', malformedIn.windowMs, DEFAULTS.malformedLimit.windowMs, 1),
   };
 
-  if (o.random !== undefined && typeof o.random !== 'function') fail('random', 'must be a function returning numbers in [0, 1)');
+  if (o.random !== undefined && typeof o.random !== 'function')
+    fail('random', 'must be a function returning numbers in [0, 1)');
   if (o.onEvent !== undefined && typeof o.onEvent !== 'function') fail('onEvent', 'must be a function');
 
   return {
@@ -324,10 +365,21 @@ export function resolveOptions(options: WebSocketTransportOptions): ResolvedOpti
     maxPayload: integer('maxPayload', o.maxPayload, DEFAULTS.maxPayload, 1024, 2 ** 31 - 1),
     highWaterMark: integer('highWaterMark', o.highWaterMark, DEFAULTS.highWaterMark, 0),
     pingIntervalMs: integer('pingIntervalMs', o.pingIntervalMs, DEFAULTS.pingIntervalMs, 0, 2 ** 31 - 1),
-    handshakeTimeoutMs: integer('handshakeTimeoutMs', o.handshakeTimeoutMs, DEFAULTS.handshakeTimeoutMs, 1, 2 ** 31 - 1),
+    handshakeTimeoutMs: integer(
+      'handshakeTimeoutMs',
+      o.handshakeTimeoutMs,
+      DEFAULTS.handshakeTimeoutMs,
+      1,
+      2 ** 31 - 1,
+    ),
     reconnect,
     malformedLimit,
-    maxPendingHandshakes: integer('maxPendingHandshakes', o.maxPendingHandshakes, DEFAULTS.maxPendingHandshakes, 1),
+    maxPendingHandshakes: integer(
+      'maxPendingHandshakes',
+      o.maxPendingHandshakes,
+      DEFAULTS.maxPendingHandshakes,
+      1,
+    ),
     random: (o.random as (() => number) | undefined) ?? Math.random,
     onEvent: (o.onEvent as ((event: WebSocketTransportEvent) => void) | undefined) ?? null,
   };

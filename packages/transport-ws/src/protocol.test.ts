@@ -57,8 +57,12 @@ describe('handshake MAC', () => {
 describe('handshake frames', () => {
   it('round-trip', () => {
     const nonce = newNonce();
-    expect(decodeHello(encodeHandshake({ t: 'hello', v: PROTOCOL_VERSION, name: 'n2', nonce }))).toMatchObject({ t: 'hello', v: 1, name: 'n2' });
-    expect(decodeAuth(encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION, name: 'n1', nonce, mac: null }))).toMatchObject({ name: 'n1', mac: null });
+    expect(
+      decodeHello(encodeHandshake({ t: 'hello', v: PROTOCOL_VERSION, name: 'n2', nonce })),
+    ).toMatchObject({ t: 'hello', v: 1, name: 'n2' });
+    expect(
+      decodeAuth(encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION, name: 'n1', nonce, mac: null })),
+    ).toMatchObject({ name: 'n1', mac: null });
     expect(decodeWelcome(encodeHandshake({ t: 'welcome', mac: Buffer.alloc(32, 1) }))?.mac).toHaveLength(32);
   });
 
@@ -89,7 +93,9 @@ describe('handshake frames', () => {
   it('never throw on random bytes', () => {
     const random = seeded(99);
     for (let i = 0; i < 2000; i++) {
-      const data = Buffer.from(Array.from({ length: Math.floor(random() * 64) }, () => Math.floor(random() * 256)));
+      const data = Buffer.from(
+        Array.from({ length: Math.floor(random() * 64) }, () => Math.floor(random() * 256)),
+      );
       expect(() => [decodeHello(data), decodeAuth(data), decodeWelcome(data), versionOf(data)]).not.toThrow();
     }
   });
@@ -131,7 +137,14 @@ describe('MessageCodec', () => {
 
   it('throws on trailing bytes and truncated frames (the transport counts them)', () => {
     const codec = new MessageCodec();
-    const frame = codec.encode({ type: 'RequestVoteResponse', term: 1, from: 'n1', to: 'n2', voteGranted: true, preVote: false });
+    const frame = codec.encode({
+      type: 'RequestVoteResponse',
+      term: 1,
+      from: 'n1',
+      to: 'n2',
+      voteGranted: true,
+      preVote: false,
+    });
     expect(() => codec.decode(Buffer.concat([frame, Buffer.from([0])]))).toThrow();
     expect(() => codec.decode(frame.subarray(0, frame.length - 3))).toThrow();
   });

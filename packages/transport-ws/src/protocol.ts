@@ -110,7 +110,9 @@ function decodeFields(data: Buffer): Record<string, unknown> | null {
   } catch {
     return null;
   }
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
 }
 
 function isName(v: unknown): v is string {
@@ -134,14 +136,23 @@ export function versionOf(data: Buffer): number | null {
 /** Decodes a `hello`, or null if it is not one. Never throws. */
 export function decodeHello(data: Buffer): Hello | null {
   const f = decodeFields(data);
-  if (f === null || f.t !== 'hello' || typeof f.v !== 'number' || !isName(f.name) || !isNonce(f.nonce)) return null;
+  if (f === null || f.t !== 'hello' || typeof f.v !== 'number' || !isName(f.name) || !isNonce(f.nonce))
+    return null;
   return { t: 'hello', v: f.v, name: f.name, nonce: f.nonce };
 }
 
 /** Decodes an `auth`, or null if it is not one. Never throws. */
 export function decodeAuth(data: Buffer): Auth | null {
   const f = decodeFields(data);
-  if (f === null || f.t !== 'auth' || typeof f.v !== 'number' || !isName(f.name) || !isNonce(f.nonce) || !isMac(f.mac)) return null;
+  if (
+    f === null ||
+    f.t !== 'auth' ||
+    typeof f.v !== 'number' ||
+    !isName(f.name) ||
+    !isNonce(f.nonce) ||
+    !isMac(f.mac)
+  )
+    return null;
   return { t: 'auth', v: f.v, name: f.name, nonce: f.nonce, mac: f.mac ?? null };
 }
 
@@ -163,9 +174,23 @@ export function newNonce(): Buffer {
  * from being replayed for another pair; the fresh acceptor nonce stops replays in time;
  * the role stops reflecting the dialer's MAC back as the acceptor's.
  */
-export function handshakeMac(secret: Uint8Array, role: 'dialer' | 'acceptor', dialer: PeerId, acceptor: PeerId, acceptorNonce: Uint8Array, dialerNonce: Uint8Array): Buffer {
+export function handshakeMac(
+  secret: Uint8Array,
+  role: 'dialer' | 'acceptor',
+  dialer: PeerId,
+  acceptor: PeerId,
+  acceptorNonce: Uint8Array,
+  dialerNonce: Uint8Array,
+): Buffer {
   const hmac = createHmac('sha256', secret);
-  for (const field of [Buffer.from(`raft-ws/${PROTOCOL_VERSION}`), Buffer.from(role), Buffer.from(dialer, 'utf8'), Buffer.from(acceptor, 'utf8'), acceptorNonce, dialerNonce]) {
+  for (const field of [
+    Buffer.from(`raft-ws/${PROTOCOL_VERSION}`),
+    Buffer.from(role),
+    Buffer.from(dialer, 'utf8'),
+    Buffer.from(acceptor, 'utf8'),
+    acceptorNonce,
+    dialerNonce,
+  ]) {
     const length = Buffer.alloc(4);
     length.writeUInt32BE(field.byteLength);
     hmac.update(length);
@@ -176,7 +201,9 @@ export function handshakeMac(secret: Uint8Array, role: 'dialer' | 'acceptor', di
 
 /** Compares a received MAC with the expected one in constant time. */
 export function macMatches(expected: Buffer, received: Uint8Array | null): boolean {
-  return received !== null && received.byteLength === expected.byteLength && timingSafeEqual(expected, received);
+  return (
+    received !== null && received.byteLength === expected.byteLength && timingSafeEqual(expected, received)
+  );
 }
 
 /** Encodes and decodes data frames: one RaftMessage per binary frame. */

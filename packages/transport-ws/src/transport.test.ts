@@ -32,7 +32,11 @@ function codeOf(build: () => unknown): string {
 
 describe('new WebSocketTransport(options), the class of API.md', () => {
   it('is what the factory returns: one implementation under two spellings', () => {
-    const options: WebSocketTransportOptions = { name: 'n1', listen: { port: 0 }, peers: { n2: 'ws://127.0.0.1:9' } };
+    const options: WebSocketTransportOptions = {
+      name: 'n1',
+      listen: { port: 0 },
+      peers: { n2: 'ws://127.0.0.1:9' },
+    };
     const fromFactory = webSocketTransport(options);
     const fromClass = new WebSocketTransport(options);
     expect(fromFactory).toBeInstanceOf(WebSocketTransport);
@@ -54,25 +58,51 @@ describe('new WebSocketTransport(options), the class of API.md', () => {
       { name: 'n1', listen: { port: 0 }, peers: {}, maxPayload: -1 },
     ];
     for (const options of bad) {
-      expect(codeOf(() => new WebSocketTransport(options as WebSocketTransportOptions))).toBe('RAFT_INVALID_ARGUMENT');
-      expect(codeOf(() => webSocketTransport(options as WebSocketTransportOptions))).toBe('RAFT_INVALID_ARGUMENT');
+      expect(codeOf(() => new WebSocketTransport(options as WebSocketTransportOptions))).toBe(
+        'RAFT_INVALID_ARGUMENT',
+      );
+      expect(codeOf(() => webSocketTransport(options as WebSocketTransportOptions))).toBe(
+        'RAFT_INVALID_ARGUMENT',
+      );
     }
   });
 
   it('authenticates with a transport built by the factory and carries messages both ways', async () => {
-    const n2 = new WebSocketTransport({ name: 'n2', listen: { port: 0 }, peers: { n1: 'ws://127.0.0.1:9' }, secret: SECRET });
+    const n2 = new WebSocketTransport({
+      name: 'n2',
+      listen: { port: 0 },
+      peers: { n1: 'ws://127.0.0.1:9' },
+      secret: SECRET,
+    });
     cleanup.push(() => n2.close());
     const atN2: RaftMessage[] = [];
     await n2.start((m) => atN2.push(m));
     const url = `ws://127.0.0.1:${n2.address()!.port}`;
-    const n1 = webSocketTransport({ name: 'n1', listen: { port: 0 }, peers: { n2: url }, secret: SECRET, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+    const n1 = webSocketTransport({
+      name: 'n1',
+      listen: { port: 0 },
+      peers: { n2: url },
+      secret: SECRET,
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+    });
     cleanup.push(() => n1.close());
     const atN1: RaftMessage[] = [];
     await n1.start((m) => atN1.push(m));
-    await until(() => n1.connectedPeers().includes('n2') && n2.connectedPeers().includes('n1'), 'the authenticated connection');
+    await until(
+      () => n1.connectedPeers().includes('n2') && n2.connectedPeers().includes('n1'),
+      'the authenticated connection',
+    );
 
     const heartbeat = (from: string, to: string): RaftMessage => ({
-      type: 'AppendEntries', term: 1, from, to, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, seq: 7,
+      type: 'AppendEntries',
+      term: 1,
+      from,
+      to,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [],
+      leaderCommit: 0,
+      seq: 7,
     });
     n1.send('n2', heartbeat('n1', 'n2'));
     n2.send('n1', heartbeat('n2', 'n1'));

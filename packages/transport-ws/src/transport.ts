@@ -9,7 +9,12 @@ import { InvalidArgumentError, RaftError, validateMessage } from '@raft/core';
 import type { PeerId, RaftMessage, Transport } from '@raft/core';
 import { backoffDelay } from './backoff.js';
 import { copyMetrics, emptyMetrics } from './metrics.js';
-import type { DropCause, RefusalReason, WebSocketTransportEvent, WebSocketTransportMetrics } from './metrics.js';
+import type {
+  DropCause,
+  RefusalReason,
+  WebSocketTransportEvent,
+  WebSocketTransportMetrics,
+} from './metrics.js';
 import { checkPeerName, checkPeerUrl, resolveOptions } from './options.js';
 import type { ResolvedOptions, WebSocketTransportOptions } from './options.js';
 import {
@@ -211,7 +216,8 @@ export class WebSocketTransport implements Transport {
       if (dial.conn !== null) this.#closeConnection(dial.conn, CloseCode.UNKNOWN_PEER, 'removed');
     }
     for (const conn of [...this.#sockets]) {
-      if (conn.peer === peer && (conn.phase === 'open' || conn.direction === 'outbound')) this.#closeConnection(conn, CloseCode.UNKNOWN_PEER, 'removed');
+      if (conn.peer === peer && (conn.phase === 'open' || conn.direction === 'outbound'))
+        this.#closeConnection(conn, CloseCode.UNKNOWN_PEER, 'removed');
     }
   }
 
@@ -222,9 +228,12 @@ export class WebSocketTransport implements Transport {
    * closed; `RAFT_INVALID_ARGUMENT` when called twice or without a handler.
    */
   async start(onMessage: (message: RaftMessage) => void): Promise<void> {
-    if (typeof onMessage !== 'function') throw new InvalidArgumentError('start(onMessage): onMessage must be a function');
-    if (this.#state === 'closed') throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `transport ${this.name} is closed`);
-    if (this.#state !== 'new') throw new InvalidArgumentError(`transport ${this.name}: start was already called`);
+    if (typeof onMessage !== 'function')
+      throw new InvalidArgumentError('start(onMessage): onMessage must be a function');
+    if (this.#state === 'closed')
+      throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `transport ${this.name} is closed`);
+    if (this.#state !== 'new')
+      throw new InvalidArgumentError(`transport ${this.name}: start was already called`);
     this.#state = 'starting';
     this.#handler = onMessage;
     this.#starting = this.#attach();
@@ -236,7 +245,8 @@ export class WebSocketTransport implements Transport {
       throw error;
     }
     // close() may have been called while the server was starting.
-    if (this.#state !== 'starting') throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `transport ${this.name} was closed while starting`);
+    if (this.#state !== 'starting')
+      throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `transport ${this.name} was closed while starting`);
     this.#state = 'started';
     if (this.#o.pingIntervalMs > 0) {
       this.#pingTimer = setInterval(this.#pingAll, this.#o.pingIntervalMs);
@@ -253,7 +263,12 @@ export class WebSocketTransport implements Transport {
 
   async #attach(): Promise<void> {
     const o = this.#o;
-    const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false, clientTracking: false });
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: o.maxPayload,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
     wss.on('error', () => {}); // only emitted by servers it owns; it owns none
     this.#wss = wss;
     if (o.server !== null) {
@@ -266,9 +281,17 @@ export class WebSocketTransport implements Transport {
     const server: HttpServer | HttpsServer =
       tls === null
         ? createHttpServer()
-        : createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }), requestCert: tls.requestCert === true, rejectUnauthorized: tls.requestCert === true });
+        : createHttpsServer({
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+            requestCert: tls.requestCert === true,
+            rejectUnauthorized: tls.requestCert === true,
+          });
     server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('raft peers speak WebSocket here\n');
+      res
+        .writeHead(426, { 'content-type': 'text/plain', connection: 'close' })
+        .end('raft peers speak WebSocket here\n');
     });
     server.on('tlsClientError', () => this.#refusedEvent('tls', undefined, undefined));
     server.on('upgrade', this.#onUpgrade);
@@ -284,7 +307,11 @@ export class WebSocketTransport implements Transport {
       server.removeAllListeners();
       wss.close();
       this.#wss = null;
-      throw new RaftError('RAFT_TRANSPORT_UNAVAILABLE', `transport ${this.name} cannot listen on ${listen.host}:${listen.port}`, { cause: error });
+      throw new RaftError(
+        'RAFT_TRANSPORT_UNAVAILABLE',
+        `transport ${this.name} cannot listen on ${listen.host}:${listen.port}`,
+        { cause: error },
+      );
     }
     server.on('error', () => {}); // after listen, errors surface on sockets
     this.#server = server;
@@ -299,7 +326,8 @@ export class WebSocketTransport implements Transport {
       if (conn === undefined) return this.#drop(this.#o.peers.has(to) ? 'notConnected' : 'unknownPeer');
       // Closing from the other side, not yet reported: a send would be silently lost.
       if (conn.ws.readyState !== WebSocket.OPEN) return this.#drop('notConnected');
-      if (message === null || typeof message !== 'object' || message.to !== to || message.from !== this.name) return this.#drop('misaddressed');
+      if (message === null || typeof message !== 'object' || message.to !== to || message.from !== this.name)
+        return this.#drop('misaddressed');
       if (conn.ws.bufferedAmount > this.#o.highWaterMark) return this.#drop('backpressure');
       let bytes: Buffer;
       try {
@@ -330,10 +358,12 @@ export class WebSocketTransport implements Transport {
     if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
     for (const dial of this.#dials.values()) if (dial.timer !== null) clearTimeout(dial.timer);
     this.#server?.removeListener('upgrade', this.#onUpgrade);
-    await Promise.all([...this.#sockets].map(async (conn) => {
-      this.#closeConnection(conn, CloseCode.GOING_AWAY, 'closing');
-      await conn.closed;
-    }));
+    await Promise.all(
+      [...this.#sockets].map(async (conn) => {
+        this.#closeConnection(conn, CloseCode.GOING_AWAY, 'closing');
+        await conn.closed;
+      }),
+    );
     if (this.#ownServer && this.#server !== null) {
       const server = this.#server;
       await new Promise<void>((resolve) => {
@@ -354,7 +384,8 @@ export class WebSocketTransport implements Transport {
     }
     if (this.#o.path !== null && pathOf(req.url) !== this.#o.path) {
       // Not ours. On a server of our own nobody else will answer.
-      if (this.#ownServer) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      if (this.#ownServer)
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     if (this.#pendingHandshakes >= this.#o.maxPendingHandshakes) {
@@ -462,7 +493,11 @@ export class WebSocketTransport implements Transport {
       else if (conn.phase === 'open') this.#drop('undecodable');
       else if (conn.phase === 'handshake' && !conn.refused) {
         conn.refused = true;
-        this.#refusedEvent('protocol', conn.direction === 'outbound' ? conn.peer! : undefined, conn.remoteAddress);
+        this.#refusedEvent(
+          'protocol',
+          conn.direction === 'outbound' ? conn.peer! : undefined,
+          conn.remoteAddress,
+        );
       }
     });
     ws.on('close', (code: number, reason: Buffer) => this.#onClose(conn, code, reason.toString('utf8')));
@@ -481,16 +516,20 @@ export class WebSocketTransport implements Transport {
   #onHandshakeFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
     if (!isBinary) return this.#refuse(conn, 'protocol', CloseCode.PROTOCOL_ERROR);
     const version = versionOf(data);
-    if (version !== null && version !== PROTOCOL_VERSION) return this.#refuse(conn, 'version', CloseCode.VERSION_MISMATCH);
+    if (version !== null && version !== PROTOCOL_VERSION)
+      return this.#refuse(conn, 'version', CloseCode.VERSION_MISMATCH);
     const secret = this.#o.secret;
     if (conn.direction === 'inbound') {
       const auth = decodeAuth(data);
       if (auth === null) return this.#refuse(conn, 'protocol', CloseCode.PROTOCOL_ERROR);
       // Only a configured peer with a smaller name dials us (one connection per pair).
-      if (!this.#o.peers.has(auth.name) || !(auth.name < this.name)) return this.#refuse(conn, 'unknownPeer', CloseCode.UNKNOWN_PEER, auth.name);
+      if (!this.#o.peers.has(auth.name) || !(auth.name < this.name))
+        return this.#refuse(conn, 'unknownPeer', CloseCode.UNKNOWN_PEER, auth.name);
       let mac: Buffer | null = null;
       if (secret !== null) {
-        if (!macMatches(handshakeMac(secret, 'dialer', auth.name, this.name, conn.nonce!, auth.nonce), auth.mac)) {
+        if (
+          !macMatches(handshakeMac(secret, 'dialer', auth.name, this.name, conn.nonce!, auth.nonce), auth.mac)
+        ) {
           return this.#refuse(conn, 'auth', CloseCode.AUTH_FAILED, auth.name);
         }
         mac = handshakeMac(secret, 'acceptor', auth.name, this.name, conn.nonce!, auth.nonce);
@@ -505,13 +544,22 @@ export class WebSocketTransport implements Transport {
       if (hello.name !== peer) return this.#refuse(conn, 'unknownPeer', CloseCode.UNKNOWN_PEER, hello.name);
       conn.remoteNonce = hello.nonce;
       conn.nonce = newNonce();
-      const mac = secret === null ? null : handshakeMac(secret, 'dialer', this.name, peer, hello.nonce, conn.nonce);
-      conn.ws.send(encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION, name: this.name, nonce: conn.nonce, mac }));
+      const mac =
+        secret === null ? null : handshakeMac(secret, 'dialer', this.name, peer, hello.nonce, conn.nonce);
+      conn.ws.send(
+        encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION, name: this.name, nonce: conn.nonce, mac }),
+      );
       return;
     }
     const welcome = decodeWelcome(data);
     if (welcome === null) return this.#refuse(conn, 'protocol', CloseCode.PROTOCOL_ERROR);
-    if (secret !== null && !macMatches(handshakeMac(secret, 'acceptor', this.name, peer, conn.remoteNonce, conn.nonce!), welcome.mac)) {
+    if (
+      secret !== null &&
+      !macMatches(
+        handshakeMac(secret, 'acceptor', this.name, peer, conn.remoteNonce, conn.nonce!),
+        welcome.mac,
+      )
+    ) {
       return this.#refuse(conn, 'auth', CloseCode.AUTH_FAILED, peer);
     }
     this.#open(conn, peer);
@@ -524,7 +572,8 @@ export class WebSocketTransport implements Transport {
     const previous = this.#links.get(peer);
     this.#links.set(peer, conn);
     // A peer that restarted may connect before its old connection is known dead: the newest wins.
-    if (previous !== undefined && previous !== conn) this.#closeConnection(previous, CloseCode.REPLACED, 'replaced by a newer connection');
+    if (previous !== undefined && previous !== conn)
+      this.#closeConnection(previous, CloseCode.REPLACED, 'replaced by a newer connection');
     const dial = this.#dials.get(peer);
     if (dial !== undefined && dial.conn === conn) dial.attempt = 0;
     this.#metrics.connectionsOpened++;
@@ -540,13 +589,23 @@ export class WebSocketTransport implements Transport {
     try {
       value = this.#codec.decode(data);
     } catch (error) {
-      return this.#malformed(conn, 'undecodable', error instanceof Error ? error.message.slice(0, 200) : 'not MessagePack');
+      return this.#malformed(
+        conn,
+        'undecodable',
+        error instanceof Error ? error.message.slice(0, 200) : 'not MessagePack',
+      );
     }
     const result = validateMessage(value);
     if (!result.ok) return this.#malformed(conn, 'invalid', result.reason);
     const message = result.message;
-    if (message.from !== conn.peer) return this.#malformed(conn, 'wrongSender', `from ${JSON.stringify(message.from.slice(0, 64))} on the connection of ${conn.peer}`);
-    if (message.to !== this.name) return this.#malformed(conn, 'wrongAddressee', `to ${JSON.stringify(message.to.slice(0, 64))}`);
+    if (message.from !== conn.peer)
+      return this.#malformed(
+        conn,
+        'wrongSender',
+        `from ${JSON.stringify(message.from.slice(0, 64))} on the connection of ${conn.peer}`,
+      );
+    if (message.to !== this.name)
+      return this.#malformed(conn, 'wrongAddressee', `to ${JSON.stringify(message.to.slice(0, 64))}`);
     this.#metrics.messagesReceived++;
     try {
       handler(message);
@@ -571,13 +630,22 @@ export class WebSocketTransport implements Transport {
 
   #refuse(conn: Connection, reason: RefusalReason, code: number, peer?: PeerId): void {
     conn.refused = true;
-    this.#refusedEvent(reason, peer ?? (conn.direction === 'outbound' ? conn.peer! : undefined), conn.remoteAddress);
+    this.#refusedEvent(
+      reason,
+      peer ?? (conn.direction === 'outbound' ? conn.peer! : undefined),
+      conn.remoteAddress,
+    );
     this.#closeConnection(conn, code, reason);
   }
 
   #refusedEvent(reason: RefusalReason, peer: PeerId | undefined, remoteAddress: string | undefined): void {
     this.#metrics.refused[reason]++;
-    this.#emit({ type: 'refused', reason, ...(peer === undefined ? {} : { peer }), ...(remoteAddress === undefined ? {} : { remoteAddress }) });
+    this.#emit({
+      type: 'refused',
+      reason,
+      ...(peer === undefined ? {} : { peer }),
+      ...(remoteAddress === undefined ? {} : { remoteAddress }),
+    });
   }
 
   #endHandshake(conn: Connection): void {

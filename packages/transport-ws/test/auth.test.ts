@@ -3,7 +3,15 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { webSocketTransport } from '../src/index.js';
 import type { WebSocketTransportEvent } from '../src/index.js';
-import { CloseCode, MessageCodec, PROTOCOL_VERSION, decodeHello, encodeHandshake, handshakeMac, newNonce } from '../src/protocol.js';
+import {
+  CloseCode,
+  MessageCodec,
+  PROTOCOL_VERSION,
+  decodeHello,
+  encodeHandshake,
+  handshakeMac,
+  newNonce,
+} from '../src/protocol.js';
 import { RawPeer, TestCluster, heartbeat, listeningServer, closeServer, waitFor } from './helpers.js';
 
 const SECRET = 'a-long-random-cluster-secret-0123456789';
@@ -38,7 +46,12 @@ describe('authentication with the cluster secret', () => {
 
   it('refuses a dialer with another secret, and counts it on both sides', async () => {
     const c = await cluster(['n1', 'n2'], { secret: SECRET }, { n1: { secret: 'not-the-secret' } });
-    await waitFor(() => c.node('n2').transport.metrics().refused.auth >= 1 && c.node('n1').transport.metrics().refused.auth >= 1, 'refusals');
+    await waitFor(
+      () =>
+        c.node('n2').transport.metrics().refused.auth >= 1 &&
+        c.node('n1').transport.metrics().refused.auth >= 1,
+      'refusals',
+    );
     expect(c.node('n2').transport.connectedPeers()).toEqual([]);
     expect(c.node('n1').transport.connectedPeers()).toEqual([]);
   });
@@ -62,16 +75,28 @@ describe('authentication with the cluster secret', () => {
     await waitFor(() => mallory.frames.length > 0, 'hello');
     const hello = decodeHello(mallory.frames[0]!.data)!;
     const nonce = newNonce();
-    mallory.send(encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION, name: 'mallory', nonce, mac: handshakeMac(Buffer.from(SECRET), 'dialer', 'mallory', 'n2', hello.nonce, nonce) }));
+    mallory.send(
+      encodeHandshake({
+        t: 'auth',
+        v: PROTOCOL_VERSION,
+        name: 'mallory',
+        nonce,
+        mac: handshakeMac(Buffer.from(SECRET), 'dialer', 'mallory', 'n2', hello.nonce, nonce),
+      }),
+    );
     expect(await mallory.closed).toBe(CloseCode.UNKNOWN_PEER);
     expect(c.node('n2').transport.metrics().refused.unknownPeer).toBe(1);
-    expect(events).toContainEqual(expect.objectContaining({ type: 'refused', reason: 'unknownPeer', peer: 'mallory' }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'refused', reason: 'unknownPeer', peer: 'mallory' }),
+    );
     await c.exchange('n1', 'n2', 1);
   });
 
   it('refuses a configured peer that must not dial this one (the greater name accepts)', async () => {
     const c = await cluster(['n1', 'n2'], { secret: SECRET });
-    await expect(RawPeer.authenticated(c.urls.n1!, 'n2', 'n1', SECRET)).rejects.toThrow(`refused (${CloseCode.UNKNOWN_PEER})`);
+    await expect(RawPeer.authenticated(c.urls.n1!, 'n2', 'n1', SECRET)).rejects.toThrow(
+      `refused (${CloseCode.UNKNOWN_PEER})`,
+    );
     expect(c.node('n1').transport.metrics().refused.unknownPeer).toBe(1);
   });
 
@@ -81,7 +106,13 @@ describe('authentication with the cluster secret', () => {
     await waitFor(() => first.frames.length > 0, 'hello');
     const hello = decodeHello(first.frames[0]!.data)!;
     const nonce = newNonce();
-    const auth = encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION, name: 'n1', nonce, mac: handshakeMac(Buffer.from(SECRET), 'dialer', 'n1', 'n2', hello.nonce, nonce) });
+    const auth = encodeHandshake({
+      t: 'auth',
+      v: PROTOCOL_VERSION,
+      name: 'n1',
+      nonce,
+      mac: handshakeMac(Buffer.from(SECRET), 'dialer', 'n1', 'n2', hello.nonce, nonce),
+    });
     const second = await raw(RawPeer.connect(c.urls.n2!));
     second.send(auth);
     expect(await second.closed).toBe(CloseCode.AUTH_FAILED);
@@ -90,7 +121,9 @@ describe('authentication with the cluster secret', () => {
   it('refuses another protocol version (close code 4002)', async () => {
     const c = await cluster(['n1', 'n2']);
     const peer = await raw(RawPeer.connect(c.urls.n2!));
-    peer.send(encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION + 1, name: 'n1', nonce: newNonce(), mac: null }));
+    peer.send(
+      encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION + 1, name: 'n1', nonce: newNonce(), mac: null }),
+    );
     expect(await peer.closed).toBe(CloseCode.VERSION_MISMATCH);
     expect(c.node('n2').transport.metrics().refused.version).toBe(1);
   });
@@ -100,7 +133,12 @@ describe('authentication with the cluster secret', () => {
     // m1 believes n3 lives at n2's address; n2's hello says otherwise.
     const server = await listeningServer();
     cleanup.push(() => closeServer(server.server));
-    const m1 = webSocketTransport({ name: 'm1', server: server.server, peers: { n3: c.urls.n2! }, reconnect: { initialDelayMs: 20 } });
+    const m1 = webSocketTransport({
+      name: 'm1',
+      server: server.server,
+      peers: { n3: c.urls.n2! },
+      reconnect: { initialDelayMs: 20 },
+    });
     cleanup.push(() => m1.close());
     await m1.start(() => {});
     await waitFor(() => m1.metrics().refused.unknownPeer >= 1, 'the dialer to notice');
@@ -115,7 +153,10 @@ describe('authentication with the cluster secret', () => {
     expect(await first.closed).toBe(CloseCode.REPLACED);
     expect(c.node('n2').transport.connectedPeers()).toEqual(['n1']);
     second.send(new MessageCodec().encode(heartbeat('n1', 'n2', 5)));
-    await waitFor(() => c.node('n2').inbox.some((m) => m.type === 'AppendEntries' && m.seq === 5), 'delivery on the newer connection');
+    await waitFor(
+      () => c.node('n2').inbox.some((m) => m.type === 'AppendEntries' && m.seq === 5),
+      'delivery on the newer connection',
+    );
   });
 
   it('never puts the secret on the wire', async () => {
@@ -141,7 +182,10 @@ describe('authentication with the cluster secret', () => {
     const peers = { n1: n1Server.url, n2: proxyUrl };
     const n2 = webSocketTransport({ name: 'n2', server: target.server, peers, secret: SECRET });
     const n1 = webSocketTransport({ name: 'n1', server: n1Server.server, peers, secret: SECRET });
-    cleanup.push(() => n2.close(), () => n1.close());
+    cleanup.push(
+      () => n2.close(),
+      () => n1.close(),
+    );
     const got: number[] = [];
     await n2.start((m) => m.type === 'AppendEntries' && got.push(m.seq));
     await n1.start(() => {});
@@ -154,4 +198,3 @@ describe('authentication with the cluster secret', () => {
     expect(wire.includes(Buffer.from(SECRET.slice(0, 12)))).toBe(false);
   });
 });
-

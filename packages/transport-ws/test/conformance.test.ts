@@ -14,7 +14,13 @@ function harness(extra: Partial<WebSocketTransportOptions>) {
   let servers = new Map<PeerId, Server>();
   let urls: Record<PeerId, string> = {};
   const make = (name: PeerId): Transport =>
-    webSocketTransport({ name, server: servers.get(name)!, peers: urls, reconnect: { initialDelayMs: 20, maxDelayMs: 200 }, ...extra });
+    webSocketTransport({
+      name,
+      server: servers.get(name)!,
+      peers: urls,
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+      ...extra,
+    });
   return {
     async setup(names: PeerId[]) {
       servers = new Map();

@@ -6,7 +6,14 @@ import type { ClientOptions, RawData } from 'ws';
 import type { AppendEntriesMessage, PeerId, RaftMessage } from '@raft/core';
 import { webSocketTransport } from '../src/index.js';
 import type { WebSocketTransport, WebSocketTransportOptions } from '../src/index.js';
-import { PROTOCOL_VERSION, decodeHello, decodeWelcome, encodeHandshake, handshakeMac, newNonce } from '../src/protocol.js';
+import {
+  PROTOCOL_VERSION,
+  decodeHello,
+  decodeWelcome,
+  encodeHandshake,
+  handshakeMac,
+  newNonce,
+} from '../src/protocol.js';
 
 /** Polls `predicate` until it holds, or fails after `timeoutMs`. */
 export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
@@ -33,7 +40,17 @@ export async function closeServer(server: Server): Promise<void> {
 }
 
 export function heartbeat(from: PeerId, to: PeerId, seq: number): AppendEntriesMessage {
-  return { type: 'AppendEntries', term: 1, from, to, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, seq };
+  return {
+    type: 'AppendEntries',
+    term: 1,
+    from,
+    to,
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [],
+    leaderCommit: 0,
+    seq,
+  };
 }
 
 /** A started transport and what it received. */
@@ -98,7 +115,10 @@ export class TestCluster {
   async connected(timeoutMs = 5000): Promise<void> {
     const names = [...this.nodes.keys()];
     await waitFor(
-      () => [...this.nodes.values()].every((n) => names.every((x) => x === n.name || n.transport.connectedPeers().includes(x))),
+      () =>
+        [...this.nodes.values()].every((n) =>
+          names.every((x) => x === n.name || n.transport.connectedPeers().includes(x)),
+        ),
       'every pair to connect',
       timeoutMs,
     );
@@ -110,7 +130,8 @@ export class TestCluster {
     const nb = this.node(b);
     na.transport.send(b, heartbeat(a, b, seq));
     nb.transport.send(a, heartbeat(b, a, seq));
-    const got = (n: Node, from: PeerId): boolean => n.inbox.some((m) => m.from === from && m.type === 'AppendEntries' && m.seq === seq);
+    const got = (n: Node, from: PeerId): boolean =>
+      n.inbox.some((m) => m.from === from && m.type === 'AppendEntries' && m.seq === seq);
     await waitFor(() => got(nb, a) && got(na, b), `an exchange ${a} <-> ${b} (seq ${seq})`);
   }
 
@@ -135,7 +156,9 @@ export class RawPeer {
       });
     });
     ws.on('error', () => {});
-    ws.on('message', (data: RawData, isBinary: boolean) => this.frames.push({ data: data as Buffer, isBinary }));
+    ws.on('message', (data: RawData, isBinary: boolean) =>
+      this.frames.push({ data: data as Buffer, isBinary }),
+    );
   }
 
   /** Connects without any handshake. */
@@ -150,16 +173,26 @@ export class RawPeer {
   }
 
   /** Connects and completes the handshake as `name` toward `acceptor`. */
-  static async authenticated(url: string, name: PeerId, acceptor: PeerId, secret: string | null, options: ClientOptions = {}): Promise<RawPeer> {
+  static async authenticated(
+    url: string,
+    name: PeerId,
+    acceptor: PeerId,
+    secret: string | null,
+    options: ClientOptions = {},
+  ): Promise<RawPeer> {
     const peer = await RawPeer.connect(url, options);
     await waitFor(() => peer.frames.length >= 1, 'hello');
     const hello = decodeHello(peer.frames[0]!.data);
     if (hello === null) throw new Error('no hello');
     const nonce = newNonce();
-    const mac = secret === null ? null : handshakeMac(Buffer.from(secret), 'dialer', name, acceptor, hello.nonce, nonce);
+    const mac =
+      secret === null
+        ? null
+        : handshakeMac(Buffer.from(secret), 'dialer', name, acceptor, hello.nonce, nonce);
     peer.ws.send(encodeHandshake({ t: 'auth', v: PROTOCOL_VERSION, name, nonce, mac }));
     await waitFor(() => peer.frames.length >= 2 || peer.closeCode !== null, 'welcome');
-    if (peer.closeCode !== null || decodeWelcome(peer.frames[1]!.data) === null) throw new Error(`refused (${peer.closeCode})`);
+    if (peer.closeCode !== null || decodeWelcome(peer.frames[1]!.data) === null)
+      throw new Error(`refused (${peer.closeCode})`);
     return peer;
   }
 

@@ -28,7 +28,12 @@ const strays: RawPeer[] = [];
 const sockets: Socket[] = [];
 
 beforeEach(async () => {
-  c = await TestCluster.create(['n2', 'n3'], { secret: SECRET, maxPayload: MAX_PAYLOAD, malformedLimit: { count: 10_000 } }, {}, { n1: 'ws://127.0.0.1:9' });
+  c = await TestCluster.create(
+    ['n2', 'n3'],
+    { secret: SECRET, maxPayload: MAX_PAYLOAD, malformedLimit: { count: 10_000 } },
+    {},
+    { n1: 'ws://127.0.0.1:9' },
+  );
   await c.connected();
 });
 
@@ -64,7 +69,10 @@ const n3 = () => c.node('n3').transport;
 async function flush(peer: RawPeer): Promise<void> {
   const mark = seq++;
   peer.send(codec.encode(heartbeat('n1', 'n3', mark)));
-  await waitFor(() => c.node('n3').inbox.some((m) => m.type === 'AppendEntries' && m.seq === mark), 'the marker');
+  await waitFor(
+    () => c.node('n3').inbox.some((m) => m.type === 'AppendEntries' && m.seq === mark),
+    'the marker',
+  );
 }
 
 describe('hostile input after the handshake', () => {
@@ -85,7 +93,10 @@ describe('hostile input after the handshake', () => {
 
   it('truncated frames are dropped and counted', async () => {
     const peer = await attacker();
-    const whole = codec.encode({ ...heartbeat('n1', 'n3', 1), entries: [{ index: 1, term: 1, type: 'command', data: Buffer.alloc(100, 7) }] });
+    const whole = codec.encode({
+      ...heartbeat('n1', 'n3', 1),
+      entries: [{ index: 1, term: 1, type: 'command', data: Buffer.alloc(100, 7) }],
+    });
     let n = 0;
     for (let length = 0; length < whole.length; length += 3) {
       peer.send(whole.subarray(0, length));
@@ -119,7 +130,18 @@ describe('hostile input after the handshake', () => {
       { ...good, entries: [{ index: 1, term: 1, type: 'evil', data: Buffer.alloc(1) }] },
       { type: 'RequestVote', term: 1, from: 'n1', to: 'n3', lastLogIndex: 0, lastLogTerm: 0, preVote: 'yes' },
       { type: 'RequestVoteResponse', term: 1, from: 'n1', to: 'n3', voteGranted: 1, preVote: false },
-      { type: 'AppendEntriesResponse', term: 1, from: 'n1', to: 'n3', success: true, matchIndex: -4, prevLogIndex: 0, conflictIndex: 0, conflictTerm: 0, seq: 0 },
+      {
+        type: 'AppendEntriesResponse',
+        term: 1,
+        from: 'n1',
+        to: 'n3',
+        success: true,
+        matchIndex: -4,
+        prevLogIndex: 0,
+        conflictIndex: 0,
+        conflictTerm: 0,
+        seq: 0,
+      },
       { ...good, from: '' },
       { ...good, from: 'n'.repeat(300) },
       null,
@@ -135,7 +157,16 @@ describe('hostile input after the handshake', () => {
 
   it('unknown message kinds are dropped and counted', async () => {
     const peer = await attacker();
-    const kinds: unknown[] = ['Snapshot', 'appendentries', 'TimeoutLater', '', 42, null, undefined, { evil: true }];
+    const kinds: unknown[] = [
+      'Snapshot',
+      'appendentries',
+      'TimeoutLater',
+      '',
+      42,
+      null,
+      undefined,
+      { evil: true },
+    ];
     for (const type of kinds) peer.send(packr.pack({ ...heartbeat('n1', 'n3', 1), type }));
     await flush(peer);
     expect(n3().metrics().dropped.invalid).toBe(kinds.length);
@@ -145,7 +176,17 @@ describe('hostile input after the handshake', () => {
     const peer = await attacker();
     peer.send(codec.encode(heartbeat('n2', 'n3', 1)));
     peer.send(codec.encode(heartbeat('mallory', 'n3', 2)));
-    peer.send(codec.encode({ type: 'RequestVote', term: 99, from: 'n2', to: 'n3', lastLogIndex: 0, lastLogTerm: 0, preVote: false }));
+    peer.send(
+      codec.encode({
+        type: 'RequestVote',
+        term: 99,
+        from: 'n2',
+        to: 'n3',
+        lastLogIndex: 0,
+        lastLogTerm: 0,
+        preVote: false,
+      }),
+    );
     peer.send(codec.encode(heartbeat('n1', 'n2', 3)));
     await flush(peer);
     const dropped = n3().metrics().dropped;
@@ -165,7 +206,11 @@ describe('hostile input after the handshake', () => {
   it('decoding tricks do not escape: __proto__ keys, deep nesting, extension types', async () => {
     const peer = await attacker();
     // { "__proto__": { "polluted": true }, ...a valid heartbeat } written by hand.
-    const proto = Buffer.concat([Buffer.from([0x81, 0xa9]), Buffer.from('__proto__'), packr.pack({ polluted: true })]);
+    const proto = Buffer.concat([
+      Buffer.from([0x81, 0xa9]),
+      Buffer.from('__proto__'),
+      packr.pack({ polluted: true }),
+    ]);
     peer.send(proto);
     peer.send(Buffer.concat([Buffer.alloc(60_000, 0x91), Buffer.from([0xc0])])); // 60 000 nested arrays
     peer.send(Buffer.from([0xc7, 0x05, 0x78, 0x01, 0x02, 0x03, 0x04, 0x05])); // a RegExp extension
@@ -180,7 +225,12 @@ describe('hostile input after the handshake', () => {
 
   it('a connection that keeps sending malformed frames is closed (4005); the peer can come back', async () => {
     await c.close();
-    c = await TestCluster.create(['n2', 'n3'], { secret: SECRET, malformedLimit: { count: 5, windowMs: 60_000 } }, {}, { n1: 'ws://127.0.0.1:9' });
+    c = await TestCluster.create(
+      ['n2', 'n3'],
+      { secret: SECRET, malformedLimit: { count: 5, windowMs: 60_000 } },
+      {},
+      { n1: 'ws://127.0.0.1:9' },
+    );
     await c.connected();
     const peer = await attacker();
     for (let i = 0; i < 6; i++) peer.send(Buffer.from([0xc1]));
@@ -202,7 +252,12 @@ describe('hostile input before or around the handshake', () => {
 
   it('garbage during the handshake is refused (4000): random bytes, text, a hello of its own', async () => {
     const random = seeded(3);
-    const frames: (Buffer | string)[] = [randomBytes(random, 100), 'GET / HTTP/1.1', packr.pack({ t: 'hello', v: 1, name: 'n1', nonce: Buffer.alloc(32) }), Buffer.alloc(0)];
+    const frames: (Buffer | string)[] = [
+      randomBytes(random, 100),
+      'GET / HTTP/1.1',
+      packr.pack({ t: 'hello', v: 1, name: 'n1', nonce: Buffer.alloc(32) }),
+      Buffer.alloc(0),
+    ];
     for (const frame of frames) {
       const peer = await stranger();
       peer.send(frame);

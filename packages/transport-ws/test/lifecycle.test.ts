@@ -46,7 +46,11 @@ describe('listening', () => {
     const address = n2.address()!;
     expect(address.host).toBe('127.0.0.1');
     expect(address.port).toBeGreaterThan(0);
-    const n1 = webSocketTransport({ name: 'n1', listen: { port: 0 }, peers: { n2: `ws://127.0.0.1:${address.port}` } });
+    const n1 = webSocketTransport({
+      name: 'n1',
+      listen: { port: 0 },
+      peers: { n2: `ws://127.0.0.1:${address.port}` },
+    });
     cleanup.push(() => n1.close());
     await n1.start(() => {});
     await waitFor(() => n1.connectedPeers().includes('n2'), 'the connection');
@@ -110,7 +114,11 @@ describe('start and close', () => {
     });
     const n2 = webSocketTransport({ name: 'n2', server, path: '/raft', peers: { n1: 'ws://127.0.0.1:9' } });
     await n2.start(() => {});
-    const n1 = webSocketTransport({ name: 'n1', listen: { port: 0 }, peers: { n2: `ws://127.0.0.1:${port}/raft` } });
+    const n1 = webSocketTransport({
+      name: 'n1',
+      listen: { port: 0 },
+      peers: { n2: `ws://127.0.0.1:${port}/raft` },
+    });
     cleanup.push(() => n1.close());
     await n1.start(() => {});
     await waitFor(() => n1.connectedPeers().includes('n2'), 'the connection on /raft');

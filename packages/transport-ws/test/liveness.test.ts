@@ -6,7 +6,14 @@ import type { RawData, WebSocket } from 'ws';
 import type { AppendEntriesMessage, PeerId, RaftMessage } from '@raft/core';
 import { webSocketTransport } from '../src/index.js';
 import type { WebSocketTransport, WebSocketTransportEvent, WebSocketTransportOptions } from '../src/index.js';
-import { MessageCodec, PROTOCOL_VERSION, decodeAuth, encodeHandshake, handshakeMac, newNonce } from '../src/protocol.js';
+import {
+  MessageCodec,
+  PROTOCOL_VERSION,
+  decodeAuth,
+  encodeHandshake,
+  handshakeMac,
+  newNonce,
+} from '../src/protocol.js';
 import { RawPeer, TestCluster, closeServer, heartbeat, listeningServer, waitFor } from './helpers.js';
 
 const SECRET = 'liveness-secret-0123456789abcdef';
@@ -33,8 +40,17 @@ class RawAcceptor {
     readonly url: string,
   ) {}
 
-  static async start(name: PeerId, secret: string, options: { autoPong?: boolean } = {}): Promise<RawAcceptor> {
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false, autoPong: options.autoPong ?? true });
+  static async start(
+    name: PeerId,
+    secret: string,
+    options: { autoPong?: boolean } = {},
+  ): Promise<RawAcceptor> {
+    const wss = new WebSocketServer({
+      port: 0,
+      host: '127.0.0.1',
+      perMessageDeflate: false,
+      autoPong: options.autoPong ?? true,
+    });
     await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
     const acceptor = new RawAcceptor(wss, `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
     wss.on('connection', (ws) => {
@@ -48,7 +64,12 @@ class RawAcceptor {
           return;
         }
         const auth = decodeAuth(data as Buffer)!;
-        ws.send(encodeHandshake({ t: 'welcome', mac: handshakeMac(Buffer.from(secret), 'acceptor', auth.name, name, nonce, auth.nonce) }));
+        ws.send(
+          encodeHandshake({
+            t: 'welcome',
+            mac: handshakeMac(Buffer.from(secret), 'acceptor', auth.name, name, nonce, auth.nonce),
+          }),
+        );
         open = true;
         acceptor.socket = ws;
       });
@@ -63,9 +84,21 @@ class RawAcceptor {
 }
 
 /** A transport named `name` on its own server (port 0), dialing `peers`. */
-async function transport(name: PeerId, peers: Record<PeerId, string>, options: Partial<WebSocketTransportOptions> = {}): Promise<{ t: WebSocketTransport; inbox: RaftMessage[]; url: string }> {
+async function transport(
+  name: PeerId,
+  peers: Record<PeerId, string>,
+  options: Partial<WebSocketTransportOptions> = {},
+): Promise<{ t: WebSocketTransport; inbox: RaftMessage[]; url: string }> {
   const { server, url } = await listeningServer();
-  const t = webSocketTransport({ name, server, peers, secret: SECRET, pingIntervalMs: 0, reconnect: { initialDelayMs: 10, maxDelayMs: 50 }, ...options });
+  const t = webSocketTransport({
+    name,
+    server,
+    peers,
+    secret: SECRET,
+    pingIntervalMs: 0,
+    reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    ...options,
+  });
   later(async () => {
     await t.close();
     await closeServer(server);
@@ -77,7 +110,12 @@ async function transport(name: PeerId, peers: Record<PeerId, string>, options: P
 
 describe('ping/pong', () => {
   it('the acceptor terminates a dialer that stops answering pings', async () => {
-    const c = await TestCluster.create(['n2'], { secret: SECRET, pingIntervalMs: 30 }, {}, { n1: 'ws://127.0.0.1:9' });
+    const c = await TestCluster.create(
+      ['n2'],
+      { secret: SECRET, pingIntervalMs: 30 },
+      {},
+      { n1: 'ws://127.0.0.1:9' },
+    );
     later(() => c.close());
     const silent = await RawPeer.authenticated(c.urls.n2!, 'n1', 'n2', SECRET, { autoPong: false });
     later(() => silent.close());
@@ -90,12 +128,20 @@ describe('ping/pong', () => {
     const acceptor = await RawAcceptor.start('n2', SECRET, { autoPong: false });
     later(() => acceptor.close());
     const { t } = await transport('n1', { n2: acceptor.url }, { pingIntervalMs: 30 });
-    await waitFor(() => t.metrics().pingTimeouts >= 1 && t.metrics().connectionsOpened >= 2, 'a ping timeout and a new connection');
+    await waitFor(
+      () => t.metrics().pingTimeouts >= 1 && t.metrics().connectionsOpened >= 2,
+      'a ping timeout and a new connection',
+    );
     expect(t.metrics().reconnects).toBeGreaterThanOrEqual(1);
   });
 
   it('keeps a connection that answers pings open across many intervals', async () => {
-    const c = await TestCluster.create(['n2'], { secret: SECRET, pingIntervalMs: 20 }, {}, { n1: 'ws://127.0.0.1:9' });
+    const c = await TestCluster.create(
+      ['n2'],
+      { secret: SECRET, pingIntervalMs: 20 },
+      {},
+      { n1: 'ws://127.0.0.1:9' },
+    );
     later(() => c.close());
     const peer = await RawPeer.authenticated(c.urls.n2!, 'n1', 'n2', SECRET);
     later(() => peer.close());
@@ -117,7 +163,12 @@ describe('reconnect', () => {
     const { t: n1, url: n1Url } = await transport('n1', { n2: n2Server.url }, { random: seeded(1) });
     await waitFor(() => n1.metrics().dialFailures >= 3, 'three failed dials');
     expect(n1.metrics().reconnects).toBeGreaterThanOrEqual(2);
-    const n2 = webSocketTransport({ name: 'n2', server: n2Server.server, peers: { n1: n1Url }, secret: SECRET });
+    const n2 = webSocketTransport({
+      name: 'n2',
+      server: n2Server.server,
+      peers: { n1: n1Url },
+      secret: SECRET,
+    });
     later(() => n2.close());
     const got: RaftMessage[] = [];
     await n2.start((m) => got.push(m));
@@ -131,7 +182,12 @@ describe('reconnect', () => {
     later(() => c.close());
     await c.connected();
     await c.node('n1').transport.close();
-    const again = webSocketTransport({ name: 'n1', server: c.servers.get('n1')!, peers: c.urls, secret: SECRET });
+    const again = webSocketTransport({
+      name: 'n1',
+      server: c.servers.get('n1')!,
+      peers: c.urls,
+      secret: SECRET,
+    });
     later(() => again.close());
     const got: RaftMessage[] = [];
     await again.start((m) => got.push(m));
@@ -149,7 +205,10 @@ describe('backpressure', () => {
     await waitFor(() => t.connectedPeers().includes('n2') && acceptor.socket !== null, 'the connection');
     acceptor.socket!.pause();
     const data = Buffer.alloc(64 * 1024, 1);
-    const big = (seq: number): AppendEntriesMessage => ({ ...heartbeat('n1', 'n2', seq), entries: [{ index: 1, term: 1, type: 'command', data }] });
+    const big = (seq: number): AppendEntriesMessage => ({
+      ...heartbeat('n1', 'n2', seq),
+      entries: [{ index: 1, term: 1, type: 'command', data }],
+    });
     let seq = 0;
     while (t.metrics().dropped.backpressure === 0 && seq < 5000) t.send('n2', big(seq++));
     expect(t.metrics().dropped.backpressure).toBe(1);
@@ -159,14 +218,21 @@ describe('backpressure', () => {
     acceptor.socket!.resume();
     await waitFor(() => acceptor.received.length === sent, 'everything written to arrive');
     t.send('n2', heartbeat('n1', 'n2', 999_999));
-    await waitFor(() => acceptor.received.some((m) => m.type === 'AppendEntries' && m.seq === 999_999), 'a message after the drain');
+    await waitFor(
+      () => acceptor.received.some((m) => m.type === 'AppendEntries' && m.seq === 999_999),
+      'a message after the drain',
+    );
   });
 });
 
 describe('metrics and events', () => {
   it('count connections, messages and bytes on both sides, and report events', async () => {
     const events: Record<PeerId, WebSocketTransportEvent[]> = { n1: [], n2: [] };
-    const c = await TestCluster.create(['n1', 'n2'], { secret: SECRET }, { n1: { onEvent: (e) => events.n1!.push(e) }, n2: { onEvent: (e) => events.n2!.push(e) } });
+    const c = await TestCluster.create(
+      ['n1', 'n2'],
+      { secret: SECRET },
+      { n1: { onEvent: (e) => events.n1!.push(e) }, n2: { onEvent: (e) => events.n2!.push(e) } },
+    );
     later(() => c.close());
     await c.connected();
     for (let i = 0; i < 10; i++) await c.exchange('n1', 'n2', i);
@@ -182,7 +248,10 @@ describe('metrics and events', () => {
     expect(events.n1).toContainEqual({ type: 'connected', peer: 'n2', direction: 'outbound' });
     expect(events.n2).toContainEqual({ type: 'connected', peer: 'n1', direction: 'inbound' });
     await c.node('n2').transport.close();
-    await waitFor(() => events.n1!.some((e) => e.type === 'disconnected' && e.peer === 'n2'), 'a disconnected event');
+    await waitFor(
+      () => events.n1!.some((e) => e.type === 'disconnected' && e.peer === 'n2'),
+      'a disconnected event',
+    );
     expect(c.node('n1').transport.metrics().connections).toBe(0);
   });
 
@@ -198,10 +267,19 @@ describe('metrics and events', () => {
     n1.send('n2', heartbeat('n1', 'n3', 1)); // to !== addressee
     n1.send('n2', heartbeat('n2', 'n2', 1)); // from !== self
     n1.send('n2', null as unknown as RaftMessage);
-    n1.send('n2', { ...heartbeat('n1', 'n2', 1), entries: [{ index: 1, term: 1, type: 'command', data: Buffer.alloc(8192) }] }); // > maxPayload
+    n1.send('n2', {
+      ...heartbeat('n1', 'n2', 1),
+      entries: [{ index: 1, term: 1, type: 'command', data: Buffer.alloc(8192) }],
+    }); // > maxPayload
     n1.send('n2', { ...heartbeat('n1', 'n2', 1), seq: Symbol('x') } as unknown as RaftMessage);
     const dropped = n1.metrics().dropped;
-    expect(dropped).toMatchObject({ notConnected: 1, unknownPeer: 1, misaddressed: 3, tooLarge: 1, unencodable: 1 });
+    expect(dropped).toMatchObject({
+      notConnected: 1,
+      unknownPeer: 1,
+      misaddressed: 3,
+      tooLarge: 1,
+      unencodable: 1,
+    });
     await n1.close();
     n1.send('n2', heartbeat('n1', 'n2', 1));
     expect(n1.metrics().dropped.closed).toBe(1);
@@ -212,7 +290,13 @@ describe('metrics and events', () => {
     const n2Server = await listeningServer();
     later(() => closeServer(n2Server.server));
     const events: WebSocketTransportEvent[] = [];
-    const n2 = webSocketTransport({ name: 'n2', server: n2Server.server, peers: { n1: 'ws://127.0.0.1:9' }, secret: SECRET, onEvent: (e) => events.push(e) });
+    const n2 = webSocketTransport({
+      name: 'n2',
+      server: n2Server.server,
+      peers: { n1: 'ws://127.0.0.1:9' },
+      secret: SECRET,
+      onEvent: (e) => events.push(e),
+    });
     later(() => n2.close());
     const got: number[] = [];
     await n2.start((m) => {

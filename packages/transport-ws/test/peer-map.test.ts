@@ -21,7 +21,11 @@ interface Started {
 }
 
 /** A transport on its own HTTP server (port 0), started; closed after the test. */
-async function start(name: string, peers: Record<string, string>, options: Partial<WebSocketTransportOptions> = {}): Promise<Started> {
+async function start(
+  name: string,
+  peers: Record<string, string>,
+  options: Partial<WebSocketTransportOptions> = {},
+): Promise<Started> {
   const { server, url } = await listeningServer();
   const inbox: RaftMessage[] = [];
   const events: WebSocketTransportEvent[] = [];
@@ -46,7 +50,10 @@ async function start(name: string, peers: Record<string, string>, options: Parti
 /** Sends a heartbeat a → b and waits for it. */
 async function deliver(a: Started, b: Started, seq: number): Promise<void> {
   a.t.send(b.t.name, heartbeat(a.t.name, b.t.name, seq));
-  await waitFor(() => b.inbox.some((m) => m.type === 'AppendEntries' && m.from === a.t.name && m.seq === seq), `${a.t.name} -> ${b.t.name} (seq ${seq})`);
+  await waitFor(
+    () => b.inbox.some((m) => m.type === 'AppendEntries' && m.from === a.t.name && m.seq === seq),
+    `${a.t.name} -> ${b.t.name} (seq ${seq})`,
+  );
 }
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -68,7 +75,10 @@ describe('the peer map at runtime: setPeer and removePeer', { timeout: 20_000 },
     expect(n1.t.connectedPeers()).toEqual([]);
     n1.t.setPeer('n2', n2.url);
     expect(n1.t.peers()).toEqual({ n2: `${n2.url}/` });
-    await waitFor(() => n1.t.connectedPeers().includes('n2') && n2.t.connectedPeers().includes('n1'), 'the connection');
+    await waitFor(
+      () => n1.t.connectedPeers().includes('n2') && n2.t.connectedPeers().includes('n1'),
+      'the connection',
+    );
     await deliver(n1, n2, 1);
     await deliver(n2, n1, 2);
   });
@@ -92,7 +102,10 @@ describe('the peer map at runtime: setPeer and removePeer', { timeout: 20_000 },
     const refusedBefore = n2.t.metrics().refused.unknownPeer;
     n2.t.removePeer('n1');
     expect(n2.t.peers()).toEqual({});
-    await waitFor(() => n1.events.some((e) => e.type === 'disconnected' && e.peer === 'n2' && e.code === 4003), 'n1 to see 4003');
+    await waitFor(
+      () => n1.events.some((e) => e.type === 'disconnected' && e.peer === 'n2' && e.code === 4003),
+      'n1 to see 4003',
+    );
     // n1 still knows n2 and redials: each attempt is refused, as for any unknown peer.
     await waitFor(() => n2.t.metrics().refused.unknownPeer > refusedBefore, 'the next dial refused');
     expect(n2.t.connectedPeers()).toEqual([]);
@@ -112,7 +125,10 @@ describe('the peer map at runtime: setPeer and removePeer', { timeout: 20_000 },
     await waitFor(() => n1.t.connectedPeers().includes('n2'), 'the connection');
     const opened = n1.t.metrics().connectionsOpened;
     n1.t.removePeer('n2');
-    await waitFor(() => n2.t.connectedPeers().length === 0 && n1.t.connectedPeers().length === 0, 'both sides to drop the connection');
+    await waitFor(
+      () => n2.t.connectedPeers().length === 0 && n1.t.connectedPeers().length === 0,
+      'both sides to drop the connection',
+    );
     expect(n2.events.some((e) => e.type === 'disconnected' && e.peer === 'n1' && e.code === 4003)).toBe(true);
     n1.t.send('n2', heartbeat('n1', 'n2', 5));
     expect(n1.t.metrics().dropped.unknownPeer).toBe(1);
@@ -130,12 +146,18 @@ describe('the peer map at runtime: setPeer and removePeer', { timeout: 20_000 },
     // n2 moves: a new process of it listens elsewhere.
     const newN2 = await start('n2', { n1: n1.url });
     n1.t.setPeer('n2', newN2.url);
-    await waitFor(() => oldN2.events.some((e) => e.type === 'disconnected' && e.peer === 'n1' && e.code === 4007), 'the old n2 to see 4007');
+    await waitFor(
+      () => oldN2.events.some((e) => e.type === 'disconnected' && e.peer === 'n1' && e.code === 4007),
+      'the old n2 to see 4007',
+    );
     // The old process goes away, as a moved peer's does. (While it runs it is a second
     // process claiming the name n2, which also dials n1: n1 would accept it and might route
     // to it, a race that made this test flaky.)
     await oldN2.t.close();
-    await waitFor(() => newN2.t.connectedPeers().includes('n1') && n1.t.connectedPeers().includes('n2'), 'the connection to the new n2');
+    await waitFor(
+      () => newN2.t.connectedPeers().includes('n1') && n1.t.connectedPeers().includes('n2'),
+      'the connection to the new n2',
+    );
     await deliver(n1, newN2, 7);
     expect(oldN2.inbox.some((m) => m.type === 'AppendEntries' && m.seq === 7)).toBe(false);
     // The same URL again changes nothing.

@@ -22,8 +22,18 @@ afterEach(async () => {
 });
 
 /** The acceptor n2 on its own wss server (port 0), then returns its URL. */
-async function acceptor(tls: TlsOptions, extra: Partial<WebSocketTransportOptions> = {}): Promise<{ t: WebSocketTransport; url: string; inbox: RaftMessage[] }> {
-  const t = webSocketTransport({ name: 'n2', listen: { port: 0 }, tls, peers: { n0: 'wss://127.0.0.1:9', n1: 'wss://127.0.0.1:9' }, secret: SECRET, ...extra });
+async function acceptor(
+  tls: TlsOptions,
+  extra: Partial<WebSocketTransportOptions> = {},
+): Promise<{ t: WebSocketTransport; url: string; inbox: RaftMessage[] }> {
+  const t = webSocketTransport({
+    name: 'n2',
+    listen: { port: 0 },
+    tls,
+    peers: { n0: 'wss://127.0.0.1:9', n1: 'wss://127.0.0.1:9' },
+    secret: SECRET,
+    ...extra,
+  });
   cleanup.push(() => t.close());
   const inbox: RaftMessage[] = [];
   await t.start((m) => inbox.push(m));
@@ -31,7 +41,14 @@ async function acceptor(tls: TlsOptions, extra: Partial<WebSocketTransportOption
 }
 
 async function dialer(name: PeerId, url: string, tls: TlsOptions): Promise<WebSocketTransport> {
-  const t = webSocketTransport({ name, listen: { port: 0 }, tls, peers: { n2: url }, secret: SECRET, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+  const t = webSocketTransport({
+    name,
+    listen: { port: 0 },
+    tls,
+    peers: { n2: url },
+    secret: SECRET,
+    reconnect: { initialDelayMs: 20, maxDelayMs: 100 },
+  });
   cleanup.push(() => t.close());
   await t.start(() => {});
   return t;

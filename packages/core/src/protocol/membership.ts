@@ -30,7 +30,11 @@ export function decodeConfiguration(data: Uint8Array): Configuration | undefined
     if (!names(members)) return undefined;
     if (learners !== undefined && !names(learners)) return undefined;
     if (outgoing !== undefined && !names(outgoing)) return undefined;
-    return normalizeConfiguration({ members, ...(learners ? { learners } : {}), ...(outgoing ? { outgoing } : {}) });
+    return normalizeConfiguration({
+      members,
+      ...(learners ? { learners } : {}),
+      ...(outgoing ? { outgoing } : {}),
+    });
   } catch {
     return undefined;
   }
@@ -71,7 +75,9 @@ export function sameSet(a: readonly PeerId[], b: readonly PeerId[]): boolean {
 }
 
 /** The latest configuration among `entries`, with its index, scanning from the end. */
-export function latestConfiguration(entries: readonly LogEntry[]): { config: Configuration; index: number } | undefined {
+export function latestConfiguration(
+  entries: readonly LogEntry[],
+): { config: Configuration; index: number } | undefined {
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i]!;
     if (e.type === 'config') {

@@ -79,7 +79,8 @@ export class Progress {
     }
     if (this.nextIndex < index + 1) this.nextIndex = index + 1;
     while (this.inflight.length > 0 && this.inflight[0]! <= index) this.inflight.shift();
-    if (this.state === 'probe' || (this.state === 'snapshot' && this.matchIndex >= this.snapshotIndex)) this.becomeReplicate();
+    if (this.state === 'probe' || (this.state === 'snapshot' && this.matchIndex >= this.snapshotIndex))
+      this.becomeReplicate();
     return grew;
   }
 

@@ -241,15 +241,20 @@ export class Raft {
       if (m.type === 'RequestVote') {
         // A peer that heard from a leader within the minimum election timeout ignores
         // vote requests: removed or partitioned peers cannot disrupt (§6, §9.6).
-        const inLease = this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTicks[0];
+        const inLease =
+          this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTicks[0];
         // A campaign the leader asked for (TimeoutNow) is not a disruption.
         if (inLease && m.transfer !== true) return;
       }
       const keepsTerm =
-        (m.type === 'RequestVote' && m.preVote) || (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
+        (m.type === 'RequestVote' && m.preVote) ||
+        (m.type === 'RequestVoteResponse' && m.preVote && m.voteGranted);
       if (!keepsTerm) {
         // §5.1: a higher term makes any peer a follower in that term.
-        this.becomeFollower(m.term, m.type === 'AppendEntries' || m.type === 'InstallSnapshot' ? m.from : null);
+        this.becomeFollower(
+          m.term,
+          m.type === 'AppendEntries' || m.type === 'InstallSnapshot' ? m.from : null,
+        );
       }
     } else if (m.term < this.term) {
       if (m.type === 'AppendEntries') {
@@ -258,7 +263,14 @@ export class Raft {
       } else if (m.type === 'InstallSnapshot') {
         this.send(this.snapshotResponse(m.from, m.meta.index, 0, false, m.seq));
       } else if (m.type === 'RequestVote' && m.preVote) {
-        this.send({ type: 'RequestVoteResponse', term: this.term, from: this.id, to: m.from, voteGranted: false, preVote: true });
+        this.send({
+          type: 'RequestVoteResponse',
+          term: this.term,
+          from: this.id,
+          to: m.from,
+          voteGranted: false,
+          preVote: true,
+        });
       }
       // §5.1: a request with a stale term is rejected; stale responses are ignored.
       return;
@@ -305,7 +317,12 @@ export class Raft {
     // A change still waiting for learners to catch up may be replaced (a learner that
     // never catches up must not block every later change); a joint one must finish.
     const learnerPhase = this.change !== null && cfg.outgoing === undefined;
-    if ((this.change !== null && !learnerPhase) || cfg.outgoing !== undefined || this.log.commitIndex < this.configIndex) return 'in_progress';
+    if (
+      (this.change !== null && !learnerPhase) ||
+      cfg.outgoing !== undefined ||
+      this.log.commitIndex < this.configIndex
+    )
+      return 'in_progress';
     if (sameSet(cfg.members, target) && cfg.learners === undefined) {
       this.change = null;
       return 'same';
@@ -331,7 +348,8 @@ export class Raft {
   transferLeadership(target: PeerId): 'ok' | 'not_voter' | Refusal {
     if (this.role !== 'leader') return 'not_leader';
     if (target === this.id) return 'ok';
-    if (this.config === null || !this.config.members.includes(target) || !this.progress.has(target)) return 'not_voter';
+    if (this.config === null || !this.config.members.includes(target) || !this.progress.has(target))
+      return 'not_voter';
     this.transferee = target;
     this.transferElapsed = 0;
     this.timeoutNowSent = false;
@@ -376,11 +394,18 @@ export class Raft {
    * Appends commands to the leader's log and replicates them. Returns the index of the
    * first, or a refusal.
    */
-  propose(items: readonly { type: EntryType; data: Uint8Array }[]): { index: number; term: number } | Refusal {
+  propose(
+    items: readonly { type: EntryType; data: Uint8Array }[],
+  ): { index: number; term: number } | Refusal {
     if (this.role !== 'leader') return 'not_leader';
     if (this.transferee !== null) return 'transferring';
     const first = this.log.lastIndex() + 1;
-    const entries = items.map((it, i) => ({ index: first + i, term: this.term, type: it.type, data: it.data }));
+    const entries = items.map((it, i) => ({
+      index: first + i,
+      term: this.term,
+      type: it.type,
+      data: it.data,
+    }));
     this.appendAsLeader(entries);
     return { index: first, term: this.term };
   }
@@ -540,7 +565,8 @@ export class Raft {
     // A joint configuration left by the previous leader is finished by this one.
     if (this.config?.outgoing !== undefined) this.change = { target: this.config.members.slice() };
     // Elected by a configuration that drops it (see promotable): commit it, then step down.
-    else if (this.config !== null && !this.config.members.includes(this.id)) this.change = { target: this.config.members.slice() };
+    else if (this.config !== null && !this.config.members.includes(this.id))
+      this.change = { target: this.config.members.slice() };
   }
 
   private resetRoleState(): void {
@@ -622,15 +648,31 @@ export class Raft {
     // least as up-to-date as ours (§5.2, §5.4.1). A pre-vote for a future term may be
     // granted even having voted, since it binds nothing.
     const canVote =
-      this.votedFor === m.from || (this.votedFor === null && this.leader === null) || (m.preVote && m.term > this.term);
+      this.votedFor === m.from ||
+      (this.votedFor === null && this.leader === null) ||
+      (m.preVote && m.term > this.term);
     if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
       if (!m.preVote) {
         this.electionElapsed = 0;
         this.votedFor = m.from;
       }
-      this.send({ type: 'RequestVoteResponse', term: m.term, from: this.id, to: m.from, voteGranted: true, preVote: m.preVote });
+      this.send({
+        type: 'RequestVoteResponse',
+        term: m.term,
+        from: this.id,
+        to: m.from,
+        voteGranted: true,
+        preVote: m.preVote,
+      });
     } else {
-      this.send({ type: 'RequestVoteResponse', term: this.term, from: this.id, to: m.from, voteGranted: false, preVote: m.preVote });
+      this.send({
+        type: 'RequestVoteResponse',
+        term: this.term,
+        from: this.id,
+        to: m.from,
+        voteGranted: false,
+        preVote: m.preVote,
+      });
     }
   }
 
@@ -700,11 +742,37 @@ export class Raft {
     conflictTerm: number,
     seq: number,
   ): AppendEntriesResponseMessage {
-    return { type: 'AppendEntriesResponse', term: this.term, from: this.id, to, success, matchIndex, prevLogIndex, conflictIndex, conflictTerm, seq };
+    return {
+      type: 'AppendEntriesResponse',
+      term: this.term,
+      from: this.id,
+      to,
+      success,
+      matchIndex,
+      prevLogIndex,
+      conflictIndex,
+      conflictTerm,
+      seq,
+    };
   }
 
-  private snapshotResponse(to: PeerId, index: number, nextOffset: number, done: boolean, seq: number): InstallSnapshotResponseMessage {
-    return { type: 'InstallSnapshotResponse', term: this.term, from: this.id, to, index, nextOffset, done, seq };
+  private snapshotResponse(
+    to: PeerId,
+    index: number,
+    nextOffset: number,
+    done: boolean,
+    seq: number,
+  ): InstallSnapshotResponseMessage {
+    return {
+      type: 'InstallSnapshotResponse',
+      term: this.term,
+      from: this.id,
+      to,
+      index,
+      nextOffset,
+      done,
+      seq,
+    };
   }
 
   /**
@@ -751,7 +819,10 @@ export class Raft {
       data.set(c, at);
       at += c.length;
     }
-    const snapshot: Snapshot = { meta: { index: meta.index, term: meta.term, configuration: normalizeConfiguration(meta.configuration) }, data };
+    const snapshot: Snapshot = {
+      meta: { index: meta.index, term: meta.term, configuration: normalizeConfiguration(meta.configuration) },
+      data,
+    };
     this.log.restore(meta.index, meta.term);
     this.snapshot = snapshot;
     this.pendingSnapshot = { snapshot, fromLeader: true };
@@ -782,7 +853,13 @@ export class Raft {
       this.releaseConfirmedReads();
     }
     const departing = this.departing.get(m.from);
-    if (departing !== undefined && departing.seq !== 0 && m.success && m.seq >= departing.seq && m.matchIndex >= this.configIndex) {
+    if (
+      departing !== undefined &&
+      departing.seq !== 0 &&
+      m.success &&
+      m.seq >= departing.seq &&
+      m.matchIndex >= this.configIndex
+    ) {
       // It holds the configuration that removed it, and knows it is committed.
       this.departing.delete(m.from);
       this.progress.delete(m.from);
@@ -896,7 +973,10 @@ export class Raft {
     }
     const size = snap.data.length;
     const chunk = this.opts.snapshotChunkBytes ?? 512 * 1024;
-    while (!pr.snapshotAllSent && pr.snapshotSentOffset - pr.snapshotAckedOffset < chunk * (this.opts.snapshotWindow ?? 4)) {
+    while (
+      !pr.snapshotAllSent &&
+      pr.snapshotSentOffset - pr.snapshotAckedOffset < chunk * (this.opts.snapshotWindow ?? 4)
+    ) {
       const offset = pr.snapshotSentOffset;
       const end = Math.min(size, offset + chunk);
       const done = end >= size;
@@ -905,7 +985,11 @@ export class Raft {
         term: this.term,
         from: this.id,
         to: peer,
-        meta: { index: snap.meta.index, term: snap.meta.term, configuration: normalizeConfiguration(snap.meta.configuration) },
+        meta: {
+          index: snap.meta.index,
+          term: snap.meta.term,
+          configuration: normalizeConfiguration(snap.meta.configuration),
+        },
         offset,
         data: snap.data.subarray(offset, end),
         done,
@@ -947,7 +1031,8 @@ export class Raft {
       pr.snapshotAllSent = false;
     }
     if (pr.snapshotSentOffset < pr.snapshotAckedOffset) pr.snapshotSentOffset = pr.snapshotAckedOffset;
-    if (m.nextOffset === pr.snapshotSentOffset && m.nextOffset < (this.snapshot?.data.length ?? 0)) pr.snapshotAllSent = false;
+    if (m.nextOffset === pr.snapshotSentOffset && m.nextOffset < (this.snapshot?.data.length ?? 0))
+      pr.snapshotAllSent = false;
     this.sendSnapshot(m.from, pr, false);
   }
 
@@ -964,7 +1049,9 @@ export class Raft {
    * only if its entry is of the current term; earlier entries commit with it.
    */
   private maybeCommit(): void {
-    const index = this.jointCommitted((v) => (v === this.id ? this.log.stableIndex : (this.progress.get(v)?.matchIndex ?? 0)));
+    const index = this.jointCommitted((v) =>
+      v === this.id ? this.log.stableIndex : (this.progress.get(v)?.matchIndex ?? 0),
+    );
     if (index > this.log.commitIndex && this.log.term(index) === this.term) {
       this.log.commitTo(index);
       if (this.log.commitIndex >= this.configIndex) this.releaseDeparting();
@@ -1000,7 +1087,9 @@ export class Raft {
 
   private releaseConfirmedReads(): void {
     if (this.readsWaitingQuorum.length === 0) return;
-    const confirmed = this.jointCommitted((v) => (v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0)));
+    const confirmed = this.jointCommitted((v) =>
+      v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0),
+    );
     let n = 0;
     while (n < this.readsWaitingQuorum.length && this.readsWaitingQuorum[n]!.seq <= confirmed) {
       const r = this.readsWaitingQuorum[n]!;
@@ -1031,7 +1120,10 @@ export class Raft {
     // the new voters stored it). They are still in the joint configuration and need this
     // peer's vote, which it refuses them (its log is longer): it must run itself, as a
     // voter of the configuration before, until it learns the latest one committed.
-    return this.log.commitIndex < this.configIndex && allVoters(this.configurationAt(this.configIndex - 1)).includes(this.id);
+    return (
+      this.log.commitIndex < this.configIndex &&
+      allVoters(this.configurationAt(this.configIndex - 1)).includes(this.id)
+    );
   }
 
   /** On the leader: track progress for exactly the peers of the configuration. */
@@ -1042,7 +1134,8 @@ export class Raft {
     const peers = [...keep];
     for (const p of peers) {
       // A new follower gets a full election timeout before it counts as silent.
-      if (!this.progress.has(p)) this.progress.set(p, new Progress(this.log.lastIndex() + 1, this.opts.maxInflight, this.ticks));
+      if (!this.progress.has(p))
+        this.progress.set(p, new Progress(this.log.lastIndex() + 1, this.opts.maxInflight, this.ticks));
     }
     for (const p of [...this.progress.keys()]) if (!peers.includes(p)) this.progress.delete(p);
   }
@@ -1050,11 +1143,14 @@ export class Raft {
   private proposeConfigEntry(config: Configuration): void {
     if (this.config !== null) {
       const next = new Set(allPeers(config));
-      for (const p of allPeers(this.config)) if (!next.has(p) && p !== this.id) this.departing.set(p, { seq: 0, until: 0 });
+      for (const p of allPeers(this.config))
+        if (!next.has(p) && p !== this.id) this.departing.set(p, { seq: 0, until: 0 });
       for (const p of next) this.departing.delete(p);
     }
     const index = this.log.lastIndex() + 1;
-    this.appendAsLeader([{ index, term: this.term, type: 'config', data: encodeConfiguration(normalizeConfiguration(config)) }]);
+    this.appendAsLeader([
+      { index, term: this.term, type: 'config', data: encodeConfiguration(normalizeConfiguration(config)) },
+    ]);
   }
 
   /**
@@ -1084,7 +1180,8 @@ export class Raft {
     // election timeout is close enough to vote. Under steady load a learner is always a
     // few entries behind the commit index, so "matchIndex >= commitIndex" alone may never hold.
     const learners = change.target.filter((p) => !cfg.members.includes(p) && p !== this.id);
-    const behind = (upTo: number): boolean => learners.some((p) => (this.progress.get(p)?.matchIndex ?? 0) < upTo);
+    const behind = (upTo: number): boolean =>
+      learners.some((p) => (this.progress.get(p)?.matchIndex ?? 0) < upTo);
     if (behind(this.log.commitIndex)) {
       const round = change.round;
       if (round === undefined) {
@@ -1151,4 +1248,3 @@ export class Raft {
     this.msgs.push(m);
   }
 }
-

@@ -135,7 +135,14 @@ export interface ResolvedOptions {
 /** A short, safe rendering of a bad value for an error message. */
 export function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === undefined || v === null) return String(v);
+  if (
+    typeof v === 'number' ||
+    typeof v === 'boolean' ||
+    typeof v === 'bigint' ||
+    v === undefined ||
+    v === null
+  )
+    return String(v);
   if (Array.isArray(v)) return 'an array';
   return `a value of type ${typeof v}`;
 }
@@ -143,7 +150,9 @@ export function show(v: unknown): string {
 function positiveNumber(name: string, v: unknown, fallback: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw new InvalidArgumentError(`option ${name} must be a positive number of milliseconds, got ${show(v)}`);
+    throw new InvalidArgumentError(
+      `option ${name} must be a positive number of milliseconds, got ${show(v)}`,
+    );
   }
   return v;
 }
@@ -158,20 +167,28 @@ function positiveInteger(name: string, v: unknown, fallback: number): number {
 
 function bool(name: string, v: unknown, fallback: boolean): boolean {
   if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') throw new InvalidArgumentError(`option ${name} must be a boolean, got ${show(v)}`);
+  if (typeof v !== 'boolean')
+    throw new InvalidArgumentError(`option ${name} must be a boolean, got ${show(v)}`);
   return v;
 }
 
 function hasMethods(v: unknown, methods: string[]): boolean {
-  return typeof v === 'object' && v !== null && methods.every((m) => typeof (v as Record<string, unknown>)[m] === 'function');
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    methods.every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
+  );
 }
 
 /** Validates options; throws `RAFT_INVALID_ARGUMENT` naming the first bad one. */
 export function resolveOptions(opts: PeerOptions): ResolvedOptions {
-  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError('startPeer needs an options object');
+  if (typeof opts !== 'object' || opts === null)
+    throw new InvalidArgumentError('startPeer needs an options object');
   const { name } = opts;
   if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
-    throw new InvalidArgumentError(`option name must be a non-empty string of at most 256 characters, got ${JSON.stringify(name)}`);
+    throw new InvalidArgumentError(
+      `option name must be a non-empty string of at most 256 characters, got ${JSON.stringify(name)}`,
+    );
   }
   if (!hasMethods(opts.log, ['open', 'write', 'entries', 'close'])) {
     throw new InvalidArgumentError('option log must be a LogStore (open, write, entries, close)');
@@ -182,25 +199,33 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
   let election: [number, number] = [150, 300];
   if (opts.electionTimeoutMs !== undefined) {
     const e = opts.electionTimeoutMs as unknown;
-    if (!Array.isArray(e) || e.length !== 2) throw new InvalidArgumentError('option electionTimeoutMs must be [min, max]');
+    if (!Array.isArray(e) || e.length !== 2)
+      throw new InvalidArgumentError('option electionTimeoutMs must be [min, max]');
     const min = positiveNumber('electionTimeoutMs[0]', e[0], 150);
     const max = positiveNumber('electionTimeoutMs[1]', e[1], 300);
-    if (max < min) throw new InvalidArgumentError(`option electionTimeoutMs: max (${max}) is below min (${min})`);
+    if (max < min)
+      throw new InvalidArgumentError(`option electionTimeoutMs: max (${max}) is below min (${min})`);
     election = [min, max];
   }
   const heartbeat = positiveNumber('heartbeatIntervalMs', opts.heartbeatIntervalMs, 50);
   if (heartbeat >= election[0]) {
-    throw new InvalidArgumentError(`option heartbeatIntervalMs (${heartbeat}) must be below the minimum election timeout (${election[0]})`);
+    throw new InvalidArgumentError(
+      `option heartbeatIntervalMs (${heartbeat}) must be below the minimum election timeout (${election[0]})`,
+    );
   }
   const tickMs = positiveNumber('tickMs', opts.tickMs, 10);
-  if (tickMs > heartbeat) throw new InvalidArgumentError(`option tickMs (${tickMs}) must not exceed heartbeatIntervalMs (${heartbeat})`);
+  if (tickMs > heartbeat)
+    throw new InvalidArgumentError(
+      `option tickMs (${tickMs}) must not exceed heartbeatIntervalMs (${heartbeat})`,
+    );
   if (opts.codec !== undefined && !hasMethods(opts.codec, ['encode', 'decode'])) {
     throw new InvalidArgumentError('option codec must have encode and decode');
   }
   if (opts.clock !== undefined && !hasMethods(opts.clock, ['now', 'setTimeout', 'clearTimeout'])) {
     throw new InvalidArgumentError('option clock must have now, setTimeout and clearTimeout');
   }
-  if (opts.random !== undefined && typeof opts.random !== 'function') throw new InvalidArgumentError('option random must be a function');
+  if (opts.random !== undefined && typeof opts.random !== 'function')
+    throw new InvalidArgumentError('option random must be a function');
   if (opts.logger !== undefined && !hasMethods(opts.logger, ['debug', 'info', 'warn', 'error'])) {
     throw new InvalidArgumentError('option logger must have debug, info, warn and error');
   }
@@ -223,7 +248,10 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
     logger: opts.logger,
     register: bool('register', opts.register, true),
     snapshotEvery: opts.snapshotEvery === 0 ? 0 : positiveInteger('snapshotEvery', opts.snapshotEvery, 10000),
-    snapshotTrailingEntries: opts.snapshotTrailingEntries === 0 ? 0 : positiveInteger('snapshotTrailingEntries', opts.snapshotTrailingEntries, 1000),
+    snapshotTrailingEntries:
+      opts.snapshotTrailingEntries === 0
+        ? 0
+        : positiveInteger('snapshotTrailingEntries', opts.snapshotTrailingEntries, 1000),
     snapshotChunkBytes: positiveInteger('snapshotChunkBytes', opts.snapshotChunkBytes, 512 * 1024),
   };
 }

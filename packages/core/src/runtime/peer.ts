@@ -10,7 +10,19 @@ import {
 import { validateMessage } from '../messages.js';
 import { decodeConfiguration, normalizeMembers } from '../protocol/membership.js';
 import { Raft, type Ready, type SoftState } from '../protocol/raft.js';
-import type { Clock, Codec, Configuration, EntryType, LogEntry, LogWrite, PeerId, RaftMessage, Snapshot, StateMachine, TimerHandle } from '../types.js';
+import type {
+  Clock,
+  Codec,
+  Configuration,
+  EntryType,
+  LogEntry,
+  LogWrite,
+  PeerId,
+  RaftMessage,
+  Snapshot,
+  StateMachine,
+  TimerHandle,
+} from '../types.js';
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
 import { Fifo } from './fifo.js';
 
@@ -216,12 +228,24 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   }
 
   /** Opens the log store, rebuilds the protocol from it, and joins the network. */
-  static async start<S, C, Q, R>(machine: StateMachine<S, C, Q, R>, options: PeerOptions): Promise<RaftPeer<S, C, Q, R>> {
-    if (typeof machine !== 'object' || machine === null || typeof machine.init !== 'function' || typeof machine.handleWrite !== 'function' || typeof machine.handleRead !== 'function') {
+  static async start<S, C, Q, R>(
+    machine: StateMachine<S, C, Q, R>,
+    options: PeerOptions,
+  ): Promise<RaftPeer<S, C, Q, R>> {
+    if (
+      typeof machine !== 'object' ||
+      machine === null ||
+      typeof machine.init !== 'function' ||
+      typeof machine.handleWrite !== 'function' ||
+      typeof machine.handleRead !== 'function'
+    ) {
       throw new InvalidArgumentError('startPeer needs a StateMachine with init, handleWrite and handleRead');
     }
     const opts = resolveOptions(options);
-    if (opts.register && registry.has(opts.name)) throw new InvalidArgumentError(`a peer named ${JSON.stringify(opts.name)} already runs in this process`);
+    if (opts.register && registry.has(opts.name))
+      throw new InvalidArgumentError(
+        `a peer named ${JSON.stringify(opts.name)} already runs in this process`,
+      );
     const peer = new RaftPeer(machine, opts);
     if (opts.register) registry.set(opts.name, peer);
     try {
@@ -239,11 +263,18 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     const stored = await this.opts.log.open();
     let snapshot: Snapshot | undefined;
     if (stored.snapshot !== undefined) {
-      if (this.opts.log.loadSnapshot === undefined) throw new InvalidArgumentError('the log store reports a snapshot but has no loadSnapshot()');
+      if (this.opts.log.loadSnapshot === undefined)
+        throw new InvalidArgumentError('the log store reports a snapshot but has no loadSnapshot()');
       snapshot = await this.opts.log.loadSnapshot();
-      if (snapshot === undefined) throw new RaftError('RAFT_STORAGE_CORRUPT', `the log store reports a snapshot at ${stored.snapshot.index} but cannot load it`);
+      if (snapshot === undefined)
+        throw new RaftError(
+          'RAFT_STORAGE_CORRUPT',
+          `the log store reports a snapshot at ${stored.snapshot.index} but cannot load it`,
+        );
       if (typeof this.machine.restore !== 'function') {
-        throw new InvalidArgumentError('the log store holds a snapshot, but the state machine has no restore()');
+        throw new InvalidArgumentError(
+          'the log store holds a snapshot, but the state machine has no restore()',
+        );
       }
     }
     const from = Math.max(stored.firstIndex, (snapshot?.meta.index ?? 0) + 1);
@@ -252,7 +283,10 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.raft = new Raft(
       {
         id: this.name,
-        electionTicks: [Math.max(2, Math.round(this.opts.electionTimeoutMs[0] / tick)), Math.max(2, Math.round(this.opts.electionTimeoutMs[1] / tick))],
+        electionTicks: [
+          Math.max(2, Math.round(this.opts.electionTimeoutMs[0] / tick)),
+          Math.max(2, Math.round(this.opts.electionTimeoutMs[1] / tick)),
+        ],
         heartbeatTicks: Math.max(1, Math.round(this.opts.heartbeatIntervalMs / tick)),
         random: this.opts.random,
         maxInflight: this.opts.maxInflight,
@@ -263,7 +297,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         snapshotChunkBytes: this.opts.snapshotChunkBytes,
         snapshotWindow: 4,
       },
-      snapshot === undefined ? { hardState: stored.hardState, entries } : { hardState: stored.hardState, entries, snapshot },
+      snapshot === undefined
+        ? { hardState: stored.hardState, entries }
+        : { hardState: stored.hardState, entries, snapshot },
     );
     if (snapshot !== undefined) {
       // Restart from the latest snapshot; only the entries after it are replayed (§7).
@@ -275,7 +311,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     }
     await this.opts.transport.start((m) => this.receive(m));
     this.scheduleTick();
-    this.log('info', { term: this.raft.term, lastLogIndex: this.raft.log.lastIndex(), configuration: this.raft.config }, 'peer started');
+    this.log(
+      'info',
+      { term: this.raft.term, lastLogIndex: this.raft.log.lastIndex(), configuration: this.raft.config },
+      'peer started',
+    );
   }
 
   // ---------------------------------------------------------------- public API
@@ -301,7 +341,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       snapshotTerm: r.snapshotMeta()?.term ?? 0,
       firstLogIndex: r.log.firstIndex(),
       stopped: this.stopped,
-      metrics: { ...this.metrics, electionsStarted: r.stats.electionsStarted, messagesDropped: this.metrics.messagesDropped + r.stats.messagesDropped },
+      metrics: {
+        ...this.metrics,
+        electionsStarted: r.stats.electionsStarted,
+        messagesDropped: this.metrics.messagesDropped + r.stats.messagesDropped,
+      },
     };
   }
 
@@ -325,7 +369,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       pending.done = () => {
         this.pendingReads.delete(context);
       };
-      this.pendingReads.set(context, { query, index: null, resolve: pending.resolve, reject: pending.reject });
+      this.pendingReads.set(context, {
+        query,
+        index: null,
+        resolve: pending.resolve,
+        reject: pending.reject,
+      });
       this.enqueue({ kind: 'read', context });
     });
   }
@@ -336,7 +385,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       const current = this.raft.config;
       if (current !== null) {
         this.checkLeader();
-        if (sameMembers(current.members, config.members) && current.learners === undefined && current.outgoing === undefined && this.raft.configurationCommitted()) {
+        if (
+          sameMembers(current.members, config.members) &&
+          current.learners === undefined &&
+          current.outgoing === undefined &&
+          this.raft.configurationCommitted()
+        ) {
           pending.resolve({ members: current.members.slice() });
           return;
         }
@@ -344,7 +398,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         return;
       }
       if (!config.members.includes(this.name)) {
-        throw new InvalidArgumentError(`setConfiguration must be called on one of the members; ${this.name} is not in [${config.members.join(', ')}]`);
+        throw new InvalidArgumentError(
+          `setConfiguration must be called on one of the members; ${this.name} is not in [${config.members.join(', ')}]`,
+        );
       }
       this.enqueue({ kind: 'bootstrap', members: config.members, pending });
     });
@@ -352,7 +408,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   transferLeadership(target: PeerId, opts?: CallOptions): Promise<void> {
     return this.call<void>(opts, (pending) => {
-      if (typeof target !== 'string' || target.length === 0) throw new InvalidArgumentError('target must be a peer name');
+      if (typeof target !== 'string' || target.length === 0)
+        throw new InvalidArgumentError('target must be a peer name');
       this.checkLeader();
       this.enqueue({ kind: 'transfer', target, pending });
     });
@@ -361,7 +418,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   getEntry(index: number): Promise<EntryInfo | undefined> {
     if (this.stopped) return Promise.reject(new StoppedError());
     if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 1) {
-      return Promise.reject(new InvalidArgumentError(`index must be a positive integer, got ${String(index)}`));
+      return Promise.reject(
+        new InvalidArgumentError(`index must be a positive integer, got ${String(index)}`),
+      );
     }
     const e = this.raft.log.entry(index);
     if (e === undefined) return Promise.resolve(undefined);
@@ -419,10 +478,15 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     if (this.stopped) return Promise.reject(new StoppedError());
     let timeoutMs = this.opts.defaultTimeoutMs;
     if (opts !== undefined) {
-      if (typeof opts !== 'object' || opts === null) return Promise.reject(new InvalidArgumentError('options must be an object'));
+      if (typeof opts !== 'object' || opts === null)
+        return Promise.reject(new InvalidArgumentError('options must be an object'));
       if (opts.timeout !== undefined) {
         if (typeof opts.timeout !== 'number' || !(opts.timeout > 0) || !Number.isFinite(opts.timeout)) {
-          return Promise.reject(new InvalidArgumentError(`option timeout must be a positive number of milliseconds, got ${String(opts.timeout)}`));
+          return Promise.reject(
+            new InvalidArgumentError(
+              `option timeout must be a positive number of milliseconds, got ${String(opts.timeout)}`,
+            ),
+          );
         }
         timeoutMs = opts.timeout;
       }
@@ -431,11 +495,17 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       }
     }
     const signal = opts?.signal;
-    if (signal?.aborted === true) return Promise.reject(new RaftError('RAFT_ABORTED', 'the call was aborted', { cause: signal.reason }));
+    if (signal?.aborted === true)
+      return Promise.reject(new RaftError('RAFT_ABORTED', 'the call was aborted', { cause: signal.reason }));
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       let timer: TimerHandle | null = null;
-      const onAbort = (): void => fail(new RaftError('RAFT_ABORTED', 'the call was aborted; a write may still commit', { cause: signal?.reason }));
+      const onAbort = (): void =>
+        fail(
+          new RaftError('RAFT_ABORTED', 'the call was aborted; a write may still commit', {
+            cause: signal?.reason,
+          }),
+        );
       const cleanup = (): void => {
         if (timer !== null) this.clock.clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -464,7 +534,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       try {
         start(pending);
       } catch (err) {
-        fail(RaftError.isInstance(err) ? err : new RaftError('RAFT_INVALID_ARGUMENT', String(err), { cause: err }));
+        fail(
+          RaftError.isInstance(err)
+            ? err
+            : new RaftError('RAFT_INVALID_ARGUMENT', String(err), { cause: err }),
+        );
       }
     });
   }
@@ -480,10 +554,18 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     const leader = this.raft.leader;
     if (leader === null || leader === this.name) {
       return indeterminate
-        ? new NotLeaderError(null, { indeterminate, message: 'this peer lost leadership; the write may still commit' })
+        ? new NotLeaderError(null, {
+            indeterminate,
+            message: 'this peer lost leadership; the write may still commit',
+          })
         : new ElectionInProgressError();
     }
-    return new NotLeaderError(leader, { indeterminate, ...(indeterminate ? { message: `this peer lost leadership to ${leader}; the write may still commit` } : {}) });
+    return new NotLeaderError(leader, {
+      indeterminate,
+      ...(indeterminate
+        ? { message: `this peer lost leadership to ${leader}; the write may still commit` }
+        : {}),
+    });
   }
 
   // ---------------------------------------------------------------- the loop
@@ -538,10 +620,18 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         const late: RaftMessage[] = [];
         // A term (or vote) this Ready changes is not durable yet: a single voter that wins
         // its own election in the same turn must not reveal the new term before it is.
-        for (const m of rd.messages) (rd.hardState === undefined && (m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow') ? early : late).push(m);
+        for (const m of rd.messages)
+          (rd.hardState === undefined &&
+          (m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow')
+            ? early
+            : late
+          ).push(m);
         this.send(early);
         if (rd.snapshot !== undefined && !this.storeSupportsSnapshots()) {
-          throw new RaftError('RAFT_STORAGE_UNAVAILABLE', 'a snapshot arrived but the log store cannot store snapshots (no loadSnapshot/compact)');
+          throw new RaftError(
+            'RAFT_STORAGE_UNAVAILABLE',
+            'a snapshot arrived but the log store cannot store snapshots (no loadSnapshot/compact)',
+          );
         }
         if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
           // Persist before you promise: hard state, snapshot and entries are durable, in
@@ -614,7 +704,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         this.raft.step(input.message);
         return;
       case 'snapshot':
-        if (this.raft.snapshotTaken(input.index, input.data, input.index - this.opts.snapshotTrailingEntries)) {
+        if (
+          this.raft.snapshotTaken(input.index, input.data, input.index - this.opts.snapshotTrailingEntries)
+        ) {
           this.metrics.snapshotsTaken++;
           this.log('info', { index: input.index, bytes: input.data.length }, 'snapshot taken');
         }
@@ -633,11 +725,21 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         if (r === 'ok') {
           const prev = this.pendingConfigChange;
           if (prev !== null) {
-            if (before !== null && before.learners === undefined && before.outgoing === undefined && sameMembers(before.members, prev.target)) {
+            if (
+              before !== null &&
+              before.learners === undefined &&
+              before.outgoing === undefined &&
+              sameMembers(before.members, prev.target)
+            ) {
               // It is done: its final configuration committed and is only waiting to apply.
               prev.pending.resolve({ members: before.members.slice() });
             } else {
-              prev.pending.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'this membership change was replaced by a newer one before its learners caught up'));
+              prev.pending.reject(
+                new RaftError(
+                  'RAFT_CONFIG_CHANGE_IN_PROGRESS',
+                  'this membership change was replaced by a newer one before its learners caught up',
+                ),
+              );
             }
           }
           input.pending.done = () => {
@@ -648,7 +750,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         } else if (r === 'same') {
           input.pending.resolve({ members: input.members.slice() });
         } else if (r === 'in_progress') {
-          input.pending.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'a membership change is already in progress; retry once it completes'));
+          input.pending.reject(
+            new RaftError(
+              'RAFT_CONFIG_CHANGE_IN_PROGRESS',
+              'a membership change is already in progress; retry once it completes',
+            ),
+          );
         } else {
           input.pending.reject(this.notLeaderError(false));
         }
@@ -665,7 +772,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
             this.pendingTransfer = { target: input.target, pending: input.pending };
           }
         } else if (r === 'not_voter') {
-          input.pending.reject(new InvalidArgumentError(`${input.target} is not a voting member of the cluster`));
+          input.pending.reject(
+            new InvalidArgumentError(`${input.target} is not a voting member of the cluster`),
+          );
         } else {
           input.pending.reject(this.notLeaderError(false));
         }
@@ -674,12 +783,17 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       case 'bootstrap': {
         const config = normalizeMembers(input.members);
         if (this.raft.config !== null) {
-          if (sameMembers(this.raft.config.members, config.members)) input.pending.resolve({ members: this.raft.config.members.slice() });
+          if (sameMembers(this.raft.config.members, config.members))
+            input.pending.resolve({ members: this.raft.config.members.slice() });
           else input.pending.reject(new InvalidArgumentError('this cluster is already configured'));
           return;
         }
         if (!this.raft.bootstrap(config.members)) {
-          input.pending.reject(new InvalidArgumentError('this peer already holds a log or a term from another cluster; it cannot bootstrap a new one'));
+          input.pending.reject(
+            new InvalidArgumentError(
+              'this peer already holds a log or a term from another cluster; it cannot bootstrap a new one',
+            ),
+          );
           return;
         }
         this.trackWrite(1, 1, input.pending);
@@ -737,7 +851,13 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     const t = this.pendingTransfer;
     if (t === null || this.soft.leader === t.target) return;
     if (this.soft.role === 'leader') {
-      if (this.raft.leadershipTransferee() !== t.target) t.pending.reject(new RaftError('RAFT_TIMEOUT', `${t.target} did not take over within an election timeout; ${this.name} still leads`));
+      if (this.raft.leadershipTransferee() !== t.target)
+        t.pending.reject(
+          new RaftError(
+            'RAFT_TIMEOUT',
+            `${t.target} did not take over within an election timeout; ${this.name} still leads`,
+          ),
+        );
     } else if (this.soft.leader !== null) {
       t.pending.reject(this.notLeaderError(false));
     }
@@ -748,12 +868,14 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.soft = next;
     if (prev.role === next.role && prev.leader === next.leader) return;
     this.log('info', { role: next.role, leader: next.leader, term: this.raft.term }, 'role changed');
-    if (this.pendingTransfer !== null && next.leader === this.pendingTransfer.target) this.pendingTransfer.pending.resolve(undefined);
+    if (this.pendingTransfer !== null && next.leader === this.pendingTransfer.target)
+      this.pendingTransfer.pending.resolve(undefined);
     if (prev.role === 'leader' && next.role !== 'leader') {
       // Writes already appended may still commit under the next leader: say so.
       // Writes at or below the commit index are committed: applying them answers their callers.
       const committed = this.raft.log.commitIndex;
-      for (const [index, w] of [...this.pendingWrites]) if (index > committed) w.reject(this.notLeaderError(true));
+      for (const [index, w] of [...this.pendingWrites])
+        if (index > committed) w.reject(this.notLeaderError(true));
       // Reads not yet confirmed cannot be anymore; reads are safe to retry.
       for (const [, r] of [...this.pendingReads]) if (r.index === null) r.reject(this.notLeaderError(false));
     }
@@ -791,7 +913,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           this.log('info', { index: item.meta.index, bytes: item.data.length }, 'snapshot installed');
         } else {
           if (item.index <= this.lastApplied) continue;
-          if (item.index !== this.lastApplied + 1) throw new Error(`raft: apply gap: entry ${item.index} after ${this.lastApplied}`);
+          if (item.index !== this.lastApplied + 1)
+            throw new Error(`raft: apply gap: entry ${item.index} after ${this.lastApplied}`);
           await this.applyEntry(item);
           this.lastApplied = item.index;
           this.metrics.entriesApplied++;
@@ -811,7 +934,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   /** The snapshot policy: every `snapshotEvery` applied entries, from the state as applied so far. */
   private async maybeSnapshot(): Promise<void> {
     const every = this.opts.snapshotEvery;
-    if (every === 0 || this.lastApplied - this.lastSnapshotIndex < every || !this.storeSupportsSnapshots()) return;
+    if (every === 0 || this.lastApplied - this.lastSnapshotIndex < every || !this.storeSupportsSnapshots())
+      return;
     if (typeof this.machine.snapshot !== 'function' || typeof this.machine.restore !== 'function') return;
     const index = this.lastApplied;
     this.lastSnapshotIndex = index;
@@ -832,7 +956,13 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       const config = decodeConfiguration(e.data) ?? { members: [] };
       mine?.resolve(config);
       const change = this.pendingConfigChange;
-      if (change !== null && e.index > change.after && config.outgoing === undefined && config.learners === undefined && sameMembers(config.members, change.target)) {
+      if (
+        change !== null &&
+        e.index > change.after &&
+        config.outgoing === undefined &&
+        config.learners === undefined &&
+        sameMembers(config.members, change.target)
+      ) {
         change.pending.resolve(config);
       }
       return;
@@ -842,7 +972,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       command = this.codec.decode(e.data) as C;
     } catch (err) {
       this.metrics.stateMachineErrors++;
-      mine?.reject(new RaftError('RAFT_STATE_MACHINE_ERROR', `entry ${e.index} cannot be decoded; it changed nothing`, { cause: err }));
+      mine?.reject(
+        new RaftError('RAFT_STATE_MACHINE_ERROR', `entry ${e.index} cannot be decoded; it changed nothing`, {
+          cause: err,
+        }),
+      );
       return;
     }
     try {
@@ -856,7 +990,13 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       // deterministic machine to the same command, so every peer decides the same.
       this.metrics.stateMachineErrors++;
       this.log('warn', { err, index: e.index }, 'handleWrite threw; the command changed nothing');
-      mine?.reject(new RaftError('RAFT_STATE_MACHINE_ERROR', `handleWrite threw at entry ${e.index}; the command changed nothing`, { cause: err }));
+      mine?.reject(
+        new RaftError(
+          'RAFT_STATE_MACHINE_ERROR',
+          `handleWrite threw at entry ${e.index}; the command changed nothing`,
+          { cause: err },
+        ),
+      );
     }
   }
 
@@ -896,7 +1036,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     if (registry.get(this.name) === (this as unknown)) registry.delete(this.name);
     // Let an in-flight durable write finish before closing the store under it.
     await this.loopIdle.catch(() => undefined);
-    await this.opts.transport.close().catch((err: unknown) => this.log('warn', { err }, 'transport close failed'));
+    await this.opts.transport
+      .close()
+      .catch((err: unknown) => this.log('warn', { err }, 'transport close failed'));
     await this.opts.log.close().catch((err: unknown) => this.log('warn', { err }, 'log store close failed'));
     this.log('info', {}, 'peer stopped');
     for (const w of this.stoppedWaiters.splice(0)) w(reason);
@@ -916,10 +1058,12 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
 }
 
 function validateMembers(members: unknown): Configuration {
-  if (!Array.isArray(members) || members.length === 0) throw new InvalidArgumentError('members must be a non-empty array of peer names');
+  if (!Array.isArray(members) || members.length === 0)
+    throw new InvalidArgumentError('members must be a non-empty array of peer names');
   const seen = new Set<string>();
   for (const m of members) {
-    if (typeof m !== 'string' || m.length === 0 || m.length > 256) throw new InvalidArgumentError(`members: ${JSON.stringify(m)} is not a peer name`);
+    if (typeof m !== 'string' || m.length === 0 || m.length > 256)
+      throw new InvalidArgumentError(`members: ${JSON.stringify(m)} is not a peer name`);
     if (seen.has(m)) throw new InvalidArgumentError(`members: ${m} appears twice`);
     seen.add(m);
   }

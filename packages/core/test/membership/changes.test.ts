@@ -22,7 +22,14 @@ async function setup(initial: string[], spare: string[] = []) {
   const rand = seededRandom(11);
   const byName = new Map<string, Peer<Cmd, string, number | null>>();
   const start = async (name: string) => {
-    const p = await startPeer(machine, { name, log: new TestLogStore(), transport: net.join(name), clock, random: rand, register: false });
+    const p = await startPeer(machine, {
+      name,
+      log: new TestLogStore(),
+      transport: net.join(name),
+      clock,
+      random: rand,
+      register: false,
+    });
     peers.push(p);
     byName.set(name, p);
     return p;
@@ -63,8 +70,11 @@ describe('§6 membership changes', () => {
     const config = await settle(clock, change);
     expect(config).toEqual({ members: ['a', 'b', 'c', 'd', 'e'] });
     expect(await settle(clock, Promise.all(writes))).toHaveLength(40);
-    await clock.until(() => ['d', 'e'].every((n) => byName.get(n)!.status().lastApplied === l.status().lastApplied));
-    for (const n of ['a', 'b', 'c', 'd', 'e']) expect(byName.get(n)!.status().configuration).toEqual({ members: ['a', 'b', 'c', 'd', 'e'] });
+    await clock.until(() =>
+      ['d', 'e'].every((n) => byName.get(n)!.status().lastApplied === l.status().lastApplied),
+    );
+    for (const n of ['a', 'b', 'c', 'd', 'e'])
+      expect(byName.get(n)!.status().configuration).toEqual({ members: ['a', 'b', 'c', 'd', 'e'] });
     // The log shows the path: learners, then joint, then final.
     const configs: unknown[] = [];
     for (let i = 1; i <= l.status().lastLogIndex; i++) {
@@ -102,7 +112,9 @@ describe('§6 membership changes', () => {
     const follower = ['a', 'b', 'c'].map((n) => byName.get(n)!).find((p) => p !== l)!;
     expect(await codeOf(clock, follower.setConfiguration(['a', 'b']))).toBe('RAFT_NOT_LEADER');
     const first = l.setConfiguration(['a', 'b', 'c', 'd']);
-    expect(await codeOf(clock, l.setConfiguration(['a', 'b', 'c', 'e']))).toBe('RAFT_CONFIG_CHANGE_IN_PROGRESS');
+    expect(await codeOf(clock, l.setConfiguration(['a', 'b', 'c', 'e']))).toBe(
+      'RAFT_CONFIG_CHANGE_IN_PROGRESS',
+    );
     expect(await settle(clock, first)).toEqual({ members: ['a', 'b', 'c', 'd'] });
   });
 
@@ -110,7 +122,10 @@ describe('§6 membership changes', () => {
     const { clock, net, byName, leader } = await setup(['a', 'b', 'c']);
     const l = leader();
     const victim = ['a', 'b', 'c'].find((n) => n !== l.name)!;
-    net.isolate(victim, ['a', 'b', 'c'].filter((n) => n !== victim));
+    net.isolate(
+      victim,
+      ['a', 'b', 'c'].filter((n) => n !== victim),
+    );
     const rest = ['a', 'b', 'c'].filter((n) => n !== victim);
     expect(await settle(clock, l.setConfiguration(rest))).toEqual({ members: rest });
     const term = l.status().term;
@@ -150,7 +165,10 @@ describe('§6 membership changes', () => {
     const { clock, net, leader } = await setup(['a', 'b', 'c']);
     const l = leader();
     const target = ['a', 'b', 'c'].find((n) => n !== l.name)!;
-    net.isolate(target, ['a', 'b', 'c'].filter((n) => n !== target));
+    net.isolate(
+      target,
+      ['a', 'b', 'c'].filter((n) => n !== target),
+    );
     const started = clock.now();
     // Well before the call's own 3 s timeout: the protocol gives up after the minimum election timeout (150 ms).
     expect(await codeOf(clock, l.transferLeadership(target, { timeout: 10_000 }))).toBe('RAFT_TIMEOUT');

@@ -30,7 +30,9 @@ async function withBacklog() {
   const [f1, f2] = ['a', 'b', 'c'].filter((n) => n !== l.name) as [string, string];
   s.slow.ms = 20;
   // 50 writes that take 20 virtual ms each to apply: about a second of apply backlog.
-  const writes = Array.from({ length: 50 }, (_, i) => watch(l.write({ op: 'set', key: 'k', value: i }, long)));
+  const writes = Array.from({ length: 50 }, (_, i) =>
+    watch(l.write({ op: 'set', key: 'k', value: i }, long)),
+  );
   await clock.advance(5);
   return { clock, l, f1, f2, writes };
 }
@@ -38,10 +40,17 @@ async function withBacklog() {
 /** Waits until the leader's latest configuration is `members` (final) and committed. */
 async function committedFinal(setup: Setup, members: string[]): Promise<void> {
   const l = setup.leader();
-  await setup.clock.until(() => {
-    const st = l.status();
-    return JSON.stringify(st.configuration) === JSON.stringify({ members: [...members].sort() }) && st.commitIndex === st.lastLogIndex;
-  }, 2000, 1);
+  await setup.clock.until(
+    () => {
+      const st = l.status();
+      return (
+        JSON.stringify(st.configuration) === JSON.stringify({ members: [...members].sort() }) &&
+        st.commitIndex === st.lastLogIndex
+      );
+    },
+    2000,
+    1,
+  );
 }
 
 describe('membership: setConfiguration promise while applying lags committing', () => {
@@ -56,7 +65,10 @@ describe('membership: setConfiguration promise while applying lags committing', 
     const second = watch(l.setConfiguration([l.name, f1, f2], long));
     await clock.advance(1);
     expect(first.outcome()).not.toBe('RAFT_CONFIG_CHANGE_IN_PROGRESS');
-    await clock.until(() => writes.every((w) => w.outcome() === 'resolved') && second.outcome() !== 'pending', 5000);
+    await clock.until(
+      () => writes.every((w) => w.outcome() === 'resolved') && second.outcome() !== 'pending',
+      5000,
+    );
     expect(first.outcome()).toBe('resolved');
     expect(first.value()).toEqual({ members: shrink });
   });
@@ -101,10 +113,17 @@ describe('membership: setConfiguration with the members the peer already has', (
     // Slow disks: the final configuration of a change stays uncommitted for a while.
     disk.ms = 40;
     const change = watch(l.setConfiguration([l.name, f2]));
-    await clock.until(() => {
-      const st = l.status();
-      return JSON.stringify(st.configuration) === JSON.stringify({ members: [l.name, f2].sort() }) && st.commitIndex < st.lastLogIndex;
-    }, 5000, 1);
+    await clock.until(
+      () => {
+        const st = l.status();
+        return (
+          JSON.stringify(st.configuration) === JSON.stringify({ members: [l.name, f2].sort() }) &&
+          st.commitIndex < st.lastLogIndex
+        );
+      },
+      5000,
+      1,
+    );
     const again = watch(l.setConfiguration([l.name, f2]));
     try {
       // It settles in the leader's next turn, before the final configuration commits.

@@ -9,7 +9,11 @@ import type { LogEntry } from '../../src/types.js';
 import { appendEntries, command, configEntry, raftOptions } from '../protocol-driver.js';
 import { Net } from './net.js';
 
-const cfg = (index: number, term: number, c: { members: string[]; learners?: string[]; outgoing?: string[] }): LogEntry => ({
+const cfg = (
+  index: number,
+  term: number,
+  c: { members: string[]; learners?: string[]; outgoing?: string[] },
+): LogEntry => ({
   index,
   term,
   type: 'config',
@@ -26,7 +30,17 @@ describe('membership: configurations in the log', () => {
     });
     expect(r.config).toEqual({ members: ['a', 'b', 'c', 'd'], outgoing: ['a', 'b', 'c'] });
     // A leader of term 3 that never had entry 7 overwrites it.
-    r.step(appendEntries({ term: 3, from: 'a', to: 'c', prevLogIndex: 6, prevLogTerm: 2, entries: [command(7, 3)], leaderCommit: 6 }));
+    r.step(
+      appendEntries({
+        term: 3,
+        from: 'a',
+        to: 'c',
+        prevLogIndex: 6,
+        prevLogTerm: 2,
+        entries: [command(7, 3)],
+        leaderCommit: 6,
+      }),
+    );
     expect(r.config).toEqual(snapConfig);
   });
 
@@ -43,15 +57,31 @@ describe('membership: configurations in the log', () => {
     expect(r.role).toBe('candidate');
     const rd = r.ready();
     r.advance(rd);
-    const votes = rd.messages.filter((m) => m.type === 'RequestVote').map((m) => m.to).sort();
+    const votes = rd.messages
+      .filter((m) => m.type === 'RequestVote')
+      .map((m) => m.to)
+      .sort();
     expect(votes).toEqual(['a', 'b', 'c']); // both sets
     // a and b grant: a majority of {a,b,d} (with d) and of {a,b,c}.
-    for (const from of ['a', 'b']) r.step({ type: 'RequestVoteResponse', term: r.term, from, to: 'd', voteGranted: true, preVote: false });
+    for (const from of ['a', 'b'])
+      r.step({ type: 'RequestVoteResponse', term: r.term, from, to: 'd', voteGranted: true, preVote: false });
     expect(r.role).toBe('leader');
     r.advance(r.ready());
     // Its no-op commits with a and b (d's own entry is durable after advance) ...
     const noop = r.log.lastIndex();
-    for (const from of ['a', 'b']) r.step({ type: 'AppendEntriesResponse', term: r.term, from, to: 'd', success: true, matchIndex: noop, prevLogIndex: 9, conflictIndex: 0, conflictTerm: 0, seq: 0 });
+    for (const from of ['a', 'b'])
+      r.step({
+        type: 'AppendEntriesResponse',
+        term: r.term,
+        from,
+        to: 'd',
+        success: true,
+        matchIndex: noop,
+        prevLogIndex: 9,
+        conflictIndex: 0,
+        conflictTerm: 0,
+        seq: 0,
+      });
     // ... and then it appends the final configuration.
     expect(r.config).toEqual({ members: ['a', 'b', 'd'] });
   });
@@ -101,11 +131,13 @@ describe('membership: joint majorities', () => {
     net.elect('a');
     const a = net.raft('a');
     expect(a.proposeConfiguration(['a', 'b'])).toBe('ok');
-    for (let i = 0; i < 50 && JSON.stringify(a.config) !== JSON.stringify({ members: ['a', 'b'] }); i++) net.run(1, ['a']);
+    for (let i = 0; i < 50 && JSON.stringify(a.config) !== JSON.stringify({ members: ['a', 'b'] }); i++)
+      net.run(1, ['a']);
     expect(a.config).toEqual({ members: ['a', 'b'] });
     net.run(2, ['a']);
     expect(a.proposeConfiguration(['a'])).toBe('ok');
-    for (let i = 0; i < 50 && JSON.stringify(a.config) !== JSON.stringify({ members: ['a'] }); i++) net.run(1, ['a']);
+    for (let i = 0; i < 50 && JSON.stringify(a.config) !== JSON.stringify({ members: ['a'] }); i++)
+      net.run(1, ['a']);
     expect(a.config).toEqual({ members: ['a'] });
     net.run(2, ['a']);
     expect(a.log.commitIndex).toBe(a.log.lastIndex());
@@ -136,7 +168,10 @@ describe('membership: leadership transfer', () => {
 
 describe('membership: the bootstrap configuration', () => {
   it('a fresh peer with only a bootstrap entry uses it', () => {
-    const r = new Raft(raftOptions('a', 1), { hardState: { term: 1, votedFor: null }, entries: [configEntry(1, 1, ['a', 'b'])] });
+    const r = new Raft(raftOptions('a', 1), {
+      hardState: { term: 1, votedFor: null },
+      entries: [configEntry(1, 1, ['a', 'b'])],
+    });
     expect(r.config).toEqual({ members: ['a', 'b'] });
   });
 });

@@ -16,16 +16,20 @@ import { chaos } from '../protocol-driver.js';
 
 describe('membership: membership changes under faults (seeded)', () => {
   const seeds = Number(process.env.RAFT_MEMBERSHIP_SEEDS ?? 50);
-  it(`safety holds and joint changes finish over ${seeds} seeded runs`, () => {
-    let changes = 0;
-    let commits = 0;
-    for (let seed = 1; seed <= seeds; seed++) {
-      const run = chaos(seed, 1500, { membership: true });
-      changes += run.changes;
-      commits += run.commits;
-    }
-    // The runs did exercise changes, and made progress.
-    expect(changes).toBeGreaterThan(seeds);
-    expect(commits).toBeGreaterThan(seeds * 20);
-  }, Math.max(120_000, seeds * 1000)); // a budget for a loaded CI box, not a speed bound
+  it(
+    `safety holds and joint changes finish over ${seeds} seeded runs`,
+    () => {
+      let changes = 0;
+      let commits = 0;
+      for (let seed = 1; seed <= seeds; seed++) {
+        const run = chaos(seed, 1500, { membership: true });
+        changes += run.changes;
+        commits += run.commits;
+      }
+      // The runs did exercise changes, and made progress.
+      expect(changes).toBeGreaterThan(seeds);
+      expect(commits).toBeGreaterThan(seeds * 20);
+    },
+    Math.max(120_000, seeds * 1000),
+  ); // a budget for a loaded CI box, not a speed bound
 });

@@ -19,7 +19,10 @@ export class Net {
     [...members, ...spares].forEach((id, i) => {
       const log: LogEntry[] = members.includes(id) ? [configEntry(1, 1, members)] : [];
       const term = log.length > 0 ? 1 : 0;
-      this.peers.set(id, new Raft(raftOptions(id, 7000 + i, options), { hardState: { term, votedFor: null }, entries: log }));
+      this.peers.set(
+        id,
+        new Raft(raftOptions(id, 7000 + i, options), { hardState: { term, votedFor: null }, entries: log }),
+      );
     });
   }
 

@@ -42,7 +42,7 @@ describe('membership: a connected follower that is removed', () => {
     expect([...roles]).toEqual(['follower']);
   });
 
-  it('does not depose the new cluster\'s leader again and again (pre-vote and check-quorum off)', async () => {
+  it("does not depose the new cluster's leader again and again (pre-vote and check-quorum off)", async () => {
     const { v } = await removeOne({ preVote: false, checkQuorum: false });
     const term = s!.leader().status().term;
     const elections = v.status().metrics.electionsStarted;

@@ -73,7 +73,11 @@ describe('membership: the same through the public API', () => {
       const a = s.leader();
       const b = s.peers.get(a.name === 'a' ? 'b' : 'a')!;
       const change = watch(a.setConfiguration([b.name]));
-      await s.clock.until(() => JSON.stringify(a.status().configuration) === JSON.stringify({ members: [b.name] }), 2000, 1);
+      await s.clock.until(
+        () => JSON.stringify(a.status().configuration) === JSON.stringify({ members: [b.name] }),
+        2000,
+        1,
+      );
       s.net.isolate(b.name); // the final configuration's AppendEntries is still on the wire: lost
       await s.clock.advance(300);
       s.net.heal(b.name);

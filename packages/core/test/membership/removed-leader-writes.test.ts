@@ -36,7 +36,9 @@ describe('membership: a leader that removes itself under load', () => {
     expect(change.outcome()).toBe('resolved');
     expect(l.status().role).toBe('follower');
     const appliedHere = s.states.get(l.name)!.applied;
-    const reportedFailedButApplied = writes.filter(({ value, w }) => w.outcome() !== 'resolved' && appliedHere.includes(value));
+    const reportedFailedButApplied = writes.filter(
+      ({ value, w }) => w.outcome() !== 'resolved' && appliedHere.includes(value),
+    );
     expect(reportedFailedButApplied.map(({ value, w }) => `${value}: ${w.outcome()}`)).toEqual([]);
   });
 });

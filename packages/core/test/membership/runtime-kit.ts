@@ -3,7 +3,16 @@
  * network whose latency can differ per peer, and a state machine that records what it
  * applied and can be made slow (each command takes `applyMs` of virtual time).
  */
-import { RaftError, seededRandom, startPeer, type Peer, type PeerOptions, type RaftMessage, type StateMachine, type Transport } from '../../src/index.js';
+import {
+  RaftError,
+  seededRandom,
+  startPeer,
+  type Peer,
+  type PeerOptions,
+  type RaftMessage,
+  type StateMachine,
+  type Transport,
+} from '../../src/index.js';
 import { TestLogStore, VirtualClock } from '../harness.js';
 
 export type Cmd = { op: 'set'; key: string; value: number };
@@ -26,10 +35,13 @@ export class LatencyNetwork {
       send: (to, m) => {
         if (this.cut.has(name) || this.cut.has(to)) return;
         const copy = structuredClone(m);
-        this.clock.setTimeout(() => {
-          if (this.cut.has(name) || this.cut.has(to)) return;
-          this.handlers.get(to)?.(copy);
-        }, this.latency(name, to));
+        this.clock.setTimeout(
+          () => {
+            if (this.cut.has(name) || this.cut.has(to)) return;
+            this.handlers.get(to)?.(copy);
+          },
+          this.latency(name, to),
+        );
       },
       close: async () => {
         this.handlers.delete(name);
@@ -44,7 +56,11 @@ export class LatencyNetwork {
   }
 }
 
-export function machine(clock: VirtualClock, applyMs: () => number, states?: Map<string, State>): StateMachine<State, Cmd, string, number | null> {
+export function machine(
+  clock: VirtualClock,
+  applyMs: () => number,
+  states?: Map<string, State>,
+): StateMachine<State, Cmd, string, number | null> {
   return {
     init: (name) => {
       const s: State = { applied: [], kv: new Map() };
@@ -74,7 +90,8 @@ export class SlowStore extends TestLogStore {
     super();
   }
   override async write(batch: Parameters<TestLogStore['write']>[0]): Promise<void> {
-    if (this.delay.ms > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.delay.ms));
+    if (this.delay.ms > 0)
+      await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.delay.ms));
     return super.write(batch);
   }
 }
@@ -94,7 +111,11 @@ export interface Setup {
   stopAll(): Promise<void>;
 }
 
-export async function startCluster(initial: string[], spares: string[] = [], extra: Partial<PeerOptions> = {}): Promise<Setup> {
+export async function startCluster(
+  initial: string[],
+  spares: string[] = [],
+  extra: Partial<PeerOptions> = {},
+): Promise<Setup> {
   const clock = new VirtualClock();
   const net = new LatencyNetwork(clock);
   const rand = seededRandom(5);
@@ -108,7 +129,10 @@ export async function startCluster(initial: string[], spares: string[] = [], ext
     stores.set(name, store);
     peers.set(
       name,
-      await startPeer(machine(clock, () => slow.ms, states), { name, log: store, transport: net.join(name), clock, random: rand, register: false, ...extra }),
+      await startPeer(
+        machine(clock, () => slow.ms, states),
+        { name, log: store, transport: net.join(name), clock, random: rand, register: false, ...extra },
+      ),
     );
   }
   const boot = peers.get(initial[0]!)!.setConfiguration(initial);
@@ -119,7 +143,17 @@ export async function startCluster(initial: string[], spares: string[] = [], ext
     if (l === undefined) throw new Error('no leader');
     return l;
   };
-  return { peers, stores, states, disk, clock, net, slow, leader, stopAll: async () => void (await Promise.all([...peers.values()].map((p) => p.stop()))) };
+  return {
+    peers,
+    stores,
+    states,
+    disk,
+    clock,
+    net,
+    slow,
+    leader,
+    stopAll: async () => void (await Promise.all([...peers.values()].map((p) => p.stop()))),
+  };
 }
 
 /** Observes a promise without awaiting it: its outcome (a RaftError code, 'resolved', or 'pending'). */

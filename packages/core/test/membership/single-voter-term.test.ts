@@ -20,16 +20,31 @@ describe('membership: a sole voter with learners', () => {
     const store = new SlowStore(clock, { ms: 5 });
     // What a restarted sole voter finds on disk: term 1, and a configuration with a learner.
     store.hardState = { term: 1, votedFor: 'a' };
-    store.log = [{ index: 1, term: 1, type: 'config', data: encodeConfiguration({ members: ['a'], learners: ['b'] }) }];
+    store.log = [
+      { index: 1, term: 1, type: 'config', data: encodeConfiguration({ members: ['a'], learners: ['b'] }) },
+    ];
     const sent: { message: RaftMessage; durableTerm: number }[] = [];
     const inner = net.join('a');
-    const transport = { ...inner, send: (to: string, m: RaftMessage) => (sent.push({ message: m, durableTerm: store.hardState.term }), inner.send(to, m)) };
-    const a = await startPeer(machine(clock, () => 0), { name: 'a', log: store, transport, clock, random: seededRandom(3), register: false });
+    const transport = {
+      ...inner,
+      send: (to: string, m: RaftMessage) => (
+        sent.push({ message: m, durableTerm: store.hardState.term }),
+        inner.send(to, m)
+      ),
+    };
+    const a = await startPeer(
+      machine(clock, () => 0),
+      { name: 'a', log: store, transport, clock, random: seededRandom(3), register: false },
+    );
     try {
-      await clock.until(() => a.status().role === 'leader' && sent.some((s) => s.message.type === 'AppendEntries'));
+      await clock.until(
+        () => a.status().role === 'leader' && sent.some((s) => s.message.type === 'AppendEntries'),
+      );
       expect(a.status().term).toBe(2);
       const early = sent.filter((s) => s.message.term > s.durableTerm);
-      expect(early.map((s) => `${s.message.type} t${s.message.term} (durable t${s.durableTerm})`)).toEqual([]);
+      expect(early.map((s) => `${s.message.type} t${s.message.term} (durable t${s.durableTerm})`)).toEqual(
+        [],
+      );
     } finally {
       // Stopping waits for the write under way, which takes virtual time.
       const stopping = a.stop();

@@ -4,14 +4,7 @@
  * campaign, and the others learn it by replication. A single peer is a cluster too.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  bytes,
-  Cluster,
-  drain,
-  logOf,
-  newRaft,
-  persistAndAdvance,
-} from '../protocol-driver.js';
+import { bytes, Cluster, drain, logOf, newRaft, persistAndAdvance } from '../protocol-driver.js';
 import { decodeConfiguration } from '../../src/protocol/membership.js';
 
 describe('§6 Cluster configuration: bootstrap', () => {
@@ -46,7 +39,10 @@ describe('§6 Cluster configuration: bootstrap', () => {
       expect(c.raft(id).config, id).toEqual({ members: ['a', 'b', 'c'] });
       expect(logOf(c.raft(id)), id).toEqual(want);
       expect(c.peer(id).store.entries, id).toEqual(want);
-      expect(c.peer(id).applied.map((e) => e.index), id).toEqual([1, 2]);
+      expect(
+        c.peer(id).applied.map((e) => e.index),
+        id,
+      ).toEqual([1, 2]);
     }
   });
 
@@ -61,7 +57,9 @@ describe('§6 Cluster configuration: bootstrap', () => {
 
   it('bootstrap is refused by a peer that already has a configuration, a log or a term', () => {
     expect(newRaft('a').raft.bootstrap(['a', 'b', 'c'])).toBe(false);
-    expect(newRaft('a', { members: null, hardState: { term: 3, votedFor: null } }).raft.bootstrap(['a'])).toBe(false);
+    expect(
+      newRaft('a', { members: null, hardState: { term: 3, votedFor: null } }).raft.bootstrap(['a']),
+    ).toBe(false);
     const { raft: once } = newRaft('a', { members: null });
     expect(once.bootstrap(['a', 'b'])).toBe(true);
     expect(once.bootstrap(['a', 'b'])).toBe(false);

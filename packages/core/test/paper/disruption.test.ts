@@ -40,13 +40,17 @@ describe('§9.6 (dissertation) Pre-vote', () => {
     expect([b.term, b.votedFor]).toEqual([1, 'c']);
     const rd = b.ready();
     expect(rd.hardState).toBeUndefined();
-    expect(rd.messages).toEqual([voteResponse({ term: 2, from: 'b', to: 'a', voteGranted: true, preVote: true })]);
+    expect(rd.messages).toEqual([
+      voteResponse({ term: 2, from: 'b', to: 'a', voteGranted: true, preVote: true }),
+    ]);
   });
 
-  it('a pre-vote is refused to a log that is behind, with the refuser\'s term', () => {
+  it("a pre-vote is refused to a log that is behind, with the refuser's term", () => {
     const { raft: b } = newRaft('b', { log: logOfTerms(['a', 'b', 'c'], [1, 1]) });
     b.step(requestVote({ term: 2, from: 'a', to: 'b', lastLogIndex: 1, lastLogTerm: 1, preVote: true }));
-    expect(b.ready().messages).toEqual([voteResponse({ term: 1, from: 'b', to: 'a', voteGranted: false, preVote: true })]);
+    expect(b.ready().messages).toEqual([
+      voteResponse({ term: 1, from: 'b', to: 'a', voteGranted: false, preVote: true }),
+    ]);
   });
 
   it('a pre-candidate granted pre-votes by a majority starts the real election, at term + 1', () => {
@@ -189,7 +193,7 @@ describe('§4.2.3 (dissertation) Leader lease: disruptive RequestVotes are ignor
     });
   }
 
-  it('the lease does not keep a follower from following a newer leader\'s AppendEntries', () => {
+  it("the lease does not keep a follower from following a newer leader's AppendEntries", () => {
     const b = followerOfA();
     b.step(appendEntries({ term: 3, from: 'c', to: 'b', prevLogIndex: 1, prevLogTerm: 1 }));
     expect([b.term, b.leader, b.role]).toEqual([3, 'c', 'follower']);
@@ -200,7 +204,9 @@ describe('§4.2.3 (dissertation) Leader lease: disruptive RequestVotes are ignor
     for (let i = 0; i < EMIN; i++) b.tick();
     b.step(requestVote({ term: 9, from: 'c', to: 'b', lastLogIndex: 5, lastLogTerm: 2 }));
     expect([b.term, b.votedFor]).toEqual([9, 'c']);
-    expect(b.ready().messages.filter(isVoteResponse)).toEqual([voteResponse({ term: 9, from: 'b', to: 'c', voteGranted: true })]);
+    expect(b.ready().messages.filter(isVoteResponse)).toEqual([
+      voteResponse({ term: 9, from: 'b', to: 'c', voteGranted: true }),
+    ]);
   });
 
   it('a leader hearing from a majority ignores a RequestVote with a higher term', () => {

@@ -25,7 +25,10 @@ import {
 
 /** A peer of a three-peer cluster {a, b, c} in the given role, at term 2 unless a role needs more. */
 function inRole(role: 'follower' | 'candidate' | 'precandidate' | 'leader'): Raft {
-  const { raft } = newRaft('a', { hardState: { term: 2, votedFor: null }, options: { ...PAPER, preVote: role === 'precandidate' } });
+  const { raft } = newRaft('a', {
+    hardState: { term: 2, votedFor: null },
+    options: { ...PAPER, preVote: role === 'precandidate' },
+  });
   if (role === 'follower') {
     raft.step(appendEntries({ term: 2, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1 }));
   } else if (role === 'leader') {
@@ -39,7 +42,10 @@ function inRole(role: 'follower' | 'candidate' | 'precandidate' | 'leader'): Raf
 }
 
 describe('§5.1 Raft basics: terms', () => {
-  const higher: Record<'AppendEntries' | 'AppendEntriesResponse' | 'RequestVote' | 'RequestVoteResponse', (term: number) => RaftMessage> = {
+  const higher: Record<
+    'AppendEntries' | 'AppendEntriesResponse' | 'RequestVote' | 'RequestVoteResponse',
+    (term: number) => RaftMessage
+  > = {
     AppendEntries: (term) => appendEntries({ term, from: 'b', to: 'a', prevLogIndex: 99, prevLogTerm: 99 }),
     AppendEntriesResponse: (term) => appendResponse({ term, from: 'b', to: 'a', success: false }),
     // A log behind ours, so the vote is refused and votedFor stays empty.
@@ -71,13 +77,34 @@ describe('§5.1 Raft basics: terms', () => {
     drain(r);
     const before = { term: r.term, leader: r.leader, last: r.log.lastIndex(), commit: r.log.commitIndex };
     r.step(
-      appendEntries({ term: 2, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1, leaderCommit: 2, entries: [{ index: 2, term: 2, type: 'command', data: new Uint8Array(1) }], seq: 7 }),
+      appendEntries({
+        term: 2,
+        from: 'b',
+        to: 'a',
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        leaderCommit: 2,
+        entries: [{ index: 2, term: 2, type: 'command', data: new Uint8Array(1) }],
+        seq: 7,
+      }),
     );
-    expect({ term: r.term, leader: r.leader, last: r.log.lastIndex(), commit: r.log.commitIndex }).toEqual(before);
+    expect({ term: r.term, leader: r.leader, last: r.log.lastIndex(), commit: r.log.commitIndex }).toEqual(
+      before,
+    );
     const rd = persistAndAdvance(r);
     expect(rd.entries).toEqual([]);
     expect(rd.messages).toEqual([
-      appendResponse({ term: 3, from: 'a', to: 'b', success: false, matchIndex: 0, prevLogIndex: 1, conflictIndex: 0, conflictTerm: 0, seq: 7 }),
+      appendResponse({
+        term: 3,
+        from: 'a',
+        to: 'b',
+        success: false,
+        matchIndex: 0,
+        prevLogIndex: 1,
+        conflictIndex: 0,
+        conflictTerm: 0,
+        seq: 7,
+      }),
     ]);
   });
 
@@ -100,7 +127,7 @@ describe('§5.1 Raft basics: terms', () => {
     expect(r.role).toBe('candidate');
   });
 
-  it('an acknowledgement from a stale term does not advance the leader\'s matchIndex', () => {
+  it("an acknowledgement from a stale term does not advance the leader's matchIndex", () => {
     const { raft: r } = newRaft('a', { hardState: { term: 3, votedFor: null }, options: PAPER });
     makeLeader(r);
     expect(r.term).toBe(4);
@@ -115,13 +142,21 @@ describe('§5.2 Leader election', () => {
     const { raft: fresh } = newRaft('a');
     expect([fresh.role, fresh.leader, fresh.term]).toEqual(['follower', null, 1]);
     const { raft: restarted } = newRaft('a', { hardState: { term: 5, votedFor: 'c' } });
-    expect([restarted.role, restarted.leader, restarted.term, restarted.votedFor]).toEqual(['follower', null, 5, 'c']);
+    expect([restarted.role, restarted.leader, restarted.term, restarted.votedFor]).toEqual([
+      'follower',
+      null,
+      5,
+      'c',
+    ]);
     expect(restarted.hasReady()).toBe(false);
   });
 
   it('a leader sends an empty AppendEntries heartbeat to every follower each heartbeat interval (TestLeaderBcastBeat)', () => {
     const { raft: r } = newRaft('a', { options: { ...PAPER, heartbeatTicks: 3 } });
-    for (const m of makeLeader(r).filter(isAppend)) r.step(appendResponse({ term: m.term, from: m.to, to: 'a', matchIndex: 2, prevLogIndex: 1, seq: m.seq }));
+    for (const m of makeLeader(r).filter(isAppend))
+      r.step(
+        appendResponse({ term: m.term, from: m.to, to: 'a', matchIndex: 2, prevLogIndex: 1, seq: m.seq }),
+      );
     drain(r);
     expect(r.log.commitIndex).toBe(2);
     r.tick();
@@ -130,8 +165,26 @@ describe('§5.2 Leader election', () => {
     r.tick();
     const rd = persistAndAdvance(r);
     expect(rd.messages).toEqual([
-      appendEntries({ term: 2, from: 'a', to: 'b', prevLogIndex: 2, prevLogTerm: 2, entries: [], leaderCommit: 2, seq: expect.any(Number) as number }),
-      appendEntries({ term: 2, from: 'a', to: 'c', prevLogIndex: 2, prevLogTerm: 2, entries: [], leaderCommit: 2, seq: expect.any(Number) as number }),
+      appendEntries({
+        term: 2,
+        from: 'a',
+        to: 'b',
+        prevLogIndex: 2,
+        prevLogTerm: 2,
+        entries: [],
+        leaderCommit: 2,
+        seq: expect.any(Number) as number,
+      }),
+      appendEntries({
+        term: 2,
+        from: 'a',
+        to: 'c',
+        prevLogIndex: 2,
+        prevLogTerm: 2,
+        entries: [],
+        leaderCommit: 2,
+        seq: expect.any(Number) as number,
+      }),
     ]);
   });
 
@@ -152,11 +205,12 @@ describe('§5.2 Leader election', () => {
     ]);
   });
 
-  it('a follower stays follower as long as it hears from the current leader; a stale leader\'s AppendEntries do not count', () => {
+  it("a follower stays follower as long as it hears from the current leader; a stale leader's AppendEntries do not count", () => {
     const { raft: r } = newRaft('a', { hardState: { term: 3, votedFor: null }, options: PAPER });
     for (let tick = 1; tick <= 1000; tick++) {
       r.tick();
-      if (tick % 5 === 0) r.step(appendEntries({ term: 3, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1 }));
+      if (tick % 5 === 0)
+        r.step(appendEntries({ term: 3, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1 }));
       drain(r);
     }
     expect([r.role, r.term, r.leader]).toEqual(['follower', 3, 'b']);
@@ -213,7 +267,8 @@ describe('§5.2 Leader election', () => {
       const { raft: r } = newRaft('n1', { members, options: PAPER });
       tickUntilCampaign(r);
       drain(r);
-      for (const [from, granted] of Object.entries(votes)) r.step(voteResponse({ term: 2, from, to: 'n1', voteGranted: granted }));
+      for (const [from, granted] of Object.entries(votes))
+        r.step(voteResponse({ term: 2, from, to: 'n1', voteGranted: granted }));
       expect(r.role).toBe(outcome);
       expect(r.term).toBe(2);
     });
@@ -232,7 +287,9 @@ describe('§5.2 Leader election', () => {
     it(`a follower that voted for ${String(votedFor)} ${granted ? 'grants' : 'refuses'} ${candidate} in the same term: one vote per term, first come first served (TestFollowerVote)`, () => {
       const { raft: r } = newRaft('a', { hardState: { term: 1, votedFor } });
       r.step(requestVote({ term: 1, from: candidate, to: 'a', lastLogIndex: 1, lastLogTerm: 1 }));
-      expect(r.ready().messages).toEqual([voteResponse({ term: 1, from: 'a', to: candidate, voteGranted: granted })]);
+      expect(r.ready().messages).toEqual([
+        voteResponse({ term: 1, from: 'a', to: candidate, voteGranted: granted }),
+      ]);
       expect(r.votedFor).toBe(votedFor ?? candidate);
     });
   }
@@ -246,7 +303,9 @@ describe('§5.2 Leader election', () => {
       r.step(appendEntries({ term, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1 }));
       expect([r.role, r.term, r.leader]).toEqual(['follower', term, 'b']);
       // It answers as a follower: the consistency check passed.
-      expect(r.ready().messages).toEqual([appendResponse({ term, from: 'a', to: 'b', success: true, matchIndex: 1, prevLogIndex: 1 })]);
+      expect(r.ready().messages).toEqual([
+        appendResponse({ term, from: 'a', to: 'b', success: true, matchIndex: 1, prevLogIndex: 1 }),
+      ]);
     });
   }
 
@@ -282,7 +341,15 @@ describe('§5.2 Leader election', () => {
     const rounds = 1000;
     for (let round = 0; round < rounds; round++) {
       for (const r of peers) {
-        r.step(appendEntries({ term: r.term + 1, from: r.id === 'a' ? 'b' : 'a', to: r.id, prevLogIndex: 1, prevLogTerm: 1 }));
+        r.step(
+          appendEntries({
+            term: r.term + 1,
+            from: r.id === 'a' ? 'b' : 'a',
+            to: r.id,
+            prevLogIndex: 1,
+            prevLogTerm: 1,
+          }),
+        );
         drain(r);
       }
       let timedOut = 0;
@@ -308,7 +375,11 @@ describe('§5.2 Leader election', () => {
     expect([r.role, r.leader]).toEqual(['leader', 'a']);
     const rd = persistAndAdvance(r);
     expect(rd.entries.map((e) => [e.index, e.term, e.type])).toEqual([[2, 2, 'noop']]);
-    expect(rd.messages.filter(isAppend).map((m) => [m.to, m.prevLogIndex, m.prevLogTerm, m.entries.map((e) => e.type)])).toEqual([
+    expect(
+      rd.messages
+        .filter(isAppend)
+        .map((m) => [m.to, m.prevLogIndex, m.prevLogTerm, m.entries.map((e) => e.type)]),
+    ).toEqual([
       ['b', 1, 1, ['noop']],
       ['c', 1, 1, ['noop']],
     ]);

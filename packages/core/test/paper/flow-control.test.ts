@@ -65,10 +65,23 @@ describe('Replication flow control: batching and pipelining (replicate state)', 
     propose(r, 'y');
     const [toB] = appendsIn(persistAndAdvance(r).messages, 'b');
     expect(toB!.prevLogIndex).toBe(3);
-    r.step({ type: 'AppendEntriesResponse', term: 2, from: 'b', to: 'a', success: false, matchIndex: 0, prevLogIndex: 3, conflictIndex: 3, conflictTerm: 0, seq: toB!.seq });
+    r.step({
+      type: 'AppendEntriesResponse',
+      term: 2,
+      from: 'b',
+      to: 'a',
+      success: false,
+      matchIndex: 0,
+      prevLogIndex: 3,
+      conflictIndex: 3,
+      conflictTerm: 0,
+      seq: toB!.seq,
+    });
     expect(r.progressOf('b')).toMatchObject({ state: 'probe', nextIndex: 3 });
     const retry = appendsIn(persistAndAdvance(r).messages, 'b');
-    expect(retry.map((m) => [m.prevLogIndex, m.entries.map((e) => text(e.data))])).toEqual([[2, ['lost', 'y']]]);
+    expect(retry.map((m) => [m.prevLogIndex, m.entries.map((e) => text(e.data))])).toEqual([
+      [2, ['lost', 'y']],
+    ]);
   });
 });
 
@@ -115,12 +128,7 @@ describe('Replication flow control: batch limits', () => {
     const { raft: r } = steadyLeader({ options: { maxBatchEntries: 3 } });
     propose(r, ...Array.from({ length: 10 }, (_, i) => `v${i}`));
     const toB = appendsIn(persistAndAdvance(r).messages, 'b');
-    expect(batches(toB)).toEqual([
-      [3, 4, 5],
-      [6, 7, 8],
-      [9, 10, 11],
-      [12],
-    ]);
+    expect(batches(toB)).toEqual([[3, 4, 5], [6, 7, 8], [9, 10, 11], [12]]);
     expect(toB.map((m) => m.prevLogIndex)).toEqual([2, 5, 8, 11]);
   });
 
@@ -147,7 +155,18 @@ describe('Replication flow control: batch limits', () => {
       for (const m of persistAndAdvance(r).messages.filter(isAppend)) if (m.to === 'b') r.step(accept(m));
     }
     // c heard nothing; its first answer reveals it is 10 behind.
-    r.step({ type: 'AppendEntriesResponse', term: 2, from: 'c', to: 'a', success: false, matchIndex: 0, prevLogIndex: 12, conflictIndex: 3, conflictTerm: 0, seq: 0 });
+    r.step({
+      type: 'AppendEntriesResponse',
+      term: 2,
+      from: 'c',
+      to: 'a',
+      success: false,
+      matchIndex: 0,
+      prevLogIndex: 12,
+      conflictIndex: 3,
+      conflictTerm: 0,
+      seq: 0,
+    });
     const toC = appendsIn(persistAndAdvance(r).messages, 'c');
     expect(toC.map((m) => m.entries.length)).toEqual([4]);
     r.step(accept(toC[0]!));

@@ -38,7 +38,7 @@ describe('Figure 2: a vote is durable before it is sent', () => {
     expect(rd.messages).toEqual([voteResponse({ term: 2, from: 'b', to: 'a', voteGranted: true })]);
   });
 
-  it('a candidate\'s RequestVotes are in the same Ready as its new term and its vote for itself', () => {
+  it("a candidate's RequestVotes are in the same Ready as its new term and its vote for itself", () => {
     const { raft: a } = newRaft('a', { options: PAPER });
     for (let i = 0; i < 100 && !a.hasReady(); i++) a.tick();
     const rd = a.ready();
@@ -55,7 +55,9 @@ describe('Figure 2: a vote is durable before it is sent', () => {
     expect(c.sent).toEqual([]);
     expect(c.raft('b').hardState()).toEqual({ term: 1, votedFor: null });
     c.raft('b').step(requestVote({ term: 2, from: 'c', to: 'b', lastLogIndex: 1, lastLogTerm: 1 }));
-    expect(c.process('b')?.messages).toEqual([voteResponse({ term: 2, from: 'b', to: 'c', voteGranted: true })]);
+    expect(c.process('b')?.messages).toEqual([
+      voteResponse({ term: 2, from: 'b', to: 'c', voteGranted: true }),
+    ]);
   });
 
   it('a peer that persisted its vote remembers it after a restart and refuses a second candidate of that term', () => {
@@ -67,22 +69,42 @@ describe('Figure 2: a vote is durable before it is sent', () => {
     c.restart('b');
     expect(c.raft('b').hardState()).toEqual({ term: 2, votedFor: 'a' });
     c.raft('b').step(requestVote({ term: 2, from: 'c', to: 'b', lastLogIndex: 1, lastLogTerm: 1 }));
-    expect(c.process('b')?.messages).toEqual([voteResponse({ term: 2, from: 'b', to: 'c', voteGranted: false })]);
+    expect(c.process('b')?.messages).toEqual([
+      voteResponse({ term: 2, from: 'b', to: 'c', voteGranted: false }),
+    ]);
   });
 });
 
 describe('Figure 2: entries are durable before they are acknowledged', () => {
-  it('a follower\'s success answer is in the same Ready as the entries it acknowledges, never in an earlier one', () => {
+  it("a follower's success answer is in the same Ready as the entries it acknowledges, never in an earlier one", () => {
     const { raft: f } = newRaft('b', { options: PAPER });
-    f.step(appendEntries({ term: 1, from: 'a', to: 'b', prevLogIndex: 1, prevLogTerm: 1, entries: [command(2, 1), command(3, 1)] }));
+    f.step(
+      appendEntries({
+        term: 1,
+        from: 'a',
+        to: 'b',
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        entries: [command(2, 1), command(3, 1)],
+      }),
+    );
     const rd = f.ready();
     expect(rd.entries.map((e) => e.index)).toEqual([2, 3]);
-    expect(rd.messages).toEqual([appendResponse({ term: 1, from: 'b', to: 'a', success: true, matchIndex: 3, prevLogIndex: 1 })]);
+    expect(rd.messages).toEqual([
+      appendResponse({ term: 1, from: 'b', to: 'a', success: true, matchIndex: 3, prevLogIndex: 1 }),
+    ]);
   });
 
   it('a follower that crashes before persisting has acknowledged nothing, and after restart answers from what it holds', () => {
     const c = new Cluster(['a', 'b', 'c'], { options: PAPER });
-    const ae = appendEntries({ term: 1, from: 'a', to: 'b', prevLogIndex: 1, prevLogTerm: 1, entries: [command(2, 1)] });
+    const ae = appendEntries({
+      term: 1,
+      from: 'a',
+      to: 'b',
+      prevLogIndex: 1,
+      prevLogTerm: 1,
+      entries: [command(2, 1)],
+    });
     c.raft('b').step(ae);
     c.raft('b').ready(); // taken, then the crash
     c.crash('b');
@@ -92,11 +114,20 @@ describe('Figure 2: entries are durable before they are acknowledged', () => {
     // The leader probes again; the restarted follower must ask for index 2.
     c.raft('b').step(appendEntries({ ...ae, prevLogIndex: 2, prevLogTerm: 1, entries: [] }));
     expect(c.process('b')?.messages).toEqual([
-      appendResponse({ term: 1, from: 'b', to: 'a', success: false, matchIndex: 0, prevLogIndex: 2, conflictIndex: 2, conflictTerm: 0 }),
+      appendResponse({
+        term: 1,
+        from: 'b',
+        to: 'a',
+        success: false,
+        matchIndex: 0,
+        prevLogIndex: 2,
+        conflictIndex: 2,
+        conflictTerm: 0,
+      }),
     ]);
   });
 
-  it('the leader does not count its own new entries toward commit until advance reports them durable, even with a follower\'s ack', () => {
+  it("the leader does not count its own new entries toward commit until advance reports them durable, even with a follower's ack", () => {
     const { raft: r } = steadyLeader();
     const li = r.log.lastIndex();
     r.propose([{ type: 'command', data: new Uint8Array([1]) }]);
@@ -151,7 +182,8 @@ describe('Figure 2: apply only committed entries, in index order, each once', ()
       const rd = c.process(id);
       if (rd === undefined) return;
       // Nothing beyond what the leader has committed is ever applied anywhere.
-      for (const e of rd.committed) expect(e.index).toBeLessThanOrEqual(Math.max(leaderCommit, c.raft('a').log.commitIndex));
+      for (const e of rd.committed)
+        expect(e.index).toBeLessThanOrEqual(Math.max(leaderCommit, c.raft('a').log.commitIndex));
       handed.get(id)!.push(rd.committed);
     };
     for (let round = 0; round < 40; round++) {

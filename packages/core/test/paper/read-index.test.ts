@@ -61,7 +61,17 @@ describe('§6.4 (dissertation) ReadIndex', () => {
     r.readIndex(1);
     const { beats } = turn(r);
     const b = beats[0]!;
-    r.step(appendResponse({ term: 2, from: 'b', to: 'a', success: false, prevLogIndex: b.prevLogIndex, conflictIndex: 1, seq: b.seq }));
+    r.step(
+      appendResponse({
+        term: 2,
+        from: 'b',
+        to: 'a',
+        success: false,
+        prevLogIndex: b.prevLogIndex,
+        conflictIndex: 1,
+        seq: b.seq,
+      }),
+    );
     expect(turn(r).reads).toEqual([{ context: 1, index: 2 }]);
   });
 
@@ -103,7 +113,7 @@ describe('§6.4 (dissertation) ReadIndex', () => {
     ]);
   });
 
-  it('a later round\'s acknowledgements confirm the reads still waiting on earlier rounds', () => {
+  it("a later round's acknowledgements confirm the reads still waiting on earlier rounds", () => {
     const { raft: r } = steadyLeader();
     r.readIndex(1);
     const first = turn(r).beats;

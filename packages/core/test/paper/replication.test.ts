@@ -41,8 +41,26 @@ describe('§5.3 Log replication: the leader', () => {
     const entry: LogEntry = { index: li + 1, term: 2, type: 'command', data: bytes('some data') };
     expect(rd.entries).toEqual([entry]);
     expect(rd.messages).toEqual([
-      appendEntries({ term: 2, from: 'a', to: 'b', prevLogIndex: li, prevLogTerm: 2, entries: [entry], leaderCommit: li, seq: expect.any(Number) as number }),
-      appendEntries({ term: 2, from: 'a', to: 'c', prevLogIndex: li, prevLogTerm: 2, entries: [entry], leaderCommit: li, seq: expect.any(Number) as number }),
+      appendEntries({
+        term: 2,
+        from: 'a',
+        to: 'b',
+        prevLogIndex: li,
+        prevLogTerm: 2,
+        entries: [entry],
+        leaderCommit: li,
+        seq: expect.any(Number) as number,
+      }),
+      appendEntries({
+        term: 2,
+        from: 'a',
+        to: 'c',
+        prevLogIndex: li,
+        prevLogTerm: 2,
+        entries: [entry],
+        leaderCommit: li,
+        seq: expect.any(Number) as number,
+      }),
     ]);
   });
 
@@ -84,7 +102,8 @@ describe('§5.3 Log replication: the leader', () => {
       const li = r.log.lastIndex();
       expect(r.log.commitIndex).toBe(li);
       r.propose([{ type: 'command', data: bytes('x') }]);
-      for (const m of persistAndAdvance(r).messages.filter(isAppend)) if (ackers.includes(m.to)) r.step(accept(m));
+      for (const m of persistAndAdvance(r).messages.filter(isAppend))
+        if (ackers.includes(m.to)) r.step(accept(m));
       expect(r.log.commitIndex > li).toBe(committed);
     });
   }
@@ -125,7 +144,17 @@ describe('§5.3 Log replication: the follower', () => {
   for (const [entries, leaderCommit] of commits) {
     it(`learns the commitIndex from AppendEntries and applies committed entries in log order: new ${JSON.stringify(entries.map((e) => text(e.data)))}, leaderCommit ${leaderCommit} (TestFollowerCommitEntry)`, () => {
       const { raft: r } = newRaft('a');
-      r.step(appendEntries({ term: 1, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1, entries, leaderCommit }));
+      r.step(
+        appendEntries({
+          term: 1,
+          from: 'b',
+          to: 'a',
+          prevLogIndex: 1,
+          prevLogTerm: 1,
+          entries,
+          leaderCommit,
+        }),
+      );
       expect(r.log.commitIndex).toBe(leaderCommit);
       const rd = r.ready();
       expect(rd.committed).toEqual([configEntry(1, 1, ABC), ...entries].slice(0, leaderCommit));
@@ -133,7 +162,11 @@ describe('§5.3 Log replication: the follower', () => {
   }
 
   // Follower log [1, 2] (terms). prevLogIndex, prevLogTerm, the answer — TestFollowerCheckMsgApp.
-  const checks: [number, number, { success: boolean; matchIndex: number; conflictIndex: number; conflictTerm: number }][] = [
+  const checks: [
+    number,
+    number,
+    { success: boolean; matchIndex: number; conflictIndex: number; conflictTerm: number },
+  ][] = [
     // matches: accepted, and the answer says how far the logs now agree
     [0, 0, { success: true, matchIndex: 0, conflictIndex: 0, conflictTerm: 0 }],
     [1, 1, { success: true, matchIndex: 1, conflictIndex: 0, conflictTerm: 0 }],
@@ -147,22 +180,40 @@ describe('§5.3 Log replication: the follower', () => {
   ];
   for (const [prevLogIndex, prevLogTerm, answer] of checks) {
     it(`refuses AppendEntries unless its log holds (prevLogIndex ${prevLogIndex}, prevLogTerm ${prevLogTerm}) (TestFollowerCheckMsgApp)`, () => {
-      const { raft: r } = newRaft('a', { log: logOfTerms(ABC, [1, 2]), hardState: { term: 2, votedFor: null } });
+      const { raft: r } = newRaft('a', {
+        log: logOfTerms(ABC, [1, 2]),
+        hardState: { term: 2, votedFor: null },
+      });
       r.step(appendEntries({ term: 2, from: 'b', to: 'a', prevLogIndex, prevLogTerm, seq: 5 }));
-      expect(r.ready().messages).toEqual([appendResponse({ term: 2, from: 'a', to: 'b', prevLogIndex, seq: 5, ...answer })]);
+      expect(r.ready().messages).toEqual([
+        appendResponse({ term: 2, from: 'a', to: 'b', prevLogIndex, seq: 5, ...answer }),
+      ]);
       expect(termsOf(logOf(r))).toEqual([1, 2]);
     });
   }
 
-  it('its conflict hint never points at or below its commitIndex: committed entries match any leader\'s (§5.4)', () => {
-    const { raft: r } = newRaft('a', { log: logOfTerms(ABC, [1, 2, 2, 2]), hardState: { term: 2, votedFor: null } });
+  it("its conflict hint never points at or below its commitIndex: committed entries match any leader's (§5.4)", () => {
+    const { raft: r } = newRaft('a', {
+      log: logOfTerms(ABC, [1, 2, 2, 2]),
+      hardState: { term: 2, votedFor: null },
+    });
     r.step(appendEntries({ term: 2, from: 'b', to: 'a', prevLogIndex: 4, prevLogTerm: 2, leaderCommit: 3 }));
     drain(r);
     expect(r.log.commitIndex).toBe(3);
     // A new leader whose entry 4 is of term 3: the term-2 run starts at 2, but 2 and 3 are committed.
     r.step(appendEntries({ term: 3, from: 'c', to: 'a', prevLogIndex: 4, prevLogTerm: 3, seq: 1 }));
     expect(r.ready().messages).toEqual([
-      appendResponse({ term: 3, from: 'a', to: 'c', success: false, matchIndex: 0, prevLogIndex: 4, conflictIndex: 4, conflictTerm: 2, seq: 1 }),
+      appendResponse({
+        term: 3,
+        from: 'a',
+        to: 'c',
+        success: false,
+        matchIndex: 0,
+        prevLogIndex: 4,
+        conflictIndex: 4,
+        conflictTerm: 2,
+        seq: 1,
+      }),
     ]);
   });
 
@@ -177,42 +228,88 @@ describe('§5.3 Log replication: the follower', () => {
     it(`deletes a conflicting entry and all that follow, appends the new ones, and persists only what changed: after (${prevLogIndex}, ${prevLogTerm}) terms ${JSON.stringify(terms)} -> ${JSON.stringify(after)} (TestFollowerAppendEntries)`, () => {
       const log = logOfTerms(ABC, [1, 2]);
       const { raft: r, store } = newRaft('a', { log, hardState: { term: 2, votedFor: null } });
-      const entries = terms.map((t, i) => (prevLogIndex + 1 + i === 1 && t === 1 ? log[0]! : command(prevLogIndex + 1 + i, t)));
+      const entries = terms.map((t, i) =>
+        prevLogIndex + 1 + i === 1 && t === 1 ? log[0]! : command(prevLogIndex + 1 + i, t),
+      );
       r.step(appendEntries({ term: 4, from: 'b', to: 'a', prevLogIndex, prevLogTerm, entries }));
       expect(termsOf(logOf(r))).toEqual(after);
       const rd = persistAndAdvance(r, store);
       expect(termsOf(rd.entries)).toEqual(unstable);
-      expect(rd.entries.map((e) => e.index)).toEqual(unstable.map((_, i) => prevLogIndex + 1 + terms.length - unstable.length + i));
+      expect(rd.entries.map((e) => e.index)).toEqual(
+        unstable.map((_, i) => prevLogIndex + 1 + terms.length - unstable.length + i),
+      );
       // What is durable is exactly the log the follower acknowledged.
       expect(store.entries).toEqual(logOf(r));
     });
   }
 
   it('keeps entries that follow a matching AppendEntries: a delayed, shorter request truncates nothing', () => {
-    const { raft: r, store } = newRaft('a', { log: logOfTerms(ABC, [1, 2, 2, 2]), hardState: { term: 2, votedFor: null } });
-    r.step(appendEntries({ term: 2, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1, entries: [command(2, 2)] }));
+    const { raft: r, store } = newRaft('a', {
+      log: logOfTerms(ABC, [1, 2, 2, 2]),
+      hardState: { term: 2, votedFor: null },
+    });
+    r.step(
+      appendEntries({
+        term: 2,
+        from: 'b',
+        to: 'a',
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        entries: [command(2, 2)],
+      }),
+    );
     expect(termsOf(logOf(r))).toEqual([1, 2, 2, 2]);
     const rd = persistAndAdvance(r, store);
     expect(rd.entries).toEqual([]);
     // It vouches only for what this request proves: up to index 2.
-    expect(rd.messages).toEqual([appendResponse({ term: 2, from: 'a', to: 'b', success: true, matchIndex: 2, prevLogIndex: 1 })]);
+    expect(rd.messages).toEqual([
+      appendResponse({ term: 2, from: 'a', to: 'b', success: true, matchIndex: 2, prevLogIndex: 1 }),
+    ]);
   });
 
   it('sets commitIndex = min(leaderCommit, index of the last new entry): an unverified suffix is never committed (Figure 2)', () => {
     // Entries 3 and 4 come from an old term; the leader's log may differ there.
-    const { raft: r } = newRaft('a', { log: logOfTerms(ABC, [1, 1, 2, 2]), hardState: { term: 3, votedFor: null } });
-    r.step(appendEntries({ term: 3, from: 'b', to: 'a', prevLogIndex: 2, prevLogTerm: 1, entries: [], leaderCommit: 9 }));
+    const { raft: r } = newRaft('a', {
+      log: logOfTerms(ABC, [1, 1, 2, 2]),
+      hardState: { term: 3, votedFor: null },
+    });
+    r.step(
+      appendEntries({
+        term: 3,
+        from: 'b',
+        to: 'a',
+        prevLogIndex: 2,
+        prevLogTerm: 1,
+        entries: [],
+        leaderCommit: 9,
+      }),
+    );
     expect(r.log.commitIndex).toBe(2);
     expect(r.ready().committed.map((e) => e.index)).toEqual([1, 2]);
   });
 
   it('re-acknowledges an AppendEntries that precedes its commitIndex with its commitIndex, changing nothing', () => {
-    const { raft: r } = newRaft('a', { log: logOfTerms(ABC, [1, 2, 2]), hardState: { term: 2, votedFor: null } });
+    const { raft: r } = newRaft('a', {
+      log: logOfTerms(ABC, [1, 2, 2]),
+      hardState: { term: 2, votedFor: null },
+    });
     r.step(appendEntries({ term: 2, from: 'b', to: 'a', prevLogIndex: 3, prevLogTerm: 2, leaderCommit: 3 }));
     drain(r);
-    r.step(appendEntries({ term: 2, from: 'b', to: 'a', prevLogIndex: 1, prevLogTerm: 1, entries: [command(2, 2)], seq: 4 }));
+    r.step(
+      appendEntries({
+        term: 2,
+        from: 'b',
+        to: 'a',
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        entries: [command(2, 2)],
+        seq: 4,
+      }),
+    );
     expect(termsOf(logOf(r))).toEqual([1, 2, 2]);
-    expect(r.ready().messages).toEqual([appendResponse({ term: 2, from: 'a', to: 'b', success: true, matchIndex: 3, prevLogIndex: 1, seq: 4 })]);
+    expect(r.ready().messages).toEqual([
+      appendResponse({ term: 2, from: 'a', to: 'b', success: true, matchIndex: 3, prevLogIndex: 1, seq: 4 }),
+    ]);
   });
 });
 
@@ -232,8 +329,16 @@ describe('§5.3 Log replication: the leader brings every follower log into line 
       const members = ['ldr', 'flw', 'voter'];
       const c = new Cluster(members, {
         options: PAPER,
-        logs: { ldr: logOfTerms(members, leaderTerms), flw: logOfTerms(members, terms), voter: logOfTerms(members, [1]) },
-        hardStates: { ldr: { term: 8, votedFor: null }, flw: { term: 7, votedFor: null }, voter: { term: 7, votedFor: null } },
+        logs: {
+          ldr: logOfTerms(members, leaderTerms),
+          flw: logOfTerms(members, terms),
+          voter: logOfTerms(members, [1]),
+        },
+        hardStates: {
+          ldr: { term: 8, votedFor: null },
+          flw: { term: 7, votedFor: null },
+          voter: { term: 7, votedFor: null },
+        },
       });
       // The follower may hold a more up-to-date log than the leader (c, d), so the third peer's vote decides.
       c.campaign('ldr');
@@ -258,8 +363,16 @@ describe('§5.3 Log replication: the conflict hint backs the leader up a term at
     const members = ['a', 'b', 'c'];
     const c = new Cluster(members, {
       options: PAPER,
-      logs: { a: logOfTerms(members, leaderTerms), b: logOfTerms(members, followerTerms), c: logOfTerms(members, [1]) },
-      hardStates: { a: { term: 5, votedFor: null }, b: { term: 5, votedFor: null }, c: { term: 5, votedFor: null } },
+      logs: {
+        a: logOfTerms(members, leaderTerms),
+        b: logOfTerms(members, followerTerms),
+        c: logOfTerms(members, [1]),
+      },
+      hardStates: {
+        a: { term: 5, votedFor: null },
+        b: { term: 5, votedFor: null },
+        c: { term: 5, votedFor: null },
+      },
     });
     c.isolate('b');
     c.campaign('a');
@@ -269,15 +382,26 @@ describe('§5.3 Log replication: the conflict hint backs the leader up a term at
     const bWritesFrom = c.peer('b').store.writes;
     c.tick('a', 2); // a heartbeat starts the probing
     c.stabilize();
-    const toB = c.sent.slice(from).filter(isAppend).filter((m) => m.to === 'b');
-    const fromB = c.sent.slice(from).filter(isAppendResponse).filter((m) => m.from === 'b');
+    const toB = c.sent
+      .slice(from)
+      .filter(isAppend)
+      .filter((m) => m.to === 'b');
+    const fromB = c.sent
+      .slice(from)
+      .filter(isAppendResponse)
+      .filter((m) => m.from === 'b');
     expect(logOf(c.raft('b'))).toEqual(logOf(c.raft('a')));
     return { c, toB, fromB, bWrites: c.peer('b').store.writes - bWritesFrom };
   }
 
   it('a follower with 60 divergent entries over three old terms costs four rejections, not sixty', () => {
     const leader = [1, ...Array<number>(70).fill(5)];
-    const follower = [1, ...Array<number>(20).fill(2), ...Array<number>(20).fill(3), ...Array<number>(20).fill(4)];
+    const follower = [
+      1,
+      ...Array<number>(20).fill(2),
+      ...Array<number>(20).fill(3),
+      ...Array<number>(20).fill(4),
+    ];
     const { fromB } = sync(leader, follower);
     const rejections = fromB.filter((m) => !m.success);
     // One for the length, then one per old term: 4 (term 4 from 42), 3 (from 22), 2 (from 2).
@@ -289,16 +413,20 @@ describe('§5.3 Log replication: the conflict hint backs the leader up a term at
     ]);
   });
 
-  it('when the leader holds the conflicting term too, it resumes just after its own last entry of that term, keeping the follower\'s matching prefix', () => {
+  it("when the leader holds the conflicting term too, it resumes just after its own last entry of that term, keeping the follower's matching prefix", () => {
     const leader = [1, ...Array<number>(10).fill(2), ...Array<number>(30).fill(4)];
     const follower = [1, ...Array<number>(30).fill(2)];
     const { toB, fromB } = sync(leader, follower);
-    expect(fromB.filter((m) => !m.success).map((m) => [m.prevLogIndex, m.conflictIndex, m.conflictTerm])).toEqual([
+    expect(
+      fromB.filter((m) => !m.success).map((m) => [m.prevLogIndex, m.conflictIndex, m.conflictTerm]),
+    ).toEqual([
       [41, 32, 0],
       [31, 2, 2],
     ]);
     // The accepted probe starts at 12: entries 2..11 of term 2 were kept, not resent.
-    const accepted = toB.find((m) => m.entries.length > 0 && fromB.some((r) => r.success && r.prevLogIndex === m.prevLogIndex));
+    const accepted = toB.find(
+      (m) => m.entries.length > 0 && fromB.some((r) => r.success && r.prevLogIndex === m.prevLogIndex),
+    );
     expect(accepted?.prevLogIndex).toBe(11);
     expect(appendsIn(toB).every((m) => m.prevLogIndex >= 11)).toBe(true);
   });

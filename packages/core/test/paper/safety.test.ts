@@ -68,7 +68,9 @@ describe('§5.4.1 Election restriction', () => {
       const { raft: r } = newRaft('a', { members: null, log: logOfTerms(null, terms), options: PAPER });
       r.step(requestVote({ term: 3, from: 'b', to: 'a', lastLogIndex, lastLogTerm }));
       const rd = r.ready();
-      expect(rd.messages).toEqual([{ type: 'RequestVoteResponse', term: 3, from: 'a', to: 'b', voteGranted: granted, preVote: false }]);
+      expect(rd.messages).toEqual([
+        { type: 'RequestVoteResponse', term: 3, from: 'a', to: 'b', voteGranted: granted, preVote: false },
+      ]);
       expect(r.votedFor).toBe(granted ? 'b' : null);
     });
   }
@@ -84,11 +86,26 @@ describe('§5.4.2 Committing entries from previous terms', () => {
   for (const [matchIndex, commit] of cases) {
     it(`a leader commits by counting replicas only an entry of its own term: follower matches up to ${matchIndex} -> commitIndex ${commit} (TestLeaderOnlyCommitsLogFromCurrentTerm)`, () => {
       // Two peers: the follower's acknowledgement alone makes a majority with the leader.
-      const { raft: r } = newRaft('a', { members: ['a', 'b'], log: logOfTerms(['a', 'b'], [1, 2]), hardState: { term: 2, votedFor: null }, options: PAPER });
+      const { raft: r } = newRaft('a', {
+        members: ['a', 'b'],
+        log: logOfTerms(['a', 'b'], [1, 2]),
+        hardState: { term: 2, votedFor: null },
+        options: PAPER,
+      });
       const [noop] = makeLeader(r).filter(isAppend);
       expect(r.term).toBe(3);
       expect(r.log.lastIndex()).toBe(3);
-      r.step(appendResponse({ term: 3, from: 'b', to: 'a', success: true, matchIndex, prevLogIndex: noop!.prevLogIndex, seq: noop!.seq }));
+      r.step(
+        appendResponse({
+          term: 3,
+          from: 'b',
+          to: 'a',
+          success: true,
+          matchIndex,
+          prevLogIndex: noop!.prevLogIndex,
+          seq: noop!.seq,
+        }),
+      );
       expect(r.log.commitIndex).toBe(commit);
     });
   }
@@ -148,7 +165,13 @@ describe('§5.4.2 Committing entries from previous terms', () => {
       c.process('s2');
       c.process('s3');
       // The no-op (term 4) may reach S3 only while S3 would refuse it for lacking index 2.
-      c.drop((m) => m.to === 's3' && isAppend(m) && m.entries.some((e) => e.term === 4) && c.raft('s3').log.lastIndex() >= 2);
+      c.drop(
+        (m) =>
+          m.to === 's3' &&
+          isAppend(m) &&
+          m.entries.some((e) => e.term === 4) &&
+          c.raft('s3').log.lastIndex() >= 2,
+      );
       c.deliver((m) => ['s1', 's2', 's3'].includes(m.to));
       c.drop();
     }
@@ -161,7 +184,11 @@ describe('§5.4.2 Committing entries from previous terms', () => {
   it('an entry of an earlier term stored on a majority is not committed by counting replicas (Figure 8, c)', () => {
     const c = figure8();
     // Index 2 (term 2) is on S1, S2 and S3: three of five.
-    expect(['s1', 's2', 's3', 's4', 's5'].filter((id) => c.peer(id).store.entries[1]?.term === 2)).toEqual(['s1', 's2', 's3']);
+    expect(['s1', 's2', 's3', 's4', 's5'].filter((id) => c.peer(id).store.entries[1]?.term === 2)).toEqual([
+      's1',
+      's2',
+      's3',
+    ]);
     expect(c.raft('s1').log.commitIndex).toBe(0);
     expect(c.peer('s1').applied.map((e) => e.index)).toEqual([]);
   });
@@ -175,7 +202,9 @@ describe('§5.4.2 Committing entries from previous terms', () => {
     c.stabilize();
     for (const id of ['s2', 's3', 's4', 's5']) expect(termsOf(logOf(c.raft(id)))).toEqual([1, 3, 5]);
     expect(c.raft('s5').log.commitIndex).toBe(3);
-    for (const p of c.peers.values()) for (const life of p.lifetimes) expect(life.filter((e) => e.index === 2).map((e) => e.term)).not.toContain(2);
+    for (const p of c.peers.values())
+      for (const life of p.lifetimes)
+        expect(life.filter((e) => e.index === 2).map((e) => e.term)).not.toContain(2);
   });
 
   it('once the leader stores an entry of its own term on a majority, both commit, and S5 can never be elected (Figure 8, e)', () => {
@@ -202,7 +231,8 @@ describe('§5.4.2 Committing entries from previous terms', () => {
     }
     const [leader] = c.leaders();
     expect(['s2', 's3']).toContain(leader?.id);
-    for (const id of ['s2', 's3', 's4', 's5']) expect(termsOf(logOf(c.raft(id))).slice(0, 3)).toEqual([1, 2, 4]);
+    for (const id of ['s2', 's3', 's4', 's5'])
+      expect(termsOf(logOf(c.raft(id))).slice(0, 3)).toEqual([1, 2, 4]);
   });
 });
 
@@ -215,17 +245,21 @@ describe('§5.4.3 Safety argument: Figure 3 properties hold on a seeded, hostile
     ['pre-vote and check-quorum', {}],
     ['small batches and window', { maxInflight: 2, maxBatchEntries: 2 }],
   ] as const) {
-    it(`Election Safety, Log Matching, Leader Completeness, State Machine Safety and linearizable ReadIndex hold over ${SEEDS} seeded runs: ${name}`, () => {
-      let commits = 0;
-      let reads = 0;
-      for (let seed = 1; seed <= SEEDS; seed++) {
-        const run = chaos(seed, 1500, { options });
-        commits += run.commits;
-        reads += run.reads;
-      }
-      // The runs did make progress: the properties were not checked on empty logs.
-      expect(commits).toBeGreaterThan(SEEDS * 20);
-      expect(reads).toBeGreaterThan(SEEDS * 2);
-    }, Math.max(120_000, SEEDS * 1000)); // a budget for a loaded CI box, not a speed bound
+    it(
+      `Election Safety, Log Matching, Leader Completeness, State Machine Safety and linearizable ReadIndex hold over ${SEEDS} seeded runs: ${name}`,
+      () => {
+        let commits = 0;
+        let reads = 0;
+        for (let seed = 1; seed <= SEEDS; seed++) {
+          const run = chaos(seed, 1500, { options });
+          commits += run.commits;
+          reads += run.reads;
+        }
+        // The runs did make progress: the properties were not checked on empty logs.
+        expect(commits).toBeGreaterThan(SEEDS * 20);
+        expect(reads).toBeGreaterThan(SEEDS * 2);
+      },
+      Math.max(120_000, SEEDS * 1000),
+    ); // a budget for a loaded CI box, not a speed bound
   }
 });

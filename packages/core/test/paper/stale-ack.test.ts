@@ -1,18 +1,48 @@
 import { describe, expect, it } from 'vitest';
 import { encodeConfiguration, Raft, type AppendEntriesMessage, type LogEntry } from '../../src/index.js';
 
-const config: LogEntry = { index: 1, term: 1, type: 'config', data: encodeConfiguration({ members: ['f', 'l1', 'l2'] }) };
-const entry = (index: number, term: number): LogEntry => ({ index, term, type: 'command', data: new Uint8Array([term]) });
+const config: LogEntry = {
+  index: 1,
+  term: 1,
+  type: 'config',
+  data: encodeConfiguration({ members: ['f', 'l1', 'l2'] }),
+};
+const entry = (index: number, term: number): LogEntry => ({
+  index,
+  term,
+  type: 'command',
+  data: new Uint8Array([term]),
+});
 
 function follower(): Raft {
   return new Raft(
-    { id: 'f', electionTicks: [10, 20], heartbeatTicks: 2, random: () => 0.5, maxInflight: 8, maxBatchEntries: 64, maxBatchBytes: 1 << 20, preVote: true, checkQuorum: true },
+    {
+      id: 'f',
+      electionTicks: [10, 20],
+      heartbeatTicks: 2,
+      random: () => 0.5,
+      maxInflight: 8,
+      maxBatchEntries: 64,
+      maxBatchBytes: 1 << 20,
+      preVote: true,
+      checkQuorum: true,
+    },
     { hardState: { term: 5, votedFor: null }, entries: [config] },
   );
 }
 
 function ae(from: string, term: number, entries: LogEntry[]): AppendEntriesMessage {
-  return { type: 'AppendEntries', term, from, to: 'f', prevLogIndex: 1, prevLogTerm: 1, entries, leaderCommit: 1, seq: 0 };
+  return {
+    type: 'AppendEntries',
+    term,
+    from,
+    to: 'f',
+    prevLogIndex: 1,
+    prevLogTerm: 1,
+    entries,
+    leaderCommit: 1,
+    seq: 0,
+  };
 }
 
 describe('§5.3, Figure 2: an acknowledgement promises entries that are durable', () => {

@@ -9,14 +9,23 @@ type RegisterOp = Operation<RegisterInput, number | null>;
 
 const registerModel: Model<number, RegisterInput, number | null> = {
   init: () => 0,
-  step: (state, input, output) => (input.op === 'put' ? [true, input.value] : [output === UNKNOWN || output === state, state]),
+  step: (state, input, output) =>
+    input.op === 'put' ? [true, input.value] : [output === UNKNOWN || output === state, state],
   readOnly: (input) => input.op === 'get',
   describeOperation: (input, output) =>
-    input.op === 'put' ? `put(${input.value})` : `get() -> ${output === UNKNOWN ? 'unknown' : String(output)}`,
+    input.op === 'put'
+      ? `put(${input.value})`
+      : `get() -> ${output === UNKNOWN ? 'unknown' : String(output)}`,
 };
 
 function put(clientId: number, value: number, call: number, ret?: number, unknown = false): RegisterOp {
-  return { clientId, input: { op: 'put', value }, call, output: unknown || ret === undefined ? UNKNOWN : null, return: ret };
+  return {
+    clientId,
+    input: { op: 'put', value },
+    call,
+    output: unknown || ret === undefined ? UNKNOWN : null,
+    return: ret,
+  };
 }
 
 function get(clientId: number, value: number | Unknown, call: number, ret?: number): RegisterOp {
@@ -163,7 +172,8 @@ describe('checkOperations', () => {
     it('name the failing part and describe operations with JSON by default', () => {
       const model: Model<number, RegisterInput & { key: string }, number | null> = {
         init: () => 0,
-        step: (state, input, output) => (input.op === 'put' ? [true, input.value] : [output === UNKNOWN || output === state, state]),
+        step: (state, input, output) =>
+          input.op === 'put' ? [true, input.value] : [output === UNKNOWN || output === state, state],
         partition: (history) => ['a', 'b', 'c'].map((key) => history.filter((op) => op.input.key === key)),
       };
       const history: Operation<RegisterInput & { key: string }, number | null>[] = [
@@ -192,15 +202,24 @@ describe('checkOperations', () => {
   describe('states that are objects', () => {
     // Porcupine's set model: `add` inserts, `read` returns the sorted members.
     type SetInput = { op: 'add'; value: number } | { op: 'read' };
-    const setModel = (options: { hash: boolean; equal: boolean }): Model<readonly number[], SetInput, readonly number[] | null> => ({
+    const setModel = (options: {
+      hash: boolean;
+      equal: boolean;
+    }): Model<readonly number[], SetInput, readonly number[] | null> => ({
       init: () => [],
       step: (state, input, output) => {
-        if (input.op === 'add') return [true, state.includes(input.value) ? state : [...state, input.value].sort((a, b) => a - b)];
+        if (input.op === 'add')
+          return [true, state.includes(input.value) ? state : [...state, input.value].sort((a, b) => a - b)];
         if (output === UNKNOWN) return [true, state];
-        return [output !== null && output.length === state.length && output.every((v, i) => v === state[i]), state];
+        return [
+          output !== null && output.length === state.length && output.every((v, i) => v === state[i]),
+          state,
+        ];
       },
       ...(options.hash ? { hash: (state: readonly number[]) => state.join(',') } : {}),
-      ...(options.equal ? { equal: (a: readonly number[], b: readonly number[]) => a.join(',') === b.join(',') } : {}),
+      ...(options.equal
+        ? { equal: (a: readonly number[], b: readonly number[]) => a.join(',') === b.join(',') }
+        : {}),
     });
     const add = (clientId: number, value: number): Operation<SetInput, readonly number[] | null> => ({
       clientId,
@@ -242,7 +261,10 @@ describe('checkOperations', () => {
       // 16 concurrent writes and a read of a value nobody wrote: the search must try
       // every subset of writes before it can say no.
       const history = [...Array.from({ length: 16 }, (_, i) => put(i, i + 1, 0, 10)), get(99, 1000, 11, 12)];
-      expect(checkOperations(registerModel, history, { timeoutMs: 0 })).toEqual({ ok: 'unknown', reason: 'timeout' });
+      expect(checkOperations(registerModel, history, { timeoutMs: 0 })).toEqual({
+        ok: 'unknown',
+        reason: 'timeout',
+      });
     });
 
     it('still reports a violation found in another part after the time is up', () => {
@@ -251,7 +273,10 @@ describe('checkOperations', () => {
         partition: (history) => ['slow', 'bad'].map((key) => history.filter((op) => op.input.key === key)),
       };
       const slow = [
-        ...Array.from({ length: 16 }, (_, i) => ({ ...put(i, i + 1, 0, 10), input: { op: 'put' as const, value: i + 1, key: 'slow' } })),
+        ...Array.from({ length: 16 }, (_, i) => ({
+          ...put(i, i + 1, 0, 10),
+          input: { op: 'put' as const, value: i + 1, key: 'slow' },
+        })),
         { ...get(99, 1000, 11, 12), input: { op: 'get' as const, key: 'slow' } },
       ];
       const bad = [{ ...get(1, 5, 0, 1), input: { op: 'get' as const, key: 'bad' } }];
@@ -276,14 +301,19 @@ describe('checkOperations', () => {
       ['a call that is not a number', [{ input: { op: 'get' }, call: Number.NaN, output: 0, return: 1 }]],
       ['a return before the call', [{ input: { op: 'get' }, call: 5, output: 0, return: 4 }]],
       ['no return but a known output', [{ input: { op: 'get' }, call: 5, output: 0 }]],
-      ['an Infinity return but a known output', [{ input: { op: 'get' }, call: 5, output: 0, return: Infinity }]],
+      [
+        'an Infinity return but a known output',
+        [{ input: { op: 'get' }, call: 5, output: 0, return: Infinity }],
+      ],
       ['an operation that is not an object', [null as unknown as RegisterOp]],
     ])('rejects %s with RAFT_INVALID_ARGUMENT', (_name, history) => {
       expect(codeOf(() => checkOperations(registerModel, history))).toBe('RAFT_INVALID_ARGUMENT');
     });
 
     it('rejects a negative timeout with RAFT_INVALID_ARGUMENT', () => {
-      expect(codeOf(() => checkOperations(registerModel, [], { timeoutMs: -1 }))).toBe('RAFT_INVALID_ARGUMENT');
+      expect(codeOf(() => checkOperations(registerModel, [], { timeoutMs: -1 }))).toBe(
+        'RAFT_INVALID_ARGUMENT',
+      );
     });
   });
 });

@@ -50,7 +50,8 @@ function effectiveReturn<I, O>(op: Operation<I, O>): number {
 function validate<I, O>(history: readonly Operation<I, O>[]): void {
   if (!Array.isArray(history)) throw new InvalidArgumentError('history must be an array of operations');
   history.forEach((item: unknown, i) => {
-    if (typeof item !== 'object' || item === null) throw new InvalidArgumentError(`operation ${i} is not an object`);
+    if (typeof item !== 'object' || item === null)
+      throw new InvalidArgumentError(`operation ${i} is not an object`);
     const op = item as Operation<I, O>;
     if (typeof op.call !== 'number' || !Number.isFinite(op.call)) {
       throw new InvalidArgumentError(`operation ${i}: call must be a finite number`);
@@ -70,7 +71,11 @@ function validate<I, O>(history: readonly Operation<I, O>[]): void {
  * Searches for a linearization of one part. Returns the longest linearizable prefix
  * found (as indexes into `part`) when there is none.
  */
-function checkPart<S, I, O>(model: Model<S, I, O>, part: readonly Operation<I, O>[], deadline: number): PartResult {
+function checkPart<S, I, O>(
+  model: Model<S, I, O>,
+  part: readonly Operation<I, O>[],
+  deadline: number,
+): PartResult {
   const n = part.length;
   if (n === 0) return { kind: 'ok' };
   // Number operations by call time (see CacheEntry); `order` maps back to `part`.
@@ -83,7 +88,8 @@ function checkPart<S, I, O>(model: Model<S, I, O>, part: readonly Operation<I, O
   // equal times calls come first, so operations that touch are concurrent (as in Porcupine).
   const returns = ops.map(effectiveReturn);
   const events = Array.from({ length: 2 * n }, (_, e) => e);
-  const timeOf = (e: number): number => ((e & 1) === 0 ? (ops[e >> 1] as Operation<I, O>).call : (returns[e >> 1] as number));
+  const timeOf = (e: number): number =>
+    (e & 1) === 0 ? (ops[e >> 1] as Operation<I, O>).call : (returns[e >> 1] as number);
   events.sort((a, b) => timeOf(a) - timeOf(b) || (a & 1) - (b & 1) || a - b);
 
   // A doubly linked list over nodes 1..2n in event order; node 0 is the head, -1 the end.
@@ -173,7 +179,8 @@ function checkPart<S, I, O>(model: Model<S, I, O>, part: readonly Operation<I, O
   let p = next[0] as number;
   let iterations = 0;
   while (next[0] !== -1) {
-    if ((++iterations & 0x3ff) === 0 && deadline !== Infinity && performance.now() > deadline) return { kind: 'timeout' };
+    if ((++iterations & 0x3ff) === 0 && deadline !== Infinity && performance.now() > deadline)
+      return { kind: 'timeout' };
     if (isCall[p] === 1) {
       const op = nodeOp[p] as number;
       const operation = ops[op] as Operation<I, O>;
@@ -212,7 +219,8 @@ function checkPart<S, I, O>(model: Model<S, I, O>, part: readonly Operation<I, O
     } else {
       // A return whose operation is not linearized yet: this order is a dead end.
       if (top > longestLength) {
-        for (let k = unchangedBelow; k < top; k++) longest[k] = order[nodeOp[stackNode[k] as number] as number] as number;
+        for (let k = unchangedBelow; k < top; k++)
+          longest[k] = order[nodeOp[stackNode[k] as number] as number] as number;
         longestLength = top;
         unchangedBelow = top;
       }
@@ -234,7 +242,8 @@ function checkPart<S, I, O>(model: Model<S, I, O>, part: readonly Operation<I, O
 
 function describeWith<S, I, O>(model: Model<S, I, O>): (op: Operation<I, O>) => string {
   const describe = model.describeOperation
-    ? (input: I, output: O | Unknown): string => (model.describeOperation as (i: I, o: O | Unknown) => string)(input, output)
+    ? (input: I, output: O | Unknown): string =>
+        (model.describeOperation as (i: I, o: O | Unknown) => string)(input, output)
     : (input: I, output: O | Unknown): string => `${show(input)} -> ${show(output)}`;
   return (op) => {
     const client = op.clientId === undefined ? '' : `client ${String(op.clientId)}: `;
@@ -269,7 +278,9 @@ function counterexample<S, I, O>(
   const lines = [
     `Not linearizable: part ${partition} (${ops.length} operations) has no linearization.`,
     `Longest linearizable prefix found (${longestPrefix.length} operations):`,
-    ...(longestPrefix.length === 0 ? ['  (none)'] : longestPrefix.map((op, i) => `  ${i + 1}. ${describeOp(op)}`)),
+    ...(longestPrefix.length === 0
+      ? ['  (none)']
+      : longestPrefix.map((op, i) => `  ${i + 1}. ${describeOp(op)}`)),
     `State after it: ${describeState(state)}`,
     'None of the operations that may come next works:',
     ...candidates.map(
@@ -329,7 +340,8 @@ export function checkOperations<S, I, O>(
   for (let i = 0; i < parts.length; i++) {
     const ops = prune(model, parts[i] ?? []);
     const result = checkPart(model, ops, timedOut ? -Infinity : deadline);
-    if (result.kind === 'fail') return { ok: false, counterexample: counterexample(model, i, ops, result.longest) };
+    if (result.kind === 'fail')
+      return { ok: false, counterexample: counterexample(model, i, ops, result.longest) };
     // Later parts still run (each stops at its first time check), since one that fails
     // quickly is a definite answer.
     if (result.kind === 'timeout') timedOut = true;

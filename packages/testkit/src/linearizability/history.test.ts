@@ -90,12 +90,16 @@ describe('createHistoryRecorder', () => {
       const history = createHistoryRecorder<string, number>({ now: tickingClock() });
       const error = new TimeoutError();
       await expect(history.record('c', 'x', () => Promise.reject(error))).rejects.toBe(error);
-      expect(history.operations()).toEqual([{ clientId: 'c', input: 'x', call: 1, output: UNKNOWN, return: 2 }]);
+      expect(history.operations()).toEqual([
+        { clientId: 'c', input: 'x', call: 1, output: UNKNOWN, return: 2 },
+      ]);
     });
 
     it('uses the classify option', async () => {
       const history = createHistoryRecorder<string, number>({ classify: () => 'fail' });
-      await expect(history.record('c', 'x', () => Promise.reject(new TimeoutError()))).rejects.toBeInstanceOf(Error);
+      await expect(history.record('c', 'x', () => Promise.reject(new TimeoutError()))).rejects.toBeInstanceOf(
+        Error,
+      );
       expect(history.operations()).toEqual([]);
     });
   });
@@ -108,7 +112,8 @@ describe('createHistoryRecorder', () => {
         value = v;
         return Promise.resolve({ ok: true, value: v });
       },
-      get: (): Promise<KVModelOutput> => Promise.resolve(value === undefined ? { ok: false, error: 'key_not_found' } : { ok: true, value }),
+      get: (): Promise<KVModelOutput> =>
+        Promise.resolve(value === undefined ? { ok: false, error: 'key_not_found' } : { ok: true, value }),
     };
     await history.record(1, { op: 'get', key: 'k' }, () => store.get());
     await history.record(1, { op: 'set', key: 'k', value: 1 }, () => store.set(1));
@@ -123,7 +128,11 @@ describe('createHistoryRecorder', () => {
 describe('classifyRaftError', () => {
   it.each<[string, unknown, 'fail' | 'unknown']>([
     ['RAFT_NOT_LEADER before the command reached the log', new NotLeaderError('n2'), 'fail'],
-    ['RAFT_NOT_LEADER after it did (indeterminate)', new NotLeaderError('n2', { indeterminate: true }), 'unknown'],
+    [
+      'RAFT_NOT_LEADER after it did (indeterminate)',
+      new NotLeaderError('n2', { indeterminate: true }),
+      'unknown',
+    ],
     ['RAFT_ELECTION_IN_PROGRESS', new ElectionInProgressError(), 'fail'],
     ['RAFT_NO_PEER', new NoPeerError('n9'), 'fail'],
     ['RAFT_INVALID_ARGUMENT', new InvalidArgumentError('bad'), 'fail'],

@@ -14,12 +14,25 @@ type Span = [call: number, ret?: number];
 function op(clientId: number, input: KVModelInput, [call, ret]: Span, output: KVModelOutput | Unknown): KVOp {
   return { clientId, input, call, output: ret === undefined ? UNKNOWN : output, return: ret };
 }
-const set = (c: number, key: string, value: unknown, span: Span, output: KVModelOutput | Unknown = { ok: true, value }): KVOp =>
-  op(c, { op: 'set', key, value }, span, output);
-const get = (c: number, key: string, span: Span, output: KVModelOutput | Unknown): KVOp => op(c, { op: 'get', key }, span, output);
-const del = (c: number, key: string, span: Span, output: KVModelOutput | Unknown = OK): KVOp => op(c, { op: 'delete', key }, span, output);
-const cas = (c: number, key: string, expected: unknown, value: unknown, span: Span, output: KVModelOutput | Unknown): KVOp =>
-  op(c, { op: 'cas', key, expected, value }, span, output);
+const set = (
+  c: number,
+  key: string,
+  value: unknown,
+  span: Span,
+  output: KVModelOutput | Unknown = { ok: true, value },
+): KVOp => op(c, { op: 'set', key, value }, span, output);
+const get = (c: number, key: string, span: Span, output: KVModelOutput | Unknown): KVOp =>
+  op(c, { op: 'get', key }, span, output);
+const del = (c: number, key: string, span: Span, output: KVModelOutput | Unknown = OK): KVOp =>
+  op(c, { op: 'delete', key }, span, output);
+const cas = (
+  c: number,
+  key: string,
+  expected: unknown,
+  value: unknown,
+  span: Span,
+  output: KVModelOutput | Unknown,
+): KVOp => op(c, { op: 'cas', key, expected, value }, span, output);
 const value = (v: unknown): KVModelOutput => ({ ok: true, value: v });
 const mismatch = (current: unknown): KVModelOutput => ({ ok: false, error: 'cas_mismatch', value: current });
 
@@ -40,15 +53,27 @@ describe('kvModel', () => {
 
     it('reads what was written, compared structurally', () => {
       const written = { b: [1, { c: null }], a: new Uint8Array([1, 2]) };
-      expect(ok([set(0, 'x', written, [0, 1]), get(0, 'x', [2, 3], value({ a: new Uint8Array([1, 2]), b: [1, { c: null }] }))])).toBe(true);
-      expect(ok([set(0, 'x', written, [0, 1]), get(0, 'x', [2, 3], value({ a: new Uint8Array([1, 3]), b: [1, { c: null }] }))])).toBe(false);
+      expect(
+        ok([
+          set(0, 'x', written, [0, 1]),
+          get(0, 'x', [2, 3], value({ a: new Uint8Array([1, 2]), b: [1, { c: null }] })),
+        ]),
+      ).toBe(true);
+      expect(
+        ok([
+          set(0, 'x', written, [0, 1]),
+          get(0, 'x', [2, 3], value({ a: new Uint8Array([1, 3]), b: [1, { c: null }] })),
+        ]),
+      ).toBe(false);
       expect(ok([set(0, 'x', [1, 2], [0, 1]), get(0, 'x', [2, 3], value([2, 1]))])).toBe(false);
       expect(ok([set(0, 'x', 1, [0, 1]), get(0, 'x', [2, 3], value('1'))])).toBe(false);
       expect(ok([set(0, 'x', 0, [0, 1]), get(0, 'x', [2, 3], value(-0))])).toBe(true);
     });
 
     it('accepts @raft/kv replies with or without the value of a set or cas', () => {
-      expect(ok([set(0, 'x', 1, [0, 1], OK), cas(0, 'x', 1, 2, [2, 3], OK), get(0, 'x', [4, 5], value(2))])).toBe(true);
+      expect(
+        ok([set(0, 'x', 1, [0, 1], OK), cas(0, 'x', 1, 2, [2, 3], OK), get(0, 'x', [4, 5], value(2))]),
+      ).toBe(true);
       expect(ok([set(0, 'x', 1, [0, 1], value(2))])).toBe(false);
       expect(ok([set(0, 'x', 1, [0, 1]), cas(0, 'x', 1, 2, [2, 3], value(3))])).toBe(false);
     });
@@ -66,7 +91,12 @@ describe('kvModel', () => {
     });
 
     it('a stale read across clients: a read of the old value after another read saw the new one', () => {
-      const history = [set(0, 'x', 1, [0, 1]), set(1, 'x', 2, [2, 10]), get(2, 'x', [3, 4], value(2)), get(3, 'x', [5, 6], value(1))];
+      const history = [
+        set(0, 'x', 1, [0, 1]),
+        set(1, 'x', 2, [2, 10]),
+        get(2, 'x', [3, 4], value(2)),
+        get(3, 'x', [5, 6], value(1)),
+      ];
       expect(ok(history)).toBe(false);
     });
 
@@ -92,7 +122,11 @@ describe('kvModel', () => {
     });
 
     it('two concurrent cas from the same value that both succeed', () => {
-      const history = [set(0, 'x', 0, [0, 1]), cas(1, 'x', 0, 1, [2, 5], value(1)), cas(2, 'x', 0, 2, [2, 5], value(2))];
+      const history = [
+        set(0, 'x', 0, [0, 1]),
+        cas(1, 'x', 0, 1, [2, 5], value(1)),
+        cas(2, 'x', 0, 2, [2, 5], value(2)),
+      ];
       expect(ok(history)).toBe(false);
     });
 
@@ -102,7 +136,12 @@ describe('kvModel', () => {
     });
 
     it('a cas mismatch although the value matched and nothing concurrent changed it', () => {
-      expect(ok([set(0, 'x', { a: 1, b: 2 }, [0, 1]), cas(1, 'x', { b: 2, a: 1 }, 3, [2, 3], mismatch({ a: 1, b: 2 }))])).toBe(false);
+      expect(
+        ok([
+          set(0, 'x', { a: 1, b: 2 }, [0, 1]),
+          cas(1, 'x', { b: 2, a: 1 }, 3, [2, 3], mismatch({ a: 1, b: 2 })),
+        ]),
+      ).toBe(false);
     });
 
     it('a cas that reports key_not_found for a present key', () => {
@@ -122,11 +161,17 @@ describe('kvModel', () => {
       const writes = [set(0, 'x', 'a', [0, 10]), set(1, 'x', 'b', [0, 10])];
       expect(ok([...writes, get(2, 'x', [11, 12], value('a'))])).toBe(true);
       expect(ok([...writes, get(2, 'x', [11, 12], value('b'))])).toBe(true);
-      expect(ok([...writes, get(2, 'x', [11, 12], value('a')), get(3, 'x', [13, 14], value('b'))])).toBe(false);
+      expect(ok([...writes, get(2, 'x', [11, 12], value('a')), get(3, 'x', [13, 14], value('b'))])).toBe(
+        false,
+      );
     });
 
     it('two concurrent cas from the same value: one wins, the other sees its value', () => {
-      const history = [set(0, 'x', 0, [0, 1]), cas(1, 'x', 0, 1, [2, 5], value(1)), cas(2, 'x', 0, 2, [2, 5], mismatch(1))];
+      const history = [
+        set(0, 'x', 0, [0, 1]),
+        cas(1, 'x', 0, 1, [2, 5], value(1)),
+        cas(2, 'x', 0, 2, [2, 5], mismatch(1)),
+      ];
       expect(ok(history)).toBe(true);
     });
 
@@ -155,7 +200,12 @@ describe('kvModel', () => {
     });
 
     it('a timed-out set that took effect late: after a read that missed it', () => {
-      const history = [set(0, 'x', 1, [0, 1]), set(1, 'x', 2, [2]), get(2, 'x', [10, 11], value(1)), get(2, 'x', [20, 21], value(2))];
+      const history = [
+        set(0, 'x', 1, [0, 1]),
+        set(1, 'x', 2, [2]),
+        get(2, 'x', [10, 11], value(1)),
+        get(2, 'x', [20, 21], value(2)),
+      ];
       expect(ok(history)).toBe(true);
     });
 
@@ -183,7 +233,11 @@ describe('kvModel', () => {
       expect(ok([...withCas, get(2, 'y', [5, 6], value(5))])).toBe(true);
       expect(ok([...withCas, get(2, 'y', [5, 6], value(1))])).toBe(true);
       // A cas whose expected value never matched cannot have written.
-      const failing = [set(0, 'z', 1, [0, 1]), cas(1, 'z', 7, 5, [2], UNKNOWN), get(2, 'z', [5, 6], value(5))];
+      const failing = [
+        set(0, 'z', 1, [0, 1]),
+        cas(1, 'z', 7, 5, [2], UNKNOWN),
+        get(2, 'z', [5, 6], value(5)),
+      ];
       expect(ok(failing)).toBe(false);
     });
 
@@ -197,7 +251,12 @@ describe('kvModel', () => {
 
   describe('keys', () => {
     it('are independent: each is checked on its own', () => {
-      const history = [set(0, 'x', 1, [0, 10]), set(1, 'y', 1, [0, 10]), get(2, 'x', [11, 12], value(1)), get(2, 'y', [11, 12], NOT_FOUND)];
+      const history = [
+        set(0, 'x', 1, [0, 10]),
+        set(1, 'y', 1, [0, 10]),
+        get(2, 'x', [11, 12], value(1)),
+        get(2, 'y', [11, 12], NOT_FOUND),
+      ];
       const result = checkOperations(kvModel, history);
       if (result.ok !== false) throw new Error('expected a violation');
       expect(result.counterexample.partition).toBe(1);

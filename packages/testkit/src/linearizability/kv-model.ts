@@ -88,7 +88,11 @@ function hasValue(output: KVModelOutput): boolean {
   return output.value !== undefined;
 }
 
-function step(state: KVModelState, input: KVModelInput, output: KVModelOutput | Unknown): [boolean, KVModelState] {
+function step(
+  state: KVModelState,
+  input: KVModelInput,
+  output: KVModelOutput | Unknown,
+): [boolean, KVModelState] {
   const unknown = output === UNKNOWN;
   const out = output as KVModelOutput;
   switch (input.op) {
@@ -110,7 +114,8 @@ function step(state: KVModelState, input: KVModelInput, output: KVModelOutput | 
       if (unknown) return [true, after];
       if (out.ok) return [matches && (!hasValue(out) || same(out.value, input.value)), after];
       if (out.error === 'key_not_found') return [!state.present, state];
-      if (out.error === 'cas_mismatch') return [state.present && !matches && (!hasValue(out) || same(out.value, state.value)), state];
+      if (out.error === 'cas_mismatch')
+        return [state.present && !matches && (!hasValue(out) || same(out.value, state.value)), state];
       return [false, state];
     }
     default:
@@ -128,11 +133,14 @@ function describeOperation(input: KVModelInput, output: KVModelOutput | Unknown)
         : `${String((input as { op: unknown }).op)}(${key})`;
   if (output === UNKNOWN) return `${call} -> unknown`;
   if (output.ok) return input.op === 'get' ? `${call} -> ${show(output.value)}` : `${call} -> ok`;
-  const current = output.error === 'cas_mismatch' && output.value !== undefined ? ` (current ${show(output.value)})` : '';
+  const current =
+    output.error === 'cas_mismatch' && output.value !== undefined ? ` (current ${show(output.value)})` : '';
   return `${call} -> ${String(output.error)}${current}`;
 }
 
-function partitionByKey(history: readonly Operation<KVModelInput, KVModelOutput>[]): Operation<KVModelInput, KVModelOutput>[][] {
+function partitionByKey(
+  history: readonly Operation<KVModelInput, KVModelOutput>[],
+): Operation<KVModelInput, KVModelOutput>[][] {
   const byKey = new Map<string, Operation<KVModelInput, KVModelOutput>[]>();
   for (const op of history) {
     const key = op.input.key;

@@ -14,7 +14,6 @@ import { UNKNOWN, type Operation } from './types.js';
 
 type KVOp = Operation<KVModelInput, KVModelOutput>;
 
-
 interface Rng {
   next(): number;
   int(n: number): number;
@@ -41,7 +40,11 @@ function referenceStore(): (input: KVModelInput) => KVModelOutput {
     Array.isArray(v)
       ? v.map(sorted)
       : typeof v === 'object' && v !== null
-        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)]))
+        ? Object.fromEntries(
+            Object.entries(v)
+              .sort(([a], [b]) => (a < b ? -1 : 1))
+              .map(([k, x]) => [k, sorted(x)]),
+          )
         : v;
   const same = (a: unknown, b: unknown): boolean => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
   return (input) => {
@@ -131,7 +134,10 @@ function simulate(seed: number, options: SimulationOptions): KVOp[] {
     if (roll < 0.65) return { op: 'set', key, value: freshValue() };
     if (roll < 0.75) return { op: 'delete', key };
     const seen = written.get(key) ?? [];
-    const expected = seen.length > 0 && r.chance(0.8) ? seen[seen.length - 1 - r.int(Math.min(2, seen.length))] : freshValue();
+    const expected =
+      seen.length > 0 && r.chance(0.8)
+        ? seen[seen.length - 1 - r.int(Math.min(2, seen.length))]
+        : freshValue();
     return { op: 'cas', key, expected, value: freshValue() };
   };
   const applyNow = (f: InFlight): void => {
@@ -156,7 +162,14 @@ function simulate(seed: number, options: SimulationOptions): KVOp[] {
       if (started >= options.operations) continue;
       started++;
       const unknown = r.chance(options.unknownRate);
-      clients[c] = { id: history.length, input: newInput(), call: time, applied: false, unknown, effect: unknown && r.chance(0.5) };
+      clients[c] = {
+        id: history.length,
+        input: newInput(),
+        call: time,
+        applied: false,
+        unknown,
+        effect: unknown && r.chance(0.5),
+      };
       history.push({ clientId: c, input: clients[c].input, call: time, output: UNKNOWN });
     } else if (!f.applied && !f.unknown) {
       applyNow(f);
@@ -202,7 +215,11 @@ function corrupt(history: KVOp[], kind: Corruption, r: Rng): KVOp[] | undefined 
       const options = reads.flatMap((read) =>
         sets
           .filter((w2) => w2.input.key === read.input.key && w2.return < read.call)
-          .flatMap((w2) => sets.filter((w1) => w1.input.key === w2.input.key && w1.return < w2.call).map((w1) => ({ read, w1 }))),
+          .flatMap((w2) =>
+            sets
+              .filter((w1) => w1.input.key === w2.input.key && w1.return < w2.call)
+              .map((w1) => ({ read, w1 })),
+          ),
       );
       if (options.length === 0) return undefined;
       const { read, w1 } = r.pick(options);
@@ -231,11 +248,17 @@ function corrupt(history: KVOp[], kind: Corruption, r: Rng): KVOp[] | undefined 
         (op) =>
           op.input.op === 'cas' &&
           op.output.ok &&
-          reads.some((read) => read.output.ok && read.output.value === (op.input as { value: unknown }).value),
+          reads.some(
+            (read) => read.output.ok && read.output.value === (op.input as { value: unknown }).value,
+          ),
       );
       if (options.length === 0) return undefined;
       const op = r.pick(options);
-      op.output = { ok: false, error: 'cas_mismatch', value: (op.input as { expected: unknown }).expected === 'x' ? 'y' : 'x' };
+      op.output = {
+        ok: false,
+        error: 'cas_mismatch',
+        value: (op.input as { expected: unknown }).expected === 'x' ? 'y' : 'x',
+      };
       return copy;
     }
   }
@@ -263,7 +286,8 @@ function bruteForce(history: KVOp[]): boolean {
       if ((remaining & (1 << i)) === 0) continue;
       const op = history[i] as KVOp;
       let blocked = false;
-      for (let j = 0; j < n; j++) if (j !== i && (remaining & (1 << j)) !== 0 && (returns[j] as number) < op.call) blocked = true;
+      for (let j = 0; j < n; j++)
+        if (j !== i && (remaining & (1 << j)) !== 0 && (returns[j] as number) < op.call) blocked = true;
       if (blocked) continue;
       const rest = remaining & ~(1 << i);
       if (op.output === UNKNOWN) {
@@ -272,7 +296,8 @@ function bruteForce(history: KVOp[]): boolean {
       }
       const store = referenceStore();
       for (const input of replay) store(input);
-      if (sameReply(op.input.op, store(op.input), op.output) && search(rest, [...replay, op.input])) return true;
+      if (sameReply(op.input.op, store(op.input), op.output) && search(rest, [...replay, op.input]))
+        return true;
     }
     return false;
   };
@@ -318,7 +343,9 @@ describe('random histories (seeded)', () => {
       });
       const result = checkOperations(kvModel, history, { timeoutMs: 20_000 });
       if (result.ok !== true) {
-        throw new Error(`seed ${seed}: ${result.ok === false ? result.counterexample.description : 'timeout'}`);
+        throw new Error(
+          `seed ${seed}: ${result.ok === false ? result.counterexample.description : 'timeout'}`,
+        );
       }
     }
   });
@@ -340,7 +367,13 @@ describe('random histories (seeded)', () => {
 
   it('accepts long histories: 3000 operations on one key from 5 clients', () => {
     for (const seed of [7, 8]) {
-      const history = simulate(seed, { clients: 5, operations: 3000, keys: ['k'], values: 'small', unknownRate: 0.02 });
+      const history = simulate(seed, {
+        clients: 5,
+        operations: 3000,
+        keys: ['k'],
+        values: 'small',
+        unknownRate: 0.02,
+      });
       expect(check(history)).toBe(true);
     }
   });
@@ -373,7 +406,13 @@ describe('random histories (seeded)', () => {
     for (let seed = 1; seed <= 600; seed++) {
       const r = rng(seed * 31 + 5);
       const history = perturb(
-        simulate(seed, { clients: 2 + r.int(2), operations: 3 + r.int(5), keys: ['a', 'b'].slice(0, 1 + r.int(2)), values: 'small', unknownRate: 0.15 }),
+        simulate(seed, {
+          clients: 2 + r.int(2),
+          operations: 3 + r.int(5),
+          keys: ['a', 'b'].slice(0, 1 + r.int(2)),
+          values: 'small',
+          unknownRate: 0.15,
+        }),
         r,
       );
       const expected = bruteForce(history);

@@ -27,7 +27,9 @@ export function show(value: unknown, depth = 0): string {
       }
       try {
         if (Array.isArray(value)) return `[${value.map((v) => show(v, depth + 1)).join(', ')}]`;
-        const entries = Object.entries(value as Record<string, unknown>).map(([k, v]) => `${JSON.stringify(k)}: ${show(v, depth + 1)}`);
+        const entries = Object.entries(value as Record<string, unknown>).map(
+          ([k, v]) => `${JSON.stringify(k)}: ${show(v, depth + 1)}`,
+        );
         return `{${entries.join(', ')}}`;
       } catch {
         // A getter that throws, a revoked proxy: show something rather than fail the report.

@@ -1,5 +1,21 @@
-import { inspectPeer, msgpackCodec, type Codec, type Configuration, type HardState, type LogWrite, type PeerInspection, type RaftMessage } from '@raft/core';
-import { decodeConfiguration, describeConfiguration, isInConfiguration, isVoter, sameConfiguration, voterSets } from './configuration.js';
+import {
+  inspectPeer,
+  msgpackCodec,
+  type Codec,
+  type Configuration,
+  type HardState,
+  type LogWrite,
+  type PeerInspection,
+  type RaftMessage,
+} from '@raft/core';
+import {
+  decodeConfiguration,
+  describeConfiguration,
+  isInConfiguration,
+  isVoter,
+  sameConfiguration,
+  voterSets,
+} from './configuration.js';
 import type { StoredEntry } from './disk.js';
 import { chainHash, entryFingerprint } from './hash.js';
 import { describeMessage } from './messages.js';
@@ -105,7 +121,8 @@ export class InvariantChecker {
 
   /** The committed configuration in force at `index` (the latest committed config entry at or before it). */
   private committedConfigurationAt(index: number): Configuration | undefined {
-    for (let k = this.configs.length - 1; k >= 0; k--) if (this.configs[k]!.index <= index) return this.configs[k]!.config;
+    for (let k = this.configs.length - 1; k >= 0; k--)
+      if (this.configs[k]!.index <= index) return this.configs[k]!.config;
     return undefined;
   }
 
@@ -149,15 +166,22 @@ export class InvariantChecker {
     const { world } = this;
     const label = inc.label;
     const disk = inc.node.disk;
-    if (v.term < inc.lastTerm) world.fail('term-monotonic', `${label}'s term went down from ${inc.lastTerm} to ${v.term}`);
+    if (v.term < inc.lastTerm)
+      world.fail('term-monotonic', `${label}'s term went down from ${inc.lastTerm} to ${v.term}`);
     if (v.term < disk.hardState.term) {
-      world.fail('term-monotonic', `${label} runs in term ${v.term}, below the term ${disk.hardState.term} on its disk`);
+      world.fail(
+        'term-monotonic',
+        `${label} runs in term ${v.term}, below the term ${disk.hardState.term} on its disk`,
+      );
     }
     inc.lastTerm = v.term;
     if (v.votedFor !== null) {
       const bound = this.votes.get(inc.node.name)?.get(v.term);
       if (bound !== undefined && bound !== v.votedFor) {
-        world.fail('vote-once', `${label} holds a vote for ${v.votedFor} in term ${v.term}, but voted for ${bound} in that term before`);
+        world.fail(
+          'vote-once',
+          `${label} holds a vote for ${v.votedFor} in term ${v.term}, but voted for ${bound} in that term before`,
+        );
       }
     }
     this.configBefore = inc.config;
@@ -167,7 +191,11 @@ export class InvariantChecker {
       world.trace.add(world.sched.now, () => `state ${label} configuration ${describeConfiguration(config)}`);
       inc.config = config;
     }
-    if ((v.role === 'candidate' || v.role === 'precandidate') && (config === null || !isVoter(config, inc.node.name)) && !this.mayStillCampaign(inc, v)) {
+    if (
+      (v.role === 'candidate' || v.role === 'precandidate') &&
+      (config === null || !isVoter(config, inc.node.name)) &&
+      !this.mayStillCampaign(inc, v)
+    ) {
       world.fail(
         'campaign-non-voter',
         `${label} campaigns (${v.role}, term ${v.term}) but is not a voter of its configuration ${describeConfiguration(config)}, and was not one before it either (or that configuration is committed)`,
@@ -176,7 +204,11 @@ export class InvariantChecker {
     if (v.role !== inc.lastRole || v.leader !== inc.lastLeader) {
       const role = v.role;
       const leader = v.leader;
-      world.trace.add(world.sched.now, () => `state ${label} ${role} t${v.term}${leader !== null && role !== 'leader' ? ` (leader ${leader})` : ''}`);
+      world.trace.add(
+        world.sched.now,
+        () =>
+          `state ${label} ${role} t${v.term}${leader !== null && role !== 'leader' ? ` (leader ${leader})` : ''}`,
+      );
       inc.lastRole = role;
       inc.lastLeader = leader;
     }
@@ -200,7 +232,11 @@ export class InvariantChecker {
           );
         } else if (inc.leadTerm !== v.term) {
           this.removedLeadingOut++;
-          world.trace.add(world.sched.now, () => `state ${label}, removed, leads term ${v.term} to commit its removal (its commit index ${v.commitIndex} < ${ex.index})`);
+          world.trace.add(
+            world.sched.now,
+            () =>
+              `state ${label}, removed, leads term ${v.term} to commit its removal (its commit index ${v.commitIndex} < ${ex.index})`,
+          );
         }
       }
       if (inc.leadTerm !== v.term) {
@@ -208,7 +244,10 @@ export class InvariantChecker {
         this.checkCompleteness(inc, v, 1, this.committed.length);
         this.checkConfiguration(inc, v);
         this.onLeader?.(inc);
-      } else if (v.lastLogIndex < inc.leadLast || (inc.leadLast >= v.firstLogIndex && v.entryAt(inc.leadLast) !== inc.leadLastEntry)) {
+      } else if (
+        v.lastLogIndex < inc.leadLast ||
+        (inc.leadLast >= v.firstLogIndex && v.entryAt(inc.leadLast) !== inc.leadLastEntry)
+      ) {
         world.fail(
           'leader-append-only',
           `${label}, leader of term ${v.term}, rewrote its log: it held entry ${inc.leadLast}, it now ends at ${v.lastLogIndex}` +
@@ -225,7 +264,10 @@ export class InvariantChecker {
     if (configChanged || v.firstLogIndex - 1 !== inc.configCheckedBase) this.checkConfiguration(inc, v);
 
     if (v.commitIndex < inc.commitSeen) {
-      world.fail('commit-monotonic', `${label}'s commit index went down from ${inc.commitSeen} to ${v.commitIndex}`);
+      world.fail(
+        'commit-monotonic',
+        `${label}'s commit index went down from ${inc.commitSeen} to ${v.commitIndex}`,
+      );
     }
     let seen = v.commitIndex;
     for (let i = inc.commitSeen + 1; i <= v.commitIndex; i++) {
@@ -269,7 +311,8 @@ export class InvariantChecker {
    */
   private mayStillCampaign(inc: Incarnation, v: PeerInspection): boolean {
     let latest = 0;
-    for (let i = v.lastLogIndex; i >= v.firstLogIndex && latest === 0; i--) if (v.entryAt(i)?.type === 'config') latest = i;
+    for (let i = v.lastLogIndex; i >= v.firstLogIndex && latest === 0; i--)
+      if (v.entryAt(i)?.type === 'config') latest = i;
     if (latest === 0 || v.commitIndex >= latest) return false;
     let before: Configuration | undefined;
     for (let i = latest - 1; i >= v.firstLogIndex && before === undefined; i--) {
@@ -345,7 +388,10 @@ export class InvariantChecker {
       const seen = this.chains.get(key);
       if (seen === undefined) this.chains.set(key, h);
       else if (seen !== h) {
-        this.world.fail('log-matching', `${inc.label} holds entry ${i} of term ${e.term}, which another log holds too, after different entries`);
+        this.world.fail(
+          'log-matching',
+          `${inc.label} holds entry ${i} of term ${e.term}, which another log holds too, after different entries`,
+        );
       }
     }
   }
@@ -359,12 +405,18 @@ export class InvariantChecker {
       const known = this.committed[i - 1];
       if (known === undefined) return false;
       if (i === v.firstLogIndex - 1 && v.termAt(i) !== known.term) {
-        world.fail('state-machine-safety', `${inc.label} compacted its log at entry ${i} of term ${String(v.termAt(i))}, but ${known.by} committed one of term ${known.term} there`);
+        world.fail(
+          'state-machine-safety',
+          `${inc.label} compacted its log at entry ${i} of term ${String(v.termAt(i))}, but ${known.by} committed one of term ${known.term} there`,
+        );
       }
       return true;
     }
     if (e === undefined) {
-      world.fail('commit-in-log', `${inc.label}'s commit index ${v.commitIndex} is beyond its log (${v.firstLogIndex}..${v.lastLogIndex})`);
+      world.fail(
+        'commit-in-log',
+        `${inc.label}'s commit index ${v.commitIndex} is beyond its log (${v.firstLogIndex}..${v.lastLogIndex})`,
+      );
       return true;
     }
     const fp = entryFingerprint(e);
@@ -388,7 +440,8 @@ export class InvariantChecker {
       }
       if (id !== null) {
         const before = this.commandIndex.get(id);
-        if (before !== undefined) world.fail('exactly-once', `command ${id} committed twice: at ${before} and at ${i}`);
+        if (before !== undefined)
+          world.fail('exactly-once', `command ${id} committed twice: at ${before} and at ${i}`);
         this.commandIndex.set(id, i);
       }
     }
@@ -397,7 +450,8 @@ export class InvariantChecker {
     if (this.durability) this.checkDurableQuorum(inc, v, i, e.term, fp);
     if (e.type === 'config') {
       const config = decodeConfiguration(e);
-      if (config === undefined) world.fail('configuration', `${inc.label} committed config entry ${i}, which holds no configuration`);
+      if (config === undefined)
+        world.fail('configuration', `${inc.label} committed config entry ${i}, which holds no configuration`);
       else this.learnConfiguration(inc, v, i, config);
     }
     // Leaders of later terms must hold it already.
@@ -422,7 +476,8 @@ export class InvariantChecker {
     const holders = new Set<string>();
     for (const node of this.world.nodes) if (node.disk.covers(i, term, fp)) holders.add(node.name);
     const candidates = [v.configuration, this.configBefore].filter((c): c is Configuration => c !== null);
-    const majority = (set: readonly string[]): boolean => set.filter((n) => holders.has(n)).length * 2 > set.length;
+    const majority = (set: readonly string[]): boolean =>
+      set.filter((n) => holders.has(n)).length * 2 > set.length;
     const ok =
       candidates.length === 0
         ? majority(this.world.nodes.map((n) => n.name))
@@ -437,10 +492,19 @@ export class InvariantChecker {
   }
 
   /** A configuration entry committed: peers of earlier configurations that it leaves out are removed for good. */
-  private learnConfiguration(inc: Incarnation, v: PeerInspection, index: number, config: Configuration): void {
+  private learnConfiguration(
+    inc: Incarnation,
+    v: PeerInspection,
+    index: number,
+    config: Configuration,
+  ): void {
     const { world } = this;
     this.configs.push({ index, config, commitTerm: v.term });
-    world.trace.add(world.sched.now, () => `state configuration ${describeConfiguration(config)} at ${index} committed (seen at ${inc.label})`);
+    world.trace.add(
+      world.sched.now,
+      () =>
+        `state configuration ${describeConfiguration(config)} at ${index} committed (seen at ${inc.label})`,
+    );
     if (config.outgoing === undefined) {
       for (const name of this.configured) {
         if (isInConfiguration(config, name) || this.excluded.has(name)) continue;
@@ -450,7 +514,8 @@ export class InvariantChecker {
         world.trace.add(world.sched.now, () => `state ${name} removed by the configuration at ${index}`);
       }
     }
-    for (const name of [...config.members, ...(config.learners ?? []), ...(config.outgoing ?? [])]) this.configured.add(name);
+    for (const name of [...config.members, ...(config.learners ?? []), ...(config.outgoing ?? [])])
+      this.configured.add(name);
   }
 
   /** Whether a committed configuration left `name` out after it was in an earlier one. */
@@ -475,11 +540,17 @@ export class InvariantChecker {
     }
     if (!this.durability) return;
     if (!preVote && m.term > d.term) {
-      this.world.fail('persist-before-send', `${inc.label} sent ${describeMessage(m)} to ${m.to} in term ${m.term} while term ${d.term} is on its disk`);
+      this.world.fail(
+        'persist-before-send',
+        `${inc.label} sent ${describeMessage(m)} to ${m.to} in term ${m.term} while term ${d.term} is on its disk`,
+      );
       return;
     }
     if (m.type === 'RequestVote' && !m.preVote && d.term === m.term && d.votedFor !== inc.node.name) {
-      this.world.fail('persist-before-send', `${inc.label} asked for votes in term ${m.term} before persisting its own vote`);
+      this.world.fail(
+        'persist-before-send',
+        `${inc.label} asked for votes in term ${m.term} before persisting its own vote`,
+      );
     }
     if (m.type === 'InstallSnapshotResponse' && m.done) {
       // Done means the snapshot, or a log that already holds its last entry, is durable.
@@ -501,12 +572,18 @@ export class InvariantChecker {
       const durable =
         stored !== undefined
           ? mine === undefined || stored.term === mine
-          : disk.snapshot !== undefined && m.matchIndex <= disk.snapshot.meta.index && (mine === undefined || disk.termAt(m.matchIndex) === undefined || disk.termAt(m.matchIndex) === mine);
+          : disk.snapshot !== undefined &&
+            m.matchIndex <= disk.snapshot.meta.index &&
+            (mine === undefined ||
+              disk.termAt(m.matchIndex) === undefined ||
+              disk.termAt(m.matchIndex) === mine);
       if (!durable) {
         this.world.fail(
           'persist-before-send',
           `${inc.label} acknowledged entries up to ${m.matchIndex} to ${m.to} before they were durable (its disk ends at ${inc.node.disk.lastIndex()}` +
-            (stored !== undefined ? `, holding term ${stored.term} at ${m.matchIndex}, not ${String(mine)})` : ')'),
+            (stored !== undefined
+              ? `, holding term ${stored.term} at ${m.matchIndex}, not ${String(mine)})`
+              : ')'),
         );
       }
     }
@@ -517,9 +594,16 @@ export class InvariantChecker {
     const name = inc.node.name;
     const h = write.hardState;
     if (h !== undefined) {
-      if (h.term < before.term) this.world.fail('term-monotonic', `${inc.label} wrote term ${h.term} over term ${before.term} on its disk`);
+      if (h.term < before.term)
+        this.world.fail(
+          'term-monotonic',
+          `${inc.label} wrote term ${h.term} over term ${before.term} on its disk`,
+        );
       else if (h.term === before.term && before.votedFor !== null && h.votedFor !== before.votedFor) {
-        this.world.fail('vote-once', `${inc.label} changed its vote on disk in term ${h.term} from ${before.votedFor} to ${String(h.votedFor)}`);
+        this.world.fail(
+          'vote-once',
+          `${inc.label} changed its vote on disk in term ${h.term} from ${before.votedFor} to ${String(h.votedFor)}`,
+        );
       }
       if (h.votedFor !== null) this.bindVote(name, h.term, h.votedFor);
     }
@@ -561,7 +645,10 @@ export class InvariantChecker {
     let i = inc.appliedIndex + 1;
     while (i <= this.committed.length && this.committed[i - 1]!.type !== 'command') i++;
     if (i > this.committed.length) {
-      this.world.fail('apply-committed', `${inc.label} applied command ${String(id)}, but no committed command follows index ${inc.appliedIndex}`);
+      this.world.fail(
+        'apply-committed',
+        `${inc.label} applied command ${String(id)}, but no committed command follows index ${inc.appliedIndex}`,
+      );
       return 0;
     }
     const expected = this.committed[i - 1]!;
@@ -575,7 +662,10 @@ export class InvariantChecker {
       return 0;
     }
     if (v.lastApplied + 1 !== i) {
-      this.world.fail('apply-order', `${inc.label} applies entry ${i} while its lastApplied is ${v.lastApplied}`);
+      this.world.fail(
+        'apply-order',
+        `${inc.label} applies entry ${i} while its lastApplied is ${v.lastApplied}`,
+      );
     }
     inc.appliedIndex = i;
     return i;
@@ -593,7 +683,10 @@ export class InvariantChecker {
       this.outcomes[index] = outcome;
       this.states[index] = state;
     } else if (first !== outcome) {
-      this.world.fail('state-machine-safety', `${inc.label} applied entry ${index} with outcome ${outcome}, where other peers got ${first}`);
+      this.world.fail(
+        'state-machine-safety',
+        `${inc.label} applied entry ${index} with outcome ${outcome}, where other peers got ${first}`,
+      );
     }
   }
 
@@ -605,25 +698,35 @@ export class InvariantChecker {
    */
   onRestore(inc: Incarnation, index: number, state: string): void {
     if (index < inc.appliedIndex) {
-      this.world.fail('apply-order', `${inc.label} restored a snapshot at ${index} after applying entry ${inc.appliedIndex}`);
+      this.world.fail(
+        'apply-order',
+        `${inc.label} restored a snapshot at ${index} after applying entry ${inc.appliedIndex}`,
+      );
       return;
     }
     if (index > this.committed.length) {
       // Everything in a snapshot is committed: the peer that took it had applied it.
       for (const node of this.world.nodes) {
         const other = node.inc;
-        if (other !== null && other.peer !== null && other.alive) this.observe(other, inspectPeer(other.peer));
+        if (other !== null && other.peer !== null && other.alive)
+          this.observe(other, inspectPeer(other.peer));
       }
     }
     let j = Math.min(index, this.committed.length);
     while (j > 0 && this.committed[j - 1]!.type !== 'command') j--;
     const expected = j === 0 ? '[]' : this.states[j];
     if (index > this.committed.length) {
-      this.world.fail('apply-committed', `${inc.label} restored a snapshot at ${index}, beyond every commit index seen (${this.committed.length})`);
+      this.world.fail(
+        'apply-committed',
+        `${inc.label} restored a snapshot at ${index}, beyond every commit index seen (${this.committed.length})`,
+      );
     } else if (expected !== undefined) {
       this.restoresChecked++;
       if (expected !== state) {
-        this.world.fail('state-machine-safety', `${inc.label} restored a snapshot at ${index} holding ${state}, where the state after ${j} was ${expected}`);
+        this.world.fail(
+          'state-machine-safety',
+          `${inc.label} restored a snapshot at ${index} holding ${state}, where the state after ${j} was ${expected}`,
+        );
       }
     }
     inc.appliedIndex = index;

@@ -28,7 +28,11 @@ describe('pnpm sim arguments', () => {
   it('keeps the flags that change a run in the replay command', () => {
     const a = parseCliArgs(['--seeds=10', '--fault-ms', '500-900', '--lying-disk', '--no-durability-checks']);
     expect(a.seeds).toBe(10);
-    expect(a.sim).toMatchObject({ faultMs: [500, 900], inject: { lyingDisk: true }, durabilityChecks: false });
+    expect(a.sim).toMatchObject({
+      faultMs: [500, 900],
+      inject: { lyingDisk: true },
+      durabilityChecks: false,
+    });
     expect(a.replayFlags).toEqual(['--fault-ms', '500-900', '--lying-disk', '--no-durability-checks']);
   });
 
@@ -38,8 +42,15 @@ describe('pnpm sim arguments', () => {
     expect(a.sim).toMatchObject({ snapshots: true, inject: { staleSnapshots: true } });
     expect(a.replayFlags).toEqual(['--snapshots', '--stale-snapshots']);
     const out: string[] = [];
-    expect(await runCli(['--seed', '2', '--nodes', '3', '--snapshots'], { out: (l) => out.push(l), err: (l) => out.push(l) })).toBe(0);
-    expect(out.join('\n')).toMatch(/snapshots taken \d+, installed from a leader \d+, restored at restart \d+/);
+    expect(
+      await runCli(['--seed', '2', '--nodes', '3', '--snapshots'], {
+        out: (l) => out.push(l),
+        err: (l) => out.push(l),
+      }),
+    ).toBe(0);
+    expect(out.join('\n')).toMatch(
+      /snapshots taken \d+, installed from a leader \d+, restored at restart \d+/,
+    );
   });
 
   it('turns membership changes on with --membership, and replays with it', async () => {
@@ -48,8 +59,15 @@ describe('pnpm sim arguments', () => {
     expect(a.sim).toMatchObject({ membership: true, snapshots: true });
     expect(a.replayFlags).toEqual(['--membership', '--snapshots']);
     const out: string[] = [];
-    expect(await runCli(['--seed', '4', '--nodes', '3', '--membership'], { out: (l) => out.push(l), err: (l) => out.push(l) })).toBe(0);
-    expect(out.join('\n')).toMatch(/membership changes done [1-9]\d* in 1 seeds \(add \d+, remove \d+, replace \d+/);
+    expect(
+      await runCli(['--seed', '4', '--nodes', '3', '--membership'], {
+        out: (l) => out.push(l),
+        err: (l) => out.push(l),
+      }),
+    ).toBe(0);
+    expect(out.join('\n')).toMatch(
+      /membership changes done [1-9]\d* in 1 seeds \(add \d+, remove \d+, replace \d+/,
+    );
   });
 
   it('refuses bad input', () => {
@@ -60,7 +78,10 @@ describe('pnpm sim arguments', () => {
 
   it('prints a line per failing seed and a summary, and exits 1 on a failure', async () => {
     const out: string[] = [];
-    const code = await runCli(['--seeds', '2', '--lying-disk'], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    const code = await runCli(['--seeds', '2', '--lying-disk'], {
+      out: (l) => out.push(l),
+      err: (l) => out.push(l),
+    });
     expect(code).toBe(1);
     expect(out.filter((l) => l.startsWith('FAIL seed='))).toHaveLength(2);
     expect(out.some((l) => l.startsWith('seeds 2, events '))).toBe(true);

@@ -1,5 +1,15 @@
 import { InvalidArgumentError } from '@raft/core';
-import { addResult, emptySummary, type MembershipTotals, failureLine, failureReport, runSeeds, summaryLine, type RunSeedsOptions, type RunSummary } from './runner.js';
+import {
+  addResult,
+  emptySummary,
+  type MembershipTotals,
+  failureLine,
+  failureReport,
+  runSeeds,
+  summaryLine,
+  type RunSeedsOptions,
+  type RunSummary,
+} from './runner.js';
 import { runSimulation, type SimulationOptions, type SimulationResult } from './simulation.js';
 
 /** Where the CLI writes; the process's streams by default. */
@@ -57,7 +67,8 @@ const USAGE = `usage: pnpm sim [--seeds N] [--seed S] [--nodes 3|5|7] [options]
 
 function int(flag: string, v: string | undefined, min: number): number {
   const n = Number(v);
-  if (v === undefined || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${flag} needs an integer >= ${min}, got ${String(v)}`);
+  if (v === undefined || !Number.isSafeInteger(n) || n < min)
+    throw new InvalidArgumentError(`${flag} needs an integer >= ${min}, got ${String(v)}`);
   return n;
 }
 
@@ -78,7 +89,10 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   let seedGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const [flag, inline] =
+      a.startsWith('--') && a.includes('=')
+        ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+        : [a, undefined];
     const value = (): string | undefined => inline ?? argv[++i];
     switch (flag) {
       case '--seeds':
@@ -162,7 +176,8 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     args.seeds = 1;
   }
   if (args.seeds === 0) {
-    if (args.timeLimitMs === Infinity) throw new InvalidArgumentError('--seeds 0 runs until --time-limit: give one');
+    if (args.timeLimitMs === Infinity)
+      throw new InvalidArgumentError('--seeds 0 runs until --time-limit: give one');
     args.seeds = Number.MAX_SAFE_INTEGER;
   }
   return args;
@@ -184,12 +199,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const flags = args.replayFlags;
   if (args.single) {
     const started = performance.now();
-    const result = await runSimulation({ ...args.sim, seed: args.firstSeed, ...(args.verbose ? { onTrace: io.out } : {}) });
+    const result = await runSimulation({
+      ...args.sim,
+      seed: args.firstSeed,
+      ...(args.verbose ? { onTrace: io.out } : {}),
+    });
     if (result.violation !== null) {
       io.out(failureLine(result, flags));
       io.out(failureReport(result, flags));
     } else {
-      io.out(`seed ${result.seed} passed: ${result.swarm}; ${result.events} events, ${result.operations} operations, recovered ${result.livenessMs?.toFixed(0) ?? '?'} ms after healing`);
+      io.out(
+        `seed ${result.seed} passed: ${result.swarm}; ${result.events} events, ${result.operations} operations, recovered ${result.livenessMs?.toFixed(0) ?? '?'} ms after healing`,
+      );
     }
     io.out(
       summaryLine({
@@ -218,7 +239,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     timeLimitMs: args.timeLimitMs,
     onResult: (r) => {
       if (r.violation !== null) io.out(failureLine(r, flags));
-      else if (r.linearizabilityTimedOut) io.err(`seed ${r.seed}: linearizability check timed out (inconclusive)`);
+      else if (r.linearizabilityTimedOut)
+        io.err(`seed ${r.seed}: linearizability check timed out (inconclusive)`);
     },
   };
   if (io.yieldBetweenRuns !== undefined) options.yieldBetweenRuns = io.yieldBetweenRuns;

@@ -56,18 +56,33 @@ export class Workload {
     private readonly swarm: SwarmConfig,
   ) {
     for (let i = 1; i <= swarm.clients; i++) {
-      this.clients.push({ name: `c${i}`, op: null, counter: 0, leaderHint: null, stopped: false, probeStep: 0 });
+      this.clients.push({
+        name: `c${i}`,
+        op: null,
+        counter: 0,
+        leaderHint: null,
+        stopped: false,
+        probeStep: 0,
+      });
     }
   }
 
   /** Starts every client after a short random delay. */
   start(): void {
-    for (const c of this.clients) this.world.sched.after(this.world.rng.range(0, 300), null, () => this.next(c));
+    for (const c of this.clients)
+      this.world.sched.after(this.world.rng.range(0, 300), null, () => this.next(c));
   }
 
   /** Starts the liveness probe: one write, then one read, retried until they succeed. */
   startProbe(): void {
-    const client: Client = { name: 'probe', op: null, counter: 0, leaderHint: null, stopped: false, probeStep: 0 };
+    const client: Client = {
+      name: 'probe',
+      op: null,
+      counter: 0,
+      leaderHint: null,
+      stopped: false,
+      probeStep: 0,
+    };
     this.clients.push(client);
     this.probe = { client, startedAt: this.world.sched.now, wroteAt: null, readAt: null };
     this.next(client);
@@ -104,8 +119,17 @@ export class Workload {
     const us = (t: number): number => Math.round(t * 1000) / 1000;
     for (const op of this.ops) {
       if (op.state === 'done') {
-        out.push({ clientId: op.client, input: op.input, call: us(op.call), return: us(op.ret!), output: op.output as KVModelOutput });
-      } else if ((op.state === 'unknown' || (op.state === 'pending' && op.command !== null)) && wasCommitted(op.id)) {
+        out.push({
+          clientId: op.client,
+          input: op.input,
+          call: us(op.call),
+          return: us(op.ret!),
+          output: op.output as KVModelOutput,
+        });
+      } else if (
+        (op.state === 'unknown' || (op.state === 'pending' && op.command !== null)) &&
+        wasCommitted(op.id)
+      ) {
         out.push({ clientId: op.client, input: op.input, call: us(op.call), output: UNKNOWN });
       }
     }
@@ -158,7 +182,19 @@ export class Workload {
     else if (input.op === 'cas') command = { op: 'cas', key, expected: input.expected as string, value, id };
     else if (input.op === 'delete') command = { op: 'delete', key, id };
     if (input.op === 'set' || input.op === 'cas') this.remember(key, value);
-    return { id, client: c.name, input, command, call: sched.now, ret: undefined, output: undefined, state: 'pending', attempts: 0, inc: null, attempt: 0 };
+    return {
+      id,
+      client: c.name,
+      input,
+      command,
+      call: sched.now,
+      ret: undefined,
+      output: undefined,
+      state: 'pending',
+      attempts: 0,
+      inc: null,
+      attempt: 0,
+    };
   }
 
   private remember(key: string, value: string): void {
@@ -188,9 +224,16 @@ export class Workload {
     }
     op.inc = inc;
     const attempt = ++op.attempt;
-    trace.add(sched.now, () => `call  ${op.client} ${describeInput(op.input)} -> ${inc.label} (${op.id}, attempt ${op.attempts})`);
+    trace.add(
+      sched.now,
+      () =>
+        `call  ${op.client} ${describeInput(op.input)} -> ${inc.label} (${op.id}, attempt ${op.attempts})`,
+    );
     const timeout = this.swarm.callTimeoutMs;
-    const call = op.command !== null ? peer.write(op.command, { timeout }) : peer.read({ op: 'get', key: op.input.key }, { timeout });
+    const call =
+      op.command !== null
+        ? peer.write(op.command, { timeout })
+        : peer.read({ op: 'get', key: op.input.key }, { timeout });
     call.then(
       (reply) => this.settled(c, op, attempt, node, reply),
       (err: unknown) => this.failed(c, op, attempt, err),
@@ -202,7 +245,10 @@ export class Workload {
     const { world } = this;
     world.activity++;
     if (!reply.ok && reply.error !== 'key_not_found' && reply.error !== 'cas_mismatch') {
-      world.fail('client', `${op.id} ${describeInput(op.input)} got an unexpected reply ${JSON.stringify(reply)}`);
+      world.fail(
+        'client',
+        `${op.id} ${describeInput(op.input)} got an unexpected reply ${JSON.stringify(reply)}`,
+      );
       return;
     }
     op.state = 'done';
@@ -210,8 +256,12 @@ export class Workload {
     op.output = reply;
     c.leaderHint = node;
     if (reply.ok && typeof reply.value === 'string') this.remember(op.input.key, reply.value);
-    if (!reply.ok && reply.error === 'cas_mismatch' && typeof reply.value === 'string') this.remember(op.input.key, reply.value);
-    world.trace.add(world.sched.now, () => `ret   ${op.client} ${describeInput(op.input)} = ${JSON.stringify(reply)} (${op.id})`);
+    if (!reply.ok && reply.error === 'cas_mismatch' && typeof reply.value === 'string')
+      this.remember(op.input.key, reply.value);
+    world.trace.add(
+      world.sched.now,
+      () => `ret   ${op.client} ${describeInput(op.input)} = ${JSON.stringify(reply)} (${op.id})`,
+    );
     if (this.probe !== null && c === this.probe.client) {
       if (c.probeStep === 0) {
         c.probeStep = 1;
@@ -231,14 +281,22 @@ export class Workload {
     const code = RaftError.isInstance(err) ? err.code : 'not a RaftError';
     if (code === 'RAFT_NOT_LEADER' && (err as { indeterminate?: boolean }).indeterminate !== true) {
       const leader = (err as { leader?: string | null }).leader ?? null;
-      this.retry(c, op, leader === null ? null : this.world.node(leader), `not leader${leader === null ? '' : `, leader ${leader}`}`);
+      this.retry(
+        c,
+        op,
+        leader === null ? null : this.world.node(leader),
+        `not leader${leader === null ? '' : `, leader ${leader}`}`,
+      );
     } else if (code === 'RAFT_ELECTION_IN_PROGRESS') {
       this.retry(c, op, null, 'election in progress');
     } else if (code === 'RAFT_TIMEOUT' || code === 'RAFT_NOT_LEADER' || code === 'RAFT_STOPPED') {
       this.giveUp(c, op, code === 'RAFT_NOT_LEADER' ? 'leadership lost (indeterminate)' : code);
     } else {
       this.unexpected++;
-      this.world.fail('client', `${op.id} ${describeInput(op.input)} failed with an unexpected error: ${code} ${err instanceof Error ? err.message : String(err)}`);
+      this.world.fail(
+        'client',
+        `${op.id} ${describeInput(op.input)} failed with an unexpected error: ${code} ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 
@@ -247,7 +305,10 @@ export class Workload {
     const { world } = this;
     op.inc = null;
     c.leaderHint = hint;
-    world.trace.add(world.sched.now, () => `fail  ${op.client} ${describeInput(op.input)}: ${why} (${op.id}, no effect)`);
+    world.trace.add(
+      world.sched.now,
+      () => `fail  ${op.client} ${describeInput(op.input)}: ${why} (${op.id}, no effect)`,
+    );
     if (op.attempts >= MAX_ATTEMPTS && c.name !== 'probe') {
       op.state = 'failed';
       this.think(c);
@@ -265,7 +326,10 @@ export class Workload {
     op.state = op.command !== null ? 'unknown' : 'dropped';
     op.inc = null;
     c.leaderHint = null;
-    world.trace.add(world.sched.now, () => `lost  ${op.client} ${describeInput(op.input)}: ${why} (${op.id}, outcome unknown)`);
+    world.trace.add(
+      world.sched.now,
+      () => `lost  ${op.client} ${describeInput(op.input)}: ${why} (${op.id}, outcome unknown)`,
+    );
     this.think(c);
   }
 

@@ -48,12 +48,17 @@ function sameList(a: readonly string[] | undefined, b: readonly string[] | undef
 /** Whether two configurations are equal (as sets). */
 export function sameConfiguration(a: Configuration | null, b: Configuration | null): boolean {
   if (a === null || b === null) return a === b;
-  return sameList(a.members, b.members) && sameList(a.learners, b.learners) && sameList(a.outgoing, b.outgoing);
+  return (
+    sameList(a.members, b.members) && sameList(a.learners, b.learners) && sameList(a.outgoing, b.outgoing)
+  );
 }
 
 /** A final configuration: no outgoing voters and no learners (what `setConfiguration` resolves with). */
 export function isFinal(c: Configuration): boolean {
-  return (c.outgoing === undefined || c.outgoing.length === 0) && (c.learners === undefined || c.learners.length === 0);
+  return (
+    (c.outgoing === undefined || c.outgoing.length === 0) &&
+    (c.learners === undefined || c.learners.length === 0)
+  );
 }
 
 /** One short rendering, for traces: `{a,b,c}`, `{a,b | learners d}`, `{a,d | outgoing a,b,c}`. */

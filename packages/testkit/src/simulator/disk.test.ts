@@ -7,7 +7,12 @@ import { Incarnation, type World } from './world.js';
 /** One node, n1, with an empty disk. */
 const world = (): { w: World; failures: string[] } => testWorld(1);
 
-const entry = (index: number, term: number): LogEntry => ({ index, term, type: 'command', data: new Uint8Array([index]) });
+const entry = (index: number, term: number): LogEntry => ({
+  index,
+  term,
+  type: 'command',
+  data: new Uint8Array([index]),
+});
 
 function drain(w: World): void {
   for (let ev = w.sched.pop(); ev !== undefined; ev = w.sched.pop()) ev.run();
@@ -23,7 +28,9 @@ describe('the simulated disk', () => {
     const store = new SimLogStore(w, inc, node.disk, honest, () => undefined);
     await store.open();
     let done = false;
-    const p = store.write({ hardState: { term: 2, votedFor: 'n1' }, entries: [entry(1, 1), entry(2, 2)] }).then(() => (done = true));
+    const p = store
+      .write({ hardState: { term: 2, votedFor: 'n1' }, entries: [entry(1, 1), entry(2, 2)] })
+      .then(() => (done = true));
     await Promise.resolve();
     expect(done).toBe(false);
     expect(node.disk.lastIndex()).toBe(0);
@@ -69,11 +76,16 @@ describe('the simulated disk', () => {
     const node = w.nodes[0]!;
     const store = new SimLogStore(w, new Incarnation(node, 1), node.disk, honest, () => undefined);
     await store.open();
-    await expect(store.write({ entries: [entry(3, 1)] })).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT' });
+    await expect(store.write({ entries: [entry(3, 1)] })).rejects.toMatchObject({
+      code: 'RAFT_INVALID_ARGUMENT',
+    });
     expect(failures).toHaveLength(1);
   });
 
-  const snap = (index: number, term: number): Snapshot => ({ meta: { index, term, configuration: { members: ['n1'] } }, data: new Uint8Array([9, index]) });
+  const snap = (index: number, term: number): Snapshot => ({
+    meta: { index, term, configuration: { members: ['n1'] } },
+    data: new Uint8Array([9, index]),
+  });
 
   it('keeps the log under a matching snapshot until compact, and compaction survives only once synced', async () => {
     const { w, failures } = world();
@@ -127,9 +139,15 @@ describe('the simulated disk', () => {
     const landed = store2.write({ snapshot: snap(6, 3), entries: [entry(7, 3)] });
     drain(w);
     await landed;
-    expect(await store2.open()).toMatchObject({ firstIndex: 7, lastIndex: 7, snapshot: { index: 6, term: 3 } });
+    expect(await store2.open()).toMatchObject({
+      firstIndex: 7,
+      lastIndex: 7,
+      snapshot: { index: 6, term: 3 },
+    });
     // Entries at or below the snapshot, and compaction beyond it, break the store's contract.
-    await expect(store2.write({ entries: [entry(6, 3)] })).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT' });
+    await expect(store2.write({ entries: [entry(6, 3)] })).rejects.toMatchObject({
+      code: 'RAFT_INVALID_ARGUMENT',
+    });
     await expect(store2.compact(7)).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT' });
     expect(failures).toHaveLength(2);
   });

@@ -1,4 +1,13 @@
-import { InvalidArgumentError, RaftError, type HardState, type LogEntry, type LogStore, type LogStoreState, type LogWrite, type Snapshot } from '@raft/core';
+import {
+  InvalidArgumentError,
+  RaftError,
+  type HardState,
+  type LogEntry,
+  type LogStore,
+  type LogStoreState,
+  type LogWrite,
+  type Snapshot,
+} from '@raft/core';
 import { entryFingerprint } from './hash.js';
 import type { Incarnation, World } from './world.js';
 
@@ -54,7 +63,12 @@ export class SimDisk {
 }
 
 /** Called once a write is durable, with the entries it removed (a truncated suffix). */
-export type DurableHook = (inc: Incarnation, write: LogWrite, before: HardState, removed: StoredEntry[]) => void;
+export type DurableHook = (
+  inc: Incarnation,
+  write: LogWrite,
+  before: HardState,
+  removed: StoredEntry[],
+) => void;
 
 /** How the simulated disk behaves. */
 export interface DiskBehaviour {
@@ -116,7 +130,8 @@ export class SimLogStore implements LogStore {
 
   loadSnapshot(): Promise<Snapshot | undefined> {
     this.world.touch(this.inc.node);
-    if (!this.open_) return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
+    if (!this.open_)
+      return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
     const snap = this.disk.snapshot;
     if (snap === undefined) return Promise.resolve(undefined);
     const copy: Snapshot = { meta: structuredClone(snap.meta), data: snap.data.slice() };
@@ -126,10 +141,16 @@ export class SimLogStore implements LogStore {
 
   compact(upTo: number): Promise<void> {
     this.world.touch(this.inc.node);
-    if (!this.open_) return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
+    if (!this.open_)
+      return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
     if (!Number.isInteger(upTo) || upTo > this.pendingSnap || this.pendingSnap === 0) {
-      this.world.fail('log-store-contract', `${this.inc.label} compacted up to ${upTo} with its snapshot at ${this.pendingSnap}`);
-      return Promise.reject(new InvalidArgumentError(`compact(${upTo}) beyond the snapshot at ${this.pendingSnap}`));
+      this.world.fail(
+        'log-store-contract',
+        `${this.inc.label} compacted up to ${upTo} with its snapshot at ${this.pendingSnap}`,
+      );
+      return Promise.reject(
+        new InvalidArgumentError(`compact(${upTo}) beyond the snapshot at ${this.pendingSnap}`),
+      );
     }
     // Durable after a sync delay, in order with the writes; a crash before then keeps the entries.
     const at = this.nextDurableAt();
@@ -160,12 +181,16 @@ export class SimLogStore implements LogStore {
 
   write(batch: LogWrite): Promise<void> {
     this.world.touch(this.inc.node);
-    if (!this.open_) return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
+    if (!this.open_)
+      return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
     const entries = batch.entries ?? [];
     const snap = batch.snapshot;
     if (snap !== undefined) {
       if (snap.meta.index < this.pendingSnap) {
-        this.world.fail('log-store-contract', `${this.inc.label} wrote a snapshot at ${snap.meta.index} older than the stored one at ${this.pendingSnap}`);
+        this.world.fail(
+          'log-store-contract',
+          `${this.inc.label} wrote a snapshot at ${snap.meta.index} older than the stored one at ${this.pendingSnap}`,
+        );
         return Promise.reject(new InvalidArgumentError('snapshot older than the stored one'));
       }
       this.world.snapshotIndexOf.set(snap.data, snap.meta.index);
@@ -177,12 +202,22 @@ export class SimLogStore implements LogStore {
     if (entries.length > 0) {
       const first = entries[0]!.index;
       if (first <= this.pendingSnap) {
-        this.world.fail('log-store-contract', `${this.inc.label} wrote entry ${first} at or below its snapshot at ${this.pendingSnap}`);
-        return Promise.reject(new InvalidArgumentError(`entries must start after the snapshot's index ${this.pendingSnap}`));
+        this.world.fail(
+          'log-store-contract',
+          `${this.inc.label} wrote entry ${first} at or below its snapshot at ${this.pendingSnap}`,
+        );
+        return Promise.reject(
+          new InvalidArgumentError(`entries must start after the snapshot's index ${this.pendingSnap}`),
+        );
       }
       if (first < 1 || first > this.pendingLast + 1) {
-        this.world.fail('log-store-contract', `${this.inc.label} wrote entries from ${first} after a log ending at ${this.pendingLast}: a gap`);
-        return Promise.reject(new InvalidArgumentError(`write would leave a gap: first index ${first}, last ${this.pendingLast}`));
+        this.world.fail(
+          'log-store-contract',
+          `${this.inc.label} wrote entries from ${first} after a log ending at ${this.pendingLast}: a gap`,
+        );
+        return Promise.reject(
+          new InvalidArgumentError(`write would leave a gap: first index ${first}, last ${this.pendingLast}`),
+        );
       }
       for (let i = 1; i < entries.length; i++) {
         if (entries[i]!.index !== first + i) {
@@ -194,7 +229,8 @@ export class SimLogStore implements LogStore {
     }
     // Copy now: the disk holds what was handed to it, whatever the caller does later.
     const write: LogWrite = {};
-    if (batch.hardState !== undefined) write.hardState = { term: batch.hardState.term, votedFor: batch.hardState.votedFor };
+    if (batch.hardState !== undefined)
+      write.hardState = { term: batch.hardState.term, votedFor: batch.hardState.votedFor };
     if (snap !== undefined) write.snapshot = { meta: structuredClone(snap.meta), data: snap.data.slice() };
     if (entries.length > 0) write.entries = entries.map(copyEntry);
     const { sched } = this.world;
@@ -224,7 +260,11 @@ export class SimLogStore implements LogStore {
     const snap = write.snapshot;
     if (snap !== undefined) {
       const { index, term } = snap.meta;
-      const matches = disk.termAt(index) === term || (disk.snapshot !== undefined && disk.snapshot.meta.index === index && disk.snapshot.meta.term === term);
+      const matches =
+        disk.termAt(index) === term ||
+        (disk.snapshot !== undefined &&
+          disk.snapshot.meta.index === index &&
+          disk.snapshot.meta.term === term);
       if (!matches) {
         // A snapshot from the leader replaces a log that diverged or is too short.
         removed = disk.entries;
@@ -249,7 +289,8 @@ export class SimLogStore implements LogStore {
 
   entries(from: number, to: number): Promise<LogEntry[]> {
     this.world.touch(this.inc.node);
-    if (!this.open_) return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
+    if (!this.open_)
+      return Promise.reject(new RaftError('RAFT_STORAGE_CLOSED', 'the simulated store is closed'));
     const lo = Math.max(this.disk.firstIndex(), from);
     const hi = Math.min(to, this.disk.lastIndex() + 1);
     const out: LogEntry[] = [];

@@ -163,14 +163,24 @@ export class Operator {
 
   private next(): void {
     const { world } = this.host;
-    if (this.host.currentPhase() === 'faults') world.sched.after(world.rng.range(0, 2 * this.cfg.everyMs), null, () => this.plan());
+    if (this.host.currentPhase() === 'faults')
+      world.sched.after(world.rng.range(0, 2 * this.cfg.everyMs), null, () => this.plan());
     else this.ensureSettled();
   }
 
   private ensureSettled(): void {
     if (this.change !== null || this.settled || this.host.currentPhase() !== 'healed') return;
     this.counts.reissued++;
-    this.begin({ kind: 'reissue', target: this.intended.slice(), leaderAimed: false, count: 0, startedAt: this.host.world.sched.now, calls: 0, hint: null, servedBy: null });
+    this.begin({
+      kind: 'reissue',
+      target: this.intended.slice(),
+      leaderAimed: false,
+      count: 0,
+      startedAt: this.host.world.sched.now,
+      calls: 0,
+      hint: null,
+      servedBy: null,
+    });
   }
 
   /** The leader as a watcher of the whole cluster sees it: the running peer leading the highest term. */
@@ -234,12 +244,18 @@ export class Operator {
         victims.push(leader.name);
         leaderAimed = true;
       }
-      for (const n of rng.shuffle(voters)) if (victims.length < count && !victims.includes(n)) victims.push(n);
+      for (const n of rng.shuffle(voters))
+        if (victims.length < count && !victims.includes(n)) victims.push(n);
       target = target.filter((n) => !victims.includes(n));
     }
     // The operator replaces peers whose disks are gone: they are dead before the change
     // starts (only while the rest of the last configuration known complete is a majority).
-    if (kind === 'replace' && this.settled && (voters.length - victims.length) * 2 > voters.length && rng.chance(this.cfg.wipe)) {
+    if (
+      kind === 'replace' &&
+      this.settled &&
+      (voters.length - victims.length) * 2 > voters.length &&
+      rng.chance(this.cfg.wipe)
+    ) {
       for (const v of victims) {
         this.counts.wiped++;
         this.host.retire(world.node(v), 'kill', 'its disk is wiped: the operator replaces it');
@@ -257,7 +273,16 @@ export class Operator {
     for (const n of target) this.contacts.add(n);
     this.intended = target;
     this.settled = false;
-    this.begin({ kind, target, leaderAimed, count, startedAt: world.sched.now, calls: 0, hint: null, servedBy: null });
+    this.begin({
+      kind,
+      target,
+      leaderAimed,
+      count,
+      startedAt: world.sched.now,
+      calls: 0,
+      hint: null,
+      servedBy: null,
+    });
   }
 
   // ------------------------------------------------------------------ setConfiguration
@@ -265,10 +290,15 @@ export class Operator {
   private begin(c: Change): void {
     const { world } = this.host;
     for (const n of c.target) {
-      if (this.dropped.has(n)) world.fail('operator', `the operator asked for ${n} again after leaving it out`);
+      if (this.dropped.has(n))
+        world.fail('operator', `the operator asked for ${n} again after leaving it out`);
     }
     this.change = c;
-    world.trace.add(world.sched.now, () => `conf  ${c.kind}: setConfiguration [${c.target.join(',')}]${c.leaderAimed ? ' (removes the leader)' : ''}`);
+    world.trace.add(
+      world.sched.now,
+      () =>
+        `conf  ${c.kind}: setConfiguration [${c.target.join(',')}]${c.leaderAimed ? ' (removes the leader)' : ''}`,
+    );
     this.attempt(c);
   }
 
@@ -304,7 +334,10 @@ export class Operator {
     const call = ++c.calls;
     c.servedBy = node.inc;
     const label = node.inc!.label;
-    world.trace.add(world.sched.now, () => `conf  setConfiguration [${c.target.join(',')}] -> ${label} (call ${call})`);
+    world.trace.add(
+      world.sched.now,
+      () => `conf  setConfiguration [${c.target.join(',')}] -> ${label} (call ${call})`,
+    );
     peer.setConfiguration(c.target, { timeout: this.cfg.callTimeoutMs }).then(
       (config) => this.completed(c, config, label),
       (err: unknown) => {
@@ -322,10 +355,16 @@ export class Operator {
     world.activity++;
     const got = [...config.members].sort();
     if (got.join(',') !== c.target.join(',') || !isFinal(config)) {
-      world.fail('operator', `setConfiguration [${c.target.join(',')}] at ${by} resolved with another configuration: ${JSON.stringify(config)}`);
+      world.fail(
+        'operator',
+        `setConfiguration [${c.target.join(',')}] at ${by} resolved with another configuration: ${JSON.stringify(config)}`,
+      );
       return;
     }
-    world.trace.add(world.sched.now, () => `conf  ${c.kind} done at ${by}: [${c.target.join(',')}] committed`);
+    world.trace.add(
+      world.sched.now,
+      () => `conf  ${c.kind} done at ${by}: [${c.target.join(',')}] committed`,
+    );
     this.change = null;
     this.settled = true;
     this.contacts = new Set(c.target);
@@ -383,7 +422,10 @@ export class Operator {
         this.retry(c, null, `${code} (outcome unknown)`);
         break;
       default:
-        world.fail('operator', `setConfiguration [${c.target.join(',')}] failed with an unexpected error: ${code} ${err instanceof Error ? err.message : String(err)}`);
+        world.fail(
+          'operator',
+          `setConfiguration [${c.target.join(',')}] failed with an unexpected error: ${code} ${err instanceof Error ? err.message : String(err)}`,
+        );
     }
   }
 
@@ -417,7 +459,16 @@ export class Operator {
       return;
     }
     const target = world.rng.pick(others);
-    const c: Change = { kind: 'transfer', target: [target], leaderAimed: false, count: 0, startedAt: world.sched.now, calls: 1, hint: null, servedBy: null };
+    const c: Change = {
+      kind: 'transfer',
+      target: [target],
+      leaderAimed: false,
+      count: 0,
+      startedAt: world.sched.now,
+      calls: 1,
+      hint: null,
+      servedBy: null,
+    };
     this.change = c;
     world.sched.after(world.rng.range(0.1, 1), leader, () => {
       const peer = leader.peer;
@@ -443,8 +494,20 @@ export class Operator {
           if (this.change !== c) return;
           world.activity++;
           const code = RaftError.isInstance(err) ? err.code : 'not a RaftError';
-          if (!['RAFT_NOT_LEADER', 'RAFT_ELECTION_IN_PROGRESS', 'RAFT_TIMEOUT', 'RAFT_STOPPED', 'RAFT_INVALID_ARGUMENT', 'RAFT_CONFIG_CHANGE_IN_PROGRESS'].includes(code)) {
-            world.fail('operator', `transferLeadership to ${target} failed with an unexpected error: ${code} ${err instanceof Error ? err.message : String(err)}`);
+          if (
+            ![
+              'RAFT_NOT_LEADER',
+              'RAFT_ELECTION_IN_PROGRESS',
+              'RAFT_TIMEOUT',
+              'RAFT_STOPPED',
+              'RAFT_INVALID_ARGUMENT',
+              'RAFT_CONFIG_CHANGE_IN_PROGRESS',
+            ].includes(code)
+          ) {
+            world.fail(
+              'operator',
+              `transferLeadership to ${target} failed with an unexpected error: ${code} ${err instanceof Error ? err.message : String(err)}`,
+            );
             return;
           }
           world.trace.add(world.sched.now, () => `conf  transfer to ${target} failed: ${code}`);

@@ -14,7 +14,12 @@ export function cloneMessage(m: RaftMessage): RaftMessage {
         to: m.to,
         prevLogIndex: m.prevLogIndex,
         prevLogTerm: m.prevLogTerm,
-        entries: m.entries.map((e: LogEntry) => ({ index: e.index, term: e.term, type: e.type, data: e.data.slice() })),
+        entries: m.entries.map((e: LogEntry) => ({
+          index: e.index,
+          term: e.term,
+          type: e.type,
+          data: e.data.slice(),
+        })),
         leaderCommit: m.leaderCommit,
         seq: m.seq,
       };
@@ -34,7 +39,10 @@ export function describeMessage(m: RaftMessage): string {
   switch (m.type) {
     case 'AppendEntries': {
       const n = m.entries.length;
-      const span = n === 0 ? 'heartbeat' : `entries ${m.entries[0]!.index}..${m.entries[n - 1]!.index} (terms ${[...new Set(m.entries.map((e) => e.term))].join(',')})`;
+      const span =
+        n === 0
+          ? 'heartbeat'
+          : `entries ${m.entries[0]!.index}..${m.entries[n - 1]!.index} (terms ${[...new Set(m.entries.map((e) => e.term))].join(',')})`;
       return `AppendEntries t${m.term} prev=${m.prevLogIndex}/t${m.prevLogTerm} ${span} commit=${m.leaderCommit} seq=${m.seq}`;
     }
     case 'AppendEntriesResponse':

@@ -17,7 +17,13 @@ export interface NetworkBehaviour {
 }
 
 /** A reliable, orderly network: what the healed cluster runs on. */
-export const CALM_NETWORK: NetworkBehaviour = { drop: 0, duplicate: 0, latencyMs: [0.5, 2], reorder: 0, reorderMs: 0 };
+export const CALM_NETWORK: NetworkBehaviour = {
+  drop: 0,
+  duplicate: 0,
+  latencyMs: [0.5, 2],
+  reorder: 0,
+  reorderMs: 0,
+};
 
 /** Called for every message a live incarnation sends, before the network touches it. */
 export type SendHook = (from: Incarnation, message: RaftMessage) => void;
@@ -75,7 +81,8 @@ export class SimNetwork {
     const detached = this.detached;
     for (const a of nodes) {
       const row = this.blocked[a.index]!;
-      for (const b of nodes) row[b.index] = a !== b && (detached.has(a) || detached.has(b) || (cut !== null && cut(a, b)));
+      for (const b of nodes)
+        row[b.index] = a !== b && (detached.has(a) || detached.has(b) || (cut !== null && cut(a, b)));
     }
   }
 
@@ -142,7 +149,10 @@ export class SimNetwork {
       return;
     }
     this.delivered++;
-    trace.add(sched.now, () => `recv  ${src.name}->${target.name}${dup ? ' (dup)' : ''} ${describeMessage(message)}`);
+    trace.add(
+      sched.now,
+      () => `recv  ${src.name}->${target.name}${dup ? ' (dup)' : ''} ${describeMessage(message)}`,
+    );
     inc.onMessage(message);
   }
 

@@ -1,5 +1,10 @@
 import { emptyMembershipCounts } from './membership.js';
-import { runSimulation, type MembershipResult, type SimulationOptions, type SimulationResult } from './simulation.js';
+import {
+  runSimulation,
+  type MembershipResult,
+  type SimulationOptions,
+  type SimulationResult,
+} from './simulation.js';
 
 /** Options of {@link runSeeds}: a range of seeds, and what every run shares. */
 export interface RunSeedsOptions extends Omit<SimulationOptions, 'seed' | 'onTrace'> {
@@ -109,7 +114,17 @@ function addMembership(total: MembershipTotals | undefined, m: MembershipResult)
 
 /** An empty summary, to add results to. */
 export function emptySummary(): RunSummary {
-  return { seeds: 0, events: 0, operations: 0, violations: 0, failures: [], inconclusive: 0, worstLivenessMs: 0, wallMs: 0, simulatedMs: 0 };
+  return {
+    seeds: 0,
+    events: 0,
+    operations: 0,
+    violations: 0,
+    failures: [],
+    inconclusive: 0,
+    worstLivenessMs: 0,
+    wallMs: 0,
+    simulatedMs: 0,
+  };
 }
 
 /** Adds one run's result to a summary. */
@@ -122,11 +137,15 @@ export function addResult(summary: RunSummary, result: SimulationResult): void {
   summary.snapshotsInstalled = (summary.snapshotsInstalled ?? 0) + result.snapshots.installed;
   summary.snapshotsRestored = (summary.snapshotsRestored ?? 0) + result.snapshots.restoredAtBoot;
   const m = result.membership;
-  if (summary.membership !== undefined || m.issued.add + m.issued.remove + m.issued.replace + m.issued.transfer > 0) {
+  if (
+    summary.membership !== undefined ||
+    m.issued.add + m.issued.remove + m.issued.replace + m.issued.transfer > 0
+  ) {
     summary.membership = addMembership(summary.membership, m);
   }
   if (result.linearizabilityTimedOut) summary.inconclusive++;
-  if (result.livenessMs !== null) summary.worstLivenessMs = Math.max(summary.worstLivenessMs, result.livenessMs);
+  if (result.livenessMs !== null)
+    summary.worstLivenessMs = Math.max(summary.worstLivenessMs, result.livenessMs);
   if (result.violation !== null) {
     summary.violations++;
     summary.failures.push(result);
@@ -135,7 +154,16 @@ export function addResult(summary: RunSummary, result: SimulationResult): void {
 
 /** Runs seeds `firstSeed .. firstSeed + seeds - 1` one after another. */
 export async function runSeeds(options: RunSeedsOptions): Promise<RunSummary> {
-  const { firstSeed = 1, seeds, stride = 1, onResult, yieldBetweenRuns, stopOnFailure = false, timeLimitMs = Infinity, ...sim } = options;
+  const {
+    firstSeed = 1,
+    seeds,
+    stride = 1,
+    onResult,
+    yieldBetweenRuns,
+    stopOnFailure = false,
+    timeLimitMs = Infinity,
+    ...sim
+  } = options;
   const started = performance.now();
   const summary = emptySummary();
   for (let i = 0; i < seeds; i++) {
@@ -151,7 +179,10 @@ export async function runSeeds(options: RunSeedsOptions): Promise<RunSummary> {
 }
 
 /** The command that replays one run. */
-export function replayCommand(result: Pick<SimulationResult, 'seed' | 'nodes'>, extra: readonly string[] = []): string {
+export function replayCommand(
+  result: Pick<SimulationResult, 'seed' | 'nodes'>,
+  extra: readonly string[] = [],
+): string {
   return ['pnpm sim --seed', String(result.seed), '--nodes', String(result.nodes), ...extra].join(' ');
 }
 

@@ -1,4 +1,11 @@
-import { inspectPeer, setConfiguration, startPeer, type Clock, type StateMachine, type TimerHandle } from '@raft/core';
+import {
+  inspectPeer,
+  setConfiguration,
+  startPeer,
+  type Clock,
+  type StateMachine,
+  type TimerHandle,
+} from '@raft/core';
 import { KVStore, type KVCommand, type KVQuery, type KVReply, type KVState } from '@raft/kv';
 import { checkOperations, kvModel } from '../linearizability/index.js';
 import { InvariantChecker } from './checker.js';
@@ -136,7 +143,11 @@ export interface MembershipResult extends MembershipCounts {
 }
 
 /** The peer timing the simulator runs with (the library's defaults). */
-const PEER_TIMING = { electionTimeoutMs: [150, 300] as [number, number], heartbeatIntervalMs: 50, tickMs: 10 };
+const PEER_TIMING = {
+  electionTimeoutMs: [150, 300] as [number, number],
+  heartbeatIntervalMs: 50,
+  tickMs: 10,
+};
 
 /** Virtual ms after the heal after which, with the probe done, the clients stop if a membership change is still pending. */
 const QUIESCE_AFTER_MS = 2000;
@@ -219,7 +230,11 @@ class Simulation implements World, OperatorHost {
     this.rng = new Prng(opts.seed);
     this.trace = new Trace(opts.traceLines ?? 200);
     if (opts.onTrace !== undefined) this.trace.onLine = opts.onTrace;
-    const bounds = { faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]), snapshots: opts.snapshots === true, membership: opts.membership === true };
+    const bounds = {
+      faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]),
+      snapshots: opts.snapshots === true,
+      membership: opts.membership === true,
+    };
     this.swarm = chooseSwarm(this.rng, opts.nodes === undefined ? bounds : { ...bounds, nodes: opts.nodes });
     const s = this.swarm;
     for (let i = 0; i < s.nodes; i++) {
@@ -232,7 +247,12 @@ class Simulation implements World, OperatorHost {
     this.checker = new InvariantChecker(this, { durability: opts.durabilityChecks ?? true });
     this.network = new SimNetwork(this, s.network, (inc, m) => this.checker.onSend(inc, m));
     this.workload = new Workload(this, s);
-    if (s.membership !== null) this.operator = new Operator(this, s.membership, this.nodes.map((n) => n.name));
+    if (s.membership !== null)
+      this.operator = new Operator(
+        this,
+        s.membership,
+        this.nodes.map((n) => n.name),
+      );
   }
 
   get world(): World {
@@ -285,7 +305,11 @@ class Simulation implements World, OperatorHost {
           if (node.inc === inc) node.inc = null;
           this.trace.add(this.sched.now, `conf  ${inc.label} stopped`);
         },
-        (err: unknown) => this.fail('stop', `${inc.label} failed to stop: ${err instanceof Error ? err.message : String(err)}`),
+        (err: unknown) =>
+          this.fail(
+            'stop',
+            `${inc.label} failed to stop: ${err instanceof Error ? err.message : String(err)}`,
+          ),
       );
       return;
     }
@@ -371,7 +395,10 @@ class Simulation implements World, OperatorHost {
         if (sched.now - windowStart >= STORM_WINDOW_MS) {
           stormy = windowEvents > STORM_EVENTS ? stormy + 1 : 0;
           if (stormy >= STORM_WINDOWS) {
-            this.fail('event-storm', `more than ${STORM_EVENTS} events in each of ${STORM_WINDOWS} windows of ${STORM_WINDOW_MS} virtual ms: a livelock`);
+            this.fail(
+              'event-storm',
+              `more than ${STORM_EVENTS} events in each of ${STORM_WINDOWS} windows of ${STORM_WINDOW_MS} virtual ms: a livelock`,
+            );
             throw new StopRun();
           }
           windowStart = sched.now;
@@ -388,7 +415,10 @@ class Simulation implements World, OperatorHost {
         if (this.phase === 'done') break;
       }
       if (this.phase !== 'done') {
-        this.fail('liveness', `${this.opts.livenessMs ?? 10_000} virtual ms after healing, the cluster is not working and caught up: ${this.clusterState()}`);
+        this.fail(
+          'liveness',
+          `${this.opts.livenessMs ?? 10_000} virtual ms after healing, the cluster is not working and caught up: ${this.clusterState()}`,
+        );
       }
     } catch (err) {
       if (!(err instanceof StopRun)) throw err;
@@ -402,11 +432,15 @@ class Simulation implements World, OperatorHost {
     const history = this.workload.history((id) => this.checker.wasCommitted(id));
     if (this.violation === null) {
       checked = history.length;
-      const result = checkOperations(kvModel, history, { timeoutMs: this.opts.linearizabilityTimeoutMs ?? 20_000 });
+      const result = checkOperations(kvModel, history, {
+        timeoutMs: this.opts.linearizabilityTimeoutMs ?? 20_000,
+      });
       if (result.ok === false) {
         const cx = result.counterexample;
         const key = cx.operations[0]?.input.key ?? '?';
-        const stuck = cx.candidates.map((c) => kvModel.describeOperation?.(c.operation.input, c.operation.output) ?? '').join('; ');
+        const stuck = cx.candidates
+          .map((c) => kvModel.describeOperation?.(c.operation.input, c.operation.output) ?? '')
+          .join('; ');
         this.fail(
           'linearizability',
           `the clients' history of key ${key} is not linearizable: after ${cx.longestPrefix.length} of ${cx.operations.length} operations, none of [${stuck}] can come next\n${cx.description}`,
@@ -427,7 +461,12 @@ class Simulation implements World, OperatorHost {
       linearizabilityTimedOut: linTimedOut,
       trace: this.violation === null ? [] : this.trace.lines(),
       faults: this.faults,
-      snapshots: { taken: this.snapshotCounts.taken, installed: this.snapshotCounts.installed, restoredAtBoot: this.snapshotCounts.restoredAtBoot, checked: this.checker.restoresChecked },
+      snapshots: {
+        taken: this.snapshotCounts.taken,
+        installed: this.snapshotCounts.installed,
+        restoredAtBoot: this.snapshotCounts.restoredAtBoot,
+        checked: this.checker.restoresChecked,
+      },
       membership: {
         ...(this.operator?.counts ?? emptyMembershipCounts()),
         removals: this.checker.removals,
@@ -463,7 +502,9 @@ class Simulation implements World, OperatorHost {
     const inc = new Incarnation(node, ++node.incarnations);
     node.inc = inc;
     const clock = new PeerClock(this, inc, this.rng.range(0, 1e6));
-    const log = new SimLogStore(this, inc, node.disk, this.disk, (i, w, before, removed) => this.checker.onDurable(i, w, before, removed));
+    const log = new SimLogStore(this, inc, node.disk, this.disk, (i, w, before, removed) =>
+      this.checker.onDurable(i, w, before, removed),
+    );
     startPeer(this.machineFor(inc), {
       name: node.name,
       log,
@@ -483,15 +524,27 @@ class Simulation implements World, OperatorHost {
         this.trace.add(this.sched.now, `start ${inc.label} term ${v.term} log 1..${v.lastLogIndex}`);
       },
       (err: unknown) => {
-        if (inc.alive) this.fail('start', `${inc.label} failed to start: ${err instanceof Error ? err.message : String(err)}`);
+        if (inc.alive)
+          this.fail(
+            'start',
+            `${inc.label} failed to start: ${err instanceof Error ? err.message : String(err)}`,
+          );
       },
     );
   }
 
-  private snapshotOptions(): { snapshotEvery: number; snapshotTrailingEntries?: number; snapshotChunkBytes?: number } {
+  private snapshotOptions(): {
+    snapshotEvery: number;
+    snapshotTrailingEntries?: number;
+    snapshotChunkBytes?: number;
+  } {
     const sn = this.swarm.snapshots;
     if (sn === null) return { snapshotEvery: 0 };
-    return { snapshotEvery: sn.every, snapshotTrailingEntries: sn.trailing, snapshotChunkBytes: sn.chunkBytes };
+    return {
+      snapshotEvery: sn.every,
+      snapshotTrailingEntries: sn.trailing,
+      snapshotChunkBytes: sn.chunkBytes,
+    };
   }
 
   private machineFor(inc: Incarnation): StateMachine<KVState, KVCommand, KVQuery, KVReply> {
@@ -504,7 +557,10 @@ class Simulation implements World, OperatorHost {
       snapshot: (state) => {
         if (inc.alive) {
           this.snapshotCounts.taken++;
-          this.trace.add(this.sched.now, `snap  ${inc.label} takes a snapshot (last command applied: ${inc.appliedIndex})`);
+          this.trace.add(
+            this.sched.now,
+            `snap  ${inc.label} takes a snapshot (last command applied: ${inc.appliedIndex})`,
+          );
         }
         return KVStore.snapshot(staleSnapshots && previous !== null ? previous : state);
       },
@@ -520,8 +576,12 @@ class Simulation implements World, OperatorHost {
             if (inc.node.added) this.snapshotCounts.toNewPeers++;
           }
           inc.node.caughtUp = true;
-          this.trace.add(this.sched.now, `snap  ${inc.label} restores a snapshot at ${String(index)}${booting ? ' (restart)' : ' (from the leader)'}`);
-          if (index === undefined) this.fail('snapshot', `${inc.label} restored a snapshot no store wrote or loaded`);
+          this.trace.add(
+            this.sched.now,
+            `snap  ${inc.label} restores a snapshot at ${String(index)}${booting ? ' (restart)' : ' (from the leader)'}`,
+          );
+          if (index === undefined)
+            this.fail('snapshot', `${inc.label} restored a snapshot no store wrote or loaded`);
           else this.checker.onRestore(inc, index, stateHash(state));
         }
         return state;
@@ -545,7 +605,8 @@ class Simulation implements World, OperatorHost {
         }
         return out;
       },
-      handleRead: (query, state) => KVStore.handleRead(query, stale && history.length > 0 ? history[0]! : state),
+      handleRead: (query, state) =>
+        KVStore.handleRead(query, stale && history.length > 0 ? history[0]! : state),
     };
   }
 
@@ -564,7 +625,10 @@ class Simulation implements World, OperatorHost {
     for (const ev of deferred) this.sched.at(this.sched.now, ev.owner, ev.run);
     this.faults.crashes++;
     this.operator?.onCrash(inc);
-    this.trace.add(this.sched.now, `fault CRASH ${inc.label} (disk keeps ${node.disk.lastIndex()} entries, term ${node.disk.hardState.term}, vote ${String(node.disk.hardState.votedFor)})`);
+    this.trace.add(
+      this.sched.now,
+      `fault CRASH ${inc.label} (disk keeps ${node.disk.lastIndex()} entries, term ${node.disk.hardState.term}, vote ${String(node.disk.hardState.votedFor)})`,
+    );
     this.workload.onCrash(inc);
   }
 
@@ -629,7 +693,8 @@ class Simulation implements World, OperatorHost {
         if (this.phase === 'faults' && this.rng.chance(r.onElected)) strike(inc, 'was just elected');
       };
       this.checker.onLeaderCommit = (inc) => {
-        if (this.phase === 'faults' && this.rng.chance(r.onCommit)) strike(inc, 'just advanced its commit index');
+        if (this.phase === 'faults' && this.rng.chance(r.onCommit))
+          strike(inc, 'just advanced its commit index');
       };
     }
     const every = (mean: number, act: () => void): void => {
@@ -670,7 +735,11 @@ class Simulation implements World, OperatorHost {
         this.partition(this.rng.pick(p.kinds));
         const token = this.faults.partitions;
         this.sched.after(this.rng.range(p.lastMs[0], p.lastMs[1]), null, () => {
-          if (this.phase === 'faults' && this.faults.partitions === token && this.network.partition !== null) {
+          if (
+            this.phase === 'faults' &&
+            this.faults.partitions === token &&
+            this.network.partition !== null
+          ) {
             this.network.healPartition();
             this.trace.add(this.sched.now, 'fault partition healed');
           }
@@ -732,13 +801,18 @@ class Simulation implements World, OperatorHost {
         const size = rng.int(1, Math.floor((n - 1) / 2));
         const x = this.victim(nodes);
         const minority = new Set([x, ...rng.shuffle(nodes.filter((y) => y !== x)).slice(0, size - 1)]);
-        this.network.setPartition(`split {${names(minority)}} | rest`, (a, b) => minority.has(a) !== minority.has(b));
+        this.network.setPartition(
+          `split {${names(minority)}} | rest`,
+          (a, b) => minority.has(a) !== minority.has(b),
+        );
         break;
       }
       case 'asymmetric': {
         const x = this.victim(nodes);
         const deaf = rng.chance(0.5);
-        this.network.setPartition(deaf ? `${x.name} cannot receive` : `${x.name} cannot send`, (a, b) => (deaf ? b === x : a === x));
+        this.network.setPartition(deaf ? `${x.name} cannot receive` : `${x.name} cannot send`, (a, b) =>
+          deaf ? b === x : a === x,
+        );
         break;
       }
       case 'ring': {
@@ -747,7 +821,10 @@ class Simulation implements World, OperatorHost {
         const order = rng.shuffle(nodes);
         if (n === 3) {
           const [a, b] = order as [SimNode, SimNode];
-          this.network.setPartition(`ring: ${a.name}-/-${b.name}`, (x, y) => (x === a && y === b) || (x === b && y === a));
+          this.network.setPartition(
+            `ring: ${a.name}-/-${b.name}`,
+            (x, y) => (x === a && y === b) || (x === b && y === a),
+          );
           break;
         }
         const pos = new Map(order.map((x, i) => [x, i]));
@@ -762,7 +839,10 @@ class Simulation implements World, OperatorHost {
         const order = rng.shuffle(nodes);
         const bridge = order[0]!;
         const left = new Set(order.slice(1, 1 + Math.floor((n - 1) / 2)));
-        this.network.setPartition(`bridge ${bridge.name} between {${names(left)}} and the rest`, (a, b) => a !== bridge && b !== bridge && left.has(a) !== left.has(b));
+        this.network.setPartition(
+          `bridge ${bridge.name} between {${names(left)}} and the rest`,
+          (a, b) => a !== bridge && b !== bridge && left.has(a) !== left.has(b),
+        );
         break;
       }
     }
@@ -798,7 +878,11 @@ class Simulation implements World, OperatorHost {
         // A learner that receives entries no faster than the clients commit new ones never
         // catches up: once the probe is done, the clients stop to let the change complete
         // (as an operator would), and the run counts it.
-        if (this.quiescedAt === null && probe.readAt !== null && this.sched.now - this.healedAt > QUIESCE_AFTER_MS) {
+        if (
+          this.quiescedAt === null &&
+          probe.readAt !== null &&
+          this.sched.now - this.healedAt > QUIESCE_AFTER_MS
+        ) {
           this.quiescedAt = this.sched.now;
           this.workload.quiesce();
           this.trace.add(this.sched.now, `heal  the change is still pending: the clients stop`);
@@ -832,7 +916,14 @@ class Simulation implements World, OperatorHost {
       const conf = this.operator === null ? '' : ` config ${describeConfiguration(v.configuration)}`;
       return `${node.name}${node.retired ? ' (retiring)' : ''}: ${v.role} t${v.term} log ${v.lastLogIndex} commit ${v.commitIndex} applied ${v.lastApplied}${conf}`;
     });
-    const p = probe === null ? 'no probe' : probe.wroteAt === null ? 'probe write not done' : probe.readAt === null ? 'probe read not done' : 'probe done';
+    const p =
+      probe === null
+        ? 'no probe'
+        : probe.wroteAt === null
+          ? 'probe write not done'
+          : probe.readAt === null
+            ? 'probe read not done'
+            : 'probe done';
     const op = this.operator;
     const m =
       op === null

@@ -146,11 +146,20 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     reorderMs: rng.range(5, 300),
   };
   const kinds = PARTITION_KINDS.filter(() => rng.chance(0.6));
-  const partitions = on() && kinds.length > 0 ? { everyMs: rng.range(200, 2500), lastMs: [50, rng.range(200, 3000)] as [number, number], kinds } : null;
-  const crashes = on() ? { everyMs: rng.range(200, 3000), downMs: [5, rng.range(50, 2500)] as [number, number] } : null;
-  const pauses = on() ? { everyMs: rng.range(300, 3000), pauseMs: [10, rng.range(50, 1500)] as [number, number] } : null;
+  const partitions =
+    on() && kinds.length > 0
+      ? { everyMs: rng.range(200, 2500), lastMs: [50, rng.range(200, 3000)] as [number, number], kinds }
+      : null;
+  const crashes = on()
+    ? { everyMs: rng.range(200, 3000), downMs: [5, rng.range(50, 2500)] as [number, number] }
+    : null;
+  const pauses = on()
+    ? { everyMs: rng.range(300, 3000), pauseMs: [10, rng.range(50, 1500)] as [number, number] }
+    : null;
   const targetLeader = on() ? rng.range(0.3, 1) : 0;
-  const reactive = on() ? { onElected: rng.range(0, 0.9), onCommit: rng.range(0, 0.4), withinMs: rng.range(0.1, 15) } : { onElected: 0, onCommit: 0, withinMs: 0 };
+  const reactive = on()
+    ? { onElected: rng.range(0, 0.9), onCommit: rng.range(0, 0.4), withinMs: rng.range(0.1, 15) }
+    : { onElected: 0, onCommit: 0, withinMs: 0 };
   const clockSkew = on() ? rng.range(0, 0.2) : 0;
   const syncHi = on() ? rng.range(1, 30) : rng.range(0.05, 2);
   const peer = {
@@ -180,7 +189,12 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     const weight = (): number => (rng.chance(0.15) ? 0 : rng.range(0.2, 1));
     membership = {
       everyMs: rng.range(50, 700),
-      weights: { add: weight(), remove: weight(), replace: weight(), transfer: rng.chance(0.4) ? 0 : rng.range(0.1, 0.6) },
+      weights: {
+        add: weight(),
+        remove: weight(),
+        replace: weight(),
+        transfer: rng.chance(0.4) ? 0 : rng.range(0.1, 0.6),
+      },
       aimLeader: rng.range(0.2, 0.8),
       multi: rng.chance(0.5) ? rng.range(0.2, 0.7) : 0,
       wipe: rng.chance(0.5) ? rng.range(0.2, 1) : 0,
@@ -220,17 +234,23 @@ export function describeSwarm(s: SwarmConfig): string {
   const n = s.network;
   if (n.drop > 0) parts.push(`drop ${(n.drop * 100).toFixed(0)}%`);
   if (n.duplicate > 0) parts.push(`dup ${(n.duplicate * 100).toFixed(0)}%`);
-  if (n.latencyMs[1] > n.latencyMs[0]) parts.push(`latency ${n.latencyMs[0].toFixed(1)}-${n.latencyMs[1].toFixed(1)}ms`);
+  if (n.latencyMs[1] > n.latencyMs[0])
+    parts.push(`latency ${n.latencyMs[0].toFixed(1)}-${n.latencyMs[1].toFixed(1)}ms`);
   if (n.reorder > 0) parts.push(`reorder ${(n.reorder * 100).toFixed(0)}% up to ${n.reorderMs.toFixed(0)}ms`);
-  if (s.partitions !== null) parts.push(`partitions every ~${s.partitions.everyMs.toFixed(0)}ms (${s.partitions.kinds.join('/')})`);
+  if (s.partitions !== null)
+    parts.push(`partitions every ~${s.partitions.everyMs.toFixed(0)}ms (${s.partitions.kinds.join('/')})`);
   if (s.crashes !== null) parts.push(`crashes every ~${s.crashes.everyMs.toFixed(0)}ms`);
   if (s.pauses !== null) parts.push(`pauses every ~${s.pauses.everyMs.toFixed(0)}ms`);
   if (s.targetLeader > 0) parts.push(`faults hit the leader ${(s.targetLeader * 100).toFixed(0)}%`);
   if (s.reactive.onElected > 0 || s.reactive.onCommit > 0) {
-    parts.push(`reactive faults (new leader ${(s.reactive.onElected * 100).toFixed(0)}%, leader commit ${(s.reactive.onCommit * 100).toFixed(0)}%, within ${s.reactive.withinMs.toFixed(1)}ms)`);
+    parts.push(
+      `reactive faults (new leader ${(s.reactive.onElected * 100).toFixed(0)}%, leader commit ${(s.reactive.onCommit * 100).toFixed(0)}%, within ${s.reactive.withinMs.toFixed(1)}ms)`,
+    );
   }
   if (s.clockSkew > 0) parts.push(`clock skew ±${(s.clockSkew * 100).toFixed(0)}%`);
-  parts.push(`batch ${s.peer.maxBatchEntries}, window ${s.peer.maxInflight}${s.peer.preVote ? '' : ', no pre-vote'}${s.peer.checkQuorum ? '' : ', no check-quorum'}`);
+  parts.push(
+    `batch ${s.peer.maxBatchEntries}, window ${s.peer.maxInflight}${s.peer.preVote ? '' : ', no pre-vote'}${s.peer.checkQuorum ? '' : ', no check-quorum'}`,
+  );
   const sn = s.snapshots;
   if (sn !== null) {
     parts.push(`snapshots every ${sn.every} (trailing ${sn.trailing}, chunks of ${sn.chunkBytes}B)`);
@@ -239,7 +259,9 @@ export function describeSwarm(s: SwarmConfig): string {
   const m = s.membership;
   if (m !== null) {
     const w = m.weights;
-    const kinds = (['add', 'remove', 'replace', 'transfer'] as const).filter((k) => w[k] > 0).map((k) => `${k} ${w[k].toFixed(1)}`);
+    const kinds = (['add', 'remove', 'replace', 'transfer'] as const)
+      .filter((k) => w[k] > 0)
+      .map((k) => `${k} ${w[k].toFixed(1)}`);
     parts.push(
       `membership changes every ~${m.everyMs.toFixed(0)}ms (${kinds.join('/')}, aim at the leader ${(m.aimLeader * 100).toFixed(0)}%` +
         `${m.multi > 0 ? `, several peers at once ${(m.multi * 100).toFixed(0)}%` : ''}` +
