@@ -42,7 +42,9 @@ describe('the simulator', () => {
     expect(await traceDigest(15, true)).toEqual(await traceDigest(15, true));
     // With membership changes and snapshots (seed 8 adds, removes and replaces peers).
     expect(await traceDigest(8, true, true)).toEqual(await traceDigest(8, true, true));
-  });
+    // Eight full simulations: about 1.5 s on an idle 2-core machine, 6.5 s seen beside the
+    // chaos suites; the budget leaves room for a machine twice as loaded again.
+  }, 60_000);
 
   it('draws a different run from a different seed', async () => {
     const a = await traceDigest(1);
