@@ -37,7 +37,9 @@ for (const group of ['packages', 'apps']) {
       problems.push(`${where}/vitest.config.ts: must export testConfig({...}) from vitest.shared.ts`);
     }
     if (/testTimeout\s*:/.test(text)) {
-      problems.push(`${where}/vitest.config.ts: set budgets through testConfig's heavy suites, not testTimeout`);
+      problems.push(
+        `${where}/vitest.config.ts: set budgets through testConfig's heavy suites, not testTimeout`,
+      );
     }
   }
 }
