@@ -28,6 +28,7 @@ export function jsonRequest(
   url: string,
   method = 'GET',
   body?: unknown,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; body: unknown } | null> {
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -38,8 +39,8 @@ export function jsonRequest(
         timeout: 2000,
         headers:
           payload === undefined
-            ? {}
-            : { 'content-type': 'application/json', 'content-length': payload.length },
+            ? headers
+            : { ...headers, 'content-type': 'application/json', 'content-length': payload.length },
       },
       (res) => {
         let text = '';
