@@ -396,6 +396,9 @@ export interface RawResult {
  * senders), and collects what comes back until the server closes or `timeoutMs` passes.
  * Never rejects. `halfClose` ends the writing side after the last chunk.
  */
+/** How much longer than its nominal timeout a raw exchange waits for an answer (see below). */
+const RAW_TIMEOUT_SCALE = 3;
+
 export function rawExchange(
   port: number,
   chunks: (string | Buffer)[],
@@ -426,7 +429,9 @@ export function rawExchange(
     socket.on('error', (err: NodeJS.ErrnoException) =>
       finish(err.code === 'ECONNREFUSED' ? 'refused' : 'error'),
     );
-    timers.push(setTimeout(() => finish('timeout'), opts.timeoutMs ?? 5000));
+    // The timeout only catches a node that hangs: a healthy node answers long before it. It is
+    // scaled for a loaded CI machine (a 3 s budget timed out at a load average of 30 on 2 cores).
+    timers.push(setTimeout(() => finish('timeout'), (opts.timeoutMs ?? 5000) * RAW_TIMEOUT_SCALE));
     socket.on('connect', () => {
       let i = 0;
       const writeNext = (): void => {
