@@ -41,7 +41,7 @@ export interface TestClusterOptions {
  *
  * @example
  * ```ts
- * const names = await testCluster(new KVStore());
+ * const names = await testCluster(KVStore);
  * const l = leader(names[0])!;
  * await set(l, 'a', 1);
  * await stopTestCluster(names);
