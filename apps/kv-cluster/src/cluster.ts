@@ -105,10 +105,14 @@ function getStatus(url: string): Promise<{ role?: string; leader?: string | null
   });
 }
 
+/** Signals this close to the first one count as the same Ctrl-C. */
+const SAME_SIGNAL_MS = 1000;
+
 /**
  * `raft-kv cluster`: runs each member as its own `raft-kv node` process, prints where
  * they listen, waits for a leader and prints it, then runs until SIGINT or SIGTERM,
- * which it forwards to the nodes (a second one kills them). Resolves with the exit code.
+ * which it forwards to the nodes (a second one, a second or more later, kills them).
+ * Resolves with the exit code: 0 when every node stopped cleanly.
  */
 export async function runCluster(opts: ClusterOptions): Promise<number> {
   const members = clusterMembers(opts);
@@ -159,7 +163,13 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
     for (const c of children) if (!c.exited) c.child.kill(signal);
   };
   let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (): void => {
+    // One Ctrl-C can arrive twice: from the terminal, and forwarded by a runner in the same
+    // process group (pnpm forwards SIGINT to its script). A repeat within a second is the same.
+    const now = performance.now();
+    if (signals > 0 && now - firstSignalAt < SAME_SIGNAL_MS) return;
+    if (signals === 0) firstSignalAt = now;
     signals++;
     stopping = true;
     if (signals === 1) {
@@ -197,6 +207,8 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
       out(`  curl -X PUT ${a.httpUrl}/kv/hello -d '{"value": "world"}'`);
       out(`  curl ${b.httpUrl}/kv/hello`);
       out(`  curl -X POST ${c.httpUrl}/kv/hello/cas -d '{"expected": "world", "value": "raft"}'`);
+      out(`  curl -X DELETE ${a.httpUrl}/kv/hello`);
+      out(`  curl ${b.httpUrl}/status`);
     }
     out('Ctrl-C stops the cluster; running it again recovers the data.');
   }

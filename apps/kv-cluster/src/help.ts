@@ -12,7 +12,8 @@ raft-kv node: run one node
   --id ID                 this node's id (letters, digits, '_', '.', '-'); one of --peers
   --listen HOST:PORT      the peer port: Raft traffic (WebSocket) and requests forwarded
                           by followers
-  --http HOST:PORT        the client HTTP API
+  --http HOST:PORT        the client HTTP API. Either address may be :PORT, which
+                          listens on every interface (give a --secret then)
   --data DIR              the data directory (LevelDB); created if missing. Never reuse
                           an id with a wiped directory: a node that forgot its log and
                           vote can break the cluster's guarantees

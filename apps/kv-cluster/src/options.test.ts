@@ -103,6 +103,18 @@ describe('raft-kv node options', () => {
     invalid(() => parseHostPort('--http', '127.0.0.1:0'), '--http');
   });
 
+  it('accepts :PORT (every interface), as etcd and rqlite do', () => {
+    expect(parseHostPort('--listen', ':29001')).toEqual({ host: '', port: 29001 });
+    expect(nodeOptions({ ...NODE, listen: ':7001', http: ':8001' })).toMatchObject({
+      listen: { host: '', port: 7001 },
+      http: { host: '', port: 8001 },
+    });
+    invalid(() => nodeOptions({ ...NODE, listen: ':7001', http: ':7001' }), '--http');
+    invalid(() => parseHostPort('--http', ':'), '--http');
+    invalid(() => parseHostPort('--http', ':0'), '--http');
+    invalid(() => parseHostPort('--http', '8001'), '--http');
+  });
+
   it('checks every member of --peers', () => {
     invalid(() => parsePeers('--peers', ''), '--peers');
     invalid(() => parsePeers('--peers', 'n1'), '--peers');

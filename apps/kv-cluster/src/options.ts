@@ -10,7 +10,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** A host and a TCP port, as given to `--listen` and `--http`. */
 export interface HostPort {
-  /** A host name or an IP address (IPv6 without brackets). */
+  /**
+   * A host name or an IP address (IPv6 without brackets); `''` (from `:PORT`) listens on
+   * every interface, and connects to this machine.
+   */
   host: string;
   port: number;
 }
@@ -145,11 +148,17 @@ export function parseInteger(option: string, value: string, min: number, max: nu
   return n;
 }
 
-/** Parses `HOST:PORT` (`[::1]:PORT` for IPv6); the port is 1 to 65535. */
+/**
+ * Parses `HOST:PORT` (`[::1]:PORT` for IPv6), or `:PORT` (host `''`: every interface to
+ * listen on, this machine to connect to, as in etcd, rqlite and Go); the port is 1 to 65535.
+ */
 export function parseHostPort(option: string, value: string): HostPort {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d+)$/.exec(value);
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]*)):(\d+)$/.exec(value);
   if (m === null)
-    fail(option, `must be HOST:PORT (e.g. 127.0.0.1:8001, or [::1]:8001), got ${JSON.stringify(value)}`);
+    fail(
+      option,
+      `must be HOST:PORT or :PORT (e.g. 127.0.0.1:8001, [::1]:8001, or :8001 for every interface), got ${JSON.stringify(value)}`,
+    );
   const host = m[1] ?? m[2] ?? '';
   return { host, port: parseInteger(`${option} (port)`, m[3] ?? '', 1, 65535) };
 }
