@@ -36,7 +36,7 @@ export default tseslint.config(
     },
   },
   {
-    // The pure protocol: no I/O, no clock, no timers, no ambient randomness (ARCHITECTURE.md).
+    // The pure protocol: no I/O, no clock, no timers, no ambient randomness (docs/architecture.md).
     files: ['packages/core/src/protocol/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {

@@ -6,8 +6,8 @@
 //   3. every ```ts example of the root README and of each package's README as shipped,
 //      type-checked against the shipped types, then run: each must exit by itself
 //      (a block right after `<!-- not run: why -->` is skipped);
-//   4. the @raft/testkit LogStore conformance suite against a small store written in that
-//      project (json-file-log-store.mjs), with vitest from npm.
+//   4. the @raft/testkit LogStore conformance suite, with vitest from npm, against the small
+//      store of docs/log-store.md (the guide's two files, taken from the page as written).
 // Build first (`pnpm test:pack` does). Third-party dependencies come from the npm registry.
 // Every step has a deadline; the temporary directory goes at the end, pass or fail
 // (KEEP=1 keeps it).
@@ -28,11 +28,15 @@ import { pack, publishablePackages, ROOT } from './packages.mjs';
 
 const FIXTURES = join(ROOT, 'scripts', 'pack-install');
 const started = performance.now();
+/** The commands running now. */
+const running = new Set();
 
 /** Runs a command with a deadline; rejects with its output when it fails or overruns. */
 function run(cmd, args, { cwd, timeoutMs, env = cleanEnv(), quiet = false }) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    running.add(child);
+    child.on('exit', () => running.delete(child));
     let output = '';
     const onData = (chunk) => {
       output += chunk;
@@ -90,6 +94,15 @@ export function examples(markdown) {
   return found;
 }
 
+/** The code block right after `<!-- file: NAME -->` in a markdown document. */
+function fileBlock(markdown, name) {
+  const start = markdown.indexOf(`<!-- file: ${name} -->\n`);
+  if (start < 0) throw new Error(`no block <!-- file: ${name} --> in the guide`);
+  const m = /^```\w*\n([\s\S]*?)\n```$/m.exec(markdown.slice(start));
+  if (m === null) throw new Error(`no code block after <!-- file: ${name} -->`);
+  return `${m[1]}\n`;
+}
+
 const step = (name) => console.log(`\n== ${name} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
 
 const packages = publishablePackages();
@@ -99,6 +112,19 @@ for (const p of packages) {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'raft-pack-install-'));
+// Interrupted: stop what runs (each child leads its own process group) and clean up.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    for (const child of running) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+    }
+    rmSync(work, { recursive: true, force: true });
+    console.error(`pack-install: interrupted (${signal})`);
+    process.exit(130);
+  });
+}
 let ok = false;
 try {
   step(`packing ${packages.length} packages into ${work}`);
@@ -242,8 +268,10 @@ try {
   console.log(`${files.length} examples ran and exited by themselves`);
 
   step('the LogStore conformance suite (@raft/testkit) against a store written in the test project');
+  // The store and its test are the ones docs/log-store.md shows: the guide is tested as written.
+  const guide = readFileSync(join(ROOT, 'docs', 'log-store.md'), 'utf8');
   for (const f of ['json-file-log-store.mjs', 'log-store.test.mjs'])
-    copyFileSync(join(FIXTURES, f), join(project, f));
+    writeFileSync(join(project, f), fileBlock(guide, f));
   await run(join(project, 'node_modules', '.bin', 'vitest'), ['run', 'log-store.test.mjs'], {
     cwd: project,
     timeoutMs: 300_000,

@@ -251,7 +251,7 @@ export interface Transport {
 }
 
 /**
- * The user's replicated state machine (API.md). It must be deterministic: the same
+ * The user's replicated state machine. It must be deterministic: the same
  * commands in the same order give the same state and replies on every peer.
  */
 export interface StateMachine<State, Command, Query, Reply> {

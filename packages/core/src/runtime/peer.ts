@@ -34,7 +34,7 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** A peer's view of itself and its cluster (API.md). */
+/** A peer's view of itself and its cluster (`status`). */
 export interface PeerStatus {
   name: PeerId;
   role: 'follower' | 'candidate' | 'leader';
@@ -104,7 +104,7 @@ export interface EntryInfo extends LogEntry {
   configuration?: Configuration;
 }
 
-/** A running peer: the operations of API.md as methods. */
+/** A running peer: the operations of the API (`write`, `read`, `leader`, ...) as methods. */
 export interface Peer<C = unknown, Q = unknown, R = unknown> {
   readonly name: PeerId;
   /** Replicates a command; resolves with the state machine's reply once it is committed and applied. */
