@@ -267,7 +267,7 @@ try {
   }
   console.log(`${files.length} examples ran and exited by themselves`);
 
-  step('the LogStore conformance suite (@raft/testkit) against a store written in the test project');
+  step('the LogStore conformance suite (@raft/testkit) against the store of docs/log-store.md');
   // The store and its test are the ones docs/log-store.md shows: the guide is tested as written.
   const guide = readFileSync(join(ROOT, 'docs', 'log-store.md'), 'utf8');
   for (const f of ['json-file-log-store.mjs', 'log-store.test.mjs'])

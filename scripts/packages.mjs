@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 /** The repository's root directory. */
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
-/** Every non-private package under packages/ and apps/: { name, version, dir }. */
-export function publishablePackages(root = ROOT) {
+/** Every non-private package under packages/ and apps/ (every package with `all`): { name, version, dir, private }. */
+export function publishablePackages(root = ROOT, { all = false } = {}) {
   const found = [];
   for (const group of ['packages', 'apps']) {
     const base = join(root, group);
@@ -21,8 +21,8 @@ export function publishablePackages(root = ROOT) {
       const file = join(dir, 'package.json');
       if (!existsSync(file)) continue;
       const pkg = JSON.parse(readFileSync(file, 'utf8'));
-      if (pkg.private === true) continue;
-      found.push({ name: pkg.name, version: pkg.version, dir });
+      if (pkg.private === true && !all) continue;
+      found.push({ name: pkg.name, version: pkg.version, dir, private: pkg.private === true });
     }
   }
   return found.sort((a, b) => a.name.localeCompare(b.name));

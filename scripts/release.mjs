@@ -29,9 +29,11 @@ const gitStatus = () =>
 /** Versions before and after, and the ranges on other @raft packages, of every publishable package. */
 function plan(before, root) {
   const rows = [];
-  for (const p of publishablePackages(root)) {
+  for (const p of publishablePackages(root, { all: true })) {
     const old = before.find((b) => b.name === p.name)?.version ?? '-';
-    rows.push(`${p.name.padEnd(24)} ${old.padEnd(8)} -> ${p.version}`);
+    rows.push(
+      `${p.name.padEnd(26)} ${old.padEnd(8)} -> ${p.version}${p.private ? ' (private: not published)' : ''}`,
+    );
   }
   return rows.join('\n');
 }
@@ -86,7 +88,7 @@ function changesetVersion(root) {
   }
 }
 
-const before = publishablePackages();
+const before = publishablePackages(ROOT, { all: true });
 
 if (!dry) {
   if (gitStatus() !== '')
@@ -105,7 +107,7 @@ if (!dry) {
   console.log('published; now: git push --follow-tags');
 } else {
   const statusBefore = gitStatus();
-  for (const p of before) {
+  for (const p of before.filter((b) => !b.private)) {
     if (!existsSync(join(p.dir, 'dist', 'index.js')))
       throw new Error(`${p.name} is not built: run pnpm release:dry (it builds) or pnpm build`);
   }
@@ -121,7 +123,7 @@ if (!dry) {
       mkdirSync(dirname(join(copy, f)), { recursive: true });
       cpSync(join(ROOT, f), join(copy, f));
     }
-    for (const p of before)
+    for (const p of before.filter((b) => !b.private))
       cpSync(join(p.dir, 'dist'), join(copy, relative(ROOT, p.dir), 'dist'), { recursive: true });
     console.log(`== a copy of the working tree in ${copy}; pnpm install --offline`);
     sh('pnpm', ['install', '--frozen-lockfile', '--offline', '--reporter=silent'], copy);
