@@ -48,6 +48,7 @@ export {
   getEntry,
   stopPeer,
   inspectPeer,
+  metrics,
 } from './api.js';
 export type { PeerRef } from './api.js';
 export type {
@@ -59,6 +60,15 @@ export type {
   PeerInspection,
 } from './runtime/peer.js';
 export type { PeerOptions, Logger } from './runtime/options.js';
+export { LATENCY_BUCKETS_SECONDS, BATCH_BUCKETS, MAX_EVENTS } from './runtime/metrics.js';
+export type {
+  RaftMetrics,
+  RaftEvent,
+  CallFigures,
+  FollowerFigures,
+  HistogramFigures,
+  EventLoopDelay,
+} from './runtime/metrics.js';
 export { Raft } from './protocol/raft.js';
 export type {
   RaftOptions,

@@ -25,6 +25,13 @@ import type {
 } from '../types.js';
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
 import { Fifo } from './fifo.js';
+import {
+  eventLoopDelay,
+  PeerRecorder,
+  watchEventLoop,
+  type EventLoopDelay,
+  type RaftMetrics,
+} from './metrics.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -55,6 +62,8 @@ export interface PeerStatus {
   stopped: boolean;
   /** Counters since start. */
   metrics: PeerMetrics;
+  /** The process's event-loop delay over the last window; null before the first one (see `metrics`). */
+  eventLoopDelay: EventLoopDelay | null;
 }
 
 /** Counters a peer keeps since it started. */
@@ -114,6 +123,8 @@ export interface Peer<C = unknown, Q = unknown, R = unknown> {
   /** The leader this peer knows of, or null. */
   leader(): PeerId | null;
   status(): PeerStatus;
+  /** Figures for operators (what `metrics(peer)` returns): call counts and latencies, replication lag, log-store and snapshot figures, events. */
+  figures(): RaftMetrics;
   /**
    * Makes `members` the exact voting membership. On a fresh peer, bootstraps the cluster;
    * on the leader of a running cluster, changes it by joint consensus (new peers catch up
@@ -154,7 +165,7 @@ type Input =
   | { kind: 'message'; message: RaftMessage }
   | { kind: 'propose'; type: EntryType; data: Uint8Array; pending: PendingWrite }
   | { kind: 'read'; context: number }
-  | { kind: 'snapshot'; index: number; data: Uint8Array }
+  | { kind: 'snapshot'; index: number; data: Uint8Array; ms: number }
   | { kind: 'bootstrap'; members: PeerId[]; pending: PendingWrite }
   | { kind: 'reconfigure'; members: PeerId[]; pending: PendingWrite }
   | { kind: 'transfer'; target: PeerId; pending: PendingWrite };
@@ -207,6 +218,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   private pendingReads = new Map<number, PendingRead>();
   private confirmedReads: number[] = [];
   private nextReadContext = 1;
+  private readonly recorder: PeerRecorder;
+  private releaseLoopMonitor: () => void = () => undefined;
   private readonly metrics: PeerMetrics = {
     messagesDropped: 0,
     messagesReceived: 0,
@@ -225,6 +238,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.name = opts.name;
     this.codec = opts.codec ?? msgpackCodec();
     this.clock = opts.clock ?? systemClock;
+    this.recorder = new PeerRecorder(this.clock);
   }
 
   /** Opens the log store, rebuilds the protocol from it, and joins the network. */
@@ -310,6 +324,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       this.state = this.machine.init(this.name);
     }
     await this.opts.transport.start((m) => this.receive(m));
+    this.releaseLoopMonitor = watchEventLoop();
     this.scheduleTick();
     this.log(
       'info',
@@ -346,11 +361,16 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         electionsStarted: r.stats.electionsStarted,
         messagesDropped: this.metrics.messagesDropped + r.stats.messagesDropped,
       },
+      eventLoopDelay: this.stopped ? null : eventLoopDelay(),
     };
   }
 
+  figures(): RaftMetrics {
+    return this.recorder.figures(this.raft, this.status(), this.opts.maxInflight);
+  }
+
   write(command: C, opts?: CallOptions): Promise<R> {
-    return this.call<R>(opts, (pending) => {
+    const call = this.call<R>(opts, (pending) => {
       this.checkLeader();
       let data: Uint8Array;
       try {
@@ -360,10 +380,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       }
       this.enqueue({ kind: 'propose', type: 'command', data, pending });
     });
+    return this.recorder.time('proposals', call);
   }
 
   read(query: Q, opts?: CallOptions): Promise<R> {
-    return this.call<R>(opts, (pending) => {
+    const call = this.call<R>(opts, (pending) => {
       this.checkLeader();
       const context = this.nextReadContext++;
       pending.done = () => {
@@ -377,6 +398,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       });
       this.enqueue({ kind: 'read', context });
     });
+    return this.recorder.time('reads', call);
   }
 
   setConfiguration(members: PeerId[], opts?: CallOptions): Promise<Configuration> {
@@ -578,6 +600,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       return;
     }
     this.metrics.messagesReceived++;
+    if (v.message.type === 'AppendEntriesResponse' || v.message.type === 'InstallSnapshotResponse')
+      this.recorder.lastAck.set(v.message.from, this.clock.now());
     this.enqueue({ kind: 'message', message: v.message });
   }
 
@@ -641,8 +665,10 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           if (rd.hardState !== undefined) write.hardState = rd.hardState;
           if (rd.snapshot !== undefined) write.snapshot = rd.snapshot.snapshot;
           if (rd.entries.length > 0) write.entries = rd.entries;
+          const t0 = this.clock.now();
           await this.opts.log.write(write);
           this.metrics.logWrites++;
+          this.recorder.logWrite(rd.entries.length, this.clock.now() - t0);
           if (this.stopped) return;
         }
         if (rd.compactTo !== undefined) {
@@ -708,6 +734,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           this.raft.snapshotTaken(input.index, input.data, input.index - this.opts.snapshotTrailingEntries)
         ) {
           this.metrics.snapshotsTaken++;
+          this.recorder.snapshot('taken', this.raft.term, input.index, input.data.length, input.ms);
           this.log('info', { index: input.index, bytes: input.data.length }, 'snapshot taken');
         }
         return;
@@ -770,6 +797,13 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
               if (this.pendingTransfer?.pending === input.pending) this.pendingTransfer = null;
             };
             this.pendingTransfer = { target: input.target, pending: input.pending };
+            this.recorder.event({
+              kind: 'transfer',
+              at: this.clock.now(),
+              term: this.raft.term,
+              from: this.name,
+              to: input.target,
+            });
           }
         } else if (r === 'not_voter') {
           input.pending.reject(
@@ -868,6 +902,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.soft = next;
     if (prev.role === next.role && prev.leader === next.leader) return;
     this.log('info', { role: next.role, leader: next.leader, term: this.raft.term }, 'role changed');
+    this.recorder.softState(prev, next, this.raft.term);
     if (this.pendingTransfer !== null && next.leader === this.pendingTransfer.target)
       this.pendingTransfer.pending.resolve(undefined);
     if (prev.role === 'leader' && next.role !== 'leader') {
@@ -906,7 +941,15 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         const item = this.applyQueue.shift()!;
         if ('meta' in item) {
           if (item.meta.index <= this.lastApplied) continue;
+          const t0 = this.clock.now();
           this.state = await this.machine.restore!(item.data, this.name);
+          this.recorder.snapshot(
+            'installed',
+            item.meta.term,
+            item.meta.index,
+            item.data.length,
+            this.clock.now() - t0,
+          );
           this.lastApplied = item.meta.index;
           this.lastSnapshotIndex = item.meta.index;
           this.metrics.snapshotsInstalled++;
@@ -940,8 +983,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     const index = this.lastApplied;
     this.lastSnapshotIndex = index;
     // Applying waits while the machine serializes, so the bytes are exactly the state at `index`.
+    const t0 = this.clock.now();
     const data = await this.machine.snapshot(this.state);
-    this.enqueue({ kind: 'snapshot', index, data });
+    this.enqueue({ kind: 'snapshot', index, data, ms: this.clock.now() - t0 });
   }
 
   private async applyEntry(e: LogEntry): Promise<void> {
@@ -954,6 +998,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     if (e.type === 'noop') return;
     if (e.type === 'config') {
       const config = decodeConfiguration(e.data) ?? { members: [] };
+      this.recorder.configuration(e, config);
       mine?.resolve(config);
       const change = this.pendingConfigChange;
       if (
@@ -1029,6 +1074,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.stopped = true;
     this.stopReason = reason;
     if (this.tickTimer !== null) this.clock.clearTimeout(this.tickTimer);
+    this.releaseLoopMonitor();
     for (const w of [...this.pendingWrites.values()]) w.reject(reason);
     this.pendingConfigChange?.pending.reject(reason);
     this.pendingTransfer?.pending.reject(reason);
