@@ -14,6 +14,7 @@ import { appMachine } from './machine.js';
 import { authority, type HostPort, type NodeOptions } from './options.js';
 import { peerApi } from './peer-api.js';
 import { KvService, type AppPeer } from './service.js';
+import { observe, type Observe } from './observe.js';
 
 /** A running node, from {@link startNode}. */
 export interface RunningNode {
@@ -158,8 +159,11 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
         logger.warn({ reason, remote }, 'refused a forwarded request');
     },
   });
+  let obs: Observe | null = null;
   const peerServer = createServer((req: IncomingMessage, res: ServerResponse) => {
     inflight.track(res);
+    obs?.count(req, res, 'peer');
+    if (obs?.peer(req, res) === true) return;
     handlePeerRequest(req, res);
   });
   peerServer.keepAliveTimeout = 65_000;
@@ -167,6 +171,8 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
   let handleClientRequest: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
   const clientServer = createServer((req: IncomingMessage, res: ServerResponse) => {
     inflight.track(res);
+    obs?.count(req, res, 'client');
+    if (obs?.client(req, res) === true) return;
     if (handleClientRequest === null) unavailable(res);
     else handleClientRequest(req, res);
   });
@@ -179,6 +185,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
   let peer: AppPeer;
   let peerAddress: HostPort;
   let httpAddress: HostPort;
+  let transport: ReturnType<typeof webSocketTransport>;
   try {
     try {
       await mkdir(dirname(dataDir), { recursive: true });
@@ -191,7 +198,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     }
     peerAddress = await listen(peerServer, opts.listen, '--listen');
     httpAddress = await listen(clientServer, opts.http, '--http');
-    const transport = webSocketTransport({
+    transport = webSocketTransport({
       name: opts.id,
       peers: directory.toJSON(),
       server: peerServer,
@@ -227,6 +234,16 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     onInternalError: internalError,
   });
 
+  obs = observe({
+    id: opts.id,
+    status: () => peer.status(),
+    figures: () => peer.figures(),
+    transport: () => transport.metrics(),
+    members: () => dashboardMembers(peer, directory),
+    execute: (op, deadline, hops) => svc.execute(op, deadline, hops),
+    closing: () => closing,
+  });
+
   if (opts.join)
     logger.info({}, 'joining: waiting to be added to a running cluster (POST /cluster/members on any node)');
   else bootstrapIfFirst(peer, opts, logger);
@@ -252,6 +269,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
       await peer.stop();
       await inflight.idle(1000);
       forwarder.close();
+      obs?.stop();
       await cleanup();
       await directory.flushed();
       logger.info({}, 'node stopped');
@@ -291,6 +309,14 @@ function bootstrapIfFirst(peer: AppPeer, opts: NodeOptions, logger: Logger): voi
       logger.error({ err }, 'bootstrapping the cluster failed');
     },
   );
+}
+
+/** The members the dashboard shows (voters and learners, or every known peer before bootstrap) and their peer URLs. */
+function dashboardMembers(peer: AppPeer, directory: PeerDirectory): Map<string, string> {
+  const c = peer.status().configuration;
+  const ids = new Set([...c.members, ...(c.outgoing ?? []), ...(c.learners ?? [])]);
+  if (ids.size === 0) return new Map(directory.known);
+  return new Map([...directory.known].filter(([id]) => ids.has(id)));
 }
 
 /** Returns a function that is true for a key at most once per `ms`: errors are logged once, not per request. */

@@ -1,0 +1,371 @@
+import type { HistogramFigures, RaftMetrics } from '@raft/core';
+import type { WebSocketTransportMetrics } from '@raft/transport-ws';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PeerStatus } from '@raft/core';
+
+/** What the metrics read at each scrape. */
+export interface MetricsSources {
+  /** The peer's status (counters) and figures (`metrics(peer)` of `@raft/core`). */
+  status(): PeerStatus;
+  figures(): RaftMetrics;
+  /** The WebSocket transport's counters. */
+  transport(): WebSocketTransportMetrics;
+}
+
+/** The routes `raft_kv_http_requests_total` names (a fixed set: no user input in labels). */
+export type HttpRouteLabel =
+  | 'kv'
+  | 'cas'
+  | 'status'
+  | 'cluster'
+  | 'cluster_members'
+  | 'cluster_leader'
+  | 'metrics'
+  | 'health'
+  | 'readyz'
+  | 'dashboard'
+  | 'forward'
+  | 'peer_status'
+  | 'other';
+
+/** The node's Prometheus registry: raft, transport and HTTP metrics, and the default process metrics. */
+export interface NodeMetrics {
+  readonly registry: Registry;
+  /** Counts one answered HTTP request. */
+  observeRequest(route: HttpRouteLabel, method: string, status: number, seconds: number): void;
+}
+
+const METHODS = new Set(['GET', 'PUT', 'POST', 'DELETE', 'HEAD']);
+
+/**
+ * A histogram whose buckets are read from figures kept elsewhere (the peer's), at each
+ * scrape: the Prometheus shape of {@link HistogramFigures}.
+ */
+class FiguresHistogram extends Histogram {
+  constructor(
+    name: string,
+    help: string,
+    private readonly read: () => HistogramFigures,
+  ) {
+    super({ name, help, buckets: [], registers: [] });
+  }
+  override async get(): ReturnType<Histogram['get']> {
+    const base = await super.get();
+    const f = this.read();
+    const values = f.bounds.map((le, i) => ({
+      metricName: `${base.name}_bucket`,
+      labels: { le },
+      value: f.counts[i] ?? 0,
+    }));
+    values.push(
+      { metricName: `${base.name}_bucket`, labels: { le: '+Inf' as unknown as number }, value: f.count },
+      { metricName: `${base.name}_sum`, labels: {} as { le: number }, value: f.sum },
+      { metricName: `${base.name}_count`, labels: {} as { le: number }, value: f.count },
+    );
+    return { ...base, values };
+  }
+}
+
+/** A counter whose value is read at each scrape from a counter kept elsewhere. */
+function mirrorCounter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  read: () => [Partial<Record<L, string>>, number][],
+): void {
+  new Counter<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) this.inc(labels, v);
+    },
+  });
+}
+
+function mirrorGauge<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  read: () => [Partial<Record<L, string>>, number][],
+): void {
+  new Gauge<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) this.set(labels, v);
+    },
+  });
+}
+
+/**
+ * Builds the registry `GET /metrics` serves. The raft and transport figures are read once
+ * per scrape (nothing on the write path); the HTTP counters are incremented per request.
+ * Names follow the Prometheus conventions: `raft_` prefix, `_total` counters, base units
+ * (`_seconds`, `_bytes`). Each metric is documented in the app's README.
+ */
+export function nodeMetrics(id: string, src: MetricsSources): NodeMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  // One read of the figures per scrape, shared by every metric below.
+  let cache: {
+    at: number;
+    figures: RaftMetrics;
+    status: PeerStatus;
+    transport: WebSocketTransportMetrics;
+  } | null = null;
+  const now = (): NonNullable<typeof cache> => {
+    const t = performance.now();
+    if (cache === null || t - cache.at > 50)
+      cache = { at: t, figures: src.figures(), status: src.status(), transport: src.transport() };
+    return cache;
+  };
+  const f = (): RaftMetrics => now().figures;
+  const one = (v: number): [Record<string, string>, number][] => [[{}, v]];
+  const g = (name: string, help: string, read: () => number): void =>
+    mirrorGauge(registry, name, help, [], () => one(read()));
+  const c = (name: string, help: string, read: () => number): void =>
+    mirrorCounter(registry, name, help, [], () => one(read()));
+
+  mirrorGauge(registry, 'raft_info', 'Always 1; the peer id of this node as a label.', ['peer'], () => [
+    [{ peer: id }, 1],
+  ]);
+  mirrorGauge(registry, 'raft_role', '1 for the role this node has now, 0 for the others.', ['role'], () =>
+    (['follower', 'candidate', 'leader'] as const).map((r) => [{ role: r }, f().role === r ? 1 : 0]),
+  );
+  g('raft_term', 'The current term.', () => f().term);
+  g('raft_has_leader', '1 when this node knows a leader, else 0.', () => (f().leader === null ? 0 : 1));
+  g('raft_commit_index', 'The highest log index known committed.', () => f().commitIndex);
+  g('raft_applied_index', 'The highest log index applied to the state machine.', () => f().lastApplied);
+  g('raft_last_log_index', 'The index of the last entry in the log.', () => f().lastLogIndex);
+  g('raft_first_log_index', 'The first index still in the log (after compaction).', () => f().firstLogIndex);
+  g('raft_snapshot_index', 'The index of the latest snapshot (0 when none).', () => f().snapshotIndex);
+  c('raft_leader_changes_total', 'Times this node came to know a new leader.', () => f().leaderChanges);
+  c(
+    'raft_elections_started_total',
+    'Elections this node started (pre-votes excluded).',
+    () => f().electionsStarted,
+  );
+  c('raft_elections_won_total', 'Elections this node won.', () => f().electionsWon);
+
+  c(
+    'raft_proposals_total',
+    'Writes proposed on this node (writes forwarded to the leader count there).',
+    () => f().proposals.total,
+  );
+  c(
+    'raft_proposals_failed_total',
+    'Writes that failed on this node (not leader, timeout, ...).',
+    () => f().proposals.failed,
+  );
+  registry.registerMetric(
+    new FiguresHistogram(
+      'raft_proposal_duration_seconds',
+      'Seconds from a write to its commit and apply, successful writes.',
+      () => f().proposals.latencySeconds,
+    ),
+  );
+  c('raft_reads_total', 'Linearizable reads made on this node.', () => f().reads.total);
+  c('raft_reads_failed_total', 'Linearizable reads that failed on this node.', () => f().reads.failed);
+  registry.registerMetric(
+    new FiguresHistogram(
+      'raft_read_duration_seconds',
+      'Seconds from a linearizable read to its answer, successful reads.',
+      () => f().reads.latencySeconds,
+    ),
+  );
+
+  mirrorGauge(
+    registry,
+    'raft_follower_lag_entries',
+    'On the leader: log entries a follower lacks.',
+    ['follower'],
+    () => f().followers.map((x) => [{ follower: x.peer }, x.lagEntries]),
+  );
+  mirrorGauge(
+    registry,
+    'raft_follower_last_ack_age_seconds',
+    'On the leader: seconds since a follower last answered AppendEntries or InstallSnapshot.',
+    ['follower'],
+    () =>
+      f().followers.flatMap((x) =>
+        x.msSinceAck === null ? [] : [[{ follower: x.peer }, x.msSinceAck / 1000]],
+      ),
+  );
+  mirrorGauge(
+    registry,
+    'raft_follower_inflight_messages',
+    'On the leader: unacknowledged AppendEntries in flight to a follower.',
+    ['follower'],
+    () => f().followers.map((x) => [{ follower: x.peer }, x.inflight]),
+  );
+  mirrorGauge(
+    registry,
+    'raft_follower_inflight_limit_messages',
+    'On the leader: the in-flight window (maxInflight) per follower.',
+    ['follower'],
+    () => f().followers.map((x) => [{ follower: x.peer }, x.maxInflight]),
+  );
+
+  c(
+    'raft_log_writes_total',
+    'Durable writes to the log store (one per loop turn with something to persist).',
+    () => f().logStore.writes,
+  );
+  registry.registerMetric(
+    new FiguresHistogram(
+      'raft_log_write_entries',
+      'Entries appended per durable log-store write.',
+      () => f().logStore.entriesPerWrite,
+    ),
+  );
+  registry.registerMetric(
+    new FiguresHistogram(
+      'raft_log_write_duration_seconds',
+      'Seconds each durable log-store write (append and fsync) took.',
+      () => f().logStore.writeSeconds,
+    ),
+  );
+
+  mirrorCounter(
+    registry,
+    'raft_snapshots_total',
+    'Snapshots taken here or installed from a leader.',
+    ['source'],
+    () => [
+      [{ source: 'taken' }, f().snapshots.taken],
+      [{ source: 'installed' }, f().snapshots.installed],
+    ],
+  );
+  mirrorCounter(
+    registry,
+    'raft_snapshot_bytes_total',
+    'Bytes of the snapshots taken or installed.',
+    ['source'],
+    () => [
+      [{ source: 'taken' }, f().snapshots.bytesTaken],
+      [{ source: 'installed' }, f().snapshots.bytesInstalled],
+    ],
+  );
+  registry.registerMetric(
+    new FiguresHistogram(
+      'raft_snapshot_duration_seconds',
+      'Seconds to serialize (taken) or restore (installed) a snapshot.',
+      () => f().snapshots.durationSeconds,
+    ),
+  );
+
+  const counters = (): PeerStatus['metrics'] => now().status.metrics;
+  c('raft_messages_sent_total', 'Raft messages handed to the transport.', () => counters().messagesSent);
+  c(
+    'raft_messages_received_total',
+    'Raft messages received and accepted.',
+    () => counters().messagesReceived,
+  );
+  c(
+    'raft_messages_dropped_total',
+    'Raft messages refused by validation or addressed elsewhere.',
+    () => counters().messagesDropped,
+  );
+  c(
+    'raft_entries_applied_total',
+    'Log entries applied to the state machine.',
+    () => counters().entriesApplied,
+  );
+  c(
+    'raft_state_machine_errors_total',
+    'Commands whose handleWrite threw (they changed nothing).',
+    () => counters().stateMachineErrors,
+  );
+  mirrorGauge(
+    registry,
+    'raft_event_loop_delay_seconds',
+    'Event-loop delay of this process over the last window (mean, p50, p99, max).',
+    ['stat'],
+    () => {
+      const d = f().eventLoopDelay;
+      if (d === null) return [];
+      return [
+        [{ stat: 'mean' }, d.meanMs / 1000],
+        [{ stat: 'p50' }, d.p50Ms / 1000],
+        [{ stat: 'p99' }, d.p99Ms / 1000],
+        [{ stat: 'max' }, d.maxMs / 1000],
+      ];
+    },
+  );
+
+  const t = (): WebSocketTransportMetrics => now().transport;
+  g('raft_transport_connections', 'Authenticated peer connections open now.', () => t().connections);
+  c(
+    'raft_transport_connections_opened_total',
+    'Authenticated peer connections established.',
+    () => t().connectionsOpened,
+  );
+  c(
+    'raft_transport_reconnects_total',
+    'Dials made to retry after a failed dial or a lost connection.',
+    () => t().reconnects,
+  );
+  c('raft_transport_dial_failures_total', 'Dials that failed before the handshake.', () => t().dialFailures);
+  mirrorCounter(
+    registry,
+    'raft_transport_handshakes_refused_total',
+    'Peer handshakes refused, by reason.',
+    ['reason'],
+    () => Object.entries(t().refused).map(([reason, v]) => [{ reason }, v]),
+  );
+  c('raft_transport_messages_sent_total', 'Messages written to peer connections.', () => t().messagesSent);
+  c(
+    'raft_transport_sent_bytes_total',
+    'Bytes of the messages written (MessagePack frames).',
+    () => t().bytesSent,
+  );
+  c('raft_transport_messages_received_total', 'Messages delivered to the peer.', () => t().messagesReceived);
+  c('raft_transport_received_bytes_total', 'Bytes of the data frames received.', () => t().bytesReceived);
+  mirrorCounter(
+    registry,
+    'raft_transport_dropped_messages_total',
+    'Messages the transport dropped, by reason.',
+    ['reason'],
+    () => Object.entries(t().dropped).map(([reason, v]) => [{ reason }, v]),
+  );
+  c(
+    'raft_transport_malformed_closes_total',
+    'Connections closed for too many malformed frames.',
+    () => t().malformedCloses,
+  );
+  c(
+    'raft_transport_ping_timeouts_total',
+    'Connections terminated because they stopped answering pings.',
+    () => t().pingTimeouts,
+  );
+
+  const requests = new Counter({
+    name: 'raft_kv_http_requests_total',
+    help: 'HTTP requests answered, by route, method and status code.',
+    labelNames: ['route', 'method', 'code'] as const,
+    registers: [registry],
+  });
+  const durations = new Histogram({
+    name: 'raft_kv_http_request_duration_seconds',
+    help: 'Seconds to answer an HTTP request, by route.',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  return {
+    registry,
+    observeRequest(route, method, status, seconds) {
+      requests.inc({ route, method: METHODS.has(method) ? method : 'other', code: String(status) });
+      durations.observe({ route }, seconds);
+    },
+  };
+}
