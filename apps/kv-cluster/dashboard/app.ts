@@ -61,7 +61,7 @@ function renderMembers(o: ClusterOverview): void {
       el('td', {}, fmt(f?.lastLogIndex)),
       el('td', {}, fmt(f?.snapshotIndex)),
       el('td', {}, isLeader ? 'leader' : lag === undefined ? '—' : String(lag.lagEntries)),
-      el('td', {}, lag?.msSinceAck == null ? '—' : `${lag.msSinceAck} ms ago`),
+      el('td', {}, lag?.msSinceAck == null ? '—' : `${Math.round(lag.msSinceAck)} ms ago`),
       el('td', {}, lag === undefined ? '—' : `${lag.inflight}/${lag.maxInflight}`),
     );
     return tr;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clusterMembers, prettyLine } from './cluster.js';
+import { clusterMembers, dashboardLine, prettyLine } from './cluster.js';
 import { clusterOptions } from './options.js';
 
 describe('raft-kv cluster', () => {
@@ -23,6 +23,13 @@ describe('raft-kv cluster', () => {
     expect(args[args.indexOf('--snapshot-every') + 1]).toBe('10000');
     const off = clusterMembers(clusterOptions({ nodes: '1', data: 'd', 'snapshot-every': '0' }))[0]!.args;
     expect(off[off.indexOf('--snapshot-every') + 1]).toBe('0');
+  });
+
+  it('names the dashboard of n1 first', () => {
+    const members = clusterMembers(clusterOptions({ nodes: '3', data: 'd', 'http-port': '9101' }));
+    expect(dashboardLine(members)).toBe(
+      'dashboard: http://127.0.0.1:9101/dashboard  (every node serves it at /dashboard)',
+    );
   });
 
   it('renders a node log line for a terminal', () => {

@@ -122,6 +122,9 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
     process.stdout.write(`${line}\n`);
   };
 
+  // First: where to watch the cluster (every node serves the dashboard; n1's is as good as any).
+  out(dashboardLine(members));
+
   const env = { ...process.env };
   if (opts.secret !== null) env['RAFT_SECRET'] = opts.secret;
   else delete env['RAFT_SECRET'];
@@ -221,6 +224,14 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
       : `nodes stopped: ${results.map((r) => `${r.id} ${r.signal ?? `code ${r.code}`}`).join(', ')}`,
   );
   return clean && signals <= 1 ? 0 : 1;
+}
+
+/** The first line `raft-kv cluster` prints: the dashboard's URL. */
+export function dashboardLine(members: readonly ClusterMember[]): string {
+  const first = members[0];
+  return first === undefined
+    ? 'dashboard: none (no node)'
+    : `dashboard: ${first.httpUrl}/dashboard  (every node serves it at /dashboard)`;
 }
 
 /** Polls every member's /status until one is the leader; null after `ms`. */

@@ -25,7 +25,7 @@ export type HttpRouteLabel =
   | 'readyz'
   | 'dashboard'
   | 'forward'
-  | 'peer_status'
+  | 'peer_figures'
   | 'other';
 
 /** The node's Prometheus registry: raft, transport and HTTP metrics, and the default process metrics. */

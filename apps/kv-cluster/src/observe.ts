@@ -290,6 +290,6 @@ export function clientRouteLabel(req: IncomingMessage): HttpRouteLabel {
 function peerRouteLabel(req: IncomingMessage): HttpRouteLabel {
   const path = pathOf(req);
   if (path === FORWARD_PATH) return 'forward';
-  if (path === FIGURES_PATH) return 'peer_status';
+  if (path === FIGURES_PATH) return 'peer_figures';
   return 'other';
 }
