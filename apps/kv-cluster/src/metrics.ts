@@ -77,43 +77,40 @@ class FiguresHistogram extends Histogram {
   }
 }
 
-/** A counter whose value is read at each scrape from a counter kept elsewhere. */
-function mirrorCounter<L extends string>(
+/**
+ * A counter or gauge whose values are read at each scrape from figures kept elsewhere
+ * (a counter's value is the peer's own running total, so it never goes down).
+ */
+function mirror(
+  Kind: typeof Counter | typeof Gauge,
   registry: Registry,
   name: string,
   help: string,
-  labelNames: readonly L[],
-  read: () => [Partial<Record<L, string>>, number][],
+  labelNames: string[],
+  read: () => [Record<string, string>, number][],
 ): void {
-  new Counter<L>({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of read()) this.inc(labels, v);
-    },
-  });
-}
-
-function mirrorGauge<L extends string>(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly L[],
-  read: () => [Partial<Record<L, string>>, number][],
-): void {
-  new Gauge<L>({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of read()) this.set(labels, v);
-    },
-  });
+  if (Kind === Counter)
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, v] of read()) this.inc(labels, v);
+      },
+    });
+  else
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, v] of read()) this.set(labels, v);
+      },
+    });
 }
 
 /**
@@ -148,224 +145,218 @@ export function nodeMetrics(id: string, src: MetricsSources): NodeMetrics {
     return cache;
   };
   const f = (): RaftMetrics => now().figures;
-  const one = (v: number): [Record<string, string>, number][] => [[{}, v]];
-  const g = (name: string, help: string, read: () => number): void =>
-    mirrorGauge(registry, name, help, [], () => one(read()));
-  const c = (name: string, help: string, read: () => number): void =>
-    mirrorCounter(registry, name, help, [], () => one(read()));
+  const counters = (): PeerStatus['metrics'] => now().status.metrics;
+  const t = (): WebSocketTransportMetrics => now().transport;
+  type Plain = [name: string, help: string, read: () => number];
+  type Labelled = [name: string, help: string, label: string, read: () => [Record<string, string>, number][]];
+  type Figures = [name: string, help: string, read: () => HistogramFigures];
 
-  mirrorGauge(registry, 'raft_info', 'Always 1; the peer id of this node as a label.', ['peer'], () => [
-    [{ peer: id }, 1],
-  ]);
-  mirrorGauge(registry, 'raft_role', '1 for the role this node has now, 0 for the others.', ['role'], () =>
-    (['follower', 'candidate', 'leader'] as const).map((r) => [{ role: r }, f().role === r ? 1 : 0]),
-  );
-  g('raft_term', 'The current term.', () => f().term);
-  g('raft_has_leader', '1 when this node knows a leader, else 0.', () => (f().leader === null ? 0 : 1));
-  g('raft_commit_index', 'The highest log index known committed.', () => f().commitIndex);
-  g('raft_applied_index', 'The highest log index applied to the state machine.', () => f().lastApplied);
-  g('raft_last_log_index', 'The index of the last entry in the log.', () => f().lastLogIndex);
-  g('raft_first_log_index', 'The first index still in the log (after compaction).', () => f().firstLogIndex);
-  g('raft_snapshot_index', 'The index of the latest snapshot (0 when none).', () => f().snapshotIndex);
-  c('raft_leader_changes_total', 'Times this node came to know a new leader.', () => f().leaderChanges);
-  c(
-    'raft_elections_started_total',
-    'Elections this node started (pre-votes excluded).',
-    () => f().electionsStarted,
-  );
-  c('raft_elections_won_total', 'Elections this node won.', () => f().electionsWon);
-
-  c(
-    'raft_proposals_total',
-    'Writes proposed on this node (writes forwarded to the leader count there).',
-    () => f().proposals.total,
-  );
-  c(
-    'raft_proposals_failed_total',
-    'Writes that failed on this node (not leader, timeout, ...).',
-    () => f().proposals.failed,
-  );
-  registry.registerMetric(
-    new FiguresHistogram(
+  const gauges: Plain[] = [
+    ['raft_term', 'The current term.', () => f().term],
+    ['raft_has_leader', '1 when this node knows a leader, else 0.', () => (f().leader === null ? 0 : 1)],
+    ['raft_commit_index', 'The highest log index known committed.', () => f().commitIndex],
+    ['raft_applied_index', 'The highest log index applied to the state machine.', () => f().lastApplied],
+    ['raft_last_log_index', 'The index of the last entry in the log.', () => f().lastLogIndex],
+    ['raft_first_log_index', 'The first index still in the log (after compaction).', () => f().firstLogIndex],
+    ['raft_snapshot_index', 'The index of the latest snapshot (0 when none).', () => f().snapshotIndex],
+    ['raft_transport_connections', 'Authenticated peer connections open now.', () => t().connections],
+  ];
+  const plainCounters: Plain[] = [
+    ['raft_leader_changes_total', 'Times this node came to know a new leader.', () => f().leaderChanges],
+    [
+      'raft_elections_started_total',
+      'Elections this node started (pre-votes excluded).',
+      () => f().electionsStarted,
+    ],
+    ['raft_elections_won_total', 'Elections this node won.', () => f().electionsWon],
+    [
+      'raft_proposals_total',
+      'Writes proposed on this node (forwarded writes count on the leader).',
+      () => f().proposals.total,
+    ],
+    [
+      'raft_proposals_failed_total',
+      'Writes that failed on this node (not leader, timeout, ...).',
+      () => f().proposals.failed,
+    ],
+    ['raft_reads_total', 'Linearizable reads made on this node.', () => f().reads.total],
+    ['raft_reads_failed_total', 'Linearizable reads that failed on this node.', () => f().reads.failed],
+    [
+      'raft_log_writes_total',
+      'Durable log-store writes (one per loop turn with something to persist).',
+      () => f().logStore.writes,
+    ],
+    ['raft_messages_sent_total', 'Raft messages handed to the transport.', () => counters().messagesSent],
+    [
+      'raft_messages_received_total',
+      'Raft messages received and accepted.',
+      () => counters().messagesReceived,
+    ],
+    [
+      'raft_messages_dropped_total',
+      'Raft messages refused by validation or addressed elsewhere.',
+      () => counters().messagesDropped,
+    ],
+    [
+      'raft_entries_applied_total',
+      'Log entries applied to the state machine.',
+      () => counters().entriesApplied,
+    ],
+    [
+      'raft_state_machine_errors_total',
+      'Commands whose handleWrite threw (they changed nothing).',
+      () => counters().stateMachineErrors,
+    ],
+    [
+      'raft_transport_connections_opened_total',
+      'Authenticated peer connections established.',
+      () => t().connectionsOpened,
+    ],
+    [
+      'raft_transport_reconnects_total',
+      'Dials made to retry after a failed dial or a lost connection.',
+      () => t().reconnects,
+    ],
+    ['raft_transport_dial_failures_total', 'Dials that failed before the handshake.', () => t().dialFailures],
+    ['raft_transport_messages_sent_total', 'Messages written to peer connections.', () => t().messagesSent],
+    [
+      'raft_transport_sent_bytes_total',
+      'Bytes of the messages written (MessagePack frames).',
+      () => t().bytesSent,
+    ],
+    ['raft_transport_messages_received_total', 'Messages delivered to the peer.', () => t().messagesReceived],
+    ['raft_transport_received_bytes_total', 'Bytes of the data frames received.', () => t().bytesReceived],
+    [
+      'raft_transport_malformed_closes_total',
+      'Connections closed for too many malformed frames.',
+      () => t().malformedCloses,
+    ],
+    [
+      'raft_transport_ping_timeouts_total',
+      'Connections terminated because they stopped answering pings.',
+      () => t().pingTimeouts,
+    ],
+  ];
+  const bySource = (taken: number, installed: number): [Record<string, string>, number][] => [
+    [{ source: 'taken' }, taken],
+    [{ source: 'installed' }, installed],
+  ];
+  const labelledCounters: Labelled[] = [
+    [
+      'raft_snapshots_total',
+      'Snapshots taken here or installed from a leader.',
+      'source',
+      () => bySource(f().snapshots.taken, f().snapshots.installed),
+    ],
+    [
+      'raft_snapshot_bytes_total',
+      'Bytes of the snapshots taken or installed.',
+      'source',
+      () => bySource(f().snapshots.bytesTaken, f().snapshots.bytesInstalled),
+    ],
+    [
+      'raft_transport_handshakes_refused_total',
+      'Peer handshakes refused, by reason.',
+      'reason',
+      () => Object.entries(t().refused).map(([reason, v]) => [{ reason }, v]),
+    ],
+    [
+      'raft_transport_dropped_messages_total',
+      'Messages the transport dropped, by reason.',
+      'reason',
+      () => Object.entries(t().dropped).map(([reason, v]) => [{ reason }, v]),
+    ],
+  ];
+  const perFollower =
+    (read: (x: RaftMetrics['followers'][number]) => number | null) =>
+    (): [Record<string, string>, number][] =>
+      f().followers.flatMap((x) => {
+        const v = read(x);
+        return v === null ? [] : [[{ follower: x.peer }, v]];
+      });
+  const loop = (): [Record<string, string>, number][] => {
+    const d = f().eventLoopDelay;
+    if (d === null) return [];
+    return Object.entries({ mean: d.meanMs, p50: d.p50Ms, p99: d.p99Ms, max: d.maxMs }).map(([stat, ms]) => [
+      { stat },
+      ms / 1000,
+    ]);
+  };
+  const labelledGauges: Labelled[] = [
+    ['raft_info', 'Always 1; the peer id of this node as a label.', 'peer', () => [[{ peer: id }, 1]]],
+    [
+      'raft_role',
+      '1 for the role this node has now, 0 for the others.',
+      'role',
+      () => (['follower', 'candidate', 'leader'] as const).map((r) => [{ role: r }, f().role === r ? 1 : 0]),
+    ],
+    [
+      'raft_follower_lag_entries',
+      'On the leader: log entries a follower lacks.',
+      'follower',
+      perFollower((x) => x.lagEntries),
+    ],
+    [
+      'raft_follower_last_ack_age_seconds',
+      'On the leader: seconds since a follower last answered AppendEntries or InstallSnapshot.',
+      'follower',
+      perFollower((x) => (x.msSinceAck === null ? null : x.msSinceAck / 1000)),
+    ],
+    [
+      'raft_follower_inflight_messages',
+      'On the leader: unacknowledged AppendEntries in flight to a follower.',
+      'follower',
+      perFollower((x) => x.inflight),
+    ],
+    [
+      'raft_follower_inflight_limit_messages',
+      'On the leader: the in-flight window (maxInflight) per follower.',
+      'follower',
+      perFollower((x) => x.maxInflight),
+    ],
+    [
+      'raft_event_loop_delay_seconds',
+      'Event-loop delay of this process over the last window (mean, p50, p99, max).',
+      'stat',
+      loop,
+    ],
+  ];
+  const histograms: Figures[] = [
+    [
       'raft_proposal_duration_seconds',
       'Seconds from a write to its commit and apply, successful writes.',
       () => f().proposals.latencySeconds,
-    ),
-  );
-  c('raft_reads_total', 'Linearizable reads made on this node.', () => f().reads.total);
-  c('raft_reads_failed_total', 'Linearizable reads that failed on this node.', () => f().reads.failed);
-  registry.registerMetric(
-    new FiguresHistogram(
+    ],
+    [
       'raft_read_duration_seconds',
       'Seconds from a linearizable read to its answer, successful reads.',
       () => f().reads.latencySeconds,
-    ),
-  );
-
-  mirrorGauge(
-    registry,
-    'raft_follower_lag_entries',
-    'On the leader: log entries a follower lacks.',
-    ['follower'],
-    () => f().followers.map((x) => [{ follower: x.peer }, x.lagEntries]),
-  );
-  mirrorGauge(
-    registry,
-    'raft_follower_last_ack_age_seconds',
-    'On the leader: seconds since a follower last answered AppendEntries or InstallSnapshot.',
-    ['follower'],
-    () =>
-      f().followers.flatMap((x) =>
-        x.msSinceAck === null ? [] : [[{ follower: x.peer }, x.msSinceAck / 1000]],
-      ),
-  );
-  mirrorGauge(
-    registry,
-    'raft_follower_inflight_messages',
-    'On the leader: unacknowledged AppendEntries in flight to a follower.',
-    ['follower'],
-    () => f().followers.map((x) => [{ follower: x.peer }, x.inflight]),
-  );
-  mirrorGauge(
-    registry,
-    'raft_follower_inflight_limit_messages',
-    'On the leader: the in-flight window (maxInflight) per follower.',
-    ['follower'],
-    () => f().followers.map((x) => [{ follower: x.peer }, x.maxInflight]),
-  );
-
-  c(
-    'raft_log_writes_total',
-    'Durable writes to the log store (one per loop turn with something to persist).',
-    () => f().logStore.writes,
-  );
-  registry.registerMetric(
-    new FiguresHistogram(
+    ],
+    [
       'raft_log_write_entries',
       'Entries appended per durable log-store write.',
       () => f().logStore.entriesPerWrite,
-    ),
-  );
-  registry.registerMetric(
-    new FiguresHistogram(
+    ],
+    [
       'raft_log_write_duration_seconds',
       'Seconds each durable log-store write (append and fsync) took.',
       () => f().logStore.writeSeconds,
-    ),
-  );
-
-  mirrorCounter(
-    registry,
-    'raft_snapshots_total',
-    'Snapshots taken here or installed from a leader.',
-    ['source'],
-    () => [
-      [{ source: 'taken' }, f().snapshots.taken],
-      [{ source: 'installed' }, f().snapshots.installed],
     ],
-  );
-  mirrorCounter(
-    registry,
-    'raft_snapshot_bytes_total',
-    'Bytes of the snapshots taken or installed.',
-    ['source'],
-    () => [
-      [{ source: 'taken' }, f().snapshots.bytesTaken],
-      [{ source: 'installed' }, f().snapshots.bytesInstalled],
-    ],
-  );
-  registry.registerMetric(
-    new FiguresHistogram(
+    [
       'raft_snapshot_duration_seconds',
       'Seconds to serialize (taken) or restore (installed) a snapshot.',
       () => f().snapshots.durationSeconds,
-    ),
-  );
+    ],
+  ];
 
-  const counters = (): PeerStatus['metrics'] => now().status.metrics;
-  c('raft_messages_sent_total', 'Raft messages handed to the transport.', () => counters().messagesSent);
-  c(
-    'raft_messages_received_total',
-    'Raft messages received and accepted.',
-    () => counters().messagesReceived,
-  );
-  c(
-    'raft_messages_dropped_total',
-    'Raft messages refused by validation or addressed elsewhere.',
-    () => counters().messagesDropped,
-  );
-  c(
-    'raft_entries_applied_total',
-    'Log entries applied to the state machine.',
-    () => counters().entriesApplied,
-  );
-  c(
-    'raft_state_machine_errors_total',
-    'Commands whose handleWrite threw (they changed nothing).',
-    () => counters().stateMachineErrors,
-  );
-  mirrorGauge(
-    registry,
-    'raft_event_loop_delay_seconds',
-    'Event-loop delay of this process over the last window (mean, p50, p99, max).',
-    ['stat'],
-    () => {
-      const d = f().eventLoopDelay;
-      if (d === null) return [];
-      return [
-        [{ stat: 'mean' }, d.meanMs / 1000],
-        [{ stat: 'p50' }, d.p50Ms / 1000],
-        [{ stat: 'p99' }, d.p99Ms / 1000],
-        [{ stat: 'max' }, d.maxMs / 1000],
-      ];
-    },
-  );
-
-  const t = (): WebSocketTransportMetrics => now().transport;
-  g('raft_transport_connections', 'Authenticated peer connections open now.', () => t().connections);
-  c(
-    'raft_transport_connections_opened_total',
-    'Authenticated peer connections established.',
-    () => t().connectionsOpened,
-  );
-  c(
-    'raft_transport_reconnects_total',
-    'Dials made to retry after a failed dial or a lost connection.',
-    () => t().reconnects,
-  );
-  c('raft_transport_dial_failures_total', 'Dials that failed before the handshake.', () => t().dialFailures);
-  mirrorCounter(
-    registry,
-    'raft_transport_handshakes_refused_total',
-    'Peer handshakes refused, by reason.',
-    ['reason'],
-    () => Object.entries(t().refused).map(([reason, v]) => [{ reason }, v]),
-  );
-  c('raft_transport_messages_sent_total', 'Messages written to peer connections.', () => t().messagesSent);
-  c(
-    'raft_transport_sent_bytes_total',
-    'Bytes of the messages written (MessagePack frames).',
-    () => t().bytesSent,
-  );
-  c('raft_transport_messages_received_total', 'Messages delivered to the peer.', () => t().messagesReceived);
-  c('raft_transport_received_bytes_total', 'Bytes of the data frames received.', () => t().bytesReceived);
-  mirrorCounter(
-    registry,
-    'raft_transport_dropped_messages_total',
-    'Messages the transport dropped, by reason.',
-    ['reason'],
-    () => Object.entries(t().dropped).map(([reason, v]) => [{ reason }, v]),
-  );
-  c(
-    'raft_transport_malformed_closes_total',
-    'Connections closed for too many malformed frames.',
-    () => t().malformedCloses,
-  );
-  c(
-    'raft_transport_ping_timeouts_total',
-    'Connections terminated because they stopped answering pings.',
-    () => t().pingTimeouts,
-  );
+  for (const [name, help, read] of gauges) mirror(Gauge, registry, name, help, [], () => [[{}, read()]]);
+  for (const [name, help, read] of plainCounters)
+    mirror(Counter, registry, name, help, [], () => [[{}, read()]]);
+  for (const [name, help, label, read] of labelledGauges) mirror(Gauge, registry, name, help, [label], read);
+  for (const [name, help, label, read] of labelledCounters)
+    mirror(Counter, registry, name, help, [label], read);
+  for (const [name, help, read] of histograms)
+    registry.registerMetric(new FiguresHistogram(name, help, read));
 
   const requests = new Counter({
     name: 'raft_kv_http_requests_total',
