@@ -310,3 +310,56 @@ describe('fail-stop on a log store failure', () => {
     expect(store.log.some((e) => e.type === 'command')).toBe(false);
   });
 });
+
+describe('fail-stop on a protocol failure', () => {
+  it('an exception inside the protocol stops the peer, logs the cause, and rejects pending calls', async () => {
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    const store = new TestLogStore();
+    const errors: { obj: object; msg: string }[] = [];
+    const noop = (): void => undefined;
+    const logger = {
+      debug: noop,
+      info: noop,
+      warn: noop,
+      error: (obj: object, msg: string) => errors.push({ obj, msg }),
+    };
+    // The protocol's only outside dependency: make it throw on the next election timeout.
+    const broken = new Error('broken protocol assertion');
+    let fail = false;
+    const rand = seededRandom(7);
+    const random = (): number => {
+      if (fail) throw broken;
+      return rand();
+    };
+    const p = await startPeer(machine, {
+      name: 'px',
+      log: store,
+      transport: net.join('px'),
+      clock,
+      random,
+      logger,
+      register: false,
+    });
+    started.push(p);
+    // 'py' never runs: 'px' campaigns in vain, and the bootstrap entry stays pending.
+    const c = p.setConfiguration(['px', 'py'], { timeout: 60_000 });
+    const settled = rejectsWith(c, 'RAFT_STOPPED');
+    await clock.advance(10);
+    expect(p.status().role).toBe('candidate');
+    const term = p.status().term;
+    fail = true;
+    // The next election timeout draws a new random timeout inside `tick`, which throws.
+    await clock.until(() => p.status().stopped, 5_000);
+    await settled;
+    const reason = await p.whenStopped();
+    expect(reason.code).toBe('RAFT_STOPPED');
+    expect(reason.cause).toBe(broken);
+    expect(
+      errors.some((e) => (e.obj as { err?: unknown }).err === broken && /protocol threw/.test(e.msg)),
+    ).toBe(true);
+    // Not counted as a dropped message, and the half-changed term never reached the store.
+    expect(p.status().metrics.messagesDropped).toBe(0);
+    expect(store.hardState.term).toBe(term);
+  });
+});

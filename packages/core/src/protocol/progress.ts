@@ -22,6 +22,8 @@ export class Progress {
   probeSent = false;
   /** Last index carried by each unacknowledged AppendEntries, oldest first. */
   private inflight: number[] = [];
+  /** The newest in-flight index at the last timer heartbeat (see heartbeatIndex). */
+  private heartbeatMark = 0;
   /** The leader's tick at which it last heard from this follower (check-quorum, dissertation §6.2). */
   lastActiveTick: number;
   /** The newest heartbeat round (`seq`) this follower acknowledged in this term. */
@@ -44,6 +46,7 @@ export class Progress {
 
   /** Starts streaming the snapshot that ends at `index` (§7): AppendEntries pause until it is installed. */
   becomeSnapshot(index: number): void {
+    this.heartbeatMark = 0;
     this.state = 'snapshot';
     this.snapshotIndex = index;
     this.snapshotSentOffset = 0;
@@ -54,8 +57,23 @@ export class Progress {
     this.inflight = [];
   }
 
-  inflightCount(): number {
-    return this.inflight.length;
+  /**
+   * The log position a heartbeat to this follower carries (it has no entries). In
+   * replicate state with entries in flight, the index the follower acknowledged: it
+   * holds it even while those entries are still on their way, so the heartbeat is not
+   * rejected and does not send the follower back to probe. Entries still in flight at
+   * the second timer heartbeat after they left are presumed lost: that heartbeat carries
+   * `nextIndex - 1`, whose rejection sends the follower to probe, and the leader resends.
+   * `timer`: whether the heartbeat timer fired (ReadIndex rounds do not age entries).
+   */
+  heartbeatIndex(timer: boolean): number {
+    if (this.state !== 'replicate' || this.inflight.length === 0) {
+      if (timer) this.heartbeatMark = 0;
+      return this.nextIndex - 1;
+    }
+    const stale = this.inflight[0]! <= this.heartbeatMark;
+    if (timer) this.heartbeatMark = this.inflight[this.inflight.length - 1]!;
+    return stale && timer ? this.nextIndex - 1 : this.matchIndex;
   }
 
   /** Records an AppendEntries carrying entries up to `lastIndex`. */
@@ -85,6 +103,7 @@ export class Progress {
   }
 
   becomeProbe(): void {
+    this.heartbeatMark = 0;
     this.state = 'probe';
     this.probeSent = false;
     this.inflight = [];
@@ -92,6 +111,7 @@ export class Progress {
   }
 
   becomeReplicate(): void {
+    this.heartbeatMark = 0;
     this.state = 'replicate';
     this.probeSent = false;
     this.inflight = [];

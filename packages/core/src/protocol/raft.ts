@@ -217,7 +217,7 @@ export class Raft {
       if (this.electionElapsed >= this.opts.electionTicks[0]) this.electionElapsed = 0;
       if (this.heartbeatElapsed >= this.opts.heartbeatTicks) {
         this.heartbeatElapsed = 0;
-        this.broadcastHeartbeat();
+        this.broadcastHeartbeat('timer');
       }
       return;
     }
@@ -463,7 +463,7 @@ export class Raft {
   ready(): Ready {
     if (this.roundPending) {
       this.roundPending = false;
-      this.broadcastHeartbeat();
+      this.broadcastHeartbeat('round');
     }
     const rd: Ready = {
       entries: this.log.unstable(),
@@ -887,17 +887,17 @@ export class Raft {
    * Sends the follower what it lacks, as far as its progress state allows: one probe,
    * or a stream of batches up to the in-flight window. A heartbeat always goes out.
    */
-  private sendAppend(peer: PeerId, heartbeat: boolean): void {
+  private sendAppend(peer: PeerId, heartbeat: false | 'timer' | 'round'): void {
     const pr = this.progress.get(peer);
     if (pr === undefined) return;
     const last = this.log.lastIndex();
     let sentAny = false;
-    while (pr.canSend() && (pr.nextIndex <= last || (heartbeat && !sentAny))) {
+    while (pr.canSend() && pr.nextIndex <= last) {
       const prev = pr.nextIndex - 1;
       const prevTerm = this.log.term(prev);
       if (prevTerm === undefined) {
         // The follower needs entries we compacted away: send the snapshot instead (§7).
-        this.sendSnapshot(peer, pr, heartbeat);
+        this.sendSnapshot(peer, pr, heartbeat !== false);
         return;
       }
       const entries = this.batchFrom(pr.nextIndex);
@@ -918,18 +918,21 @@ export class Raft {
       if (pr.state === 'probe') break;
     }
     if (pr.state === 'snapshot') {
-      this.sendSnapshot(peer, pr, heartbeat);
+      this.sendSnapshot(peer, pr, heartbeat !== false);
       return;
     }
-    if (heartbeat && !sentAny) {
-      // The window is full or a probe is out: still prove leadership, carrying no entries.
-      const prev = pr.nextIndex - 1;
+    if (heartbeat !== false && !sentAny) {
+      // Nothing new to send, the window is full or a probe is out: still prove leadership,
+      // carrying no entries, at a position the follower holds (see Progress.heartbeatIndex).
+      let prev = pr.heartbeatIndex(heartbeat === 'timer');
+      if (this.log.term(prev) === undefined) prev = pr.nextIndex - 1;
       const prevTerm = this.log.term(prev);
       if (prevTerm === undefined) {
         // Everything in flight is behind our log's start now: only the snapshot can help.
         this.sendSnapshot(peer, pr, true);
         return;
       }
+      if (pr.canSend()) pr.sent(prev, false);
       this.send({
         type: 'AppendEntries',
         term: this.term,
@@ -1036,11 +1039,12 @@ export class Raft {
     this.sendSnapshot(m.from, pr, false);
   }
 
-  private broadcastHeartbeat(): void {
+  /** `timer`: the heartbeat timer fired; `round`: a ReadIndex or release round needs one now. */
+  private broadcastHeartbeat(kind: 'timer' | 'round'): void {
     for (const [peer, pr] of this.progress) {
       // A heartbeat re-arms a probe that got no answer.
       if (pr.state === 'probe') pr.probeSent = false;
-      this.sendAppend(peer, true);
+      this.sendAppend(peer, kind);
     }
   }
 

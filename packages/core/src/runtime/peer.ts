@@ -629,7 +629,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       while (!this.stopped) {
         const inputs = this.inbox;
         this.inbox = [];
-        this.handleInputs(inputs);
+        try {
+          this.handleInputs(inputs);
+        } catch (err) {
+          this.failStop(err, 'the protocol threw on propose');
+        }
+        if (this.stopped) return;
         if (!this.raft.hasReady()) {
           this.settleTransfer();
           if (this.inbox.length === 0) break;
@@ -713,12 +718,19 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       try {
         this.handleInput(input);
       } catch (err) {
-        // Nothing from outside may stop the loop: a message the protocol chokes on is dropped and counted.
-        this.metrics.messagesDropped++;
-        this.log('warn', { err, input: input.kind }, 'input dropped');
+        // Messages were validated on arrival, so a throw here is a broken protocol
+        // assertion, and the protocol may be half-changed: fail-stop, as applying does.
+        this.failStop(err, `the protocol threw on ${input.kind}`);
+        return;
       }
     }
     flush();
+  }
+
+  /** Stops the peer at once after an internal failure, logging the cause. */
+  private failStop(err: unknown, what: string): void {
+    this.log('error', { err }, `${what}; stopping the peer`);
+    void this.beginShutdown(new StoppedError(`the peer stopped: ${what}`, { cause: err }));
   }
 
   private handleInput(input: Exclude<Input, { kind: 'propose' }>): void {

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AppendEntriesMessage } from '../../src/types.js';
 import {
+  Cluster,
   accept,
   appendsIn,
   bytes,
@@ -55,7 +56,47 @@ describe('Replication flow control: batching and pipelining (replicate state)', 
     expect(appendsIn(persistAndAdvance(r).messages, 'b').map((m) => m.entries.length)).toEqual([1]);
     r.tick();
     const beat = appendsIn(persistAndAdvance(r).messages, 'b');
-    expect(beat.map((m) => [m.prevLogIndex, m.entries.length])).toEqual([[3, 0]]);
+    // It carries the position the follower acknowledged, not the one after the entry in flight.
+    expect(beat.map((m) => [m.prevLogIndex, m.entries.length])).toEqual([[2, 0]]);
+  });
+
+  it('a heartbeat that overtakes entries in flight leaves the follower in replicate state', () => {
+    const c = new Cluster(['a', 'b', 'c'], { options: { ...PAPER, heartbeatTicks: 1 } });
+    c.campaign('a');
+    expect(c.raft('a').role).toBe('leader');
+    c.propose('a', 'x');
+    c.process('a');
+    const entries = c.drop((m) => isAppend(m) && m.entries.length > 0);
+    expect(entries.map((m) => m.to)).toEqual(['b', 'c']);
+    // The heartbeat reaches the followers first: they do not hold entry 3 yet.
+    c.tick('a');
+    c.process('a');
+    c.deliver();
+    c.processAll();
+    c.deliver();
+    expect(c.raft('a').progressOf('b')).toMatchObject({ state: 'replicate', nextIndex: 4 });
+    // The entries arrive late and commit; nothing was sent twice.
+    c.inflight.push(...entries);
+    const before = c.sent.filter((m) => isAppend(m) && m.entries.some((e) => e.index === 3)).length;
+    c.stabilize();
+    expect(c.raft('a').log.commitIndex).toBe(3);
+    expect(c.sent.filter((m) => isAppend(m) && m.entries.some((e) => e.index === 3)).length).toBe(before);
+  });
+
+  it('entries still unacknowledged at the second timer heartbeat are presumed lost: the follower is probed and they are resent', () => {
+    const c = new Cluster(['a', 'b', 'c'], { options: { ...PAPER, heartbeatTicks: 1 } });
+    c.campaign('a');
+    c.propose('a', 'x');
+    c.process('a');
+    c.drop((m) => isAppend(m) && m.entries.length > 0 && m.to === 'b');
+    c.stabilize();
+    expect(c.raft('b').log.lastIndex()).toBe(2);
+    c.tick('a');
+    c.stabilize();
+    c.tick('a');
+    c.stabilize();
+    expect(c.raft('b').log.lastIndex()).toBe(3);
+    expect(c.raft('a').progressOf('b')).toMatchObject({ state: 'replicate', matchIndex: 3 });
   });
 
   it('a follower in replicate state that refuses (an AppendEntries was lost) is probed again from its matchIndex', () => {

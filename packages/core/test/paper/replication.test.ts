@@ -442,7 +442,8 @@ describe('§5.3 Log replication: followers that were down catch up', () => {
       c.stabilize();
     }
     c.restart('c');
-    c.tick('a', 2);
+    // Two heartbeats: entries still unacknowledged at the second are presumed lost, and c is probed.
+    c.tick('a', 4);
     c.stabilize();
     expect(logOf(c.raft('c'))).toEqual(logOf(c.raft('a')));
     const applied = (id: PeerId) => c.peer(id).applied.map((e) => e.index);

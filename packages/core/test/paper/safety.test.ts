@@ -209,8 +209,9 @@ describe('§5.4.2 Committing entries from previous terms', () => {
 
   it('once the leader stores an entry of its own term on a majority, both commit, and S5 can never be elected (Figure 8, e)', () => {
     const c = figure8();
-    // The no-op of term 4 now reaches S3 too.
-    c.tick('s1', 2);
+    // The no-op of term 4 now reaches S3 too: its AppendEntries is still unacknowledged at
+    // the second heartbeat, which probes S3 again (the first one only proves leadership).
+    c.tick('s1', 4);
     for (let i = 0; i < 10; i++) {
       for (const id of ['s1', 's2', 's3']) c.process(id);
       c.deliver((m) => ['s1', 's2', 's3'].includes(m.to));
