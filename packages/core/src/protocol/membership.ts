@@ -58,16 +58,7 @@ export function allPeers(c: Configuration): PeerId[] {
   return [...new Set([...c.members, ...(c.outgoing ?? []), ...(c.learners ?? [])])];
 }
 
-/** Peers whose vote counts in some majority. */
-export function allVoters(c: Configuration): PeerId[] {
-  return [...new Set([...c.members, ...(c.outgoing ?? [])])];
-}
-
-/** The majorities a decision needs: one, or two during a joint change. */
-export function voterSets(c: Configuration): PeerId[][] {
-  return c.outgoing !== undefined && c.outgoing.length > 0 ? [c.members, c.outgoing] : [c.members];
-}
-
+/** Whether `a` and `b` hold the same peers, in any order. */
 export function sameSet(a: readonly PeerId[], b: readonly PeerId[]): boolean {
   if (a.length !== b.length) return false;
   const s = new Set(a);

@@ -76,6 +76,55 @@ export class Progress {
     return stale && timer ? this.nextIndex - 1 : this.matchIndex;
   }
 
+  /** Snapshot state, on a heartbeat: with no acknowledgement since the last one, resend from the acknowledged offset. */
+  snapshotHeartbeat(): void {
+    if (!this.snapshotProgressed) {
+      this.snapshotSentOffset = this.snapshotAckedOffset;
+      this.snapshotAllSent = false;
+    }
+    this.snapshotProgressed = false;
+  }
+
+  /** Snapshot state: whether another chunk may go, with fewer than `windowBytes` unacknowledged. */
+  canSendSnapshotChunk(windowBytes: number): boolean {
+    return (
+      this.state === 'snapshot' &&
+      !this.snapshotAllSent &&
+      this.snapshotSentOffset - this.snapshotAckedOffset < windowBytes
+    );
+  }
+
+  /** Snapshot state: the chunk ending at `end` went out; `done`: it was the last. */
+  snapshotChunkSent(end: number, done: boolean): void {
+    this.snapshotSentOffset = end;
+    this.snapshotAllSent = done;
+  }
+
+  /**
+   * Snapshot state: the follower holds the first `nextOffset` bytes of the snapshot
+   * (`size` bytes). Less than acknowledged before: it lost what it had (it restarted), so
+   * the stream starts over from there.
+   */
+  snapshotAcked(nextOffset: number, size: number): void {
+    if (nextOffset > this.snapshotAckedOffset) {
+      this.snapshotAckedOffset = nextOffset;
+      this.snapshotProgressed = true;
+    } else if (nextOffset < this.snapshotAckedOffset) {
+      this.snapshotAckedOffset = nextOffset;
+      this.snapshotSentOffset = nextOffset;
+      this.snapshotAllSent = false;
+    }
+    if (this.snapshotSentOffset < this.snapshotAckedOffset)
+      this.snapshotSentOffset = this.snapshotAckedOffset;
+    if (nextOffset === this.snapshotSentOffset && nextOffset < size) this.snapshotAllSent = false;
+  }
+
+  /** Snapshot state: the follower installed the snapshot at `index` durably; its log follows it. */
+  snapshotInstalled(index: number): void {
+    if (index > this.matchIndex) this.matchIndex = index;
+    this.becomeProbe();
+  }
+
   /** Records an AppendEntries carrying entries up to `lastIndex`. */
   sent(lastIndex: number, carriedEntries: boolean): void {
     if (this.state === 'replicate') {

@@ -16,17 +16,25 @@ import type {
 } from '../types.js';
 import { RaftLog } from './log.js';
 import {
+  droppedPeers,
+  incomingVoters,
+  nextConfiguration,
+  startChange,
+  unfinishedChange,
+} from './confchange.js';
+import {
   allPeers,
-  allVoters,
   encodeConfiguration,
   latestConfiguration,
   normalizeConfiguration,
   normalizeMembers,
-  sameSet,
-  voterSets,
 } from './membership.js';
 import { Progress } from './progress.js';
-import { committedValue, voteResult, type VoteResult } from './quorum.js';
+import { allVoters, jointCommittedValue, jointVoteResult, type VoteResult } from './quorum.js';
+import { ReadOnly, type ReadState } from './read-only.js';
+import { nextSnapshotChunks, SnapshotReceiver } from './snapshot-stream.js';
+
+export type { ReadState } from './read-only.js';
 
 /** A peer's role. `precandidate` is a follower running a pre-vote (dissertation §9.6). */
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
@@ -65,12 +73,6 @@ export interface RaftInitialState {
   snapshot?: Snapshot;
 }
 
-/** A linearizable read that is now safe once the state machine has applied `index`. */
-export interface ReadState {
-  context: number;
-  index: number;
-}
-
 /** The protocol's volatile state, reported when it changes. */
 export interface SoftState {
   role: Role;
@@ -96,12 +98,6 @@ export interface Ready {
   committed: LogEntry[];
   reads: ReadState[];
   softState?: SoftState;
-}
-
-interface PendingRead {
-  context: number;
-  index: number;
-  seq: number;
 }
 
 /** Why `propose` or `readIndex` refused. `transferring`: the leader is handing over leadership. */
@@ -153,16 +149,15 @@ export class Raft {
   private seq = 0;
   /** A round started this turn whose heartbeats have not gone out yet. */
   private roundPending = false;
-  private readsWaitingCommit: number[] = [];
-  private readsWaitingQuorum: PendingRead[] = [];
-  private readsReady: ReadState[] = [];
+  /** Linearizable reads under way (ReadIndex). */
+  private readonly reads = new ReadOnly();
 
   /** The latest snapshot: sent to followers behind the log's start. */
   private snapshot: Snapshot | null = null;
   private pendingSnapshot: { snapshot: Snapshot; fromLeader: boolean } | null = null;
   private pendingCompact: number | null = null;
   /** A snapshot being received from the leader, chunk by chunk. */
-  private incoming: { index: number; term: number; chunks: Uint8Array[]; received: number } | null = null;
+  private readonly incoming = new SnapshotReceiver();
 
   private msgs: RaftMessage[] = [];
   private persisted: HardState;
@@ -317,28 +312,24 @@ export class Raft {
     // A change still waiting for learners to catch up may be replaced (a learner that
     // never catches up must not block every later change); a joint one must finish.
     const learnerPhase = this.change !== null && cfg.outgoing === undefined;
-    if (
-      (this.change !== null && !learnerPhase) ||
-      cfg.outgoing !== undefined ||
-      this.log.commitIndex < this.configIndex
-    )
+    if ((this.change !== null && !learnerPhase) || this.log.commitIndex < this.configIndex)
       return 'in_progress';
-    if (sameSet(cfg.members, target) && cfg.learners === undefined) {
-      this.change = null;
-      return 'same';
+    const start = startChange(cfg, target);
+    switch (start.kind) {
+      case 'in_progress':
+        return 'in_progress';
+      case 'same':
+        this.change = null;
+        return 'same';
+      case 'learners':
+        this.change = { target };
+        this.proposeConfigEntry(start.config);
+        return 'ok';
+      case 'advance':
+        this.change = { target };
+        this.advanceChange();
+        return 'ok';
     }
-    this.change = { target };
-    const learners = cfg.learners ?? [];
-    const keep = learners.filter((p) => target.includes(p) && !cfg.members.includes(p));
-    const added = target.filter((p) => !cfg.members.includes(p) && !learners.includes(p));
-    if (added.length > 0 || keep.length !== learners.length) {
-      // New peers join as learners: they receive the log without counting in any
-      // majority, so adding them never stalls commits. Learners no longer wanted go.
-      this.proposeConfigEntry({ members: cfg.members, learners: [...keep, ...added] });
-    } else {
-      this.advanceChange();
-    }
-    return 'ok';
   }
 
   /**
@@ -419,7 +410,7 @@ export class Raft {
     if (this.role !== 'leader') return 'not_leader';
     // Until an entry of its own term commits, a new leader's commit index may be stale.
     if (!this.committedInCurrentTerm()) {
-      this.readsWaitingCommit.push(context);
+      this.reads.waitForCommit(context);
       return 'ok';
     }
     this.queueRead(context);
@@ -451,7 +442,7 @@ export class Raft {
       this.msgs.length > 0 ||
       this.log.hasUnstable() ||
       this.log.hasNextCommitted() ||
-      this.readsReady.length > 0 ||
+      this.reads.hasReady() ||
       this.term !== this.persisted.term ||
       this.votedFor !== this.persisted.votedFor ||
       this.role !== this.lastSoft.role ||
@@ -473,10 +464,9 @@ export class Raft {
       // here; counting that acknowledgement could commit an entry a majority lacks.
       messages: this.msgs.filter((m) => m.term >= this.term),
       committed: this.log.nextCommitted(),
-      reads: this.readsReady,
+      reads: this.reads.takeReady(),
     };
     this.msgs = [];
-    this.readsReady = [];
     if (this.term !== this.persisted.term || this.votedFor !== this.persisted.votedFor) {
       rd.hardState = { term: this.term, votedFor: this.votedFor };
     }
@@ -562,11 +552,10 @@ export class Raft {
     // §8: a new leader commits a no-op to learn which entries are committed, and so
     // that entries of earlier terms commit with it (Figure 8).
     this.appendAsLeader([{ index: next, term: this.term, type: 'noop', data: new Uint8Array(0) }]);
-    // A joint configuration left by the previous leader is finished by this one.
-    if (this.config?.outgoing !== undefined) this.change = { target: this.config.members.slice() };
-    // Elected by a configuration that drops it (see promotable): commit it, then step down.
-    else if (this.config !== null && !this.config.members.includes(this.id))
-      this.change = { target: this.config.members.slice() };
+    // A joint configuration left by the previous leader is finished by this one; elected
+    // by a configuration that drops it (see promotable), it commits it, then steps down.
+    const unfinished = unfinishedChange(this.config, this.id);
+    if (unfinished !== null) this.change = { target: unfinished };
   }
 
   private resetRoleState(): void {
@@ -580,9 +569,8 @@ export class Raft {
     this.transferee = null;
     this.transferElapsed = 0;
     this.roundPending = false;
-    this.readsWaitingCommit = [];
-    this.readsWaitingQuorum = [];
-    // Reads already confirmed stay in readsReady: they were confirmed while leader.
+    // Reads already confirmed stay ready: they were confirmed while leader.
+    this.reads.reset();
   }
 
   private resetElectionTimeout(): void {
@@ -619,20 +607,12 @@ export class Raft {
 
   /** Won with a majority of every voter set (both during a joint change); lost if any set is lost. */
   private electionResult(): VoteResult {
-    const cfg = this.config;
-    if (cfg === null) return 'pending';
-    const results = voterSets(cfg).map((set) => voteResult(set, this.votes));
-    if (results.includes('lost')) return 'lost';
-    return results.every((r) => r === 'won') ? 'won' : 'pending';
+    return this.config === null ? 'pending' : jointVoteResult(this.config, this.votes);
   }
 
   /** The highest value a majority of every voter set has reached, with `self` for this peer. */
   private jointCommitted(valueOf: (peer: PeerId) => number): number {
-    const cfg = this.config;
-    if (cfg === null) return 0;
-    let result = Infinity;
-    for (const set of voterSets(cfg)) result = Math.min(result, committedValue(set.map(valueOf)));
-    return result === Infinity ? 0 : result;
+    return this.config === null ? 0 : jointCommittedValue(this.config, valueOf);
   }
 
   private handleTimeoutNow(m: TimeoutNowMessage): void {
@@ -795,30 +775,12 @@ export class Raft {
       this.send(this.snapshotResponse(m.from, meta.index, m.offset + m.data.length, true, m.seq));
       return;
     }
-    if (m.offset === 0) this.incoming = { index: meta.index, term: meta.term, chunks: [], received: 0 };
-    const inc = this.incoming;
-    if (inc === null || inc.index !== meta.index || inc.term !== meta.term) {
-      this.send(this.snapshotResponse(m.from, meta.index, 0, false, m.seq));
+    const r = this.incoming.receive(meta.index, meta.term, m.offset, m.data, m.done);
+    if (!r.complete) {
+      this.send(this.snapshotResponse(m.from, meta.index, r.nextOffset, false, m.seq));
       return;
     }
-    if (m.offset !== inc.received) {
-      this.send(this.snapshotResponse(m.from, meta.index, inc.received, false, m.seq));
-      return;
-    }
-    // Copy: the chunk may be a view into a buffer the transport reuses.
-    inc.chunks.push(m.data.slice());
-    inc.received += m.data.length;
-    if (!m.done) {
-      this.send(this.snapshotResponse(m.from, meta.index, inc.received, false, m.seq));
-      return;
-    }
-    this.incoming = null;
-    const data = new Uint8Array(inc.received);
-    let at = 0;
-    for (const c of inc.chunks) {
-      data.set(c, at);
-      at += c.length;
-    }
+    const data = r.data;
     const snapshot: Snapshot = {
       meta: { index: meta.index, term: meta.term, configuration: normalizeConfiguration(meta.configuration) },
       data,
@@ -827,7 +789,7 @@ export class Raft {
     this.snapshot = snapshot;
     this.pendingSnapshot = { snapshot, fromLeader: true };
     this.refreshConfiguration();
-    this.send(this.snapshotResponse(m.from, meta.index, inc.received, true, m.seq));
+    this.send(this.snapshotResponse(m.from, meta.index, r.nextOffset, true, m.seq));
   }
 
   // ---------------------------------------------------------------- replication, leader side
@@ -967,22 +929,9 @@ export class Raft {
     const snap = this.snapshot;
     if (snap === null) return;
     if (pr.state !== 'snapshot' || pr.snapshotIndex !== snap.meta.index) pr.becomeSnapshot(snap.meta.index);
-    if (heartbeat) {
-      if (!pr.snapshotProgressed) {
-        pr.snapshotSentOffset = pr.snapshotAckedOffset;
-        pr.snapshotAllSent = false;
-      }
-      pr.snapshotProgressed = false;
-    }
-    const size = snap.data.length;
-    const chunk = this.opts.snapshotChunkBytes ?? 512 * 1024;
-    while (
-      !pr.snapshotAllSent &&
-      pr.snapshotSentOffset - pr.snapshotAckedOffset < chunk * (this.opts.snapshotWindow ?? 4)
-    ) {
-      const offset = pr.snapshotSentOffset;
-      const end = Math.min(size, offset + chunk);
-      const done = end >= size;
+    const chunkBytes = this.opts.snapshotChunkBytes ?? 512 * 1024;
+    const window = this.opts.snapshotWindow ?? 4;
+    for (const c of nextSnapshotChunks(pr, snap.data.length, chunkBytes, window, heartbeat)) {
       this.send({
         type: 'InstallSnapshot',
         term: this.term,
@@ -993,13 +942,11 @@ export class Raft {
           term: snap.meta.term,
           configuration: normalizeConfiguration(snap.meta.configuration),
         },
-        offset,
-        data: snap.data.subarray(offset, end),
-        done,
+        offset: c.offset,
+        data: snap.data.subarray(c.offset, c.end),
+        done: c.done,
         seq: this.seq,
       });
-      pr.snapshotSentOffset = end;
-      pr.snapshotAllSent = done;
     }
   }
 
@@ -1015,8 +962,7 @@ export class Raft {
     if (pr.state !== 'snapshot' || m.index !== pr.snapshotIndex) return;
     if (m.done) {
       // Installed and durable: the follower's log now starts right after the snapshot.
-      if (m.index > pr.matchIndex) pr.matchIndex = m.index;
-      pr.becomeProbe();
+      pr.snapshotInstalled(m.index);
       this.maybeCommit();
       // A learner or a transfer target may just have caught up through the snapshot.
       if (this.change !== null) this.advanceChange();
@@ -1024,18 +970,7 @@ export class Raft {
       this.sendAppend(m.from, false);
       return;
     }
-    if (m.nextOffset > pr.snapshotAckedOffset) {
-      pr.snapshotAckedOffset = m.nextOffset;
-      pr.snapshotProgressed = true;
-    } else if (m.nextOffset < pr.snapshotAckedOffset) {
-      // The follower lost what it had received (it restarted): start over from there.
-      pr.snapshotAckedOffset = m.nextOffset;
-      pr.snapshotSentOffset = m.nextOffset;
-      pr.snapshotAllSent = false;
-    }
-    if (pr.snapshotSentOffset < pr.snapshotAckedOffset) pr.snapshotSentOffset = pr.snapshotAckedOffset;
-    if (m.nextOffset === pr.snapshotSentOffset && m.nextOffset < (this.snapshot?.data.length ?? 0))
-      pr.snapshotAllSent = false;
+    pr.snapshotAcked(m.nextOffset, this.snapshot?.data.length ?? 0);
     this.sendSnapshot(m.from, pr, false);
   }
 
@@ -1060,10 +995,8 @@ export class Raft {
       this.log.commitTo(index);
       if (this.log.commitIndex >= this.configIndex) this.releaseDeparting();
       if (this.change !== null) this.advanceChange();
-      if (this.readsWaitingCommit.length > 0 && this.committedInCurrentTerm()) {
-        const waiting = this.readsWaitingCommit;
-        this.readsWaitingCommit = [];
-        for (const ctx of waiting) this.queueRead(ctx);
+      if (this.reads.hasWaitingForCommit() && this.committedInCurrentTerm()) {
+        for (const ctx of this.reads.takeWaitingForCommit()) this.queueRead(ctx);
       }
     }
   }
@@ -1085,27 +1018,20 @@ export class Raft {
       this.seq++;
       this.roundPending = true;
     }
-    this.readsWaitingQuorum.push({ context, index: this.log.commitIndex, seq: this.seq });
+    this.reads.waitForQuorum(context, this.log.commitIndex, this.seq);
     this.releaseConfirmedReads();
   }
 
   private releaseConfirmedReads(): void {
-    if (this.readsWaitingQuorum.length === 0) return;
-    const confirmed = this.jointCommitted((v) =>
-      v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0),
+    if (!this.reads.hasWaitingForQuorum()) return;
+    this.reads.confirm(
+      this.jointCommitted((v) => (v === this.id ? this.seq : (this.progress.get(v)?.ackedSeq ?? 0))),
     );
-    let n = 0;
-    while (n < this.readsWaitingQuorum.length && this.readsWaitingQuorum[n]!.seq <= confirmed) {
-      const r = this.readsWaitingQuorum[n]!;
-      this.readsReady.push({ context: r.context, index: r.index });
-      n++;
-    }
-    if (n > 0) this.readsWaitingQuorum.splice(0, n);
   }
 
   /** Reads waiting for confirmation (not yet in a Ready), by context. */
   pendingReadContexts(): number[] {
-    return [...this.readsWaitingCommit, ...this.readsWaitingQuorum.map((r) => r.context)];
+    return this.reads.pendingContexts();
   }
 
   // ---------------------------------------------------------------- membership
@@ -1146,10 +1072,8 @@ export class Raft {
 
   private proposeConfigEntry(config: Configuration): void {
     if (this.config !== null) {
-      const next = new Set(allPeers(config));
-      for (const p of allPeers(this.config))
-        if (!next.has(p) && p !== this.id) this.departing.set(p, { seq: 0, until: 0 });
-      for (const p of next) this.departing.delete(p);
+      for (const p of droppedPeers(this.config, config, this.id)) this.departing.set(p, { seq: 0, until: 0 });
+      for (const p of allPeers(config)) this.departing.delete(p);
     }
     const index = this.log.lastIndex() + 1;
     this.appendAsLeader([
@@ -1166,39 +1090,43 @@ export class Raft {
     const cfg = this.config;
     if (change === null || cfg === null || this.role !== 'leader') return;
     if (this.log.commitIndex < this.configIndex) return;
-    if (cfg.outgoing !== undefined) {
-      // The joint configuration is committed: now the new voters alone.
-      this.proposeConfigEntry({ members: cfg.members });
-      return;
-    }
-    if (sameSet(cfg.members, change.target)) {
+    const step = nextConfiguration(cfg, change.target, () => this.learnersCaughtUp(change, cfg));
+    if (step.kind === 'propose') {
+      this.proposeConfigEntry(step.config);
+    } else if (step.kind === 'done') {
       this.change = null;
       if (!cfg.members.includes(this.id)) {
         // Removed from the cluster: the final configuration is committed, so step down (§6).
         this.becomeFollower(this.term, null);
       }
-      return;
     }
-    // Learners catch up in rounds (dissertation §4.2.1): a round replicates up to the
-    // leader's last index when it starts; a learner that finishes a round within an
-    // election timeout is close enough to vote. Under steady load a learner is always a
-    // few entries behind the commit index, so "matchIndex >= commitIndex" alone may never hold.
-    const learners = change.target.filter((p) => !cfg.members.includes(p) && p !== this.id);
+  }
+
+  /**
+   * Learners catch up in rounds (dissertation §4.2.1): a round replicates up to the
+   * leader's last index when it starts; a learner that finishes a round within an
+   * election timeout is close enough to vote. Under steady load a learner is always a
+   * few entries behind the commit index, so "matchIndex >= commitIndex" alone may never hold.
+   */
+  private learnersCaughtUp(
+    change: { target: PeerId[]; round?: { index: number; start: number } },
+    cfg: Configuration,
+  ): boolean {
+    const learners = incomingVoters(cfg, change.target, this.id);
     const behind = (upTo: number): boolean =>
       learners.some((p) => (this.progress.get(p)?.matchIndex ?? 0) < upTo);
-    if (behind(this.log.commitIndex)) {
-      const round = change.round;
-      if (round === undefined) {
-        change.round = { index: this.log.lastIndex(), start: this.ticks };
-        return;
-      }
-      if (behind(round.index)) return;
-      if (this.ticks - round.start > this.opts.electionTicks[0]) {
-        change.round = { index: this.log.lastIndex(), start: this.ticks };
-        return;
-      }
+    if (!behind(this.log.commitIndex)) return true;
+    const round = change.round;
+    if (round === undefined) {
+      change.round = { index: this.log.lastIndex(), start: this.ticks };
+      return false;
     }
-    this.proposeConfigEntry({ members: change.target, outgoing: cfg.members });
+    if (behind(round.index)) return false;
+    if (this.ticks - round.start > this.opts.electionTicks[0]) {
+      change.round = { index: this.log.lastIndex(), start: this.ticks };
+      return false;
+    }
+    return true;
   }
 
   /** The configurations that dropped the departing peers are committed: tell them, in a new heartbeat round. */
