@@ -73,6 +73,7 @@ export { Raft } from './protocol/raft.js';
 export type {
   RaftOptions,
   RaftInitialState,
+  RaftStatus,
   Ready,
   ReadState,
   SoftState,

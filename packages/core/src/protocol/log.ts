@@ -13,32 +13,40 @@ export class RaftLog {
   /** Index of the entry just before `entries[0]` (0, or a snapshot's last index). */
   private offset: number;
   private offsetTerm: number;
-  /** Highest index known to be durable with the content held here. */
-  stableIndex: number;
+  #stableIndex: number;
   /** Lowest index whose content is not yet durable, or `lastIndex + 1`. */
   private unstableFrom: number;
-  commitIndex = 0;
-  /** Highest index handed to the runtime to apply. */
-  appliedIndex = 0;
+  #commitIndex = 0;
+  #appliedIndex = 0;
 
   constructor(stored: LogEntry[], offset = 0, offsetTerm = 0) {
     this.offset = offset;
     this.offsetTerm = offsetTerm;
     this.entries = stored.slice();
-    this.stableIndex = this.lastIndex();
+    this.#stableIndex = this.lastIndex();
     this.unstableFrom = this.lastIndex() + 1;
-    this.commitIndex = offset;
-    this.appliedIndex = offset;
+    this.#commitIndex = offset;
+    this.#appliedIndex = offset;
   }
 
-  /** The index and term just before the first entry held (a snapshot's, or 0). */
-  snapshotPoint(): { index: number; term: number } {
-    return { index: this.offset, term: this.offsetTerm };
+  /** Highest index known to be durable with the content held here. */
+  get stableIndex(): number {
+    return this.#stableIndex;
+  }
+
+  /** Highest index known committed. */
+  get commitIndex(): number {
+    return this.#commitIndex;
+  }
+
+  /** Highest index handed to the runtime to apply. */
+  get appliedIndex(): number {
+    return this.#appliedIndex;
   }
 
   /** Drops entries up to `index` (log compaction, §7); they must be applied already. */
   compact(index: number): void {
-    const upTo = Math.min(index, this.appliedIndex, this.lastIndex());
+    const upTo = Math.min(index, this.#appliedIndex, this.lastIndex());
     if (upTo <= this.offset) return;
     this.offsetTerm = this.term(upTo)!;
     this.entries = this.entries.slice(upTo - this.offset);
@@ -58,13 +66,13 @@ export class RaftLog {
       this.entries = [];
       this.offset = index;
       this.offsetTerm = term;
-      this.stableIndex = index;
+      this.#stableIndex = index;
       this.unstableFrom = index + 1;
     }
-    if (this.stableIndex < index) this.stableIndex = index;
+    if (this.#stableIndex < index) this.#stableIndex = index;
     if (this.unstableFrom < index + 1) this.unstableFrom = index + 1;
-    if (this.commitIndex < index) this.commitIndex = index;
-    if (this.appliedIndex < index) this.appliedIndex = index;
+    if (this.#commitIndex < index) this.#commitIndex = index;
+    if (this.#appliedIndex < index) this.#appliedIndex = index;
   }
 
   firstIndex(): number {
@@ -116,7 +124,7 @@ export class RaftLog {
   firstIndexOfTerm(index: number): number {
     const t = this.term(index);
     let i = index;
-    while (i - 1 > this.commitIndex && i - 1 > this.offset && this.term(i - 1) === t) i--;
+    while (i - 1 > this.#commitIndex && i - 1 > this.offset && this.term(i - 1) === t) i--;
     return i;
   }
 
@@ -150,8 +158,10 @@ export class RaftLog {
     }
     if (i === incoming.length) return;
     const from = prevLogIndex + 1 + i;
-    if (from <= this.commitIndex) {
-      throw new Error(`raft: refusing to truncate committed entry ${from} (commitIndex ${this.commitIndex})`);
+    if (from <= this.#commitIndex) {
+      throw new Error(
+        `raft: refusing to truncate committed entry ${from} (commitIndex ${this.#commitIndex})`,
+      );
     }
     this.truncateFrom(from);
     for (let j = i; j < incoming.length; j++) this.entries.push(incoming[j]!);
@@ -160,7 +170,7 @@ export class RaftLog {
   private truncateFrom(index: number): void {
     if (index > this.lastIndex()) return;
     this.entries.length = index - this.offset - 1;
-    if (this.stableIndex >= index) this.stableIndex = index - 1;
+    if (this.#stableIndex >= index) this.#stableIndex = index - 1;
     if (this.unstableFrom > index) this.unstableFrom = index;
   }
 
@@ -176,27 +186,27 @@ export class RaftLog {
   /** Records that entries up to `index` (as handed out by `unstable()`) are durable. */
   stableTo(index: number): void {
     if (index > this.lastIndex()) index = this.lastIndex();
-    if (index > this.stableIndex) this.stableIndex = index;
+    if (index > this.#stableIndex) this.#stableIndex = index;
     if (this.unstableFrom <= index) this.unstableFrom = index + 1;
   }
 
   commitTo(index: number): boolean {
     const to = Math.min(index, this.lastIndex());
-    if (to <= this.commitIndex) return false;
-    this.commitIndex = to;
+    if (to <= this.#commitIndex) return false;
+    this.#commitIndex = to;
     return true;
   }
 
   hasNextCommitted(): boolean {
-    return this.appliedIndex < this.commitIndex;
+    return this.#appliedIndex < this.#commitIndex;
   }
 
   /** Committed entries not yet handed out to apply. */
   nextCommitted(): LogEntry[] {
-    return this.slice(this.appliedIndex + 1, this.commitIndex + 1);
+    return this.slice(this.#appliedIndex + 1, this.#commitIndex + 1);
   }
 
   appliedTo(index: number): void {
-    if (index > this.appliedIndex) this.appliedIndex = Math.min(index, this.commitIndex);
+    if (index > this.#appliedIndex) this.#appliedIndex = Math.min(index, this.#commitIndex);
   }
 }

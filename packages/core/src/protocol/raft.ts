@@ -100,6 +100,34 @@ export interface Ready {
   softState?: SoftState;
 }
 
+/** The protocol's state as `Raft.status()` reports it. */
+export interface RaftStatus {
+  id: PeerId;
+  term: number;
+  votedFor: PeerId | null;
+  role: Role;
+  leader: PeerId | null;
+  /** The latest configuration in the log, committed or not; null when unconfigured. */
+  configuration: Configuration | null;
+  /** Whether that configuration is committed. */
+  configurationCommitted: boolean;
+  commitIndex: number;
+  /** Highest index known durable in the log store. */
+  stableIndex: number;
+  /** Highest index handed out to apply. */
+  appliedIndex: number;
+  firstIndex: number;
+  lastIndex: number;
+  lastTerm: number;
+  /** The latest snapshot's index and term (0 when none). */
+  snapshotIndex: number;
+  snapshotTerm: number;
+  /** On the leader: the peer leadership is being handed to, or null. */
+  transferee: PeerId | null;
+  electionsStarted: number;
+  messagesDropped: number;
+}
+
 /** Why `propose` or `readIndex` refused. `transferring`: the leader is handing over leadership. */
 export type Refusal = 'not_leader' | 'stopped' | 'transferring';
 
@@ -112,14 +140,15 @@ export class Raft {
   readonly id: PeerId;
   private readonly opts: RaftOptions;
 
-  term = 0;
-  votedFor: PeerId | null = null;
-  role: Role = 'follower';
-  leader: PeerId | null = null;
+  #term = 0;
+  #votedFor: PeerId | null = null;
+  #role: Role = 'follower';
+  #leader: PeerId | null = null;
+  /** The log, read-only outside the protocol (its indexes move only through the protocol). */
   readonly log: RaftLog;
 
   /** The latest configuration in the log, or none: an unconfigured peer never campaigns. */
-  config: Configuration | null = null;
+  #config: Configuration | null = null;
   private configIndex = 0;
   private configTerm = 0;
 
@@ -169,9 +198,9 @@ export class Raft {
   constructor(opts: RaftOptions, initial: RaftInitialState) {
     this.opts = opts;
     this.id = opts.id;
-    this.term = initial.hardState.term;
-    this.votedFor = initial.hardState.votedFor;
-    this.persisted = { term: this.term, votedFor: this.votedFor };
+    this.#term = initial.hardState.term;
+    this.#votedFor = initial.hardState.votedFor;
+    this.persisted = { term: this.#term, votedFor: this.#votedFor };
     const snap = initial.snapshot;
     this.snapshot = snap ?? null;
     this.log = new RaftLog(
@@ -181,14 +210,66 @@ export class Raft {
     );
     this.refreshConfiguration();
     this.resetElectionTimeout();
-    this.lastSoft = { role: this.role, leader: this.leader };
+    this.lastSoft = { role: this.#role, leader: this.#leader };
+  }
+
+  /** The current term (Figure 2). */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** The peer voted for in the current term, or null. */
+  get votedFor(): PeerId | null {
+    return this.#votedFor;
+  }
+
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** The leader this peer knows of in the current term, or null. */
+  get leader(): PeerId | null {
+    return this.#leader;
+  }
+
+  /** The latest configuration in the log, committed or not (§6), or null when unconfigured. */
+  get config(): Readonly<Configuration> | null {
+    return this.#config;
+  }
+
+  /**
+   * Everything the runtime and tools read of the protocol's state, in one object (as
+   * etcd's `Status()`): a copy, so it never changes under the reader.
+   */
+  status(): RaftStatus {
+    const snap = this.snapshot?.meta;
+    return {
+      id: this.id,
+      term: this.#term,
+      votedFor: this.#votedFor,
+      role: this.#role,
+      leader: this.#leader,
+      configuration: this.#config === null ? null : structuredClone(this.#config),
+      configurationCommitted: this.configurationCommitted(),
+      commitIndex: this.log.commitIndex,
+      stableIndex: this.log.stableIndex,
+      appliedIndex: this.log.appliedIndex,
+      firstIndex: this.log.firstIndex(),
+      lastIndex: this.log.lastIndex(),
+      lastTerm: this.log.lastTerm(),
+      snapshotIndex: snap?.index ?? 0,
+      snapshotTerm: snap?.term ?? 0,
+      transferee: this.transferee,
+      electionsStarted: this.stats.electionsStarted,
+      messagesDropped: this.stats.messagesDropped,
+    };
   }
 
   // ---------------------------------------------------------------- inputs
 
   /** Advances logical time by one tick. */
   tick(): void {
-    if (this.role === 'leader') {
+    if (this.#role === 'leader') {
       this.heartbeatElapsed++;
       this.electionElapsed++;
       if (this.transferee !== null && ++this.transferElapsed >= this.opts.electionTicks[0]) {
@@ -205,7 +286,7 @@ export class Raft {
       // Check-quorum (dissertation §6.2): a leader that has not heard from a majority
       // within the minimum election timeout steps down; followers may elect another by now.
       if (this.opts.checkQuorum && !this.quorumActive()) {
-        this.becomeFollower(this.term, null);
+        this.becomeFollower(this.#term, null);
         return;
       }
       // The leader's lease on vote requests renews every minimum election timeout.
@@ -232,12 +313,12 @@ export class Raft {
       this.stats.messagesDropped++;
       return;
     }
-    if (m.term > this.term) {
+    if (m.term > this.#term) {
       if (m.type === 'RequestVote') {
         // A peer that heard from a leader within the minimum election timeout ignores
         // vote requests: removed or partitioned peers cannot disrupt (§6, §9.6).
         const inLease =
-          this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTicks[0];
+          this.opts.checkQuorum && this.#leader !== null && this.electionElapsed < this.opts.electionTicks[0];
         // A campaign the leader asked for (TimeoutNow) is not a disruption.
         if (inLease && m.transfer !== true) return;
       }
@@ -251,7 +332,7 @@ export class Raft {
           m.type === 'AppendEntries' || m.type === 'InstallSnapshot' ? m.from : null,
         );
       }
-    } else if (m.term < this.term) {
+    } else if (m.term < this.#term) {
       if (m.type === 'AppendEntries') {
         // Tell a stale leader about the newer term so it steps down.
         this.send(this.appendResponse(m.from, false, 0, m.prevLogIndex, 0, 0, m.seq));
@@ -260,7 +341,7 @@ export class Raft {
       } else if (m.type === 'RequestVote' && m.preVote) {
         this.send({
           type: 'RequestVoteResponse',
-          term: this.term,
+          term: this.#term,
           from: this.id,
           to: m.from,
           voteGranted: false,
@@ -304,9 +385,9 @@ export class Raft {
    * outgoing ones commits.
    */
   proposeConfiguration(members: readonly PeerId[]): 'ok' | 'same' | 'in_progress' | Refusal {
-    if (this.role !== 'leader') return 'not_leader';
+    if (this.#role !== 'leader') return 'not_leader';
     if (this.transferee !== null) return 'transferring';
-    const cfg = this.config;
+    const cfg = this.#config;
     if (cfg === null) return 'not_leader';
     const target = [...members].sort();
     // A change still waiting for learners to catch up may be replaced (a learner that
@@ -337,9 +418,9 @@ export class Raft {
    * the target up to date, then tell it to campaign at once (TimeoutNow).
    */
   transferLeadership(target: PeerId): 'ok' | 'not_voter' | Refusal {
-    if (this.role !== 'leader') return 'not_leader';
+    if (this.#role !== 'leader') return 'not_leader';
     if (target === this.id) return 'ok';
-    if (this.config === null || !this.config.members.includes(target) || !this.progress.has(target))
+    if (this.#config === null || !this.#config.members.includes(target) || !this.progress.has(target))
       return 'not_voter';
     this.transferee = target;
     this.transferElapsed = 0;
@@ -352,11 +433,6 @@ export class Raft {
   /** Whether the latest configuration in the log is committed. */
   configurationCommitted(): boolean {
     return this.log.commitIndex >= this.configIndex;
-  }
-
-  /** The peer leadership is being handed to, if any. */
-  leadershipTransferee(): PeerId | null {
-    return this.transferee;
   }
 
   /**
@@ -376,11 +452,6 @@ export class Raft {
     return true;
   }
 
-  /** The latest snapshot's metadata, if any. */
-  snapshotMeta(): Snapshot['meta'] | null {
-    return this.snapshot?.meta ?? null;
-  }
-
   /**
    * Appends commands to the leader's log and replicates them. Returns the index of the
    * first, or a refusal.
@@ -388,17 +459,17 @@ export class Raft {
   propose(
     items: readonly { type: EntryType; data: Uint8Array }[],
   ): { index: number; term: number } | Refusal {
-    if (this.role !== 'leader') return 'not_leader';
+    if (this.#role !== 'leader') return 'not_leader';
     if (this.transferee !== null) return 'transferring';
     const first = this.log.lastIndex() + 1;
     const entries = items.map((it, i) => ({
       index: first + i,
-      term: this.term,
+      term: this.#term,
       type: it.type,
       data: it.data,
     }));
     this.appendAsLeader(entries);
-    return { index: first, term: this.term };
+    return { index: first, term: this.#term };
   }
 
   /**
@@ -407,7 +478,7 @@ export class Raft {
    * Every read started in the same turn shares one round.
    */
   readIndex(context: number): 'ok' | Refusal {
-    if (this.role !== 'leader') return 'not_leader';
+    if (this.#role !== 'leader') return 'not_leader';
     // Until an entry of its own term commits, a new leader's commit index may be stale.
     if (!this.committedInCurrentTerm()) {
       this.reads.waitForCommit(context);
@@ -423,9 +494,9 @@ export class Raft {
    * Returns false when this peer already holds a log or a term.
    */
   bootstrap(members: readonly PeerId[]): boolean {
-    if (this.log.lastIndex() !== 0 || this.term !== 0 || this.config !== null) return false;
+    if (this.log.lastIndex() !== 0 || this.#term !== 0 || this.#config !== null) return false;
     const config = normalizeMembers(members);
-    this.term = 1;
+    this.#term = 1;
     this.log.appendAfter(0, [{ index: 1, term: 1, type: 'config', data: encodeConfiguration(config) }]);
     this.refreshConfiguration();
     if (this.promotable()) this.campaign(false);
@@ -443,10 +514,10 @@ export class Raft {
       this.log.hasUnstable() ||
       this.log.hasNextCommitted() ||
       this.reads.hasReady() ||
-      this.term !== this.persisted.term ||
-      this.votedFor !== this.persisted.votedFor ||
-      this.role !== this.lastSoft.role ||
-      this.leader !== this.lastSoft.leader
+      this.#term !== this.persisted.term ||
+      this.#votedFor !== this.persisted.votedFor ||
+      this.#role !== this.lastSoft.role ||
+      this.#leader !== this.lastSoft.leader
     );
   }
 
@@ -462,13 +533,13 @@ export class Raft {
       // AppendEntriesResponse to an earlier leader may acknowledge entries that a later
       // leader's AppendEntries truncated in the same turn, which will never be durable
       // here; counting that acknowledgement could commit an entry a majority lacks.
-      messages: this.msgs.filter((m) => m.term >= this.term),
+      messages: this.msgs.filter((m) => m.term >= this.#term),
       committed: this.log.nextCommitted(),
       reads: this.reads.takeReady(),
     };
     this.msgs = [];
-    if (this.term !== this.persisted.term || this.votedFor !== this.persisted.votedFor) {
-      rd.hardState = { term: this.term, votedFor: this.votedFor };
+    if (this.#term !== this.persisted.term || this.#votedFor !== this.persisted.votedFor) {
+      rd.hardState = { term: this.#term, votedFor: this.#votedFor };
     }
     if (this.pendingSnapshot !== null) {
       rd.snapshot = this.pendingSnapshot;
@@ -478,8 +549,8 @@ export class Raft {
       rd.compactTo = this.pendingCompact;
       this.pendingCompact = null;
     }
-    if (this.role !== this.lastSoft.role || this.leader !== this.lastSoft.leader) {
-      rd.softState = { role: this.role, leader: this.leader };
+    if (this.#role !== this.lastSoft.role || this.#leader !== this.lastSoft.leader) {
+      rd.softState = { role: this.#role, leader: this.#leader };
       this.lastSoft = rd.softState;
     }
     return rd;
@@ -496,13 +567,13 @@ export class Raft {
     if (lastCommitted !== undefined) this.log.appliedTo(lastCommitted.index);
     if (rd.compactTo !== undefined) this.log.compact(rd.compactTo);
     // The leader counts its own log in a quorum only once durable (persist before you promise).
-    if (this.role === 'leader' && lastEntry !== undefined) this.maybeCommit();
+    if (this.#role === 'leader' && lastEntry !== undefined) this.maybeCommit();
   }
 
   // ---------------------------------------------------------------- queries
 
   hardState(): HardState {
-    return { term: this.term, votedFor: this.votedFor };
+    return { term: this.#term, votedFor: this.#votedFor };
   }
 
   /** The follower progress the leader tracks (empty on other roles). */
@@ -512,49 +583,49 @@ export class Raft {
 
   /** True once an entry of the current term is committed (a leader's no-op, §8). */
   committedInCurrentTerm(): boolean {
-    return this.log.term(this.log.commitIndex) === this.term;
+    return this.log.term(this.log.commitIndex) === this.#term;
   }
 
   // ---------------------------------------------------------------- roles
 
   private becomeFollower(term: number, leader: PeerId | null): void {
-    if (term !== this.term) {
-      this.term = term;
-      this.votedFor = null;
+    if (term !== this.#term) {
+      this.#term = term;
+      this.#votedFor = null;
     }
-    this.role = 'follower';
-    this.leader = leader;
+    this.#role = 'follower';
+    this.#leader = leader;
     this.resetRoleState();
   }
 
   private becomePreCandidate(): void {
     // A pre-vote changes neither term nor vote (dissertation §9.6).
-    this.role = 'precandidate';
-    this.leader = null;
+    this.#role = 'precandidate';
+    this.#leader = null;
     this.resetRoleState();
   }
 
   private becomeCandidate(): void {
-    this.term += 1;
-    this.votedFor = this.id;
-    this.role = 'candidate';
-    this.leader = null;
+    this.#term += 1;
+    this.#votedFor = this.id;
+    this.#role = 'candidate';
+    this.#leader = null;
     this.resetRoleState();
     this.stats.electionsStarted++;
   }
 
   private becomeLeader(): void {
-    this.role = 'leader';
-    this.leader = this.id;
+    this.#role = 'leader';
+    this.#leader = this.id;
     this.resetRoleState();
     const next = this.log.lastIndex() + 1;
     this.syncProgress();
     // §8: a new leader commits a no-op to learn which entries are committed, and so
     // that entries of earlier terms commit with it (Figure 8).
-    this.appendAsLeader([{ index: next, term: this.term, type: 'noop', data: new Uint8Array(0) }]);
+    this.appendAsLeader([{ index: next, term: this.#term, type: 'noop', data: new Uint8Array(0) }]);
     // A joint configuration left by the previous leader is finished by this one; elected
     // by a configuration that drops it (see promotable), it commits it, then steps down.
-    const unfinished = unfinishedChange(this.config, this.id);
+    const unfinished = unfinishedChange(this.#config, this.id);
     if (unfinished !== null) this.change = { target: unfinished };
   }
 
@@ -583,7 +654,7 @@ export class Raft {
     else this.becomeCandidate();
     this.votes.set(this.id, true);
     // A pre-vote asks for the term a real election would use.
-    const term = pre ? this.term + 1 : this.term;
+    const term = pre ? this.#term + 1 : this.#term;
     if (this.electionResult() === 'won') {
       if (pre) this.campaign(false);
       else this.becomeLeader();
@@ -607,17 +678,17 @@ export class Raft {
 
   /** Won with a majority of every voter set (both during a joint change); lost if any set is lost. */
   private electionResult(): VoteResult {
-    return this.config === null ? 'pending' : jointVoteResult(this.config, this.votes);
+    return this.#config === null ? 'pending' : jointVoteResult(this.#config, this.votes);
   }
 
   /** The highest value a majority of every voter set has reached, with `self` for this peer. */
   private jointCommitted(valueOf: (peer: PeerId) => number): number {
-    return this.config === null ? 0 : jointCommittedValue(this.config, valueOf);
+    return this.#config === null ? 0 : jointCommittedValue(this.#config, valueOf);
   }
 
   private handleTimeoutNow(m: TimeoutNowMessage): void {
     // The leader hands over: campaign at once, skipping pre-vote, past the voters' lease.
-    if (m.from !== this.leader || !this.promotable() || this.role === 'leader') return;
+    if (m.from !== this.#leader || !this.promotable() || this.#role === 'leader') return;
     this.campaign(false, true);
   }
 
@@ -628,13 +699,13 @@ export class Raft {
     // least as up-to-date as ours (§5.2, §5.4.1). A pre-vote for a future term may be
     // granted even having voted, since it binds nothing.
     const canVote =
-      this.votedFor === m.from ||
-      (this.votedFor === null && this.leader === null) ||
-      (m.preVote && m.term > this.term);
+      this.#votedFor === m.from ||
+      (this.#votedFor === null && this.#leader === null) ||
+      (m.preVote && m.term > this.#term);
     if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
       if (!m.preVote) {
         this.electionElapsed = 0;
-        this.votedFor = m.from;
+        this.#votedFor = m.from;
       }
       this.send({
         type: 'RequestVoteResponse',
@@ -647,7 +718,7 @@ export class Raft {
     } else {
       this.send({
         type: 'RequestVoteResponse',
-        term: this.term,
+        term: this.#term,
         from: this.id,
         to: m.from,
         voteGranted: false,
@@ -657,7 +728,7 @@ export class Raft {
   }
 
   private handleVoteResponse(m: RequestVoteResponseMessage): void {
-    const expecting = m.preVote ? this.role === 'precandidate' : this.role === 'candidate';
+    const expecting = m.preVote ? this.#role === 'precandidate' : this.#role === 'candidate';
     if (!expecting) return;
     if (!this.voters().includes(m.from)) return;
     this.votes.set(m.from, m.voteGranted);
@@ -666,20 +737,20 @@ export class Raft {
       if (m.preVote) this.campaign(false);
       else this.becomeLeader();
     } else if (result === 'lost') {
-      this.becomeFollower(this.term, null);
+      this.becomeFollower(this.#term, null);
     }
   }
 
   // ---------------------------------------------------------------- replication, follower side
 
   private handleAppendEntries(m: AppendEntriesMessage): void {
-    if (this.role === 'leader') {
+    if (this.#role === 'leader') {
       // Two leaders in one term would break Election Safety; only a bug or a forged message can cause it.
       this.stats.messagesDropped++;
       return;
     }
-    if (this.role !== 'follower') this.becomeFollower(this.term, m.from);
-    this.leader = m.from;
+    if (this.#role !== 'follower') this.becomeFollower(this.#term, m.from);
+    this.#leader = m.from;
     this.electionElapsed = 0;
 
     if (m.prevLogIndex < this.log.commitIndex) {
@@ -724,7 +795,7 @@ export class Raft {
   ): AppendEntriesResponseMessage {
     return {
       type: 'AppendEntriesResponse',
-      term: this.term,
+      term: this.#term,
       from: this.id,
       to,
       success,
@@ -745,7 +816,7 @@ export class Raft {
   ): InstallSnapshotResponseMessage {
     return {
       type: 'InstallSnapshotResponse',
-      term: this.term,
+      term: this.#term,
       from: this.id,
       to,
       index,
@@ -762,12 +833,12 @@ export class Raft {
    * same Ready, so only after the snapshot is durable.
    */
   private handleInstallSnapshot(m: InstallSnapshotMessage): void {
-    if (this.role === 'leader') {
+    if (this.#role === 'leader') {
       this.stats.messagesDropped++;
       return;
     }
-    if (this.role !== 'follower') this.becomeFollower(this.term, m.from);
-    this.leader = m.from;
+    if (this.#role !== 'follower') this.becomeFollower(this.#term, m.from);
+    this.#leader = m.from;
     this.electionElapsed = 0;
     const { meta } = m;
     if (meta.index <= this.log.commitIndex) {
@@ -805,7 +876,7 @@ export class Raft {
   }
 
   private handleAppendResponse(m: AppendEntriesResponseMessage): void {
-    if (this.role !== 'leader') return;
+    if (this.#role !== 'leader') return;
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.lastActiveTick = this.ticks;
@@ -865,7 +936,7 @@ export class Raft {
       const entries = this.batchFrom(pr.nextIndex);
       this.send({
         type: 'AppendEntries',
-        term: this.term,
+        term: this.#term,
         from: this.id,
         to: peer,
         prevLogIndex: prev,
@@ -897,7 +968,7 @@ export class Raft {
       if (pr.canSend()) pr.sent(prev, false);
       this.send({
         type: 'AppendEntries',
-        term: this.term,
+        term: this.#term,
         from: this.id,
         to: peer,
         prevLogIndex: prev,
@@ -934,7 +1005,7 @@ export class Raft {
     for (const c of nextSnapshotChunks(pr, snap.data.length, chunkBytes, window, heartbeat)) {
       this.send({
         type: 'InstallSnapshot',
-        term: this.term,
+        term: this.#term,
         from: this.id,
         to: peer,
         meta: {
@@ -951,7 +1022,7 @@ export class Raft {
   }
 
   private handleSnapshotResponse(m: InstallSnapshotResponseMessage): void {
-    if (this.role !== 'leader') return;
+    if (this.#role !== 'leader') return;
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.lastActiveTick = this.ticks;
@@ -991,7 +1062,7 @@ export class Raft {
     const index = this.jointCommitted((v) =>
       v === this.id ? this.log.stableIndex : (this.progress.get(v)?.matchIndex ?? 0),
     );
-    if (index > this.log.commitIndex && this.log.term(index) === this.term) {
+    if (index > this.log.commitIndex && this.log.term(index) === this.#term) {
       this.log.commitTo(index);
       if (this.log.commitIndex >= this.configIndex) this.releaseDeparting();
       if (this.change !== null) this.advanceChange();
@@ -1038,13 +1109,13 @@ export class Raft {
 
   /** Every peer whose vote counts (both sets during a joint change). */
   private voters(): PeerId[] {
-    return this.config === null ? [] : allVoters(this.config);
+    return this.#config === null ? [] : allVoters(this.#config);
   }
 
   /** Whether this peer may campaign: configured, and a voter (learners and removed peers never campaign). */
   promotable(): boolean {
-    if (this.config === null) return false;
-    if (allVoters(this.config).includes(this.id)) return true;
+    if (this.#config === null) return false;
+    if (allVoters(this.#config).includes(this.id)) return true;
     // The latest configuration drops this peer but may not be committed: this peer may be
     // the only one holding it (a leader that removed itself and lost leadership before
     // the new voters stored it). They are still in the joint configuration and need this
@@ -1058,8 +1129,8 @@ export class Raft {
 
   /** On the leader: track progress for exactly the peers of the configuration. */
   private syncProgress(): void {
-    if (this.role !== 'leader' || this.config === null) return;
-    const keep = new Set([...allPeers(this.config), ...this.departing.keys()]);
+    if (this.#role !== 'leader' || this.#config === null) return;
+    const keep = new Set([...allPeers(this.#config), ...this.departing.keys()]);
     keep.delete(this.id);
     const peers = [...keep];
     for (const p of peers) {
@@ -1071,13 +1142,14 @@ export class Raft {
   }
 
   private proposeConfigEntry(config: Configuration): void {
-    if (this.config !== null) {
-      for (const p of droppedPeers(this.config, config, this.id)) this.departing.set(p, { seq: 0, until: 0 });
+    if (this.#config !== null) {
+      for (const p of droppedPeers(this.#config, config, this.id))
+        this.departing.set(p, { seq: 0, until: 0 });
       for (const p of allPeers(config)) this.departing.delete(p);
     }
     const index = this.log.lastIndex() + 1;
     this.appendAsLeader([
-      { index, term: this.term, type: 'config', data: encodeConfiguration(normalizeConfiguration(config)) },
+      { index, term: this.#term, type: 'config', data: encodeConfiguration(normalizeConfiguration(config)) },
     ]);
   }
 
@@ -1087,8 +1159,8 @@ export class Raft {
    */
   private advanceChange(): void {
     const change = this.change;
-    const cfg = this.config;
-    if (change === null || cfg === null || this.role !== 'leader') return;
+    const cfg = this.#config;
+    if (change === null || cfg === null || this.#role !== 'leader') return;
     if (this.log.commitIndex < this.configIndex) return;
     const step = nextConfiguration(cfg, change.target, () => this.learnersCaughtUp(change, cfg));
     if (step.kind === 'propose') {
@@ -1097,7 +1169,7 @@ export class Raft {
       this.change = null;
       if (!cfg.members.includes(this.id)) {
         // Removed from the cluster: the final configuration is committed, so step down (§6).
-        this.becomeFollower(this.term, null);
+        this.becomeFollower(this.#term, null);
       }
     }
   }
@@ -1149,14 +1221,14 @@ export class Raft {
     const pr = this.progress.get(t);
     if (pr === undefined || pr.matchIndex !== this.log.lastIndex()) return;
     this.timeoutNowSent = true;
-    this.send({ type: 'TimeoutNow', term: this.term, from: this.id, to: t });
+    this.send({ type: 'TimeoutNow', term: this.#term, from: this.id, to: t });
   }
 
   /** The configuration in force at `index`: the latest config entry at or before it, else the snapshot's. */
   private configurationAt(index: number): Configuration {
     const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), index + 1));
     if (latest !== undefined) return latest.config;
-    const c = this.snapshot?.meta.configuration ?? this.config;
+    const c = this.snapshot?.meta.configuration ?? this.#config;
     return c === null ? { members: [] } : normalizeConfiguration(c);
   }
 
@@ -1164,11 +1236,11 @@ export class Raft {
     const latest = latestConfiguration(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1));
     if (latest === undefined) {
       const snap = this.snapshot?.meta;
-      this.config = snap === undefined ? null : normalizeConfiguration(snap.configuration);
+      this.#config = snap === undefined ? null : normalizeConfiguration(snap.configuration);
       this.configIndex = snap?.index ?? 0;
       this.configTerm = snap?.term ?? 0;
     } else {
-      this.config = latest.config;
+      this.#config = latest.config;
       this.configIndex = latest.index;
       this.configTerm = this.log.term(latest.index) ?? 0;
     }

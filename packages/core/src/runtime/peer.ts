@@ -326,11 +326,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     await this.opts.transport.start((m) => this.receive(m));
     this.releaseLoopMonitor = watchEventLoop();
     this.scheduleTick();
-    this.log(
-      'info',
-      { term: this.raft.term, lastLogIndex: this.raft.log.lastIndex(), configuration: this.raft.config },
-      'peer started',
-    );
+    const { term, lastIndex, configuration } = this.raft.status();
+    this.log('info', { term, lastLogIndex: lastIndex, configuration }, 'peer started');
   }
 
   // ---------------------------------------------------------------- public API
@@ -340,26 +337,26 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   }
 
   status(): PeerStatus {
-    const r = this.raft;
+    const r = this.raft.status();
     return {
       name: this.name,
       role: r.role === 'leader' ? 'leader' : r.role === 'follower' ? 'follower' : 'candidate',
       term: r.term,
       leader: this.stopped ? null : r.leader,
       votedFor: r.votedFor,
-      commitIndex: r.log.commitIndex,
+      commitIndex: r.commitIndex,
       lastApplied: this.lastApplied,
-      lastLogIndex: r.log.lastIndex(),
-      lastLogTerm: r.log.lastTerm(),
-      configuration: r.config === null ? { members: [] } : structuredClone(r.config),
-      snapshotIndex: r.snapshotMeta()?.index ?? 0,
-      snapshotTerm: r.snapshotMeta()?.term ?? 0,
-      firstLogIndex: r.log.firstIndex(),
+      lastLogIndex: r.lastIndex,
+      lastLogTerm: r.lastTerm,
+      configuration: r.configuration ?? { members: [] },
+      snapshotIndex: r.snapshotIndex,
+      snapshotTerm: r.snapshotTerm,
+      firstLogIndex: r.firstIndex,
       stopped: this.stopped,
       metrics: {
         ...this.metrics,
-        electionsStarted: r.stats.electionsStarted,
-        messagesDropped: this.metrics.messagesDropped + r.stats.messagesDropped,
+        electionsStarted: r.electionsStarted,
+        messagesDropped: this.metrics.messagesDropped + r.messagesDropped,
       },
       eventLoopDelay: this.stopped ? null : eventLoopDelay(),
     };
@@ -471,21 +468,22 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   /** A read-only view of the protocol's state, for test tools (see `inspectPeer`). */
   inspect(): PeerInspection {
-    const r = this.raft;
+    const r = this.raft.status();
+    const log = this.raft.log;
     return {
       name: this.name,
       role: r.role,
       term: r.term,
       votedFor: r.votedFor,
       leader: r.leader,
-      commitIndex: r.log.commitIndex,
+      commitIndex: r.commitIndex,
       lastApplied: this.lastApplied,
-      firstLogIndex: r.log.firstIndex(),
-      lastLogIndex: r.log.lastIndex(),
-      stableIndex: r.log.stableIndex,
-      termAt: (index) => r.log.term(index),
-      entryAt: (index) => r.log.entry(index),
-      configuration: r.config === null ? null : structuredClone(r.config),
+      firstLogIndex: r.firstIndex,
+      lastLogIndex: r.lastIndex,
+      stableIndex: r.stableIndex,
+      termAt: (index) => log.term(index),
+      entryAt: (index) => log.entry(index),
+      configuration: r.configuration,
       stopped: this.stopped,
     };
   }
@@ -897,7 +895,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     const t = this.pendingTransfer;
     if (t === null || this.soft.leader === t.target) return;
     if (this.soft.role === 'leader') {
-      if (this.raft.leadershipTransferee() !== t.target)
+      if (this.raft.status().transferee !== t.target)
         t.pending.reject(
           new RaftError(
             'RAFT_TIMEOUT',

@@ -160,7 +160,7 @@ describe('membership: leadership transfer', () => {
     expect(a.propose([{ type: 'command', data: new Uint8Array([1]) }])).toBe('transferring');
     expect(a.proposeConfiguration(['a', 'b', 'c'])).toBe('transferring');
     net.run(10, ['a']);
-    expect(a.leadershipTransferee()).toBe(null);
+    expect(a.status().transferee).toBe(null);
     expect(a.role).toBe('leader');
     expect(typeof a.propose([{ type: 'command', data: new Uint8Array([1]) }])).toBe('object');
   });

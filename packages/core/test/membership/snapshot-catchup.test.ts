@@ -33,7 +33,7 @@ describe('membership: catching up through a snapshot', () => {
     net.heal('d');
     // Less than an election timeout of heartbeats: plenty for d to install and be promoted.
     net.run(8, ['a']);
-    expect(net.raft('d').snapshotMeta()?.index).toBe(last); // d did catch up (snapshot installed) ...
+    expect(net.raft('d').status().snapshotIndex).toBe(last); // d did catch up (snapshot installed) ...
     expect(a.progressOf('d')?.matchIndex).toBeGreaterThanOrEqual(last);
     // ... so the change must move on to the joint configuration (and then the final one).
     expect(a.config?.members).toEqual(['a', 'b', 'c', 'd']);
