@@ -58,7 +58,7 @@ export type {
   CallOptions,
   EntryInfo,
   PeerInspection,
-} from './runtime/peer.js';
+} from './runtime/types.js';
 export type { PeerOptions, Logger } from './runtime/options.js';
 export { LATENCY_BUCKETS_SECONDS, BATCH_BUCKETS, MAX_EVENTS } from './runtime/metrics.js';
 export type {

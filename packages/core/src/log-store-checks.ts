@@ -4,13 +4,17 @@
  * `@raft/testkit/log-store` can hold them all to one contract.
  */
 import { InvalidArgumentError } from './errors.js';
-import type { Configuration, EntryType, HardState, LogEntry, Snapshot, SnapshotMeta } from './types.js';
+import {
+  isEntryIndex,
+  type Configuration,
+  type EntryType,
+  type HardState,
+  type LogEntry,
+  type Snapshot,
+  type SnapshotMeta,
+} from './types.js';
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set<EntryType>(['command', 'noop', 'config']);
-
-function isIndex(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
-}
 
 function isTerm(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -41,7 +45,7 @@ export function checkEntries(value: unknown): LogEntry[] {
     const e = entries[i];
     if (typeof e !== 'object' || e === null) throw new InvalidArgumentError(`entries[${i}] is not an object`);
     const { index, term, type, data } = e as Record<string, unknown>;
-    if (!isIndex(index))
+    if (!isEntryIndex(index))
       throw new InvalidArgumentError(
         `entries[${i}].index must be a positive safe integer, got ${String(index)}`,
       );
@@ -124,7 +128,7 @@ export function checkSnapshotMeta(value: unknown): SnapshotMeta {
   if (typeof value !== 'object' || value === null)
     throw new InvalidArgumentError('snapshot.meta must be an object { index, term, configuration }');
   const { index, term, configuration } = value as Record<string, unknown>;
-  if (!isIndex(index))
+  if (!isEntryIndex(index))
     throw new InvalidArgumentError(
       `snapshot.meta.index must be a positive safe integer, got ${String(index)}`,
     );

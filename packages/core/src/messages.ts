@@ -1,4 +1,11 @@
-import type { Configuration, EntryType, LogEntry, RaftMessage } from './types.js';
+import {
+  isIndex,
+  MAX_PEER_ID_LENGTH,
+  type Configuration,
+  type EntryType,
+  type LogEntry,
+  type RaftMessage,
+} from './types.js';
 
 /** Limits applied by {@link validateMessage}. */
 export interface MessageLimits {
@@ -19,10 +26,6 @@ export type MessageValidation = { ok: true; message: RaftMessage } | { ok: false
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set<EntryType>(['command', 'noop', 'config']);
 
-function isIndex(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-
 function isPeerId(v: unknown, max: number): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= max;
 }
@@ -39,7 +42,7 @@ function isBytes(v: unknown): v is Uint8Array {
  */
 export function validateMessage(value: unknown, limits: MessageLimits = {}): MessageValidation {
   const maxEntries = limits.maxEntries ?? 65536;
-  const maxId = limits.maxPeerIdLength ?? 256;
+  const maxId = limits.maxPeerIdLength ?? MAX_PEER_ID_LENGTH;
   if (typeof value !== 'object' || value === null) return { ok: false, reason: 'not an object' };
   const m = value as Record<string, unknown>;
   const { type, term, from, to } = m;

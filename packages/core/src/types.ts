@@ -1,5 +1,23 @@
-/** A peer's name, unique within its cluster. */
+/** A peer's name, unique within its cluster: 1 to {@link MAX_PEER_ID_LENGTH} characters. */
 export type PeerId = string;
+
+/** The longest peer name, in UTF-16 code units: for names of peers, members and messages. */
+export const MAX_PEER_ID_LENGTH = 256;
+
+/** Whether `v` is a log index: a safe integer >= 0 (0 is the position before the first entry). */
+export function isIndex(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Whether `v` is the index of an entry: a log index >= 1. */
+export function isEntryIndex(v: unknown): v is number {
+  return isIndex(v) && v >= 1;
+}
+
+/** Whether `v` is a peer name: a non-empty string of at most {@link MAX_PEER_ID_LENGTH} characters. */
+export function isPeerId(v: unknown, maxLength = MAX_PEER_ID_LENGTH): v is PeerId {
+  return typeof v === 'string' && v.length > 0 && v.length <= maxLength;
+}
 
 /**
  * What an entry holds: a user command, the no-op a new leader appends (Raft §8), or a

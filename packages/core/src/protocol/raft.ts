@@ -129,7 +129,7 @@ export interface RaftStatus {
 }
 
 /** Why `propose` or `readIndex` refused. `transferring`: the leader is handing over leadership. */
-export type Refusal = 'not_leader' | 'stopped' | 'transferring';
+export type Refusal = 'not_leader' | 'transferring';
 
 /**
  * The Raft protocol of one peer: deterministic, synchronous, free of I/O. Feed it

@@ -1,5 +1,13 @@
 import { InvalidArgumentError } from '../errors.js';
-import type { Clock, Codec, LogStore, PeerId, Transport } from '../types.js';
+import {
+  isPeerId,
+  MAX_PEER_ID_LENGTH,
+  type Clock,
+  type Codec,
+  type LogStore,
+  type PeerId,
+  type Transport,
+} from '../types.js';
 
 /** A structured logger; `pino` fits as it is. Every method is optional to call. */
 export interface Logger {
@@ -185,9 +193,9 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
   if (typeof opts !== 'object' || opts === null)
     throw new InvalidArgumentError('startPeer needs an options object');
   const { name } = opts;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256) {
+  if (!isPeerId(name)) {
     throw new InvalidArgumentError(
-      `option name must be a non-empty string of at most 256 characters, got ${JSON.stringify(name)}`,
+      `option name must be a non-empty string of at most ${MAX_PEER_ID_LENGTH} characters, got ${JSON.stringify(name)}`,
     );
   }
   if (!hasMethods(opts.log, ['open', 'write', 'entries', 'close'])) {
