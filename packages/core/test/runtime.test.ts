@@ -363,3 +363,61 @@ describe('fail-stop on a protocol failure', () => {
     expect(store.hardState.term).toBe(term);
   });
 });
+
+describe('joining a running cluster', () => {
+  it('a peer started with join: true refuses to bootstrap, and joins when the leader adds it', async () => {
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    const rand = seededRandom(3);
+    const start = (name: string, join?: boolean) =>
+      startPeer(machine, {
+        name,
+        log: new TestLogStore(),
+        transport: net.join(name),
+        clock,
+        random: rand,
+        register: false,
+        ...(join === undefined ? {} : { join }),
+      });
+    const a = await start('ja');
+    const c = await start('jc', true);
+    started.push(a, c);
+    const boot = a.setConfiguration(['ja']);
+    await clock.advance(10);
+    expect(await boot).toEqual({ members: ['ja'] });
+    // Called on the joining peer by mistake: refused, and it creates no cluster of its own.
+    const err = await rejectsWith(c.setConfiguration(['jc']), 'RAFT_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/join: true/);
+    await clock.advance(1000);
+    expect(c.status()).toMatchObject({ term: 0, lastLogIndex: 0, role: 'follower' });
+    // The leader adds it.
+    const added = a.setConfiguration(['ja', 'jc']);
+    await clock.until(() => c.status().configuration.members.length === 2);
+    expect(await added).toEqual({ members: ['ja', 'jc'] });
+    expect(c.leader()).toBe('ja');
+    // Configured now, it is a follower of that cluster: a change must go to the leader.
+    await rejectsWith(c.setConfiguration(['jc']), 'RAFT_NOT_LEADER');
+  });
+
+  it('join must be a boolean, snapshotWindow a positive integer', async () => {
+    await expect(
+      startPeer(machine, {
+        name: 'jx',
+        log: new TestLogStore(),
+        transport: new TestNetwork(new VirtualClock()).join('jx'),
+        join: 'yes' as unknown as boolean,
+      }),
+    ).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT', message: expect.stringMatching(/join/) });
+    await expect(
+      startPeer(machine, {
+        name: 'jy',
+        log: new TestLogStore(),
+        transport: new TestNetwork(new VirtualClock()).join('jy'),
+        snapshotWindow: 0,
+      }),
+    ).rejects.toMatchObject({
+      code: 'RAFT_INVALID_ARGUMENT',
+      message: expect.stringMatching(/snapshotWindow/),
+    });
+  });
+});

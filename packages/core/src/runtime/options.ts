@@ -109,11 +109,23 @@ export interface PeerOptions {
    */
   snapshotChunkBytes?: number;
   /**
+   * InstallSnapshot chunks in flight, unacknowledged, to one follower.
+   * @default 4
+   */
+  snapshotWindow?: number;
+  /**
    * Register the peer by name, so the functions taking a name (`write('n1', ...)`) find it.
    * A simulator running many incarnations of one name in a process turns this off.
    * @default true
    */
   register?: boolean;
+  /**
+   * Start a peer that joins a running cluster: it waits for that cluster's leader to add it
+   * (`setConfiguration` on the leader) and never bootstraps a cluster of its own, so
+   * `setConfiguration` on it while it is unconfigured rejects with `RAFT_INVALID_ARGUMENT`.
+   * @default false
+   */
+  join?: boolean;
 }
 
 /** {@link PeerOptions} with every default filled in. */
@@ -135,9 +147,11 @@ export interface ResolvedOptions {
   defaultTimeoutMs: number;
   logger: Logger | undefined;
   register: boolean;
+  join: boolean;
   snapshotEvery: number;
   snapshotTrailingEntries: number;
   snapshotChunkBytes: number;
+  snapshotWindow: number;
 }
 
 /** A short, safe rendering of a bad value for an error message. */
@@ -255,12 +269,14 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
     defaultTimeoutMs: positiveNumber('defaultTimeoutMs', opts.defaultTimeoutMs, 3000),
     logger: opts.logger,
     register: bool('register', opts.register, true),
+    join: bool('join', opts.join, false),
     snapshotEvery: opts.snapshotEvery === 0 ? 0 : positiveInteger('snapshotEvery', opts.snapshotEvery, 10000),
     snapshotTrailingEntries:
       opts.snapshotTrailingEntries === 0
         ? 0
         : positiveInteger('snapshotTrailingEntries', opts.snapshotTrailingEntries, 1000),
     snapshotChunkBytes: positiveInteger('snapshotChunkBytes', opts.snapshotChunkBytes, 512 * 1024),
+    snapshotWindow: positiveInteger('snapshotWindow', opts.snapshotWindow, 4),
   };
 }
 

@@ -168,7 +168,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         preVote: this.opts.preVote,
         checkQuorum: this.opts.checkQuorum,
         snapshotChunkBytes: this.opts.snapshotChunkBytes,
-        snapshotWindow: 4,
+        snapshotWindow: this.opts.snapshotWindow,
       },
       snapshot === undefined
         ? { hardState: stored.hardState, entries }
@@ -250,28 +250,42 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   setConfiguration(members: PeerId[], opts?: CallOptions): Promise<Configuration> {
     return this.call<Configuration>(opts, (pending) => {
       const config = validateMembers(members);
-      const current = this.raft.config;
-      if (current !== null) {
-        this.checkLeader();
-        if (
-          sameSet(current.members, config.members) &&
-          current.learners === undefined &&
-          current.outgoing === undefined &&
-          this.raft.configurationCommitted()
-        ) {
-          pending.resolve({ members: current.members.slice() });
-          return;
-        }
-        this.enqueue({ kind: 'reconfigure', members: config.members, pending });
-        return;
-      }
-      if (!config.members.includes(this.name)) {
-        throw new InvalidArgumentError(
-          `setConfiguration must be called on one of the members; ${this.name} is not in [${config.members.join(', ')}]`,
-        );
-      }
-      this.enqueue({ kind: 'bootstrap', members: config.members, pending });
+      // One name, two operations (as the Elixir library's): an unconfigured peer
+      // bootstraps a cluster; a configured one changes its cluster's membership.
+      if (this.raft.config === null) this.startBootstrap(config, pending);
+      else this.startReconfiguration(config, pending);
     });
+  }
+
+  /** Bootstraps a fresh cluster with this peer in it, unless this peer was started to join one. */
+  private startBootstrap(config: Configuration, pending: PendingCall): void {
+    if (this.opts.join) {
+      throw new InvalidArgumentError(
+        `${this.name} was started with join: true and has not been added yet; it never bootstraps a cluster: call setConfiguration on the leader of the cluster it joins`,
+      );
+    }
+    if (!config.members.includes(this.name)) {
+      throw new InvalidArgumentError(
+        `setConfiguration must be called on one of the members; ${this.name} is not in [${config.members.join(', ')}]`,
+      );
+    }
+    this.enqueue({ kind: 'bootstrap', members: config.members, pending });
+  }
+
+  /** Changes the running cluster's voters, on its leader (joint consensus, §6). */
+  private startReconfiguration(config: Configuration, pending: PendingCall): void {
+    this.checkLeader();
+    const current = this.raft.config!;
+    if (
+      sameSet(current.members, config.members) &&
+      current.learners === undefined &&
+      current.outgoing === undefined &&
+      this.raft.configurationCommitted()
+    ) {
+      pending.resolve({ members: current.members.slice() });
+      return;
+    }
+    this.enqueue({ kind: 'reconfigure', members: config.members, pending });
   }
 
   transferLeadership(target: PeerId, opts?: CallOptions): Promise<void> {
