@@ -400,24 +400,18 @@ describe('joining a running cluster', () => {
   });
 
   it('join must be a boolean, snapshotWindow a positive integer', async () => {
-    await expect(
+    const bad = (name: string, extra: object) =>
       startPeer(machine, {
-        name: 'jx',
+        name,
         log: new TestLogStore(),
-        transport: new TestNetwork(new VirtualClock()).join('jx'),
-        join: 'yes' as unknown as boolean,
-      }),
-    ).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT', message: expect.stringMatching(/join/) });
-    await expect(
-      startPeer(machine, {
-        name: 'jy',
-        log: new TestLogStore(),
-        transport: new TestNetwork(new VirtualClock()).join('jy'),
-        snapshotWindow: 0,
-      }),
-    ).rejects.toMatchObject({
-      code: 'RAFT_INVALID_ARGUMENT',
-      message: expect.stringMatching(/snapshotWindow/),
-    });
+        transport: new TestNetwork(new VirtualClock()).join(name),
+        ...extra,
+      });
+    expect((await rejectsWith(bad('jx', { join: 'yes' }), 'RAFT_INVALID_ARGUMENT')).message).toMatch(/join/);
+    expect((await rejectsWith(bad('jy', { snapshotWindow: 0 }), 'RAFT_INVALID_ARGUMENT')).message).toMatch(
+      /snapshotWindow/,
+    );
+  });
+});
   });
 });
