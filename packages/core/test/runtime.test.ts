@@ -413,5 +413,3 @@ describe('joining a running cluster', () => {
     );
   });
 });
-  });
-});
