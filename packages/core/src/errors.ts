@@ -25,7 +25,11 @@ export type RaftErrorCode =
   | 'RAFT_STATE_MACHINE_ERROR'
   /** A configuration change is already in progress. */
   | 'RAFT_CONFIG_CHANGE_IN_PROGRESS'
-  /** A message from the network failed validation (counted and dropped, never thrown into the loop). */
+  /**
+   * Never produced: a message from the network that fails validation is counted and
+   * dropped, never turned into an error. Kept so code naming it still compiles.
+   * @deprecated
+   */
   | 'RAFT_MALFORMED_MESSAGE'
   /** The log store found corrupt data (a bad checksum, a gap); `index` names the entry when known. */
   | 'RAFT_STORAGE_CORRUPT'
@@ -37,7 +41,11 @@ export type RaftErrorCode =
   | 'RAFT_STORAGE_CLOSED'
   /** The transport is closed, or cannot listen (for example, the port is in use). */
   | 'RAFT_TRANSPORT_UNAVAILABLE'
-  /** A peer failed authentication. */
+  /**
+   * Not produced by any package of this repository yet (transport-ws refuses a peer that
+   * fails authentication by closing its connection). Kept so code naming it still compiles.
+   * @deprecated
+   */
   | 'RAFT_AUTH_FAILED';
 
 /** Options common to every {@link RaftError}. */
@@ -49,6 +57,11 @@ export interface RaftErrorOptions {
 /**
  * The base of every error the library throws. Check `code`, not the message or the
  * class: `RaftError.isInstance(err) && err.code === 'RAFT_NOT_LEADER'`.
+ *
+ * One way to create each error: a code with a subclass below (`RAFT_NOT_LEADER`,
+ * `RAFT_ELECTION_IN_PROGRESS`, `RAFT_TIMEOUT`, `RAFT_NO_PEER`, `RAFT_STOPPED`,
+ * `RAFT_INVALID_ARGUMENT`) is only ever created through it; every other code as
+ * `new RaftError(code, message, { cause })`.
  */
 export class RaftError extends Error {
   /** Stable, machine-readable code. */

@@ -16,7 +16,7 @@ export interface MessageLimits {
   maxEntries?: number;
   /**
    * Longest peer name accepted, in UTF-16 code units.
-   * @default 256
+   * @default MAX_PEER_ID_LENGTH (256)
    */
   maxPeerIdLength?: number;
 }
