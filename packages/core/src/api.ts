@@ -3,6 +3,7 @@ import type { PeerOptions } from './runtime/options.js';
 import { lookupPeer } from './registry.js';
 import { RaftPeer } from './runtime/peer.js';
 import type { CallOptions, EntryInfo, Peer, PeerInspection, PeerStatus } from './runtime/types.js';
+import type { RaftMetrics } from './runtime/metrics.js';
 import type { Configuration, PeerId, StateMachine } from './types.js';
 
 /** A peer, or the name of a peer started in this process. */
@@ -108,4 +109,17 @@ export function inspectPeer(peer: PeerRef): PeerInspection {
   const p = resolve(peer);
   if (!(p instanceof RaftPeer)) throw new NoPeerError('a Peer not created by startPeer');
   return p.inspect();
+}
+
+/**
+ * What a peer measures about itself, for operators: role, term and indexes; leader
+ * changes and elections; proposal and read counts with latency histograms; per-follower
+ * replication lag and in-flight window (on the leader); log-store batch sizes and write
+ * (fsync) latency; snapshot counts, bytes and durations; the process's event-loop delay;
+ * and the latest elections, leader changes, transfers, configurations and snapshots.
+ * Raw figures, no metrics library: `apps/kv-cluster` serves them as Prometheus metrics.
+ * @throws `RAFT_NO_PEER`
+ */
+export function metrics(peer: PeerRef): RaftMetrics {
+  return resolve(peer).figures();
 }

@@ -44,6 +44,11 @@ export class Progress {
     return this.state === 'probe' ? !this.probeSent : this.inflight.length < this.maxInflight;
   }
 
+  /** AppendEntries with entries sent and not yet acknowledged (operators' in-flight window use). */
+  inflightCount(): number {
+    return this.inflight.length;
+  }
+
   /** Starts streaming the snapshot that ends at `index` (§7): AppendEntries pause until it is installed. */
   becomeSnapshot(index: number): void {
     this.heartbeatMark = 0;

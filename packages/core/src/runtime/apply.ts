@@ -4,6 +4,7 @@ import type { Clock, Codec, Configuration, LogEntry, PeerId, Snapshot, StateMach
 import type { PendingCall } from './calls.js';
 import { Fifo } from './fifo.js';
 import type { PeerMetrics } from './types.js';
+import type { PeerRecorder } from './metrics.js';
 
 /** What the apply loop needs of its peer. */
 export interface ApplyHost<S, C, Q, R> {
@@ -12,13 +13,15 @@ export interface ApplyHost<S, C, Q, R> {
   readonly codec: Codec;
   readonly clock: Clock;
   readonly metrics: PeerMetrics;
+  /** Figures for operators (`metrics(peer)`). */
+  readonly recorder: PeerRecorder;
   /** The snapshot policy: a snapshot every this many applied entries (0: never). */
   readonly snapshotEvery: number;
   isStopped(): boolean;
   storeSupportsSnapshots(): boolean;
   notLeaderError(indeterminate: boolean): RaftError;
   /** The state machine was serialized at `index`: hand it to the protocol. */
-  snapshotTaken(index: number, data: Uint8Array): void;
+  snapshotTaken(index: number, data: Uint8Array, ms: number): void;
   /** A configuration entry was applied (membership settlement). */
   configurationApplied(index: number, config: Configuration): void;
   /** Stops the peer after an internal failure. */
@@ -101,7 +104,15 @@ export class ApplyLoop<S, C, Q, R> {
         const item = this.queue.shift()!;
         if ('meta' in item) {
           if (item.meta.index <= this.lastApplied) continue;
+          const t0 = this.host.clock.now();
           this.state = await this.host.machine.restore!(item.data, this.host.name);
+          this.host.recorder.snapshot(
+            'installed',
+            item.meta.term,
+            item.meta.index,
+            item.data.length,
+            this.host.clock.now() - t0,
+          );
           this.lastApplied = item.meta.index;
           this.lastSnapshotIndex = item.meta.index;
           this.host.metrics.snapshotsInstalled++;
@@ -139,8 +150,9 @@ export class ApplyLoop<S, C, Q, R> {
     const index = this.lastApplied;
     this.lastSnapshotIndex = index;
     // Applying waits while the machine serializes, so the bytes are exactly the state at `index`.
+    const t0 = this.host.clock.now();
     const data = await this.host.machine.snapshot(this.state);
-    this.host.snapshotTaken(index, data);
+    this.host.snapshotTaken(index, data, this.host.clock.now() - t0);
   }
 
   private async applyEntry(e: LogEntry): Promise<void> {
@@ -153,6 +165,7 @@ export class ApplyLoop<S, C, Q, R> {
     if (e.type === 'noop') return;
     if (e.type === 'config') {
       const config = decodeConfiguration(e.data) ?? { members: [] };
+      this.host.recorder.configuration(e, config);
       mine?.resolve(config);
       this.host.configurationApplied(e.index, config);
       return;

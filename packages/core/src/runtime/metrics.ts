@@ -7,7 +7,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Raft, SoftState } from '../protocol/raft.js';
-import type { PeerStatus } from './peer.js';
+import type { PeerStatus } from './types.js';
 import type { Clock, Configuration, LogEntry, PeerId } from '../types.js';
 
 /** Upper bounds, in seconds, of the latency histograms (proposals, reads, log-store writes, snapshots). */

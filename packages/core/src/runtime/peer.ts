@@ -19,6 +19,7 @@ import type {
 import { ApplyLoop } from './apply.js';
 import { checkLeader, notLeaderError, startCall, validateMembers, type PendingCall } from './calls.js';
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
+import { eventLoopDelay, PeerRecorder, watchEventLoop, type RaftMetrics } from './metrics.js';
 import { Settlement } from './settlement.js';
 import type { CallOptions, EntryInfo, Peer, PeerInspection, PeerMetrics, PeerStatus } from './types.js';
 
@@ -29,7 +30,7 @@ type Input =
   | { kind: 'message'; message: RaftMessage }
   | { kind: 'propose'; type: EntryType; data: Uint8Array; pending: PendingCall }
   | { kind: 'read'; context: number }
-  | { kind: 'snapshot'; index: number; data: Uint8Array }
+  | { kind: 'snapshot'; index: number; data: Uint8Array; ms: number }
   | { kind: 'bootstrap'; members: PeerId[]; pending: PendingCall }
   | { kind: 'reconfigure'; members: PeerId[]; pending: PendingCall }
   | { kind: 'transfer'; target: PeerId; pending: PendingCall };
@@ -64,6 +65,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   /** Membership changes and leadership transfers under way. */
   private readonly settlement: Settlement;
   private nextReadContext = 1;
+  /** Figures for operators (`metrics(peer)`). */
+  private readonly recorder: PeerRecorder;
+  private releaseLoopMonitor: () => void = () => undefined;
   private readonly metrics: PeerMetrics = {
     messagesDropped: 0,
     messagesReceived: 0,
@@ -82,6 +86,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.name = opts.name;
     this.codec = opts.codec ?? msgpackCodec();
     this.clock = opts.clock ?? systemClock;
+    this.recorder = new PeerRecorder(this.clock);
     this.settlement = new Settlement(this.name, (indeterminate) => this.notLeaderError(indeterminate));
     this.apply = new ApplyLoop<S, C, Q, R>({
       name: this.name,
@@ -89,11 +94,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       codec: this.codec,
       clock: this.clock,
       metrics: this.metrics,
+      recorder: this.recorder,
       snapshotEvery: opts.snapshotEvery,
       isStopped: () => this.stopped,
       storeSupportsSnapshots: () => this.storeSupportsSnapshots(),
       notLeaderError: (indeterminate) => this.notLeaderError(indeterminate),
-      snapshotTaken: (index, data) => this.enqueue({ kind: 'snapshot', index, data }),
+      snapshotTaken: (index, data, ms) => this.enqueue({ kind: 'snapshot', index, data, ms }),
       configurationApplied: (index, config) => this.settlement.configurationApplied(index, config),
       failStop: (err, what) => this.failStop(err, what),
       log: (level, obj, msg) => this.log(level, obj, msg),
@@ -181,6 +187,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       this.apply.start(this.machine.init(this.name), 0);
     }
     await this.opts.transport.start((m) => this.receive(m));
+    this.releaseLoopMonitor = watchEventLoop();
     this.scheduleTick();
     const { term, lastIndex, configuration } = this.raft.status();
     this.log('info', { term, lastLogIndex: lastIndex, configuration }, 'peer started');
@@ -214,11 +221,16 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         electionsStarted: r.electionsStarted,
         messagesDropped: this.metrics.messagesDropped + r.messagesDropped,
       },
+      eventLoopDelay: this.stopped ? null : eventLoopDelay(),
     };
   }
 
+  figures(): RaftMetrics {
+    return this.recorder.figures(this.raft, this.status(), this.opts.maxInflight);
+  }
+
   write(command: C, opts?: CallOptions): Promise<R> {
-    return this.call<R>(opts, (pending) => {
+    const call = this.call<R>(opts, (pending) => {
       this.checkLeader();
       let data: Uint8Array;
       try {
@@ -228,10 +240,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       }
       this.enqueue({ kind: 'propose', type: 'command', data, pending });
     });
+    return this.recorder.time('proposals', call);
   }
 
   read(query: Q, opts?: CallOptions): Promise<R> {
-    return this.call<R>(opts, (pending) => {
+    const call = this.call<R>(opts, (pending) => {
       this.checkLeader();
       const context = this.nextReadContext++;
       pending.done = () => {
@@ -245,6 +258,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       });
       this.enqueue({ kind: 'read', context });
     });
+    return this.recorder.time('reads', call);
   }
 
   setConfiguration(members: PeerId[], opts?: CallOptions): Promise<Configuration> {
@@ -375,6 +389,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       return;
     }
     this.metrics.messagesReceived++;
+    if (v.message.type === 'AppendEntriesResponse' || v.message.type === 'InstallSnapshotResponse')
+      this.recorder.lastAck.set(v.message.from, this.clock.now());
     this.enqueue({ kind: 'message', message: v.message });
   }
 
@@ -443,8 +459,10 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           if (rd.hardState !== undefined) write.hardState = rd.hardState;
           if (rd.snapshot !== undefined) write.snapshot = rd.snapshot.snapshot;
           if (rd.entries.length > 0) write.entries = rd.entries;
+          const t0 = this.clock.now();
           await this.opts.log.write(write);
           this.metrics.logWrites++;
+          this.recorder.logWrite(rd.entries.length, this.clock.now() - t0);
           if (this.stopped) return;
         }
         if (rd.compactTo !== undefined) {
@@ -517,6 +535,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           this.raft.snapshotTaken(input.index, input.data, input.index - this.opts.snapshotTrailingEntries)
         ) {
           this.metrics.snapshotsTaken++;
+          this.recorder.snapshot('taken', this.raft.term, input.index, input.data.length, input.ms);
           this.log('info', { index: input.index, bytes: input.data.length }, 'snapshot taken');
         }
         return;
@@ -534,13 +553,19 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         this.settlement.reconfigured(r, input.members, input.pending, before, after);
         return;
       }
-      case 'transfer':
-        this.settlement.transferStarted(
-          this.raft.transferLeadership(input.target),
-          input.target,
-          input.pending,
-        );
+      case 'transfer': {
+        const r = this.raft.transferLeadership(input.target);
+        this.settlement.transferStarted(r, input.target, input.pending);
+        if (r === 'ok')
+          this.recorder.event({
+            kind: 'transfer',
+            at: this.clock.now(),
+            term: this.raft.term,
+            from: this.name,
+            to: input.target,
+          });
         return;
+      }
       case 'bootstrap': {
         const config = normalizeMembers(input.members);
         if (this.raft.config !== null) {
@@ -601,6 +626,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.soft = next;
     if (prev.role === next.role && prev.leader === next.leader) return;
     this.log('info', { role: next.role, leader: next.leader, term: this.raft.term }, 'role changed');
+    this.recorder.softState(prev, next, this.raft.term);
     this.settlement.leaderChanged(next);
     if (prev.role === 'leader' && next.role !== 'leader') {
       // Writes already appended may still commit under the next leader: say so.
@@ -625,6 +651,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.stopped = true;
     this.stopReason = reason;
     if (this.tickTimer !== null) this.clock.clearTimeout(this.tickTimer);
+    this.releaseLoopMonitor();
     for (const w of [...this.apply.pendingWrites.values()]) w.reject(reason);
     this.settlement.rejectAll(reason);
     for (const r of [...this.apply.pendingReads.values()]) r.reject(reason);

@@ -1,7 +1,8 @@
 import type { RaftError } from '../errors.js';
 import type { Configuration, LogEntry, PeerId } from '../types.js';
+import type { EventLoopDelay, RaftMetrics } from './metrics.js';
 
-/** The public types of a running peer (API.md). */
+/** The public types of a running peer. */
 
 /** Options of one call. */
 export interface CallOptions {
@@ -11,7 +12,7 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** A peer's view of itself and its cluster (API.md). */
+/** A peer's view of itself and its cluster (`status`). */
 export interface PeerStatus {
   name: PeerId;
   role: 'follower' | 'candidate' | 'leader';
@@ -32,6 +33,8 @@ export interface PeerStatus {
   stopped: boolean;
   /** Counters since start. */
   metrics: PeerMetrics;
+  /** The process's event-loop delay over the last window; null before the first one (see `metrics`). */
+  eventLoopDelay: EventLoopDelay | null;
 }
 
 /** Counters a peer keeps since it started. */
@@ -81,7 +84,7 @@ export interface EntryInfo extends LogEntry {
   configuration?: Configuration;
 }
 
-/** A running peer: the operations of API.md as methods. */
+/** A running peer: the operations of the API (`write`, `read`, `leader`, ...) as methods. */
 export interface Peer<C = unknown, Q = unknown, R = unknown> {
   readonly name: PeerId;
   /** Replicates a command; resolves with the state machine's reply once it is committed and applied. */
@@ -91,6 +94,8 @@ export interface Peer<C = unknown, Q = unknown, R = unknown> {
   /** The leader this peer knows of, or null. */
   leader(): PeerId | null;
   status(): PeerStatus;
+  /** Figures for operators (what `metrics(peer)` returns): call counts and latencies, replication lag, log-store and snapshot figures, events. */
+  figures(): RaftMetrics;
   /**
    * Makes `members` the exact voting membership. On a fresh peer, bootstraps the cluster;
    * on the leader of a running cluster, changes it by joint consensus (new peers catch up
