@@ -46,7 +46,11 @@ export type RaftErrorCode =
    * fails authentication by closing its connection). Kept so code naming it still compiles.
    * @deprecated
    */
-  | 'RAFT_AUTH_FAILED';
+  | 'RAFT_AUTH_FAILED'
+  /** A client session (`withSessions`) expired or forgot this seq: the command was not applied. */
+  | 'RAFT_SESSION_EXPIRED'
+  /** An idempotency key was used before with another request: the command was not applied. */
+  | 'RAFT_IDEMPOTENCY_MISMATCH';
 
 /** Options common to every {@link RaftError}. */
 export interface RaftErrorOptions {

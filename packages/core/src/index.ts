@@ -82,3 +82,24 @@ export type {
 } from './protocol/raft.js';
 export { encodeConfiguration, decodeConfiguration } from './protocol/membership.js';
 export { seededRandom } from './random.js';
+export {
+  withSessions,
+  openSession,
+  writeIdempotent,
+  unwrapOutcome,
+  isSessionCommand,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+} from './sessions.js';
+export type {
+  SessionOptions,
+  SessionState,
+  SessionCommand,
+  SessionOutcome,
+  SessionWriteCommand,
+  RegisterCommand,
+  CloseSessionCommand,
+  IdempotentCommand,
+  ExpiryReason,
+  ClientSession,
+  OpenSessionOptions,
+} from './sessions.js';
