@@ -130,6 +130,16 @@ export interface SessionState<S, R> {
 
 const packr = new Packr({ useRecords: false, moreTypes: true });
 
+/**
+ * The first bytes of a snapshot of {@link withSessions}: bytes without them are the wrapped
+ * machine's own (a snapshot from before the machine was wrapped), restored with no sessions.
+ */
+const SNAPSHOT_MAGIC = new Uint8Array([0x00, 0x52, 0x53, 0x53, 0x31, 0x00]); // NUL "RSS1" NUL
+
+function hasMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= SNAPSHOT_MAGIC.length && SNAPSHOT_MAGIC.every((b, i) => bytes[i] === b);
+}
+
 /** True when `command` is a session envelope (an object with an own `raftSession` property). */
 export function isSessionCommand(command: unknown): command is SessionCommand<unknown> {
   return (
@@ -348,7 +358,7 @@ export function withSessions<S, C, Q, R>(
     const restore = (bytes: Uint8Array, name: PeerId): S | Promise<S> => machine.restore!(bytes, name);
     wrapped.snapshot = async (state) => {
       const inner = await snapshot(state.inner);
-      return packr.pack({
+      const body = packr.pack({
         v: 1,
         inner,
         clock: state.clock,
@@ -356,9 +366,23 @@ export function withSessions<S, C, Q, R>(
         sessions: [...state.sessions].map(([id, s]) => [id, s.used, s.floor, [...s.results]]),
         keys: [...state.keys].map(([key, k]) => [key, k.used, k.fingerprint, k.result]),
       });
+      const out = new Uint8Array(SNAPSHOT_MAGIC.length + body.length);
+      out.set(SNAPSHOT_MAGIC, 0);
+      out.set(body, SNAPSHOT_MAGIC.length);
+      return out;
     };
     wrapped.restore = async (bytes, name) => {
-      const raw = packr.unpack(bytes) as {
+      if (!hasMagic(bytes)) {
+        // A snapshot taken before the machine was wrapped: its state, with no sessions yet.
+        return {
+          inner: await restore(bytes, name),
+          clock: 0,
+          nextId: 1,
+          sessions: new Map(),
+          keys: new Map(),
+        };
+      }
+      const raw = packr.unpack(bytes.subarray(SNAPSHOT_MAGIC.length)) as {
         v?: unknown;
         inner: Uint8Array;
         clock: number;

@@ -164,6 +164,15 @@ describe('withSessions', () => {
     }
   });
 
+  it('restores a snapshot of the unwrapped machine (taken before sessions were on) with no sessions', async () => {
+    const m = withSessions(log);
+    const s = await m.restore!(await log.snapshot!(['old']), 'a');
+    expect(m.handleRead('all', s)).toEqual(['old']);
+    expect(s.sessions.size).toBe(0);
+    const again = await m.restore!(await m.snapshot!(s), 'a');
+    expect(m.handleRead('all', again)).toEqual(['old']);
+  });
+
   it('has no snapshot when the wrapped machine has none', () => {
     const { snapshot: _s, restore: _r, ...plain } = log;
     expect(withSessions(plain).snapshot).toBeUndefined();
