@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeerStatus } from '@raft/core';
 import type { KVValue } from '@raft/kv';
@@ -7,6 +8,7 @@ import {
   idProblem,
   keyProblem,
   MAX_BODY_BYTES,
+  parseIdempotencyKey,
   replies,
   type ClusterOp,
   type HttpReply,
@@ -181,10 +183,12 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
     return;
   }
   let op: Op;
+  let lastBody: Buffer = Buffer.alloc(0);
   if (r.kind === 'members-remove') {
     op = { kind: 'member-remove', id: r.id };
   } else if (r.kind === 'members-add' || r.kind === 'leader' || r.kind === 'cas' || r.method === 'PUT') {
     const body = await readBody(req, MAX_BODY_BYTES, deadline);
+    if (body.ok) lastBody = body.body;
     if (!body.ok) {
       if (body.reason === 'too_large') sendReply(res, replies.tooLarge(), { close: true });
       else if (body.reason === 'timeout') sendReply(res, replies.requestTimeout(), { close: true });
@@ -203,6 +207,14 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
   } else {
     op = r.method === 'GET' ? { kind: 'get', key: r.key } : { kind: 'delete', key: r.key };
   }
+  if (op.kind === 'put' || op.kind === 'delete' || op.kind === 'cas') {
+    const idem = idempotencyOf(req, op.kind === 'delete' ? Buffer.alloc(0) : lastBody);
+    if (idem !== undefined && 'problem' in idem) {
+      sendReply(res, replies.badRequest(idem.problem), { close: bodyUnread && op.kind === 'delete' });
+      return;
+    }
+    if (idem !== undefined) op = { ...op, idempotency: idem };
+  }
   // Whatever happens below, answer by the deadline: the operation's own timeouts fire
   // first; this is the backstop that makes a hang impossible.
   let backstop: ReturnType<typeof setTimeout> | undefined;
@@ -217,4 +229,25 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
   } finally {
     clearTimeout(backstop);
   }
+}
+
+/**
+ * The `Idempotency-Key` of a write, with the request's fingerprint: a SHA-256 of its
+ * method, path (without the query) and body. Undefined without the header.
+ */
+export function idempotencyOf(
+  req: Pick<IncomingMessage, 'headers' | 'method' | 'url'>,
+  body: Buffer,
+): { key: string; fingerprint: string } | { problem: string } | undefined {
+  const raw = req.headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  const key = parseIdempotencyKey(Array.isArray(raw) ? raw.join(', ') : raw);
+  if (typeof key !== 'string') return key;
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  const fingerprint = createHash('sha256')
+    .update(`${req.method ?? ''} ${q === -1 ? url : url.slice(0, q)}\n`)
+    .update(body)
+    .digest('base64url');
+  return { key, fingerprint };
 }

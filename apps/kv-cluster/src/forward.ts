@@ -290,7 +290,12 @@ export class Forwarder {
             failed(`unexpected answer (HTTP ${status})`);
             return;
           }
-          settle({ status, body: parsed as Record<string, unknown> });
+          const replayed = res.headers['idempotent-replayed'];
+          settle({
+            status,
+            body: parsed as Record<string, unknown>,
+            ...(replayed === 'true' ? { headers: { 'idempotent-replayed': 'true' } } : {}),
+          });
         });
       });
       req.end(body);

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { RaftError, startPeer } from '@raft/core';
+import { RaftError, startPeer, withSessions } from '@raft/core';
 import { levelLogStore } from '@raft/log-level';
 import { webSocketTransport } from '@raft/transport-ws';
 import type { WebSocketTransportEvent } from '@raft/transport-ws';
@@ -206,7 +206,9 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
       onEvent: (event: WebSocketTransportEvent) => logTransportEvent(logger, event, once),
     });
     directory.attach(transport);
-    peer = await startPeer(appMachine(opts.peers, directory), {
+    // withSessions passes plain commands through, so to the service this is an AppPeer;
+    // writes with an Idempotency-Key go through writeIdempotent.
+    peer = (await startPeer(withSessions(appMachine(opts.peers, directory)), {
       name: opts.id,
       log: levelLogStore({ location: dataDir }),
       transport,
@@ -216,7 +218,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
       heartbeatIntervalMs: opts.timing.heartbeatIntervalMs,
     }).catch((err: unknown) => {
       throw describeStartError(err, opts);
-    });
+    })) as unknown as AppPeer;
   } catch (err) {
     await cleanup();
     throw err;

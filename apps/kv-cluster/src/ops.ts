@@ -7,12 +7,21 @@ export const MAX_KEY_BYTES = 1024;
 /** Largest request body, in bytes (1 MiB). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * A write's `Idempotency-Key` (the IETF draft's header): the key, and the fingerprint of
+ * the request (a hash of its method, path and body).
+ */
+export interface Idempotency {
+  key: string;
+  fingerprint: string;
+}
+
 /** A client operation, as parsed from an HTTP request (or a forwarded one). */
 export type KvOp =
   | { kind: 'get'; key: string }
-  | { kind: 'put'; key: string; value: KVValue }
-  | { kind: 'delete'; key: string }
-  | { kind: 'cas'; key: string; expected: KVValue; value: KVValue };
+  | { kind: 'put'; key: string; value: KVValue; idempotency?: Idempotency }
+  | { kind: 'delete'; key: string; idempotency?: Idempotency }
+  | { kind: 'cas'; key: string; expected: KVValue; value: KVValue; idempotency?: Idempotency };
 
 /**
  * A membership operation (the `/cluster` routes), run on the leader like a write.
@@ -63,6 +72,13 @@ export const replies = {
   timeout: (): HttpReply => ({ status: 504, body: { error: 'timeout' } }),
   configChangeInProgress: (): HttpReply => ({ status: 409, body: { error: 'config_change_in_progress' } }),
   unauthorized: (): HttpReply => ({ status: 401, body: { error: 'unauthorized' } }),
+  idempotencyKeyReused: (): HttpReply => ({
+    status: 422,
+    body: {
+      error: 'idempotency_key_reused',
+      message: 'this Idempotency-Key was used with another request (method, path or body)',
+    },
+  }),
 } as const;
 
 /** True for operations that change something: their outcome may be unknown after a failure. */
@@ -156,17 +172,53 @@ export function parseOp(value: unknown): Op | string {
   if (typeof key !== 'string') return 'op.key must be a string';
   const problem = keyProblem(key);
   if (problem !== undefined) return problem;
+  const idem = parseIdempotency(value['idempotency']);
+  if (typeof idem === 'string') return idem;
+  const extra = idem === undefined || kind === 'get' ? {} : { idempotency: idem };
   switch (kind) {
     case 'get':
-    case 'delete':
       return { kind, key };
+    case 'delete':
+      return { kind, key, ...extra };
     case 'put':
       if (!('value' in value)) return 'op.value is required';
-      return { kind, key, value: value['value'] as KVValue };
+      return { kind, key, value: value['value'] as KVValue, ...extra };
     case 'cas':
       if (!('value' in value) || !('expected' in value)) return 'op.expected and op.value are required';
-      return { kind, key, expected: value['expected'] as KVValue, value: value['value'] as KVValue };
+      return {
+        kind,
+        key,
+        expected: value['expected'] as KVValue,
+        value: value['value'] as KVValue,
+        ...extra,
+      };
     default:
       return 'op.kind must be get, put, delete, cas, member-add, member-remove or transfer';
   }
+}
+
+/** The characters an `Idempotency-Key` may hold: visible ASCII but `"` and `\\`. */
+const IDEMPOTENCY_KEY = /^[\x21\x23-\x5b\x5d-\x7e]{1,255}$/;
+
+/**
+ * Reads an `Idempotency-Key` header: an sf-string (`"..."`, as the IETF draft writes it)
+ * or the bare key, 1 to 255 visible ASCII characters. Returns the key, or why not.
+ */
+export function parseIdempotencyKey(raw: string): string | { problem: string } {
+  const key = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
+  return IDEMPOTENCY_KEY.test(key)
+    ? key
+    : { problem: 'Idempotency-Key must be 1 to 255 visible ASCII characters (without " or \\)' };
+}
+
+/** Checks the `idempotency` of a forwarded operation. */
+function parseIdempotency(value: unknown): Idempotency | undefined | string {
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) return 'op.idempotency must be an object';
+  const { key, fingerprint } = value;
+  if (typeof key !== 'string' || typeof parseIdempotencyKey(key) !== 'string')
+    return 'op.idempotency.key is not a valid Idempotency-Key';
+  if (typeof fingerprint !== 'string' || fingerprint.length > 128)
+    return 'op.idempotency.fingerprint must be a string';
+  return { key, fingerprint };
 }

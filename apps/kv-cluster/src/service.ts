@@ -1,4 +1,4 @@
-import { ElectionInProgressError, NotLeaderError, RaftError } from '@raft/core';
+import { ElectionInProgressError, NotLeaderError, RaftError, writeIdempotent } from '@raft/core';
 import type { Configuration, Peer, PeerId } from '@raft/core';
 import type { KVQuery } from '@raft/kv';
 import { MAX_HOPS, type Forwarder } from './forward.js';
@@ -75,6 +75,22 @@ export class KvService {
     if (timeout <= 0) return replies.timeout();
     try {
       if (isClusterOp(op)) return await this.runClusterOp(op, deadline);
+      if (op.kind !== 'get' && op.idempotency !== undefined) {
+        // The node's machine is wrapped by withSessions: a retry with the same key and
+        // request gets the first answer, and is not applied again.
+        const { key, fingerprint } = op.idempotency;
+        const { reply, replayed } = await writeIdempotent<AppReply>(
+          this.peer,
+          key,
+          fingerprint,
+          commandOf(op),
+          {
+            timeout,
+          },
+        );
+        const http = replyToHttp(op, reply);
+        return replayed ? { ...http, headers: { ...http.headers, 'idempotent-replayed': 'true' } } : http;
+      }
       const reply =
         op.kind === 'get'
           ? await this.peer.read({ op: 'get', key: op.key }, { timeout })
@@ -198,6 +214,8 @@ export class KvService {
         return op.kind === 'get' ? replies.shuttingDown() : replies.timeout();
       case 'RAFT_CONFIG_CHANGE_IN_PROGRESS':
         return replies.configChangeInProgress();
+      case 'RAFT_IDEMPOTENCY_MISMATCH':
+        return replies.idempotencyKeyReused();
       case 'RAFT_INVALID_ARGUMENT':
         // A membership operation the core refused (e.g. a transfer to a non-voter), or a
         // value the codec cannot store exactly (a key "__proto__", an unpaired surrogate):
