@@ -5,6 +5,8 @@ export interface BenchRequest {
   method: 'GET' | 'PUT' | 'POST';
   path: string;
   body?: Buffer;
+  /** Extra request headers (for example `idempotency-key`). */
+  headers?: Record<string, string>;
 }
 
 /** Options of {@link runLoad}. */
@@ -72,10 +74,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
           method: req.method,
           path: req.path,
           agent,
-          headers:
-            req.body === undefined
+          headers: {
+            ...req.headers,
+            ...(req.body === undefined
               ? {}
-              : { 'content-type': 'application/json', 'content-length': req.body.length },
+              : { 'content-type': 'application/json', 'content-length': req.body.length }),
+          },
         },
         (res) => {
           res.resume();

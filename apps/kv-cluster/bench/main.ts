@@ -4,7 +4,10 @@
  *
  *   node dist/bench/main.js [--duration 10] [--concurrency 1,16,64,256] [--rounds 1]
  *                           [--install-etcd] [--etcd PATH] [--no-etcd] [--write]
+ *                           [--idempotency-key]
  *
+ * --idempotency-key sends a fresh `Idempotency-Key` with every raft-kv PUT (the cost of
+ * client sessions on the write path; etcd's requests are unchanged).
  * --write puts the table into BENCHMARK.md (between its bench markers).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -66,6 +69,10 @@ function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
 }
 
+/** `--idempotency-key`: every raft-kv PUT carries a fresh `Idempotency-Key`. */
+let idempotencyKeys = false;
+let keyCounter = 0;
+
 /** Writes every key once, so that every read finds a value. */
 async function populate(target: Target): Promise<void> {
   for (let i = 0; i < KEYSPACE; i += 32) {
@@ -121,7 +128,12 @@ async function measure(
             target: cluster.leaderUrl,
             concurrency,
             durationMs,
-            next: (w, seq) => driver.request(op, w, seq),
+            next: (w, seq) => {
+              const req = driver.request(op, w, seq);
+              return idempotencyKeys && op === 'write' && cluster.name === 'raft-kv'
+                ? { ...req, headers: { 'idempotency-key': `bench-${++keyCounter}` } }
+                : req;
+            },
             onProgress: (done, elapsed) => {
               if (tty)
                 process.stderr.write(`\r${label}: ${done} ops, ${fmt(done / (elapsed / 1000), 0)} ops/s   `);
@@ -181,8 +193,10 @@ async function main(): Promise<void> {
       etcd: { type: 'string' },
       write: { type: 'boolean', default: false },
       rounds: { type: 'string', default: '1' },
+      'idempotency-key': { type: 'boolean', default: false },
     },
   });
+  idempotencyKeys = values['idempotency-key'];
   const durationMs = Number(values.duration) * 1000;
   const concurrencies = values.concurrency.split(',').map(Number);
   const rounds = Number(values.rounds);
