@@ -5,3 +5,5 @@ export type { MembershipTotals, RunSeedsOptions, RunSummary } from './runner.js'
 export type { Violation } from './world.js';
 export { runCli, parseCliArgs } from './cli.js';
 export type { CliArgs, CliIo } from './cli.js';
+export { runSessionSimulation } from './sessions.js';
+export type { SessionSimulationOptions, SessionSimulationResult } from './sessions.js';
