@@ -63,6 +63,9 @@ HTTP API (every node; followers forward to the leader):
   DELETE /cluster/members/{id}                              200 | 400 | 409
   POST   /cluster/leader  body {"id": ID}                   200 | 400
   503: no leader known, retry. 504: timed out, a write may or may not have happened.
+  Writes take an Idempotency-Key header: a retry with the same key and request gets the
+  first answer (Idempotent-Replayed: true), never a second application; another request
+  with the same key gets 422.
 
 Exit codes: 0 after a clean stop (SIGINT, SIGTERM), 1 on a startup error or a failed store.
 `;
