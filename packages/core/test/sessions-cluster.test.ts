@@ -61,6 +61,24 @@ afterEach(async () => {
   started = [];
 });
 
+/** Starts `names` on virtual time, bootstraps them and waits until every one knows the leader. */
+async function startCluster<S>(
+  machine: StateMachine<S, Cmd | SessionCommand<Cmd>, 'n', number | SessionOutcome<number>>,
+  names: string[],
+  seed: number,
+): Promise<{ clock: VirtualClock; net: TestNetwork }> {
+  const clock = new VirtualClock();
+  const net = new TestNetwork(clock);
+  const random = seededRandom(seed);
+  for (const name of names)
+    started.push(
+      await startPeer(machine, { name, log: new TestLogStore(), transport: net.join(name), clock, random }),
+    );
+  void setConfiguration(names[0]!, names);
+  await clock.until(() => names.every((n) => leader(n) !== null));
+  return { clock, net };
+}
+
 /**
  * A write whose answer is lost: the leader replicates it to both followers, then is cut
  * off; the client sees a timeout (outcome unknown) and retries the same (client, seq) at
@@ -69,22 +87,8 @@ afterEach(async () => {
 async function lostAnswerThenRetry(
   machine: StateMachine<unknown, Cmd | SessionCommand<Cmd>, 'n', number | SessionOutcome<number>>,
 ): Promise<{ count: number; retry: SessionOutcome<number> }> {
-  const clock = new VirtualClock();
-  const net = new TestNetwork(clock);
-  const rand = seededRandom(18);
   const names = ['a', 'b', 'c'];
-  for (const name of names) {
-    const p = await startPeer(machine, {
-      name,
-      log: new TestLogStore(),
-      transport: net.join(name),
-      clock,
-      random: rand,
-    });
-    started.push(p);
-  }
-  void setConfiguration('a', names);
-  await clock.until(() => leader('a') !== null && leader('b') !== null && leader('c') !== null);
+  const { clock, net } = await startCluster(machine, names, 18);
   const first = leader('a')!;
   const followers = names.filter((n) => n !== first);
   const registered = await withTime(clock, write<SessionOutcome<number>>(first, { raftSession: 'register' }));
@@ -128,21 +132,7 @@ describe('client sessions on a 3-peer cluster', () => {
   });
 
   it('openSession follows the leader and numbers writes itself', async () => {
-    const clock = new VirtualClock();
-    const net = new TestNetwork(clock);
-    const rand = seededRandom(7);
-    for (const name of ['a', 'b', 'c']) {
-      const p = await startPeer(withSessions(counter), {
-        name,
-        log: new TestLogStore(),
-        transport: net.join(name),
-        clock,
-        random: rand,
-      });
-      started.push(p);
-    }
-    void setConfiguration('a', ['a', 'b', 'c']);
-    await clock.until(() => ['a', 'b', 'c'].every((n) => leader(n) !== null));
+    const { clock } = await startCluster(withSessions(counter), ['a', 'b', 'c'], 7);
     const follower = ['a', 'b', 'c'].find((n) => status(n).role !== 'leader')!;
     const session = await withTime(clock, openSession<number>(follower));
     expect(await withTime(clock, session.write({ op: 'incr' }))).toBe(1);
