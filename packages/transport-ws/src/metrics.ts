@@ -43,8 +43,18 @@ export type RefusalReason =
   | 'protocol'
   /** The handshake did not finish within `handshakeTimeoutMs`. */
   | 'timeout'
-  /** Too many handshakes in progress (`maxPendingHandshakes`). */
+  /**
+   * Too many handshakes in progress (`maxPendingHandshakes`, `maxPendingHandshakesPerAddress`):
+   * a newcomer refused, or a pending handshake evicted to make room.
+   */
   | 'busy'
+  /** The peer's TLS certificate does not name the peer it claims to be (`tls.verifyPeerName`). */
+  | 'identity'
+  /**
+   * Without a secret or a verified certificate, a second connection claimed a peer whose
+   * connection is alive (it answered a ping): the newcomer is refused, the live one kept.
+   */
+  | 'duplicate'
   /** The TLS handshake failed (for example, no client certificate under mutual TLS). */
   | 'tls';
 
@@ -115,6 +125,8 @@ const REFUSAL_REASONS: readonly RefusalReason[] = [
   'timeout',
   'busy',
   'tls',
+  'identity',
+  'duplicate',
 ];
 
 /** Fresh counters, all zero. */

@@ -35,6 +35,17 @@ export interface TlsOptions {
    * @default false
    */
   requestCert?: boolean;
+  /**
+   * Bind certificates to peer names: the certificate a peer presents must name it, in its
+   * subject CN or in a DNS or URI subjectAltName equal to its peer name (exact match, no
+   * wildcards), or the connection is refused (`refused.identity`, close code 4001). Checked
+   * on every `wss://` peer this one dials, and on every inbound connection when `requestCert`
+   * is true (with `server`, set `requestCert: true` to say that the server requests and
+   * verifies client certificates). Without it, any holder of a certificate signed by `ca`
+   * could claim to be any peer.
+   * @default true
+   */
+  verifyPeerName?: boolean;
 }
 
 /** How a dialing peer retries: exponential backoff with jitter. */
@@ -139,6 +150,15 @@ export interface WebSocketTransportOptions {
    */
   maxPendingHandshakes?: number;
   /**
+   * Incoming connections from one source address allowed to be mid-handshake at once. A
+   * newcomer beyond it evicts that address's oldest pending handshake (closed with 1013), so
+   * idle connections can never lock a peer out. When `maxPendingHandshakes` is reached, a
+   * newcomer from the address of a configured peer evicts the oldest pending handshake of a
+   * stranger's address (slots kept for peers); a stranger's newcomer is refused (`busy`).
+   * @default 8
+   */
+  maxPendingHandshakesPerAddress?: number;
+  /**
    * Source of the reconnect jitter, returning numbers in [0, 1). Inject a seeded one in tests.
    * @default Math.random
    */
@@ -163,6 +183,7 @@ export interface ResolvedOptions {
   reconnect: Required<ReconnectOptions>;
   malformedLimit: Required<MalformedLimitOptions>;
   maxPendingHandshakes: number;
+  maxPendingHandshakesPerAddress: number;
   random: () => number;
   onEvent: ((event: WebSocketTransportEvent) => void) | null;
 }
@@ -177,6 +198,7 @@ export const DEFAULTS = {
   reconnect: { initialDelayMs: 100, maxDelayMs: 5000, multiplier: 2, jitter: 0.5 },
   malformedLimit: { count: 10, windowMs: 10_000 },
   maxPendingHandshakes: 64,
+  maxPendingHandshakesPerAddress: 8,
 } as const;
 
 /** Longest peer name, as in `validateMessage`. */
@@ -246,7 +268,7 @@ function isPem(v: unknown): v is Pem {
 
 function checkTls(v: unknown): TlsOptions | null {
   if (v === undefined) return null;
-  if (!isRecord(v)) fail('tls', 'must be an object { cert, key, ca?, requestCert? }');
+  if (!isRecord(v)) fail('tls', 'must be an object { cert, key, ca?, requestCert?, verifyPeerName? }');
   if (!isPem(v.cert)) fail('tls.cert', 'must be a PEM certificate (string or Buffer)');
   if (!isPem(v.key)) fail('tls.key', 'must be a PEM private key (string or Buffer)');
   const ca = v.ca;
@@ -254,11 +276,14 @@ function checkTls(v: unknown): TlsOptions | null {
     fail('tls.ca', 'must be PEM certificates (a string, a Buffer or an array of them)');
   if (v.requestCert !== undefined && typeof v.requestCert !== 'boolean')
     fail('tls.requestCert', 'must be a boolean');
+  if (v.verifyPeerName !== undefined && typeof v.verifyPeerName !== 'boolean')
+    fail('tls.verifyPeerName', 'must be a boolean');
   return {
     cert: v.cert,
     key: v.key,
     ...(ca === undefined ? {} : { ca: ca }),
     requestCert: v.requestCert === true,
+    verifyPeerName: v.verifyPeerName !== false,
   };
 }
 
@@ -378,6 +403,12 @@ export function resolveOptions(options: WebSocketTransportOptions): ResolvedOpti
       'maxPendingHandshakes',
       o.maxPendingHandshakes,
       DEFAULTS.maxPendingHandshakes,
+      1,
+    ),
+    maxPendingHandshakesPerAddress: integer(
+      'maxPendingHandshakesPerAddress',
+      o.maxPendingHandshakesPerAddress,
+      DEFAULTS.maxPendingHandshakesPerAddress,
       1,
     ),
     random: (o.random as (() => number) | undefined) ?? Math.random,

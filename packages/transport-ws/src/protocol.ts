@@ -37,11 +37,18 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** Garbage or an unexpected frame during the handshake. */
   PROTOCOL_ERROR: 4000,
-  /** Bad or missing HMAC. */
+  /**
+   * Bad or missing HMAC, a name that is not a configured peer (or must not dial this one),
+   * or a certificate that does not name the peer: one code for all, so that a stranger
+   * cannot tell which names exist.
+   */
   AUTH_FAILED: 4001,
   /** Another protocol version. */
   VERSION_MISMATCH: 4002,
-  /** A name not in the configuration, or one that must not dial this peer. */
+  /**
+   * The peer was removed (`removePeer`), or the acceptor a dialer reached is not the peer its
+   * URL names. (An acceptor refuses an unknown dialer with 4001, like a wrong MAC.)
+   */
   UNKNOWN_PEER: 4003,
   /** The handshake took longer than `handshakeTimeoutMs`. */
   HANDSHAKE_TIMEOUT: 4004,
@@ -52,6 +59,9 @@ export const CloseCode = {
   /** The peer's URL changed (`setPeer`): the dialer redials it at the new one. */
   PEER_MOVED: 4007,
 } as const;
+
+/** Standard close code "try again later": a pending handshake evicted to make room. */
+export const TRY_AGAIN_LATER = 1013;
 
 /** The refusal a close code stands for, if any. */
 export function refusalOf(code: number): RefusalReason | null {
@@ -66,6 +76,8 @@ export function refusalOf(code: number): RefusalReason | null {
       return 'unknownPeer';
     case CloseCode.HANDSHAKE_TIMEOUT:
       return 'timeout';
+    case TRY_AGAIN_LATER:
+      return 'busy';
     default:
       return null;
   }

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { ClientOptions, RawData } from 'ws';
 import { InvalidArgumentError, RaftError, validateMessage } from '@raft/core';
@@ -15,6 +16,7 @@ import type {
   WebSocketTransportEvent,
   WebSocketTransportMetrics,
 } from './metrics.js';
+import { addressKey, addressesOfUrl, certificateNamesPeer } from './identity.js';
 import { checkPeerName, checkPeerUrl, resolveOptions } from './options.js';
 import type { ResolvedOptions, WebSocketTransportOptions } from './options.js';
 import {
@@ -22,6 +24,7 @@ import {
   MAX_HANDSHAKE_FRAME,
   MessageCodec,
   PROTOCOL_VERSION,
+  TRY_AGAIN_LATER,
   decodeAuth,
   decodeHello,
   decodeWelcome,
@@ -35,6 +38,15 @@ import {
 
 /** How long a closing connection may take to finish the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 1000;
+
+/**
+ * Without a secret or a verified certificate, how long an open connection has to answer a
+ * ping before a second connection claiming the same peer may replace it.
+ */
+const DUPLICATE_PROBE_MS = 1000;
+
+/** A fixed key for the MAC computed for an unknown name, so that refusing it takes as long as a wrong MAC. */
+const DUMMY_KEY = Buffer.alloc(32);
 
 /** Bytes an inbound connection may send before it authenticates: the handshake needs < 1 KiB. */
 const MAX_PREAUTH_BYTES = 4 * MAX_HANDSHAKE_FRAME;
@@ -50,6 +62,8 @@ class Connection {
   nonce: Buffer | null = null;
   /** The acceptor's nonce, once its hello arrived (outbound only). */
   remoteNonce: Uint8Array | null = null;
+  /** Authenticated, waiting to learn whether the open connection it would replace is alive. */
+  probing = false;
   /** Set when this side refused the handshake, so the close is not counted twice. */
   refused = false;
   /** Still counted among the pending handshakes (inbound only). */
@@ -59,6 +73,12 @@ class Connection {
   /** Times of recent malformed frames. */
   strikes: number[] = [];
   handshakeTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The certificate the other side presented over TLS (authorized by the CA), or null. */
+  cert: PeerCertificate | null = null;
+  /** The source address, as a key (inbound only). */
+  readonly addressKey: string;
+  /** When the connection was accepted (`performance.now()`), to evict the oldest first. */
+  readonly since = performance.now();
   /** Stops counting the bytes of an inbound connection still unauthenticated. */
   releaseGuard: () => void = () => {};
   readonly closed: Promise<void>;
@@ -72,6 +92,7 @@ class Connection {
   ) {
     this.peer = peer;
     this.pending = direction === 'inbound';
+    this.addressKey = addressKey(direction === 'inbound' ? remoteAddress : undefined);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 }
@@ -388,7 +409,7 @@ export class WebSocketTransport implements Transport {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    if (this.#pendingHandshakes >= this.#o.maxPendingHandshakes) {
+    if (!this.#admit(addressKey(req.socket.remoteAddress))) {
       this.#refusedEvent('busy', undefined, req.socket.remoteAddress);
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -412,10 +433,40 @@ export class WebSocketTransport implements Transport {
       socket.destroy();
     };
     socket.on('data', guard);
+    const tlsSocket = req.socket as Partial<TLSSocket>;
+    const cert =
+      typeof tlsSocket.getPeerCertificate === 'function' && tlsSocket.authorized === true
+        ? tlsSocket.getPeerCertificate()
+        : null;
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       conn = this.#accept(ws, remoteAddress, () => socket.removeListener('data', guard));
+      conn.cert = cert;
     });
   };
+
+  /**
+   * Makes room for a new inbound handshake from `address`, evicting a pending one if need be;
+   * false when the newcomer must be refused. Per address: the oldest pending handshake of the
+   * address gives way. Overall: a configured peer's address takes the slot of the oldest
+   * pending handshake from a stranger's address (or the oldest of all); a stranger is refused.
+   */
+  #admit(address: string): boolean {
+    const pending = [...this.#sockets].filter((c) => c.pending).sort((a, b) => a.since - b.since);
+    const mine = pending.filter((c) => c.addressKey === address);
+    if (mine.length >= this.#o.maxPendingHandshakesPerAddress) {
+      this.#evict(mine[0]!);
+      return true;
+    }
+    if (pending.length < this.#o.maxPendingHandshakes) return true;
+    const peerAddresses = new Set([...this.#o.peers.values()].flatMap(addressesOfUrl));
+    if (!peerAddresses.has(address)) return false;
+    this.#evict(pending.find((c) => !peerAddresses.has(c.addressKey)) ?? pending[0]!);
+    return true;
+  }
+
+  #evict(conn: Connection): void {
+    this.#refuse(conn, 'busy', TRY_AGAIN_LATER);
+  }
 
   #accept(ws: WebSocket, remoteAddress: string | undefined, releaseGuard: () => void): Connection {
     const conn = new Connection(ws, 'inbound', null, remoteAddress);
@@ -459,6 +510,10 @@ export class WebSocketTransport implements Transport {
       return;
     }
     const conn = new Connection(ws, 'outbound', peer, url);
+    ws.on('upgrade', (res: IncomingMessage) => {
+      const socket = res.socket as Partial<TLSSocket>;
+      if (typeof socket.getPeerCertificate === 'function') conn.cert = socket.getPeerCertificate();
+    });
     dial.conn = conn;
     this.#track(conn);
   }
@@ -509,8 +564,9 @@ export class WebSocketTransport implements Transport {
 
   #onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
     conn.alive = true;
-    if (conn.phase === 'handshake') this.#onHandshakeFrame(conn, toBuffer(data), isBinary);
-    else if (conn.phase === 'open') this.#onData(conn, toBuffer(data), isBinary);
+    if (conn.phase === 'handshake') {
+      if (!conn.probing) this.#onHandshakeFrame(conn, toBuffer(data), isBinary);
+    } else if (conn.phase === 'open') this.#onData(conn, toBuffer(data), isBinary);
   }
 
   #onHandshakeFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
@@ -522,19 +578,32 @@ export class WebSocketTransport implements Transport {
     if (conn.direction === 'inbound') {
       const auth = decodeAuth(data);
       if (auth === null) return this.#refuse(conn, 'protocol', CloseCode.PROTOCOL_ERROR);
-      // Only a configured peer with a smaller name dials us (one connection per pair).
-      if (!this.#o.peers.has(auth.name) || !(auth.name < this.name))
-        return this.#refuse(conn, 'unknownPeer', CloseCode.UNKNOWN_PEER, auth.name);
+      // Only a configured peer with a smaller name dials us (one connection per pair). An
+      // unknown name gets the same close code as a wrong MAC, after as much work, so that a
+      // stranger cannot tell which names exist.
+      const known = this.#o.peers.has(auth.name) && auth.name < this.name;
       let mac: Buffer | null = null;
-      if (secret !== null) {
-        if (
-          !macMatches(handshakeMac(secret, 'dialer', auth.name, this.name, conn.nonce!, auth.nonce), auth.mac)
-        ) {
+      if (secret !== null || !known) {
+        const expected = handshakeMac(
+          known ? secret! : DUMMY_KEY,
+          'dialer',
+          auth.name,
+          this.name,
+          conn.nonce!,
+          auth.nonce,
+        );
+        if (!known) return this.#refuse(conn, 'unknownPeer', CloseCode.AUTH_FAILED, auth.name);
+        if (!macMatches(expected, auth.mac))
           return this.#refuse(conn, 'auth', CloseCode.AUTH_FAILED, auth.name);
-        }
-        mac = handshakeMac(secret, 'acceptor', auth.name, this.name, conn.nonce!, auth.nonce);
+        mac = handshakeMac(secret!, 'acceptor', auth.name, this.name, conn.nonce!, auth.nonce);
       }
-      conn.ws.send(encodeHandshake({ t: 'welcome', mac }));
+      if (this.#identityRequired(conn) && !certificateNamesPeer(conn.cert, auth.name))
+        return this.#refuse(conn, 'identity', CloseCode.AUTH_FAILED, auth.name);
+      const welcome = encodeHandshake({ t: 'welcome', mac });
+      const previous = this.#links.get(auth.name);
+      if (previous !== undefined && secret === null && !this.#identityRequired(conn))
+        return this.#probeBeforeReplacing(conn, previous, auth.name, welcome);
+      conn.ws.send(welcome);
       return this.#open(conn, auth.name);
     }
     const peer = conn.peer!;
@@ -542,6 +611,8 @@ export class WebSocketTransport implements Transport {
       const hello = decodeHello(data);
       if (hello === null) return this.#refuse(conn, 'protocol', CloseCode.PROTOCOL_ERROR);
       if (hello.name !== peer) return this.#refuse(conn, 'unknownPeer', CloseCode.UNKNOWN_PEER, hello.name);
+      if (this.#identityRequired(conn) && !certificateNamesPeer(conn.cert, peer))
+        return this.#refuse(conn, 'identity', CloseCode.AUTH_FAILED, peer);
       conn.remoteNonce = hello.nonce;
       conn.nonce = newNonce();
       const mac =
@@ -563,6 +634,38 @@ export class WebSocketTransport implements Transport {
       return this.#refuse(conn, 'auth', CloseCode.AUTH_FAILED, peer);
     }
     this.#open(conn, peer);
+  }
+
+  /** Whether the other side's certificate must name the peer it claims (`tls.verifyPeerName`). */
+  #identityRequired(conn: Connection): boolean {
+    const tls = this.#o.tls;
+    if (tls === null || tls.verifyPeerName === false) return false;
+    if (conn.direction === 'outbound') return this.#o.peers.get(conn.peer!)?.startsWith('wss:') === true;
+    return tls.requestCert === true;
+  }
+
+  /**
+   * Nothing proves who `conn` is (no secret, no certificate): it may replace the open
+   * connection `previous` of the same peer only if that one is dead. Probe it with a ping;
+   * if it answers within {@link DUPLICATE_PROBE_MS}, the newcomer is refused (a stranger
+   * cannot knock a live peer off); otherwise the newcomer takes over (a restarted peer).
+   */
+  #probeBeforeReplacing(conn: Connection, previous: Connection, peer: PeerId, welcome: Buffer): void {
+    conn.probing = true;
+    previous.alive = false;
+    try {
+      previous.ws.ping();
+    } catch {
+      // A socket failing under us is dead: the newcomer wins below.
+    }
+    const timer = setTimeout(() => {
+      if (conn.phase !== 'handshake') return;
+      if (previous.phase === 'open' && previous.alive && this.#links.get(peer) === previous)
+        return this.#refuse(conn, 'duplicate', CloseCode.AUTH_FAILED, peer);
+      conn.ws.send(welcome);
+      this.#open(conn, peer);
+    }, DUPLICATE_PROBE_MS);
+    timer.unref();
   }
 
   #open(conn: Connection, peer: PeerId): void {

@@ -68,7 +68,7 @@ describe('authentication with the cluster secret', () => {
     expect(c.node('n1').transport.connectedPeers()).toEqual([]);
   });
 
-  it('refuses a name not in the configuration (close code 4003), even with the right secret', async () => {
+  it('refuses a name not in the configuration with the close code of a wrong MAC (4001), even with the right secret', async () => {
     const events: WebSocketTransportEvent[] = [];
     const c = await cluster(['n1', 'n2'], { secret: SECRET, onEvent: (e) => events.push(e) });
     const mallory = await raw(RawPeer.connect(c.urls.n2!));
@@ -84,7 +84,7 @@ describe('authentication with the cluster secret', () => {
         mac: handshakeMac(Buffer.from(SECRET), 'dialer', 'mallory', 'n2', hello.nonce, nonce),
       }),
     );
-    expect(await mallory.closed).toBe(CloseCode.UNKNOWN_PEER);
+    expect(await mallory.closed).toBe(CloseCode.AUTH_FAILED);
     expect(c.node('n2').transport.metrics().refused.unknownPeer).toBe(1);
     expect(events).toContainEqual(
       expect.objectContaining({ type: 'refused', reason: 'unknownPeer', peer: 'mallory' }),
@@ -95,7 +95,7 @@ describe('authentication with the cluster secret', () => {
   it('refuses a configured peer that must not dial this one (the greater name accepts)', async () => {
     const c = await cluster(['n1', 'n2'], { secret: SECRET });
     await expect(RawPeer.authenticated(c.urls.n1!, 'n2', 'n1', SECRET)).rejects.toThrow(
-      `refused (${CloseCode.UNKNOWN_PEER})`,
+      `refused (${CloseCode.AUTH_FAILED})`,
     );
     expect(c.node('n1').transport.metrics().refused.unknownPeer).toBe(1);
   });

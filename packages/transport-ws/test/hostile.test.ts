@@ -282,13 +282,14 @@ describe('hostile input before or around the handshake', () => {
     expect(n3().metrics().refused.timeout).toBe(1);
   });
 
-  it('too many handshakes at once: the extra connections are refused (busy)', async () => {
+  it('too many handshakes at once from strangers: the extra connections are refused (busy)', async () => {
     await c.close();
     c = await TestCluster.create(['n2', 'n3'], { maxPendingHandshakes: 2 }, {}, { n1: 'ws://127.0.0.1:9' });
     await c.connected();
-    await stranger();
-    await stranger();
-    await expect(stranger()).rejects.toThrow(/503/);
+    // 127.0.0.2 and 127.0.0.3 are loopback too, but no configured peer's address.
+    strays.push(await RawPeer.connect(c.urls.n3!, { localAddress: '127.0.0.2' }));
+    strays.push(await RawPeer.connect(c.urls.n3!, { localAddress: '127.0.0.3' }));
+    await expect(RawPeer.connect(c.urls.n3!, { localAddress: '127.0.0.2' })).rejects.toThrow(/503/);
     expect(n3().metrics().refused.busy).toBe(1);
   });
 

@@ -1,17 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { testCertificates } from '@raft/testkit/tls';
 import { WebSocket } from 'ws';
 import type { PeerId, RaftMessage } from '@raft/core';
 import { webSocketTransport } from '../src/index.js';
 import type { TlsOptions, WebSocketTransport, WebSocketTransportOptions } from '../src/index.js';
 import { heartbeat, waitFor } from './helpers.js';
 
-// TEST-ONLY certificates (test/fixtures/README.md).
+// TEST-ONLY certificates: a throwaway CA and one certificate per peer name, made now with
+// openssl; the rogue CA's from test/fixtures/README.md.
 const fixture = (name: string): Buffer => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
-const ca = fixture('ca.crt');
-const good: TlsOptions = { cert: fixture('peer.crt'), key: fixture('peer.key'), ca };
+const pki = testCertificates(['n0', 'n1', 'n2']);
+afterAll(() => pki.remove());
+const ca = pki.ca;
+const as = (name: string): TlsOptions => ({ cert: pki.certs[name]!.cert, key: pki.certs[name]!.key, ca });
+const good = as('n2');
 const rogue: TlsOptions = { cert: fixture('rogue.crt'), key: fixture('rogue.key'), ca };
 const SECRET = 'tls-tests-secret-0123456789abcdef';
 
@@ -57,7 +62,7 @@ async function dialer(name: PeerId, url: string, tls: TlsOptions): Promise<WebSo
 describe('TLS (wss://)', () => {
   it('carries messages over TLS with a certificate, key and CA', async () => {
     const n2 = await acceptor(good);
-    const n1 = await dialer('n1', n2.url, good);
+    const n1 = await dialer('n1', n2.url, as('n1'));
     await waitFor(() => n1.connectedPeers().includes('n2'), 'the TLS connection');
     n1.send('n2', heartbeat('n1', 'n2', 1));
     await waitFor(() => n2.inbox.length === 1, 'a message over TLS');
@@ -78,7 +83,7 @@ describe('TLS (wss://)', () => {
     const n2 = webSocketTransport({ name: 'n2', server, peers: { n1: 'wss://127.0.0.1:9' }, secret: SECRET });
     cleanup.push(() => n2.close());
     await n2.start(() => {});
-    const n1 = await dialer('n1', `wss://127.0.0.1:${(server.address() as AddressInfo).port}`, good);
+    const n1 = await dialer('n1', `wss://127.0.0.1:${(server.address() as AddressInfo).port}`, as('n1'));
     await waitFor(() => n1.connectedPeers().includes('n2'), 'the connection');
   });
 });
@@ -86,7 +91,7 @@ describe('TLS (wss://)', () => {
 describe('mutual TLS (requestCert)', () => {
   it('lets in a dialer with a certificate signed by the CA', async () => {
     const n2 = await acceptor({ ...good, requestCert: true });
-    const n1 = await dialer('n1', n2.url, good);
+    const n1 = await dialer('n1', n2.url, as('n1'));
     await waitFor(() => n1.connectedPeers().includes('n2'), 'the connection');
     n1.send('n2', heartbeat('n1', 'n2', 1));
     await waitFor(() => n2.inbox.length === 1, 'a message');
@@ -106,7 +111,32 @@ describe('mutual TLS (requestCert)', () => {
     await waitFor(() => n2.t.metrics().refused.tls >= 2 && n1.metrics().dialFailures >= 1, 'refusals');
     expect(n2.t.connectedPeers()).toEqual([]);
     // The acceptor still serves good peers.
-    const n0 = await dialer('n0', n2.url, good);
+    const n0 = await dialer('n0', n2.url, as('n0'));
     await waitFor(() => n0.connectedPeers().includes('n2'), 'a good peer');
+  });
+});
+
+describe('certificates bound to peer names (verifyPeerName)', () => {
+  it('refuses a dialer whose valid certificate names another peer (4001, refused.identity)', async () => {
+    const n2 = await acceptor({ ...good, requestCert: true });
+    // n0's certificate, signed by the trusted CA, but presented by a dialer claiming to be n1.
+    const n1 = await dialer('n1', n2.url, as('n0'));
+    await waitFor(() => n2.t.metrics().refused.identity >= 1, 'the refusal');
+    await waitFor(() => n1.metrics().refused.auth >= 1, 'the dialer to see 4001');
+    expect(n2.t.connectedPeers()).toEqual([]);
+  });
+
+  it('refuses an acceptor whose valid certificate names another peer', async () => {
+    const n2 = await acceptor({ ...as('n0'), requestCert: true });
+    const n1 = await dialer('n1', n2.url, as('n1'));
+    await waitFor(() => n1.metrics().refused.identity >= 1, 'the dialer to refuse');
+    expect(n1.connectedPeers()).toEqual([]);
+  });
+
+  it('verifyPeerName: false lets one shared certificate serve every peer', async () => {
+    const shared = { ...as('n0'), verifyPeerName: false };
+    const n2 = await acceptor({ ...shared, requestCert: true });
+    const n1 = await dialer('n1', n2.url, shared);
+    await waitFor(() => n1.connectedPeers().includes('n2'), 'the connection');
   });
 });
