@@ -19,6 +19,8 @@ describe('raft-kv members / transfer: arguments', () => {
     expect(adminCommand('members', http, [])).toEqual({
       http: { host: '127.0.0.1', port: 8001 },
       timeoutMs: 60_000,
+      adminToken: null,
+      ca: null,
       action: 'list',
     });
     expect(adminCommand('members', { ...http, timeout: '5000' }, ['list'])).toMatchObject({
@@ -32,6 +34,11 @@ describe('raft-kv members / transfer: arguments', () => {
     });
     expect(adminCommand('members', http, ['remove', 'n1'])).toMatchObject({ action: 'remove', id: 'n1' });
     expect(adminCommand('transfer', http, ['n2'])).toMatchObject({ action: 'transfer', id: 'n2' });
+    expect(adminCommand('members', http, ['cancel'])).toMatchObject({ action: 'cancel' });
+    expect(adminCommand('members', { ...http, 'admin-token': 'a' }, [])).toMatchObject({ adminToken: 'a' });
+    expect(adminCommand('members', http, [], { RAFT_KV_ADMIN_TOKEN: 'b' })).toMatchObject({
+      adminToken: 'b',
+    });
   });
 
   it('refuses a missing --http, a bad id or URL and stray arguments with RAFT_INVALID_ARGUMENT', () => {

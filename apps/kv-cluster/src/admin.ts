@@ -1,15 +1,25 @@
-import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { InvalidArgumentError, RaftError } from '@raft/core';
 import type { Configuration } from '@raft/core';
 import { normalizePeerUrl } from './machine.js';
 import { idProblem } from './ops.js';
-import { authority, parseHostPort, parseInteger, type HostPort } from './options.js';
+import { authority, parseHostPort, parseInteger, resolveAdminToken, type HostPort } from './options.js';
 
 /** A `raft-kv members` or `raft-kv transfer` command, validated. */
-export type AdminCommand = { http: HostPort; timeoutMs: number } & (
+export type AdminCommand = {
+  http: HostPort;
+  timeoutMs: number;
+  /** Sent as `Authorization: Bearer TOKEN` (`--admin-token`, `RAFT_KV_ADMIN_TOKEN`), or null. */
+  adminToken?: string | null;
+  /** The CA (PEM) of the node's HTTPS certificate (`--cacert FILE`): talk HTTPS; or null for HTTP. */
+  ca?: Buffer | null;
+} & (
   | { action: 'list' }
   | { action: 'add'; id: string; url: string }
   | { action: 'remove'; id: string }
+  | { action: 'cancel' }
   | { action: 'transfer'; id: string }
 );
 
@@ -21,8 +31,9 @@ interface View {
 }
 
 const USAGE = {
-  members: 'raft-kv members --http HOST:PORT [list | add ID URL | remove ID]',
-  transfer: 'raft-kv transfer --http HOST:PORT ID',
+  members:
+    'raft-kv members --http HOST:PORT [--admin-token T] [--cacert FILE] [list | add ID URL | remove ID | cancel]',
+  transfer: 'raft-kv transfer --http HOST:PORT [--admin-token T] [--cacert FILE] ID',
 } as const;
 
 function checkId(command: string, id: string | undefined): string {
@@ -38,8 +49,9 @@ function checkId(command: string, id: string | undefined): string {
  */
 export function adminCommand(
   command: 'members' | 'transfer',
-  flags: { http?: string; timeout?: string },
+  flags: { http?: string; timeout?: string; 'admin-token'?: string; cacert?: string },
   args: string[],
+  env: NodeJS.ProcessEnv = {},
 ): AdminCommand {
   if (flags.http === undefined || flags.http.length === 0)
     throw new InvalidArgumentError(
@@ -49,6 +61,8 @@ export function adminCommand(
     http: parseHostPort('--http', flags.http),
     timeoutMs:
       flags.timeout === undefined ? 60_000 : parseInteger('--timeout', flags.timeout, 100, 3_600_000),
+    adminToken: resolveAdminToken(flags['admin-token'], env),
+    ca: flags.cacert === undefined ? null : readCa(flags.cacert),
   };
   const usage = (): never => {
     throw new InvalidArgumentError(
@@ -74,8 +88,20 @@ export function adminCommand(
     case 'remove':
       if (rest.length !== 1) usage();
       return { ...base, action: 'remove', id: checkId('members remove', rest[0]) };
+    case 'cancel':
+      if (rest.length > 0) usage();
+      return { ...base, action: 'cancel' };
     default:
       return usage();
+  }
+}
+
+function readCa(file: string): Buffer {
+  if (file.length === 0) throw new InvalidArgumentError('--cacert must name a file');
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new InvalidArgumentError(`--cacert ${file}: cannot read it: ${(err as Error).message}`);
   }
 }
 
@@ -86,35 +112,36 @@ interface Answer {
 
 /** One JSON request; null when there is no answer (connection refused, reset, timeout). */
 function call(
-  http: HostPort,
+  cmd: AdminCommand,
   method: string,
   path: string,
   body: unknown,
   timeoutMs: number,
 ): Promise<Answer | null> {
+  const http = cmd.http;
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
     const headers: Record<string, string | number> =
       payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length };
-    const req = request(
-      { host: http.host, port: http.port, method, path, headers, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', () => resolve(null));
-        res.on('end', () => {
-          try {
-            const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-            resolve({
-              status: res.statusCode ?? 0,
-              body: typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {},
-            });
-          } catch {
-            resolve({ status: res.statusCode ?? 0, body: {} });
-          }
-        });
-      },
-    );
+    if (cmd.adminToken != null && method !== 'GET') headers['authorization'] = `Bearer ${cmd.adminToken}`;
+    const options = { host: http.host, port: http.port, method, path, headers, timeout: timeoutMs };
+    const request = cmd.ca != null ? httpsRequest : httpRequest;
+    const req = request(cmd.ca != null ? { ...options, ca: cmd.ca } : options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', () => resolve(null));
+      res.on('end', () => {
+        try {
+          const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+          resolve({
+            status: res.statusCode ?? 0,
+            body: typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {},
+          });
+        } catch {
+          resolve({ status: res.statusCode ?? 0, body: {} });
+        }
+      });
+    });
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(null));
     req.end(payload);
@@ -144,6 +171,8 @@ function isDone(cmd: AdminCommand, view: View): boolean {
       return settled && c.members.includes(cmd.id) && view.peers[cmd.id] === cmd.url;
     case 'remove':
       return settled && !c.members.includes(cmd.id);
+    case 'cancel':
+      return c.learners === undefined || c.learners.length === 0;
     case 'transfer':
       return view.leader === cmd.id;
     case 'list':
@@ -158,7 +187,12 @@ function failure(cmd: AdminCommand, answer: Answer): RaftError {
   if (answer.status === 409)
     return new RaftError(
       'RAFT_CONFIG_CHANGE_IN_PROGRESS',
-      `${cmd.action}: another membership change is in progress; retry once it completes (raft-kv members list)`,
+      `${cmd.action}: another membership change is in progress: ${typeof m === 'string' ? m : 'retry once it completes'} (raft-kv members list)`,
+    );
+  if (answer.status === 401 || answer.status === 403)
+    return new RaftError(
+      'RAFT_INVALID_ARGUMENT',
+      `${cmd.action}: refused (${answer.status}): ${message}; give the nodes' admin token with --admin-token or RAFT_KV_ADMIN_TOKEN`,
     );
   return new RaftError(
     'RAFT_TRANSPORT_UNAVAILABLE',
@@ -183,7 +217,7 @@ export async function runAdmin(
 ): Promise<number> {
   const deadline = performance.now() + cmd.timeoutMs;
   const getView = async (): Promise<View | null> => {
-    const a = await call(cmd.http, 'GET', '/cluster', undefined, 5000);
+    const a = await call(cmd, 'GET', '/cluster', undefined, 5000);
     return a?.status === 200 ? (a.body as unknown as View) : null;
   };
   if (cmd.action === 'list') {
@@ -191,7 +225,7 @@ export async function runAdmin(
     if (view === null)
       throw new RaftError(
         'RAFT_TRANSPORT_UNAVAILABLE',
-        `no answer from http://${authority(cmd.http)}/cluster`,
+        `no answer from ${cmd.ca != null ? 'https' : 'http'}://${authority(cmd.http)}/cluster`,
       );
     for (const line of formatView(view)) out(line);
     return 0;
@@ -201,7 +235,9 @@ export async function runAdmin(
       ? ['POST', '/cluster/members', { id: cmd.id, url: cmd.url }]
       : cmd.action === 'remove'
         ? ['DELETE', `/cluster/members/${encodeURIComponent(cmd.id)}`, undefined]
-        : ['POST', '/cluster/leader', { id: cmd.id }];
+        : cmd.action === 'cancel'
+          ? ['DELETE', '/cluster/learners', undefined]
+          : ['POST', '/cluster/leader', { id: cmd.id }];
   let maybeRunning = false;
   let last = 'no answer';
   while (performance.now() < deadline) {
@@ -214,7 +250,7 @@ export async function runAdmin(
       }
     }
     const answer = await call(
-      cmd.http,
+      cmd,
       method,
       path,
       body,

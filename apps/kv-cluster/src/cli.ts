@@ -21,8 +21,16 @@ const NODE_FLAGS = [
   'snapshot-every',
   'election-timeout',
   'heartbeat-interval',
+  'peer-cert-file',
+  'peer-key-file',
+  'peer-trusted-ca-file',
+  'cert-file',
+  'key-file',
+  'trusted-ca-file',
+  'allowed-hosts',
+  'admin-token',
 ] as const;
-const NODE_SWITCHES = ['join'] as const;
+const NODE_SWITCHES = ['join', 'insecure'] as const;
 const CLUSTER_FLAGS = [
   'nodes',
   'data',
@@ -35,8 +43,9 @@ const CLUSTER_FLAGS = [
   'snapshot-every',
   'election-timeout',
   'heartbeat-interval',
+  'admin-token',
 ] as const;
-const ADMIN_FLAGS = ['http', 'timeout'] as const;
+const ADMIN_FLAGS = ['http', 'timeout', 'admin-token', 'cacert'] as const;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -137,7 +146,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'members':
     case 'transfer': {
       const { positionals, ...flags } = parseFlags(command, rest, ADMIN_FLAGS, [], true);
-      return runAdmin(adminCommand(command, flags, positionals), (line) => process.stdout.write(`${line}\n`));
+      return runAdmin(adminCommand(command, flags, positionals, process.env), (line) =>
+        process.stdout.write(`${line}\n`),
+      );
     }
     default:
       throw new InvalidArgumentError(

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeerStatus } from '@raft/core';
-import type { KVValue } from '@raft/kv';
+import { MAX_VALUE_DEPTH, type KVValue } from '@raft/kv';
+import { checkJsonContentType, type HttpGuard } from './http-guard.js';
 import { hasBody, parseJson, readBody, sendReply } from './http-util.js';
 import { normalizePeerUrl } from './machine.js';
 import {
@@ -31,6 +32,8 @@ export interface ClientApiContext {
   requestTimeoutMs: number;
   /** Called for a failure that is a bug (logged once, answered 500). */
   onInternalError(err: unknown): void;
+  /** Host allow-list, Origin check and admin token. */
+  guard: HttpGuard;
 }
 
 /** A request's route, decided from its method and path alone. */
@@ -41,6 +44,7 @@ export type Route =
   | { kind: 'cluster' }
   | { kind: 'members-add' }
   | { kind: 'members-remove'; id: string }
+  | { kind: 'members-cancel' }
   | { kind: 'leader' }
   | { kind: 'reply'; reply: HttpReply };
 
@@ -85,6 +89,7 @@ function clusterRoute(method: string, segments: string[]): Route {
   if (segments.length === 2) return only('GET', { kind: 'cluster' });
   if (segments.length === 3 && segments[2] === 'members') return only('POST', { kind: 'members-add' });
   if (segments.length === 3 && segments[2] === 'leader') return only('POST', { kind: 'leader' });
+  if (segments.length === 3 && segments[2] === 'learners') return only('DELETE', { kind: 'members-cancel' });
   if (segments.length === 4 && segments[2] === 'members') {
     if (method !== 'DELETE') return { kind: 'reply', reply: replies.methodNotAllowed(['DELETE']) };
     let id: string;
@@ -124,6 +129,22 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * True when `value` nests deeper than `max` levels (iterative: a hostile body cannot
+ * overflow the stack here). The store refuses such values anyway; checking at the door
+ * answers 400 on every node, the leader or a follower that would forward it.
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** Parses the body of a PUT or a CAS into an operation, or the 400 to answer. */
 export function opFromBody(route: Extract<Route, { kind: 'kv' | 'cas' }>, body: Buffer): KvOp | HttpReply {
   const json = parseJson(body);
@@ -135,6 +156,9 @@ export function opFromBody(route: Extract<Route, { kind: 'kv' | 'cas' }>, body: 
         : 'the body must be a JSON object {"value": V}',
     );
   const obj = json.value;
+  // The body object is one level; the value may nest MAX_VALUE_DEPTH levels under it.
+  if (nestsDeeperThan(obj, MAX_VALUE_DEPTH + 1))
+    return replies.badRequest(`values may nest at most ${MAX_VALUE_DEPTH} levels`);
   if (route.kind === 'cas') {
     if (!('expected' in obj)) return replies.badRequest('the body must have "expected"');
     if (!('value' in obj)) return replies.badRequest('the body must have "value"');
@@ -174,6 +198,24 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
     sendReply(res, r.reply, { close: bodyUnread });
     return;
   }
+  const refused =
+    ctx.guard.checkOrigin(req) ??
+    (r.kind === 'members-add' ||
+    r.kind === 'members-remove' ||
+    r.kind === 'members-cancel' ||
+    r.kind === 'leader'
+      ? ctx.guard.checkAdmin(req)
+      : undefined) ??
+    (r.kind === 'members-add' ||
+    r.kind === 'leader' ||
+    r.kind === 'cas' ||
+    (r.kind === 'kv' && r.method === 'PUT')
+      ? checkJsonContentType(req)
+      : undefined);
+  if (refused !== undefined) {
+    sendReply(res, refused, { close: bodyUnread });
+    return;
+  }
   if (r.kind === 'status') {
     sendReply(res, { status: 200, body: { ...ctx.status() } }, { close: bodyUnread });
     return;
@@ -186,6 +228,8 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
   let lastBody: Buffer = Buffer.alloc(0);
   if (r.kind === 'members-remove') {
     op = { kind: 'member-remove', id: r.id };
+  } else if (r.kind === 'members-cancel') {
+    op = { kind: 'member-cancel' };
   } else if (r.kind === 'members-add' || r.kind === 'leader' || r.kind === 'cas' || r.method === 'PUT') {
     const body = await readBody(req, MAX_BODY_BYTES, deadline);
     if (body.ok) lastBody = body.body;
@@ -224,7 +268,12 @@ async function handle(ctx: ClientApiContext, req: IncomingMessage, res: ServerRe
   try {
     const reply = await Promise.race([ctx.execute(op, deadline, 0), late]);
     sendReply(res, reply, {
-      close: bodyUnread && (op.kind === 'get' || op.kind === 'delete' || op.kind === 'member-remove'),
+      close:
+        bodyUnread &&
+        (op.kind === 'get' ||
+          op.kind === 'delete' ||
+          op.kind === 'member-remove' ||
+          op.kind === 'member-cancel'),
     });
   } finally {
     clearTimeout(backstop);

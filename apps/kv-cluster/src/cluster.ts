@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -125,9 +126,15 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
   // First: where to watch the cluster (every node serves the dashboard; n1's is as good as any).
   out(dashboardLine(members));
 
+  // Closed by default: without --secret, a random one for this run (the nodes get it in their
+  // environment, never on a command line); without --admin-token, a random one written to
+  // DIR/admin-token (mode 0600) for raft-kv members and transfer.
   const env = { ...process.env };
-  if (opts.secret !== null) env['RAFT_SECRET'] = opts.secret;
-  else delete env['RAFT_SECRET'];
+  env['RAFT_SECRET'] = opts.secret ?? randomBytes(32).toString('hex');
+  const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
+  env['RAFT_KV_ADMIN_TOKEN'] = adminToken;
+  const tokenFile = join(opts.data, 'admin-token');
+  if (opts.adminToken === null) await writeFile(tokenFile, `${adminToken}\n`, { mode: 0o600 });
 
   let stopping = false;
   let started = false;
@@ -187,6 +194,13 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   for (const m of members) out(`${m.id}: HTTP ${m.httpUrl}  (peer ${m.peerUrl}, data ${m.data})`);
+  out(
+    `security: ${opts.secret === null ? 'a random cluster secret for this run' : 'the given cluster secret'}; admin token ${
+      opts.adminToken === null
+        ? `in ${tokenFile} (RAFT_KV_ADMIN_TOKEN=$(cat ${tokenFile}) raft-kv members ...)`
+        : 'as given'
+    }`,
+  );
 
   const leader = await Promise.race([
     waitForLeader(members, 30_000, () => stopping),
@@ -207,9 +221,10 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
     const [a, b, c] = [members[0], members[1] ?? members[0], members[2] ?? members[0]];
     if (a !== undefined && b !== undefined && c !== undefined) {
       out('try:');
-      out(`  curl -X PUT ${a.httpUrl}/kv/hello -d '{"value": "world"}'`);
+      const json = "-H 'content-type: application/json'";
+      out(`  curl -X PUT ${a.httpUrl}/kv/hello ${json} -d '{"value": "world"}'`);
       out(`  curl ${b.httpUrl}/kv/hello`);
-      out(`  curl -X POST ${c.httpUrl}/kv/hello/cas -d '{"expected": "world", "value": "raft"}'`);
+      out(`  curl -X POST ${c.httpUrl}/kv/hello/cas ${json} -d '{"expected": "world", "value": "raft"}'`);
       out(`  curl -X DELETE ${a.httpUrl}/kv/hello`);
       out(`  curl ${b.httpUrl}/status`);
     }

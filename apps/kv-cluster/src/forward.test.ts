@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FORWARD_CLOCK_SKEW_MS, Forwarder, forwardKey, ForwardVerifier, signForward } from './forward.js';
@@ -32,7 +32,7 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
   return `ws://127.0.0.1:${(s.address() as AddressInfo).port}`;
 }
 
-function forwarder(leaderUrl: string, secret: string | null = null): Forwarder {
+function forwarder(leaderUrl: string, secret: string | null = 'k'): Forwarder {
   const f = new Forwarder('n1', new Map([['n2', leaderUrl]]), secret, logger);
   forwarders.push(f);
   return f;
@@ -96,12 +96,95 @@ describe('ForwardVerifier', () => {
     );
   });
 
-  it('accepts anything without a secret', () => {
-    expect(new ForwardVerifier(null, new Set(), 'n2').verify({}, body)).toBeUndefined();
+  it('refuses everything without a secret: an unsigned request could come from anyone', () => {
+    const v = new ForwardVerifier(null, new Set(['n1']), 'n2');
+    expect(v.verify(signForward(null, 'n1', 'n2', body), body)).toContain('forwarding is disabled');
+    expect(v.precheck(signForward(null, 'n1', 'n2', body))).toContain('forwarding is disabled');
+  });
+});
+
+describe('the forward route', () => {
+  it('without a secret, an unsigned put is refused (401) and never runs', async () => {
+    const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: {} }));
+    const url = (await leader(null, execute)).replace(/^ws/, 'http');
+    const payload = JSON.stringify({
+      op: { kind: 'put', key: 'x', value: 'pwned' },
+      hops: 1,
+      timeoutMs: 1000,
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${url}/_raft/forward`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+    expect(status).toBe(401);
+    expect(execute).not.toHaveBeenCalled();
+  });
+
+  it('checks the signature headers before reading the body', async () => {
+    const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: {} }));
+    const verifier = new ForwardVerifier(forwardKey('k'), new Set(['n1']), 'n2');
+    const url = (
+      await serve(
+        peerApi({
+          execute,
+          verifier,
+          closing: () => false,
+          requestTimeoutMs: 600_000,
+          onInternalError: () => undefined,
+          onRefused: () => undefined,
+        }),
+      )
+    ).replace(/^ws/, 'http');
+    // Announces 4 MiB and sends 1 byte: answered at once, not after reading (or waiting for) the rest.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${url}/_raft/forward`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': 4 * 1024 * 1024 },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      req.on('error', () => undefined);
+      req.write('{', (err) => {
+        if (err) reject(err);
+      });
+    });
+    expect(status).toBe(401);
+    expect(execute).not.toHaveBeenCalled();
   });
 });
 
 describe('Forwarder', () => {
+  it('forwards nothing without a secret: 503 not_leader naming the leader', async () => {
+    const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: {} }));
+    const f = forwarder(await leader(null, execute), null);
+    expect(await f.forward('n2', PUT, 1, performance.now() + 2000)).toMatchObject({
+      status: 503,
+      body: { error: 'not_leader', leader: 'n2' },
+    });
+    expect(execute).not.toHaveBeenCalled();
+  });
+
+  it('answers 400 for an operation too deeply nested to encode, and sends nothing', async () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    const execute = vi.fn(() => Promise.resolve<HttpReply>({ status: 200, body: {} }));
+    const f = forwarder(await leader('k', execute), 'k');
+    const op = { kind: 'put', key: 'k', value: deep } as KvOp;
+    expect(await f.forward('n2', op, 1, performance.now() + 2000)).toMatchObject({ status: 400 });
+    expect(execute).not.toHaveBeenCalled();
+  });
+
   it('relays the leader answer, and the leader runs the op with one more hop', async () => {
     const execute = vi.fn((_op: KvOp, _deadline: number, _hops: number) =>
       Promise.resolve<HttpReply>({ status: 409, body: { error: 'cas_mismatch', value: 3 } }),

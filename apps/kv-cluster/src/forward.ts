@@ -1,5 +1,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { certificateNamesPeer } from '@raft/transport-ws';
 import type { PeerId } from '@raft/core';
 import { isWrite, replies, type HttpReply, type Op } from './ops.js';
 
@@ -104,9 +107,37 @@ export class ForwardVerifier {
     private readonly maxNonces = 1_000_000,
   ) {}
 
-  /** Returns why the request is refused, or undefined when it may run. */
+  /**
+   * Checks what the headers alone can tell, before a byte of the body is read: that
+   * forwarding is on (the cluster has a secret), and that the request is signed, by a
+   * member, recently. Returns why it is refused, or undefined.
+   */
+  precheck(headers: IncomingMessage['headers'], now = Date.now()): string | undefined {
+    if (this.key === null) return 'no cluster secret: forwarding is disabled';
+    const from = headers[HEADER_FROM];
+    const timestamp = headers[HEADER_TIMESTAMP];
+    const nonce = headers[HEADER_NONCE];
+    const sig = headers[HEADER_SIGNATURE];
+    if (
+      typeof from !== 'string' ||
+      typeof timestamp !== 'string' ||
+      typeof nonce !== 'string' ||
+      typeof sig !== 'string'
+    )
+      return 'unsigned';
+    if (!this.members.has(from)) return 'unknown sender';
+    if (!/^\d{1,16}$/.test(timestamp) || Math.abs(now - Number(timestamp)) > FORWARD_CLOCK_SKEW_MS)
+      return 'stale or future timestamp';
+    if (!/^[0-9a-f]{64}$/.test(sig)) return 'bad signature';
+    return undefined;
+  }
+
+  /**
+   * Returns why the request is refused, or undefined when it may run. Without a cluster
+   * secret every forwarded request is refused: an unsigned one could come from anyone.
+   */
   verify(headers: IncomingMessage['headers'], body: Buffer, now = Date.now()): string | undefined {
-    if (this.key === null) return undefined;
+    if (this.key === null) return 'no cluster secret: forwarding is disabled';
     const from = headers[HEADER_FROM];
     const timestamp = headers[HEADER_TIMESTAMP];
     const nonce = headers[HEADER_NONCE];
@@ -160,9 +191,18 @@ export interface ForwardLogger {
   error(obj: object, msg?: string): void;
 }
 
+/** TLS material to reach `wss://` peers' forward route over HTTPS with mutual TLS. */
+export interface ForwarderTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
+
 /**
  * Sends client operations to the leader over its peer port: the node CLI knows the
- * other nodes' peer URLs only, not their HTTP addresses.
+ * other nodes' peer URLs only, not their HTTP addresses. Without a cluster secret it
+ * forwards nothing (the leader would refuse an unsigned request): a follower answers
+ * 503 `not_leader` naming the leader.
  */
 export class Forwarder {
   private readonly agent = new Agent({
@@ -171,6 +211,7 @@ export class Forwarder {
     scheduling: 'lifo',
     timeout: IDLE_SOCKET_MS,
   });
+  private readonly tlsAgent: HttpsAgent | null;
   private readonly key: Buffer | null;
   private readonly reported = new Map<string, number>();
 
@@ -180,8 +221,21 @@ export class Forwarder {
     private readonly peers: ReadonlyMap<PeerId, string>,
     secret: string | null,
     private readonly logger: ForwardLogger,
+    tls: ForwarderTls | null = null,
   ) {
     this.key = secret === null ? null : forwardKey(secret);
+    this.tlsAgent =
+      tls === null
+        ? null
+        : new HttpsAgent({
+            keepAlive: true,
+            maxSockets: 512,
+            scheduling: 'lifo',
+            timeout: IDLE_SOCKET_MS,
+            cert: tls.cert,
+            key: tls.key,
+            ca: tls.ca,
+          });
   }
 
   /**
@@ -202,13 +256,22 @@ export class Forwarder {
   ): Promise<HttpReply> {
     const base = this.peers.get(leader);
     if (base === undefined) return Promise.resolve(replies.electionInProgress());
+    if (this.key === null) return Promise.resolve(replies.forwardingDisabled(leader));
     const remaining = Math.floor(deadline - performance.now());
     if (remaining <= 0) return Promise.resolve(replies.timeout());
     // The leader answers a little before we give up, so its own 504 (or success) wins.
     const margin = Math.min(250, Math.floor(remaining / 10));
     const payload: ForwardRequest = { op, hops, timeoutMs: Math.max(1, remaining - margin) };
-    const body = Buffer.from(JSON.stringify(payload), 'utf8');
+    let body: Buffer;
+    try {
+      body = Buffer.from(JSON.stringify(payload), 'utf8');
+    } catch {
+      // Too deep for JSON.stringify: nothing was sent.
+      return Promise.resolve(replies.badRequest('the request cannot be encoded to forward it to the leader'));
+    }
     const url = new URL(FORWARD_PATH, base.replace(/^ws/, 'http'));
+    const secure = url.protocol === 'https:';
+    if (secure && this.tlsAgent === null) return Promise.resolve(replies.leaderUnreachable(leader));
     return new Promise<HttpReply>((resolve) => {
       let sent = false;
       let settled = false;
@@ -224,15 +287,26 @@ export class Forwarder {
         this.report(leader, why, err);
         settle(sent && isWrite(op) ? replies.timeout() : replies.leaderUnreachable(leader));
       };
-      const req = request(url, {
+      const options = {
         method: 'POST',
-        agent: this.agent,
         headers: {
           'content-type': 'application/json',
           'content-length': body.length,
           ...signForward(this.key, this.self, leader, body),
         },
-      });
+      };
+      const req = secure
+        ? httpsRequest(url, {
+            ...options,
+            agent: this.tlsAgent!,
+            // The leader's certificate must name the host dialed and the leader itself.
+            checkServerIdentity: (host: string, cert: PeerCertificate) =>
+              checkServerIdentity(host, cert) ??
+              (certificateNamesPeer(cert, leader)
+                ? undefined
+                : new Error(`the certificate of ${url.host} does not name ${leader}`)),
+          })
+        : request(url, { ...options, agent: this.agent });
       const timer = setTimeout(() => {
         settle(sent || !isWrite(op) ? replies.timeout() : replies.leaderUnreachable(leader));
         req.destroy();
@@ -305,6 +379,7 @@ export class Forwarder {
   /** Closes idle connections. */
   close(): void {
     this.agent.destroy();
+    this.tlsAgent?.destroy();
   }
 
   /** Logs a forwarding failure at most once a minute per leader and reason (not once per request). */

@@ -142,8 +142,9 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
   it('normalizes peer URLs as --peers does', () => {
     expect(normalizePeerUrl('ws://127.0.0.1:7001')).toBe('ws://127.0.0.1:7001/');
     expect(normalizePeerUrl('ws://[::1]:7001')).toBe('ws://[::1]:7001/');
-    expect(normalizePeerUrl('wss://h:1')).toMatchObject({
-      problem: expect.stringContaining('TLS') as string,
+    expect(normalizePeerUrl('wss://h:1')).toBe('wss://h:1/');
+    expect(normalizePeerUrl('wss://h')).toMatchObject({
+      problem: expect.stringContaining('port') as string,
     });
     expect(normalizePeerUrl('ws://h:1/?q=1')).toMatchObject({ problem: expect.any(String) as string });
     expect(normalizePeerUrl(`ws://h:1/${'x'.repeat(600)}`)).toMatchObject({

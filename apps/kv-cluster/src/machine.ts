@@ -47,7 +47,7 @@ export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_URL_LENGTH = 512;
 
 /**
- * Checks a peer URL as the directory stores it: `ws://HOST:PORT[/]`, normalized to
+ * Checks a peer URL as the directory stores it: `ws://HOST:PORT[/]` or `wss://HOST:PORT[/]`, normalized to
  * `URL.href`. Returns the URL or why it is not one. Deterministic (no DNS, no clock).
  */
 export function normalizePeerUrl(raw: string): string | { problem: string } {
@@ -56,12 +56,11 @@ export function normalizePeerUrl(raw: string): string | { problem: string } {
   try {
     url = new URL(raw);
   } catch {
-    return { problem: `${JSON.stringify(raw)} is not a URL (expected ws://HOST:PORT)` };
+    return { problem: `${JSON.stringify(raw)} is not a URL (expected ws://HOST:PORT or wss://HOST:PORT)` };
   }
-  if (url.protocol === 'wss:')
-    return { problem: `raft-kv serves no TLS yet: use a ws:// URL, got ${JSON.stringify(raw)}` };
-  if (url.protocol !== 'ws:') return { problem: `the URL must start with ws://, got ${JSON.stringify(raw)}` };
-  if (url.port === '' && !/:80(?:\/|$)/.test(raw))
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
+    return { problem: `the URL must start with ws:// or wss://, got ${JSON.stringify(raw)}` };
+  if (url.port === '' && !(url.protocol === 'ws:' ? /:80(?:\/|$)/ : /:443(?:\/|$)/).test(raw))
     return { problem: `the URL must name a port, got ${JSON.stringify(raw)}` };
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '')
     return { problem: 'the URL must have no query, fragment or credentials' };
@@ -86,7 +85,7 @@ function applyPeer(
     return { reply: badCommand('id must be 1 to 64 letters, digits, _ . or -'), changed: false };
   if (url === null) return { reply: { ok: true }, changed: state.peers.delete(id) };
   if (typeof url !== 'string')
-    return { reply: badCommand('url must be a ws:// URL or null'), changed: false };
+    return { reply: badCommand('url must be a ws:// or wss:// URL, or null'), changed: false };
   const href = normalizePeerUrl(url);
   if (typeof href !== 'string') return { reply: badCommand(href.problem), changed: false };
   if (state.peers.get(id) === href) return { reply: { ok: true }, changed: false };

@@ -1,5 +1,11 @@
-import { mkdir } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdir, readFile } from 'node:fs/promises';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { RaftError, startPeer, withSessions } from '@raft/core';
@@ -10,8 +16,10 @@ import type { Logger } from 'pino';
 import { clientApi } from './client-api.js';
 import { PeerDirectory } from './directory.js';
 import { Forwarder, ForwardVerifier, forwardKey } from './forward.js';
+import { HttpGuard } from './http-guard.js';
+import { sendReply } from './http-util.js';
 import { appMachine } from './machine.js';
-import { authority, type HostPort, type NodeOptions } from './options.js';
+import { authority, isLoopbackHost, type HostPort, type NodeOptions } from './options.js';
 import { peerApi } from './peer-api.js';
 import { KvService, type AppPeer } from './service.js';
 import { observe, type Observe } from './observe.js';
@@ -34,6 +42,50 @@ export interface RunningNode {
   stop(): Promise<void>;
   /** Resolves if the peer stops by itself (its log store failed): the process should exit non-zero. */
   readonly failed: Promise<void>;
+}
+
+type Server = HttpServer | HttpsServer;
+
+/** Reads a PEM file named by an option; a clear error naming the option when it cannot. */
+async function readPem(option: string, file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new RaftError(
+      'RAFT_INVALID_ARGUMENT',
+      `${option} ${file}: cannot read it: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** The TLS material of the options, read from their files. */
+async function readTls(opts: NodeOptions): Promise<{
+  peer: { cert: Buffer; key: Buffer; ca: Buffer } | null;
+  client: { cert: Buffer; key: Buffer; ca: Buffer | null } | null;
+}> {
+  const p = opts.peerTls;
+  const c = opts.clientTls;
+  return {
+    peer:
+      p === null
+        ? null
+        : {
+            cert: await readPem('--peer-cert-file', p.certFile),
+            key: await readPem('--peer-key-file', p.keyFile),
+            ca: await readPem('--peer-trusted-ca-file', p.caFile),
+          },
+    client:
+      c === null
+        ? null
+        : {
+            cert: await readPem('--cert-file', c.certFile),
+            key: await readPem('--key-file', c.keyFile),
+            ca: c.caFile === null ? null : await readPem('--trusted-ca-file', c.caFile),
+          },
+  };
 }
 
 function listen(server: Server, where: HostPort, option: string): Promise<HostPort> {
@@ -136,6 +188,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
       .end('{"error":"election_in_progress"}');
   };
 
+  const tls = await readTls(opts);
   const dataDir = resolve(opts.data);
   const directory = await PeerDirectory.open(opts.peers, dataDir, logger);
   // Forwarded requests come from any node of the directory: it grows with the membership.
@@ -160,22 +213,56 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     },
   });
   let obs: Observe | null = null;
-  const peerServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const onPeerRequest = (req: IncomingMessage, res: ServerResponse): void => {
     inflight.track(res);
     obs?.count(req, res, 'peer');
     if (obs?.peer(req, res) === true) return;
     handlePeerRequest(req, res);
-  });
+  };
+  // With TLS, the peer port runs mutual TLS: a client without a certificate from the CA
+  // gets no further than the TLS handshake (the transport then checks that the certificate
+  // names the peer it claims to be).
+  const peerServer: Server =
+    tls.peer === null
+      ? createServer(onPeerRequest)
+      : createHttpsServer(
+          {
+            cert: tls.peer.cert,
+            key: tls.peer.key,
+            ca: tls.peer.ca,
+            requestCert: true,
+            rejectUnauthorized: true,
+          },
+          onPeerRequest,
+        );
   peerServer.keepAliveTimeout = 65_000;
 
   let handleClientRequest: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
-  const clientServer = createServer((req: IncomingMessage, res: ServerResponse) => {
+  let guard: HttpGuard | null = null;
+  const onClientRequest = (req: IncomingMessage, res: ServerResponse): void => {
     inflight.track(res);
     obs?.count(req, res, 'client');
-    if (obs?.client(req, res) === true) return;
-    if (handleClientRequest === null) unavailable(res);
+    // Every route, whatever its path (the probes and /metrics included), answers only to an
+    // allowed Host (DNS rebinding).
+    const misdirected = guard?.checkHost(req);
+    if (misdirected !== undefined) sendReply(res, misdirected, { close: true });
+    else if (obs?.client(req, res) === true) return;
+    else if (handleClientRequest === null) unavailable(res);
     else handleClientRequest(req, res);
-  });
+  };
+  const clientServer: Server =
+    tls.client === null
+      ? createServer(onClientRequest)
+      : createHttpsServer(
+          {
+            cert: tls.client.cert,
+            key: tls.client.key,
+            ...(tls.client.ca === null
+              ? {}
+              : { ca: tls.client.ca, requestCert: true, rejectUnauthorized: true }),
+          },
+          onClientRequest,
+        );
   clientServer.keepAliveTimeout = 65_000;
 
   const cleanup = async (): Promise<void> => {
@@ -198,11 +285,17 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     }
     peerAddress = await listen(peerServer, opts.listen, '--listen');
     httpAddress = await listen(clientServer, opts.http, '--http');
+    guard = new HttpGuard({
+      allowedHosts: [opts.http.host.toLowerCase(), ...opts.allowedHosts],
+      port: httpAddress.port,
+      adminToken: opts.adminToken,
+    });
     transport = webSocketTransport({
       name: opts.id,
       peers: directory.toJSON(),
       server: peerServer,
       ...(opts.secret === null ? {} : { secret: opts.secret }),
+      ...(tls.peer === null ? {} : { tls: { ...tls.peer, requestCert: true } }),
       onEvent: (event: WebSocketTransportEvent) => logTransportEvent(logger, event, once),
     });
     directory.attach(transport);
@@ -224,7 +317,8 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     throw err;
   }
 
-  const forwarder = new Forwarder(opts.id, directory.known, opts.secret, logger);
+  const forwarder = new Forwarder(opts.id, directory.known, opts.secret, logger, tls.peer);
+  const httpGuard = guard;
   const svc = new KvService(peer, forwarder, logger, () => directory.known, opts.requestTimeoutMs);
   service = svc;
   handleClientRequest = clientApi({
@@ -234,6 +328,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     closing: () => closing,
     requestTimeoutMs: opts.requestTimeoutMs,
     onInternalError: internalError,
+    guard: httpGuard,
   });
 
   obs = observe({
@@ -279,6 +374,7 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     return stopping;
   };
 
+  logSecurityPosture(logger, opts, peerAddress, httpAddress);
   logger.info(
     {
       http: authority(httpAddress),
@@ -291,6 +387,43 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
     'node started',
   );
   return { peer, directory, httpAddress, peerAddress, stop, failed };
+}
+
+/**
+ * Logs, at start, what protects this node: the secret, TLS on each port, where it listens,
+ * who may change the membership; and warns about what does not.
+ */
+function logSecurityPosture(logger: Logger, opts: NodeOptions, peer: HostPort, http: HostPort): void {
+  const posture = {
+    secret: opts.secret !== null,
+    peerTls: opts.peerTls !== null,
+    clientTls: opts.clientTls !== null,
+    clientCertificates: opts.clientTls?.caFile != null,
+    listen: authority(peer),
+    http: authority(http),
+    adminToken: opts.adminToken !== null,
+    allowedHosts: [opts.http.host, 'localhost', '127.0.0.1', '::1', ...opts.allowedHosts],
+    insecure: opts.insecure,
+  };
+  logger.info(posture, 'security posture');
+  const exposed = !isLoopbackHost(opts.listen.host) || !isLoopbackHost(opts.http.host);
+  if (opts.secret === null)
+    logger.warn(
+      { exposed },
+      exposed
+        ? 'no cluster secret (--insecure): anyone who can reach the peer port can join as a peer; forwarding to the leader is off'
+        : 'no cluster secret: local processes can join as a peer; forwarding to the leader is off (clients must send writes to the leader)',
+    );
+  if (exposed && opts.peerTls === null)
+    logger.warn(
+      {},
+      'the peer port is not encrypted (no --peer-cert-file): peer traffic can be read and altered on the path',
+    );
+  if (opts.adminToken === null)
+    logger.info(
+      {},
+      'no --admin-token: membership and leadership changes are accepted from loopback clients only',
+    );
 }
 
 /**
@@ -345,18 +478,25 @@ function logTransportEvent(
     case 'disconnected':
       logger.debug({ peer: event.peer, code: event.code }, 'peer disconnected');
       return;
-    case 'refused':
-      if (event.reason === 'auth' && once(`auth ${event.peer ?? event.remoteAddress ?? ''}`))
+    case 'refused': {
+      // Logged once a minute per reason and address: a flood must not flood the log too.
+      if (!once(`refused ${event.reason} ${event.remoteAddress ?? event.peer ?? ''}`)) return;
+      const fields = { peer: event.peer, reason: event.reason, remote: event.remoteAddress };
+      if (event.reason === 'auth') logger.warn(fields, 'refused a peer connection: wrong secret');
+      else if (event.reason === 'unknownPeer')
+        logger.warn(fields, 'refused a peer connection: unknown peer name');
+      else if (event.reason === 'identity')
+        logger.warn(fields, 'refused a peer connection: its certificate does not name the peer it claims');
+      else if (event.reason === 'duplicate')
         logger.warn(
-          { peer: event.peer, remote: event.remoteAddress },
-          'refused a peer connection: wrong secret',
+          fields,
+          'refused a second connection claiming a live peer (no secret to tell them apart)',
         );
-      else
-        logger.debug(
-          { peer: event.peer, reason: event.reason, remote: event.remoteAddress },
-          'refused a peer connection',
-        );
+      else if (event.reason === 'busy')
+        logger.warn(fields, 'too many unauthenticated peer connections: refused or evicted one');
+      else logger.info(fields, 'refused a peer connection');
       return;
+    }
     case 'malformed':
       logger.debug({ peer: event.peer, cause: event.cause }, 'dropped a malformed frame');
       return;

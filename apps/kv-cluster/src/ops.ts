@@ -27,11 +27,13 @@ export type KvOp =
  * A membership operation (the `/cluster` routes), run on the leader like a write.
  * - `member-add`: record `url` in the peer directory, then add `id` as a voter;
  * - `member-remove`: remove `id` from the voters, then forget its URL;
+ * - `member-cancel`: drop the learners of a membership change still catching up (and forget their URLs);
  * - `transfer`: hand leadership to `id`.
  */
 export type ClusterOp =
   | { kind: 'member-add'; id: string; url: string }
   | { kind: 'member-remove'; id: string }
+  | { kind: 'member-cancel' }
   | { kind: 'transfer'; id: string };
 
 /** Any operation a node runs (locally, or forwarded to the leader). */
@@ -70,7 +72,22 @@ export const replies = {
   }),
   shuttingDown: (): HttpReply => ({ status: 503, body: { error: 'shutting_down' } }),
   timeout: (): HttpReply => ({ status: 504, body: { error: 'timeout' } }),
-  configChangeInProgress: (): HttpReply => ({ status: 409, body: { error: 'config_change_in_progress' } }),
+  configChangeInProgress: (pending?: Record<string, unknown>, message?: string): HttpReply => ({
+    status: 409,
+    body: {
+      error: 'config_change_in_progress',
+      ...(message === undefined ? {} : { message }),
+      ...(pending === undefined ? {} : { pending }),
+    },
+  }),
+  forwardingDisabled: (leader: string): HttpReply => ({
+    status: 503,
+    body: {
+      error: 'not_leader',
+      leader,
+      message: `this node forwards requests only when the cluster has a secret (--secret): send this request to ${leader}`,
+    },
+  }),
   unauthorized: (): HttpReply => ({ status: 401, body: { error: 'unauthorized' } }),
   idempotencyKeyReused: (): HttpReply => ({
     status: 422,
@@ -88,7 +105,12 @@ export function isWrite(op: Op): boolean {
 
 /** True for the membership operations. */
 export function isClusterOp(op: Op): op is ClusterOp {
-  return op.kind === 'member-add' || op.kind === 'member-remove' || op.kind === 'transfer';
+  return (
+    op.kind === 'member-add' ||
+    op.kind === 'member-remove' ||
+    op.kind === 'member-cancel' ||
+    op.kind === 'transfer'
+  );
 }
 
 /** The state machine command of a write. */
@@ -166,6 +188,7 @@ function parseClusterOp(value: Record<string, unknown>): ClusterOp | string {
  */
 export function parseOp(value: unknown): Op | string {
   if (!isRecord(value)) return 'op must be an object';
+  if (value['kind'] === 'member-cancel') return { kind: 'member-cancel' };
   if (value['kind'] === 'member-add' || value['kind'] === 'member-remove' || value['kind'] === 'transfer')
     return parseClusterOp(value);
   const { kind, key } = value;
@@ -193,7 +216,7 @@ export function parseOp(value: unknown): Op | string {
         ...extra,
       };
     default:
-      return 'op.kind must be get, put, delete, cas, member-add, member-remove or transfer';
+      return 'op.kind must be get, put, delete, cas, member-add, member-remove, member-cancel or transfer';
   }
 }
 

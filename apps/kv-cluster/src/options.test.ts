@@ -119,7 +119,6 @@ describe('raft-kv node options', () => {
     invalid(() => parsePeers('--peers', ''), '--peers');
     invalid(() => parsePeers('--peers', 'n1'), '--peers');
     invalid(() => parsePeers('--peers', 'n1=http://127.0.0.1:7001'), 'ws://');
-    invalid(() => parsePeers('--peers', 'n1=wss://127.0.0.1:7001'), 'TLS');
     invalid(() => parsePeers('--peers', 'n1=ws://127.0.0.1'), 'port');
     invalid(() => parsePeers('--peers', 'n1=ws://127.0.0.1:7001,n1=ws://127.0.0.1:7002'), 'twice');
     invalid(() => parsePeers('--peers', 'n1=not a url'), 'not a URL');
@@ -127,6 +126,52 @@ describe('raft-kv node options', () => {
       ['a', 'ws://h:1/'],
       ['b', 'ws://[::1]:2/'],
     ]);
+  });
+});
+
+describe('raft-kv node: secure by default', () => {
+  const exposed = { ...NODE, listen: '0.0.0.0:7001', peers: 'n1=ws://10.0.0.1:7001,n2=ws://10.0.0.2:7001' };
+
+  it('refuses a non-loopback --listen or --http without a secret, unless --insecure', () => {
+    invalid(() => nodeOptions(exposed), '--secret');
+    invalid(() => nodeOptions({ ...NODE, http: '192.168.1.5:8001' }), '--insecure');
+    expect(nodeOptions({ ...exposed, insecure: true })).toMatchObject({ insecure: true, secret: null });
+    expect(nodeOptions({ ...exposed, secret: 's' })).toMatchObject({ insecure: false, secret: 's' });
+    expect(nodeOptions(exposed, { RAFT_SECRET: 's' })).toMatchObject({ secret: 's' });
+    // Loopback in every spelling needs no secret.
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '[::1]'])
+      expect(nodeOptions({ ...NODE, listen: `${host}:7001`, http: `${host}:8001` }).secret).toBeNull();
+  });
+
+  it('takes the peer TLS files together, and wss:// peer URLs only with them', () => {
+    const tls = { 'peer-cert-file': 'n1.crt', 'peer-key-file': 'n1.key', 'peer-trusted-ca-file': 'ca.crt' };
+    const wss = 'n1=wss://127.0.0.1:7001,n2=wss://127.0.0.1:7002';
+    expect(nodeOptions({ ...NODE, ...tls, peers: wss }).peerTls).toEqual({
+      certFile: 'n1.crt',
+      keyFile: 'n1.key',
+      caFile: 'ca.crt',
+    });
+    invalid(() => nodeOptions({ ...NODE, peers: wss }), '--peer-cert-file');
+    invalid(() => nodeOptions({ ...NODE, ...tls }), 'wss://');
+    invalid(() => nodeOptions({ ...NODE, peers: wss, 'peer-cert-file': 'n1.crt' }), '--peer-key-file');
+  });
+
+  it('takes the client API TLS files, the allowed hosts and the admin token', () => {
+    expect(nodeOptions({ ...NODE, 'cert-file': 'a.crt', 'key-file': 'a.key' }).clientTls).toEqual({
+      certFile: 'a.crt',
+      keyFile: 'a.key',
+      caFile: null,
+    });
+    invalid(() => nodeOptions({ ...NODE, 'cert-file': 'a.crt' }), '--key-file');
+    invalid(() => nodeOptions({ ...NODE, 'trusted-ca-file': 'ca.crt' }), '--trusted-ca-file');
+    expect(nodeOptions({ ...NODE, 'allowed-hosts': 'kv.example, [fd00::1]' }).allowedHosts).toEqual([
+      'kv.example',
+      'fd00::1',
+    ]);
+    invalid(() => nodeOptions({ ...NODE, 'allowed-hosts': 'http://x' }), '--allowed-hosts');
+    expect(nodeOptions(NODE, { RAFT_KV_ADMIN_TOKEN: 't' }).adminToken).toBe('t');
+    expect(nodeOptions({ ...NODE, 'admin-token': 'u' }, { RAFT_KV_ADMIN_TOKEN: 't' }).adminToken).toBe('u');
+    invalid(() => nodeOptions({ ...NODE, 'admin-token': '' }), '--admin-token');
   });
 });
 
@@ -143,6 +188,7 @@ describe('raft-kv cluster options', () => {
       logLevel: 'info',
       snapshotEvery: 10000,
       timing: { electionTimeoutMs: [1000, 2000], heartbeatIntervalMs: 100 },
+      adminToken: null,
     });
   });
 

@@ -56,6 +56,39 @@ export interface NodeOptions {
    * @default false
    */
   join: boolean;
+  /**
+   * `--insecure`: allow listening on a non-loopback address without a secret.
+   * @default false
+   */
+  insecure: boolean;
+  /** Mutual TLS on the peer port (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`), or null. */
+  peerTls: PeerTlsFiles | null;
+  /** HTTPS for the client API (`--cert-file`, `--key-file`, `--trusted-ca-file`), or null. */
+  clientTls: ClientTlsFiles | null;
+  /**
+   * Host names (lowercase, IPv6 without brackets) the client API answers to, besides the
+   * defaults (the `--http` host, `localhost`, `127.0.0.1`, `::1`); `*` allows any.
+   */
+  allowedHosts: string[];
+  /** The token `/cluster/*` changes need (`--admin-token`, `RAFT_KV_ADMIN_TOKEN`), or null. */
+  adminToken: string | null;
+}
+
+/** Files of the peer port's mutual TLS. */
+export interface PeerTlsFiles {
+  /** This node's certificate (PEM): its CN or a DNS subjectAltName must be its `--id`. */
+  certFile: string;
+  keyFile: string;
+  /** The CA that signs every member's certificate. */
+  caFile: string;
+}
+
+/** Files of the client API's HTTPS. */
+export interface ClientTlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** When set, clients must present a certificate this CA signed. */
+  caFile: string | null;
 }
 
 /** The options of `raft-kv cluster`, validated. */
@@ -89,6 +122,8 @@ export interface ClusterOptions {
   snapshotEvery: number;
   /** Passed to every node. */
   timing: Timing;
+  /** The admin token, or null to generate one (`DIR/admin-token`). */
+  adminToken: string | null;
 }
 
 /**
@@ -202,6 +237,48 @@ export function resolveSecret(flag: string | undefined, env: NodeJS.ProcessEnv):
   return fromEnv;
 }
 
+/** The admin token from the option, else from `RAFT_KV_ADMIN_TOKEN`, else null. An empty one is an error. */
+export function resolveAdminToken(flag: string | undefined, env: NodeJS.ProcessEnv): string | null {
+  if (flag !== undefined) {
+    if (flag.length === 0) fail('--admin-token', 'must not be empty');
+    return flag;
+  }
+  const fromEnv = env['RAFT_KV_ADMIN_TOKEN'];
+  if (fromEnv === undefined) return null;
+  if (fromEnv.length === 0) fail('RAFT_KV_ADMIN_TOKEN', 'must not be empty when set');
+  return fromEnv;
+}
+
+/** True for a loopback host: `localhost`, 127.0.0.0/8, `::1` (and `::ffff:127.x.y.z`). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return (
+    h === 'localhost' ||
+    h === '::1' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+    /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+  );
+}
+
+/** Parses `--allowed-hosts`: host names separated by commas (IPv6 with or without brackets), or `*`. */
+export function parseAllowedHosts(option: string, value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const hosts = value
+    .split(',')
+    .map((h) =>
+      h
+        .trim()
+        .toLowerCase()
+        .replace(/^\[|\]$/g, ''),
+    )
+    .filter((h) => h.length > 0);
+  if (hosts.length === 0) fail(option, 'must list host names separated by commas (or *)');
+  for (const h of hosts)
+    if (h !== '*' && !/^[a-z0-9_.:-]+$/.test(h))
+      fail(option, `must list host names (no ports, no schemes), got ${JSON.stringify(h)}`);
+  return hosts;
+}
+
 /** Raw values of the options `raft-kv cluster` passes on to every node, as strings. */
 export interface RawPassedOptions {
   secret?: string;
@@ -220,6 +297,15 @@ export interface RawNodeOptions extends RawPassedOptions {
   data?: string;
   peers?: string;
   join?: boolean;
+  insecure?: boolean;
+  'peer-cert-file'?: string;
+  'peer-key-file'?: string;
+  'peer-trusted-ca-file'?: string;
+  'cert-file'?: string;
+  'key-file'?: string;
+  'trusted-ca-file'?: string;
+  'allowed-hosts'?: string;
+  'admin-token'?: string;
 }
 
 function required(option: string, value: string | undefined, example: string): string {
@@ -244,15 +330,78 @@ export function nodeOptions(raw: RawNodeOptions, env: NodeJS.ProcessEnv = {}): N
   if (!peers.has(id))
     fail('--peers', `must include this node (--id ${id}); it lists ${[...peers.keys()].join(', ')}`);
   if (listen.host === http.host && listen.port === http.port) fail('--http', 'must differ from --listen');
+  const peerTls = peerTlsFiles(raw);
+  const tlsUrls = [...peers.values()].filter((u) => u.startsWith('wss:'));
+  if (peerTls !== null && tlsUrls.length !== peers.size)
+    fail(
+      '--peers',
+      'must use wss:// URLs only when --peer-cert-file is given (mutual TLS on every peer port)',
+    );
+  if (peerTls === null && tlsUrls.length > 0)
+    fail(
+      '--peer-cert-file',
+      'is required with wss:// peer URLs (with --peer-key-file and --peer-trusted-ca-file)',
+    );
+  const clientTls = clientTlsFiles(raw);
+  const passed = passedToNodes(raw, env);
+  const insecure = raw.insecure === true;
+  if (passed.secret === null && !insecure) {
+    for (const [flag, where] of [
+      ['--listen', listen],
+      ['--http', http],
+    ] as const) {
+      if (!isLoopbackHost(where.host))
+        fail(
+          '--secret',
+          `(or RAFT_SECRET) is required to listen on ${authority(where)} (${flag}), which is not a loopback address: without it, anyone who can reach the node can join as a peer. Give a secret of 32 random bytes or more (e.g. openssl rand -hex 32), or --insecure to accept the risk`,
+        );
+    }
+  }
   return {
     id,
     listen,
     http,
     data,
     peers,
-    ...passedToNodes(raw, env),
+    ...passed,
     join: raw.join === true,
+    insecure,
+    peerTls,
+    clientTls,
+    allowedHosts: parseAllowedHosts('--allowed-hosts', raw['allowed-hosts']),
+    adminToken: resolveAdminToken(raw['admin-token'], env),
   };
+}
+
+function nonEmpty(option: string, value: string | undefined): string | undefined {
+  if (value !== undefined && value.length === 0) fail(option, 'must not be empty');
+  return value;
+}
+
+function peerTlsFiles(raw: RawNodeOptions): PeerTlsFiles | null {
+  const certFile = nonEmpty('--peer-cert-file', raw['peer-cert-file']);
+  const keyFile = nonEmpty('--peer-key-file', raw['peer-key-file']);
+  const caFile = nonEmpty('--peer-trusted-ca-file', raw['peer-trusted-ca-file']);
+  if (certFile === undefined && keyFile === undefined && caFile === undefined) return null;
+  if (certFile === undefined || keyFile === undefined || caFile === undefined)
+    fail(
+      '--peer-cert-file',
+      'needs --peer-key-file and --peer-trusted-ca-file too: the peer port runs mutual TLS',
+    );
+  return { certFile, keyFile, caFile };
+}
+
+function clientTlsFiles(raw: RawNodeOptions): ClientTlsFiles | null {
+  const certFile = nonEmpty('--cert-file', raw['cert-file']);
+  const keyFile = nonEmpty('--key-file', raw['key-file']);
+  const caFile = nonEmpty('--trusted-ca-file', raw['trusted-ca-file']);
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile !== undefined) fail('--trusted-ca-file', 'needs --cert-file and --key-file (HTTPS)');
+    return null;
+  }
+  if (certFile === undefined || keyFile === undefined)
+    fail('--cert-file', 'and --key-file go together (HTTPS for the client API)');
+  return { certFile, keyFile, caFile: caFile ?? null };
 }
 
 function parseSnapshotEvery(value: string | undefined): number {
@@ -308,6 +457,7 @@ function parseTiming(raw: { 'election-timeout'?: string; 'heartbeat-interval'?: 
 
 /** Raw values of `raft-kv cluster`. */
 export interface RawClusterOptions extends RawPassedOptions {
+  'admin-token'?: string;
   nodes?: string;
   data?: string;
   host?: string;
@@ -342,6 +492,7 @@ export function clusterOptions(raw: RawClusterOptions, env: NodeJS.ProcessEnv = 
     peerPort,
     httpPort,
     ...passedToNodes(raw, env),
+    adminToken: resolveAdminToken(raw['admin-token'], env),
   };
 }
 

@@ -43,6 +43,13 @@ async function handle(ctx: PeerApiContext, req: IncomingMessage, res: ServerResp
     sendReply(res, replies.shuttingDown(), { close: true });
     return;
   }
+  // Whatever the headers alone can refuse is refused before a byte of the body is read.
+  const unsigned = ctx.verifier.precheck(req.headers);
+  if (unsigned !== undefined) {
+    ctx.onRefused(unsigned, req.socket.remoteAddress);
+    sendReply(res, replies.unauthorized(), { close: hasBody(req) });
+    return;
+  }
   const body = await readBody(req, MAX_FORWARD_BYTES, start + ctx.requestTimeoutMs);
   if (!body.ok) {
     if (body.reason === 'too_large') sendReply(res, replies.tooLarge(), { close: true });

@@ -224,17 +224,33 @@ describe('KvService: membership operations', () => {
     });
   });
 
-  it('answers 409 while another change runs, and 400 for removing the last member', async () => {
-    expect(
-      await clusterPeer(leaderOf(['n1', 'n2'], { learners: ['n4'] })).svc.execute(
-        { kind: 'member-remove', id: 'n2' },
-        soon(),
-        0,
-      ),
-    ).toEqual({
-      status: 409,
-      body: { error: 'config_change_in_progress' },
+  it('replaces a change whose learner is stuck catching up, or cancels it, and forgets the learner', async () => {
+    const replace = clusterPeer(leaderOf(['n1', 'n2'], { learners: ['n4'] }));
+    expect(await replace.svc.execute({ kind: 'member-remove', id: 'n2' }, soon(), 0)).toMatchObject({
+      status: 200,
+      body: { configuration: { members: ['n1'] } },
     });
+    expect(replace.calls).toEqual([
+      ['setConfiguration', ['n1']],
+      ['write', { op: 'peer', id: 'n4', url: null }],
+      ['write', { op: 'peer', id: 'n2', url: null }],
+    ]);
+    const cancel = clusterPeer(leaderOf(['n1', 'n2'], { learners: ['n4'] }));
+    expect(await cancel.svc.execute({ kind: 'member-cancel' }, soon(), 0)).toMatchObject({
+      status: 200,
+      body: { configuration: { members: ['n1', 'n2'] } },
+    });
+    expect(cancel.calls).toEqual([
+      ['setConfiguration', ['n1', 'n2']],
+      ['write', { op: 'peer', id: 'n4', url: null }],
+    ]);
+    // Nothing pending: nothing to cancel.
+    const idle = clusterPeer(leaderOf(['n1', 'n2']));
+    expect(await idle.svc.execute({ kind: 'member-cancel' }, soon(), 0)).toMatchObject({ status: 200 });
+    expect(idle.calls).toEqual([]);
+  });
+
+  it('answers 409 saying what is pending while a joint configuration commits, and 400 for removing the last member', async () => {
     expect(
       await clusterPeer(leaderOf(['n1', 'n2'], { outgoing: ['n1', 'n2', 'n3'] })).svc.execute(
         { kind: 'member-add', id: 'n4', url: 'ws://h:4/' },
@@ -243,6 +259,11 @@ describe('KvService: membership operations', () => {
       ),
     ).toMatchObject({
       status: 409,
+      body: {
+        error: 'config_change_in_progress',
+        message: expect.stringContaining('joint configuration') as string,
+        pending: { members: ['n1', 'n2'], learners: [], outgoing: ['n1', 'n2', 'n3'] },
+      },
     });
     const racing = clusterPeer(leaderOf(['n1', 'n2', 'n3']), () =>
       Promise.reject(new RaftError('RAFT_CONFIG_CHANGE_IN_PROGRESS', 'busy')),

@@ -117,9 +117,24 @@ export class KvService {
       await this.peer.transferLeadership(op.id, { timeout: left() });
       return { status: 200, body: { leader: op.id } };
     }
-    // A change is already under way (learners catching up, or a joint configuration).
-    if ((config.learners?.length ?? 0) > 0 || (config.outgoing?.length ?? 0) > 0)
-      return replies.configChangeInProgress();
+    // A joint configuration must finish (it takes one round of replication). A change whose
+    // learners are still catching up may be replaced by this one, or cancelled: a learner that
+    // never catches up (a wrong URL, a dead node) must not block every later change.
+    if ((config.outgoing?.length ?? 0) > 0) return pendingChange(config);
+    const learners = config.learners ?? [];
+    if (op.kind === 'member-cancel') {
+      if (learners.length > 0) {
+        this.logger.info?.({ learners }, 'cancelling the membership change whose learners are catching up');
+        await this.peer.setConfiguration(config.members, { timeout: left() });
+        await this.forgetDropped(learners, config.members, left());
+      }
+      return { status: 200, body: { ...this.view() } };
+    }
+    if (learners.length > 0)
+      this.logger.info?.(
+        { learners, op: op.kind, id: op.id },
+        'a new membership change replaces the one whose learners are catching up',
+      );
     if (op.kind === 'member-add') {
       // Every node learns the URL first (so the leader can reach the new peer as a
       // learner, and the others once it votes), then the membership changes.
@@ -127,9 +142,9 @@ export class KvService {
       if (!reply.ok)
         return replies.badRequest('message' in reply ? reply.message : 'the peer directory refused the URL');
       const members = this.peer.status().configuration.members;
-      await this.peer.setConfiguration(members.includes(op.id) ? members : [...members, op.id], {
-        timeout: left(),
-      });
+      const target = members.includes(op.id) ? members : [...members, op.id];
+      await this.peer.setConfiguration(target, { timeout: left() });
+      await this.forgetDropped(learners, target, left());
       return { status: 200, body: { ...this.view() } };
     }
     if (!config.members.includes(op.id)) {
@@ -142,6 +157,7 @@ export class KvService {
     if (rest.length === 0)
       return replies.badRequest(`${op.id} is the last member: a cluster cannot remove all its members`);
     const final = await this.peer.setConfiguration(rest, { timeout: left() });
+    await this.forgetDropped(learners, rest, left());
     if (this.peer.status().role === 'leader') {
       await this.forget(op.id, left()).catch((err: unknown) => {
         this.logger.warn?.(
@@ -154,6 +170,20 @@ export class KvService {
       void this.forgetThroughOthers(op.id, final.members);
     }
     return { status: 200, body: { ...this.view() } };
+  }
+
+  /** Forgets the URLs of the `learners` a replaced or cancelled change dropped (not in `kept`). */
+  private async forgetDropped(
+    learners: readonly PeerId[],
+    kept: readonly PeerId[],
+    timeout: number,
+  ): Promise<void> {
+    for (const id of learners) {
+      if (kept.includes(id)) continue;
+      await this.forget(id, timeout).catch((err: unknown) => {
+        this.logger.warn?.({ err, id }, 'dropped a learner but could not forget its URL');
+      });
+    }
   }
 
   /** Removes `id` from the peer directory (every node closes its connections to it). */
@@ -213,7 +243,7 @@ export class KvService {
         // A write in flight when the peer stopped may have committed; a read changed nothing.
         return op.kind === 'get' ? replies.shuttingDown() : replies.timeout();
       case 'RAFT_CONFIG_CHANGE_IN_PROGRESS':
-        return replies.configChangeInProgress();
+        return pendingChange(this.peer.status().configuration, err.message);
       case 'RAFT_IDEMPOTENCY_MISMATCH':
         return replies.idempotencyKeyReused();
       case 'RAFT_INVALID_ARGUMENT':
@@ -228,4 +258,20 @@ export class KvService {
         return replies.internal();
     }
   }
+}
+
+/** The 409 of a membership change refused because another is under way: it says which. */
+function pendingChange(config: Configuration, why?: string): HttpReply {
+  const learners = config.learners ?? [];
+  const outgoing = config.outgoing ?? [];
+  const what =
+    outgoing.length > 0
+      ? `a joint configuration is committing (from ${outgoing.join(', ')} to ${config.members.join(', ')}); retry in a moment`
+      : learners.length > 0
+        ? `learners ${learners.join(', ')} are catching up before joining ${config.members.join(', ')}; add or remove again to replace that change, or cancel it (DELETE /cluster/learners, raft-kv members cancel)`
+        : 'the previous membership change is still committing; retry in a moment';
+  return replies.configChangeInProgress(
+    { members: config.members, learners, outgoing },
+    why === undefined ? what : `${why}: ${what}`,
+  );
 }

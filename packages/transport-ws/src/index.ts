@@ -1,4 +1,5 @@
 export { WebSocketTransport, webSocketTransport } from './transport.js';
+export { certificateNamesPeer } from './identity.js';
 export type {
   WebSocketTransportOptions,
   ListenOptions,
