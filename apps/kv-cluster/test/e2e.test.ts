@@ -3,10 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, freePorts, http, LocalCluster, until } from './helpers.js';
+import { CLI, freePorts, http, isProblemLine, LocalCluster, until } from './helpers.js';
 
 const IDS = ['n1', 'n2', 'n3'];
 const SECRET = 'e2e-test-secret-0123456789abcdef';
+const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
 
 let dir: string;
 let cluster: LocalCluster;
@@ -43,7 +44,12 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'raft-kv-e2e-'));
-  cluster = await LocalCluster.create({ ids: IDS, dir, secret: SECRET });
+  cluster = await LocalCluster.create({
+    ids: IDS,
+    dir,
+    secret: SECRET,
+    extraArgs: ['--admin-token', ADMIN_TOKEN],
+  });
   cluster.start();
 });
 
@@ -106,7 +112,7 @@ describe('raft-kv: a 3-node cluster of real processes', { timeout: 30_000 }, () 
     bad(await http(`${base}/kv/x`, { method: 'PUT', body: '{"value": ' }));
     bad(await http(`${base}/kv/x`, { method: 'PUT', body: '{"valu": 1}' }));
     bad(await http(`${base}/kv/x`, { method: 'PUT', body: '[1]' }));
-    bad(await http(`${base}/kv/x`, { method: 'PUT' }));
+    bad(await http(`${base}/kv/x`, { method: 'PUT', headers: { 'content-type': 'application/json' } }));
     bad(await http(`${base}/kv/x/cas`, { method: 'POST', body: '{"value": 1}' }));
     bad(await http(`${base}/kv/x/cas`, { method: 'POST', body: '{"expected": 1}' }));
     bad(await http(`${base}/kv/`));
@@ -160,6 +166,58 @@ describe('raft-kv: a 3-node cluster of real processes', { timeout: 30_000 }, () 
     });
     expect(r).toMatchObject({ status: 401, body: { error: 'unauthorized' } });
     expect(await http(`${cluster.url('n1')}/kv/evil`)).toMatchObject({ status: 404 });
+  });
+
+  it('refuses what a web page or a stranger sends (issue 14), on a follower as on the leader', async () => {
+    const leader = await cluster.waitForLeader(IDS);
+    for (const id of IDS) {
+      const base = cluster.url(id);
+      const port = new URL(base).port;
+      const cas = '{"expected": null, "value": "pwned"}';
+      // What a web page can send without a preflight: text/plain, its own Origin, a rebinding Host.
+      const page = {
+        'content-type': 'text/plain',
+        origin: 'http://evil.example',
+        host: `rebind.evil.example:${port}`,
+      };
+      expect(await http(`${base}/kv/xsite/cas`, { method: 'POST', body: cas, headers: page })).toMatchObject({
+        status: 421,
+        body: { error: 'misdirected_request' },
+      });
+      const here = { ...page, host: `127.0.0.1:${port}` };
+      expect((await http(`${base}/kv/xsite/cas`, { method: 'POST', body: cas, headers: here })).status).toBe(
+        403,
+      );
+      const plain = { 'content-type': 'text/plain' };
+      expect((await http(`${base}/kv/xsite/cas`, { method: 'POST', body: cas, headers: plain })).status).toBe(
+        415,
+      );
+      // Membership and leadership need the admin token.
+      const member = '{"id": "n9", "url": "ws://127.0.0.1:9"}';
+      expect((await http(`${base}/cluster/members`, { method: 'POST', body: member })).status).toBe(401);
+      expect((await http(`${base}/cluster/leader`, { method: 'POST', body: '{"id": "n1"}' })).status).toBe(
+        401,
+      );
+      expect((await http(`${base}/cluster/learners`, { method: 'DELETE' })).status).toBe(401);
+      // Nested deeper than a value may be: 400 on every node, and no error line.
+      const deep = `{"value": ${'['.repeat(5000)}${']'.repeat(5000)}}`;
+      expect(await http(`${base}/kv/deep`, { method: 'PUT', body: deep })).toMatchObject({
+        status: 400,
+        body: { error: 'bad_request' },
+      });
+    }
+    expect(await http(`${cluster.url('n1')}/kv/xsite`)).toMatchObject({ status: 404 });
+    const view = await http(`${cluster.url('n1')}/cluster`);
+    expect(view.body).toMatchObject({ configuration: { members: IDS } });
+    expect(JSON.stringify(view.body)).not.toContain('n9');
+    for (const id of IDS) expect(cluster.node(id).output.filter(isProblemLine)).toEqual([]);
+    // With the token, a change is made (moving leadership to the leader: a no-op).
+    const r = await http(`${cluster.url(leader)}/cluster/leader`, {
+      method: 'POST',
+      body: JSON.stringify({ id: leader }),
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(r.status).toBe(200);
   });
 
   it('survives kill -9 of the leader: a new leader serves every acknowledged value', async () => {
@@ -238,14 +296,17 @@ describe('raft-kv: startup errors', { timeout: 20_000 }, () => {
       run([...node(2, `127.0.0.1:${ports[5]}`, join(dir, 'x2')), '--log-level', 'loud']),
       run(['node', '--id', 'n1', '--bogus']),
       run(['cluster', '--nodes', '3']),
+      run(node(0, `0.0.0.0:${ports[1]}`, join(dir, 'x3'))),
     ]);
     const lines = results.map((r) => r.stderr.trim());
-    expect(results.map((r) => r.code)).toEqual([1, 1, 1, 1, 1]);
+    expect(results.map((r) => r.code)).toEqual([1, 1, 1, 1, 1, 1]);
     for (const line of lines) expect(line.split('\n')).toHaveLength(1);
     expect(lines[0]).toMatch(/--http .*address already in use/);
     expect(lines[1]).toMatch(/--data .*in use by another process/);
     expect(lines[2]).toMatch(/--log-level must be one of/);
     expect(lines[3]).toMatch(/unknown option --bogus/);
     expect(lines[4]).toMatch(/--data is required/);
+    // Secure by default: no secret, no listening beyond loopback (unless --insecure).
+    expect(lines[5]).toMatch(/--secret .*is required to listen on 0\.0\.0\.0:\d+ .*--insecure/);
   });
 });

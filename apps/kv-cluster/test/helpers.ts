@@ -36,6 +36,9 @@ export interface HttpOptions {
 export function http(url: string, opts: HttpOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...opts.headers };
+    // The client API takes bodies as JSON only (415 otherwise).
+    if (opts.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+      headers['content-type'] = 'application/json';
     if (opts.body !== undefined && opts.chunked !== true)
       headers['content-length'] = Buffer.byteLength(opts.body);
     const req = request(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
