@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { createHmac, randomBytes } from 'node:crypto';
-import { request } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { TestCertificates } from '@raft/testkit/tls';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../bench/procs.js';
@@ -32,7 +34,13 @@ export interface HttpOptions {
   chunked?: boolean;
 }
 
-/** One HTTP request on a fresh connection. Rejects on a connection error or after `timeoutMs`. */
+/** The CA that {@link http} trusts for `https://` URLs (set by a cluster that runs TLS). */
+let trustedCa: Buffer | null = null;
+
+/**
+ * One HTTP (or HTTPS, trusting the CA of the last TLS {@link LocalCluster}) request on a
+ * fresh connection. Rejects on a connection error or after `timeoutMs`.
+ */
 export function http(url: string, opts: HttpOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...opts.headers };
@@ -41,7 +49,8 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResult> {
       headers['content-type'] = 'application/json';
     if (opts.body !== undefined && opts.chunked !== true)
       headers['content-length'] = Buffer.byteLength(opts.body);
-    const req = request(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
+    const options = { method: opts.method ?? 'GET', headers, agent: false as const };
+    const onResponse = (res: IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -56,7 +65,10 @@ export function http(url: string, opts: HttpOptions = {}): Promise<HttpResult> {
         }
         resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
       });
-    });
+    };
+    const req = url.startsWith('https:')
+      ? httpsRequest(url, { ...options, ...(trustedCa === null ? {} : { ca: trustedCa }) }, onResponse)
+      : httpRequest(url, options, onResponse);
     const timer = setTimeout(() => req.destroy(new Error('client timeout')), opts.timeoutMs ?? 10_000);
     req.on('error', (err) => {
       clearTimeout(timer);
@@ -260,20 +272,44 @@ export class LocalCluster {
     extraArgs?: string[];
     /** Append each node's whole output to `DIR/ID.out.log` (beside its data directory). */
     logToFiles?: boolean;
+    /**
+     * Run TLS: mutual TLS between peers (`wss://`, each node's certificate from `tls.certs[ID]`)
+     * and HTTPS for the client API (the same certificate); {@link http} trusts `tls.ca`.
+     */
+    tls?: TestCertificates;
   }): Promise<LocalCluster> {
     const c = new LocalCluster(opts.ids, opts.dir);
     const ports = await freePorts(opts.ids.length * 2);
     const initial = opts.initial ?? opts.ids;
+    const tls = opts.tls;
+    if (tls !== undefined) trustedCa = tls.ca;
+    const scheme = tls === undefined ? 'ws' : 'wss';
     const list = (ids: string[]): string =>
-      ids.map((id) => `${id}=ws://127.0.0.1:${ports[2 * opts.ids.indexOf(id)]}`).join(',');
+      ids.map((id) => `${id}=${scheme}://127.0.0.1:${ports[2 * opts.ids.indexOf(id)]}`).join(',');
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env['RAFT_SECRET'];
     if (opts.secret !== undefined) env['RAFT_SECRET'] = opts.secret;
     opts.ids.forEach((id, i) => {
       const peerPort = ports[2 * i]!;
       const httpPort = ports[2 * i + 1]!;
-      c.peerUrl.set(id, `http://127.0.0.1:${peerPort}`);
-      c.httpUrl.set(id, `http://127.0.0.1:${httpPort}`);
+      c.peerUrl.set(id, `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${peerPort}`);
+      c.httpUrl.set(id, `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${httpPort}`);
+      const cert = tls?.certs[id];
+      const tlsArgs =
+        tls === undefined || cert === undefined
+          ? []
+          : [
+              '--peer-cert-file',
+              cert.certFile,
+              '--peer-key-file',
+              cert.keyFile,
+              '--peer-trusted-ca-file',
+              tls.caFile,
+              '--cert-file',
+              cert.certFile,
+              '--key-file',
+              cert.keyFile,
+            ];
       const args = [
         'node',
         '--id',
@@ -291,6 +327,7 @@ export class LocalCluster {
         '--request-timeout',
         String(opts.requestTimeoutMs ?? 5000),
         ...(initial.includes(id) ? [] : ['--join']),
+        ...tlsArgs,
         ...(opts.extraArgs ?? []),
       ];
       const node = new NodeProcess(id, args, env);
@@ -315,7 +352,7 @@ export class LocalCluster {
 
   /** `HOST:PORT` of a node's HTTP API, as `--http` of `raft-kv members` wants it. */
   httpAddr(id: string): string {
-    return this.url(id).replace(/^http:\/\//, '');
+    return this.url(id).replace(/^https?:\/\//, '');
   }
 
   url(id: string): string {
