@@ -125,8 +125,7 @@ export class KvService {
     if (op.kind === 'member-cancel') {
       if (learners.length > 0) {
         this.logger.info?.({ learners }, 'cancelling the membership change whose learners are catching up');
-        await this.peer.setConfiguration(config.members, { timeout: left() });
-        await this.forgetDropped(learners, config.members, left());
+        await this.reconfigure(config.members, learners, left());
       }
       return { status: 200, body: { ...this.view() } };
     }
@@ -143,8 +142,7 @@ export class KvService {
         return replies.badRequest('message' in reply ? reply.message : 'the peer directory refused the URL');
       const members = this.peer.status().configuration.members;
       const target = members.includes(op.id) ? members : [...members, op.id];
-      await this.peer.setConfiguration(target, { timeout: left() });
-      await this.forgetDropped(learners, target, left());
+      await this.reconfigure(target, learners, left());
       return { status: 200, body: { ...this.view() } };
     }
     if (!config.members.includes(op.id)) {
@@ -156,8 +154,7 @@ export class KvService {
     const rest = config.members.filter((m) => m !== op.id);
     if (rest.length === 0)
       return replies.badRequest(`${op.id} is the last member: a cluster cannot remove all its members`);
-    const final = await this.peer.setConfiguration(rest, { timeout: left() });
-    await this.forgetDropped(learners, rest, left());
+    const final = await this.reconfigure(rest, learners, left());
     if (this.peer.status().role === 'leader') {
       await this.forget(op.id, left()).catch((err: unknown) => {
         this.logger.warn?.(
@@ -172,15 +169,35 @@ export class KvService {
     return { status: 200, body: { ...this.view() } };
   }
 
-  /** Forgets the URLs of the `learners` a replaced or cancelled change dropped (not in `kept`). */
-  private async forgetDropped(
+  /**
+   * `setConfiguration(target)`, then forgets the URLs of the `learners` of an earlier change
+   * that this one dropped. Also when this change fails or times out (its own learner may be
+   * stuck too): what left the configuration is forgotten in the background.
+   */
+  private async reconfigure(
+    target: PeerId[],
     learners: readonly PeerId[],
-    kept: readonly PeerId[],
     timeout: number,
-  ): Promise<void> {
+  ): Promise<Configuration> {
+    let final: Configuration;
+    try {
+      final = await this.peer.setConfiguration(target, { timeout });
+    } catch (err) {
+      void this.forgetDropped(learners);
+      throw err;
+    }
+    await this.forgetDropped(learners);
+    return final;
+  }
+
+  /** Forgets the URLs of those of `learners` no longer in the latest configuration. */
+  private async forgetDropped(learners: readonly PeerId[]): Promise<void> {
+    if (learners.length === 0) return;
+    const c = this.peer.status().configuration;
+    const still = new Set([...c.members, ...(c.learners ?? []), ...(c.outgoing ?? [])]);
     for (const id of learners) {
-      if (kept.includes(id)) continue;
-      await this.forget(id, timeout).catch((err: unknown) => {
+      if (still.has(id)) continue;
+      await this.forget(id, this.requestTimeoutMs).catch((err: unknown) => {
         this.logger.warn?.({ err, id }, 'dropped a learner but could not forget its URL');
       });
     }

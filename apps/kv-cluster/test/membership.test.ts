@@ -319,4 +319,32 @@ describe('raft-kv: membership changes of a running cluster (real processes)', { 
       return r.status === 200 ? r : undefined;
     });
   });
+  it('a learner that never catches up blocks nothing: a new change replaces it, raft-kv members cancel drops it', async () => {
+    const leader = await cluster.waitForLeader(members);
+    const follower = members.find((id) => id !== leader)!;
+    // Nobody listens at these URLs: each learner waits forever (the call answers 504).
+    const addGhost = (id: string, port: number) =>
+      http(`${cluster.url(follower)}/cluster/members`, {
+        method: 'POST',
+        body: JSON.stringify({ id, url: `ws://127.0.0.1:${port}` }),
+      });
+    const learners = async (): Promise<string[]> => (await view(leader)).configuration.learners ?? [];
+    expect((await addGhost('ghost1', 9)).status).toBe(504);
+    expect(await learners()).toEqual(['ghost1']);
+    // A new change replaces the stuck one (before: 409 for as long as the learner existed).
+    expect((await addGhost('ghost2', 10)).status).toBe(504);
+    expect(await learners()).toEqual(['ghost2']);
+    await until('ghost1 forgotten', 10_000, async () =>
+      (await view(leader)).peers['ghost1'] === undefined ? true : undefined,
+    );
+    const r = await runCli(['members', '--http', cluster.httpAddr(follower), 'cancel']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    await configured(members, members);
+    for (const id of members)
+      expect(Object.keys((await view(id)).peers).filter((p) => p.startsWith('ghost'))).toEqual([]);
+    expect(
+      await http(`${cluster.url(members[0]!)}/kv/after-cancel`, { method: 'PUT', body: '{"value": 1}' }),
+    ).toMatchObject({ status: 200 });
+  });
 });
