@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { RaftError } from '@raft/core';
 import { authority, type ClusterOptions } from './options.js';
 
 /** One node of a local cluster, as `raft-kv cluster` runs it. */
@@ -126,15 +127,14 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
   // First: where to watch the cluster (every node serves the dashboard; n1's is as good as any).
   out(dashboardLine(members));
 
-  // Closed by default: without --secret, a random one for this run (the nodes get it in their
-  // environment, never on a command line); without --admin-token, a random one written to
-  // DIR/admin-token (mode 0600) for raft-kv members and transfer.
-  const env = { ...process.env };
-  env['RAFT_SECRET'] = opts.secret ?? randomBytes(32).toString('hex');
-  const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
-  env['RAFT_KV_ADMIN_TOKEN'] = adminToken;
+  // Closed by default: without --secret or --admin-token, random ones, kept in DIR/secret and
+  // DIR/admin-token (mode 0600) and reused by the next run; the nodes get them in their
+  // environment, never on a command line.
+  const secretFile = join(opts.data, 'secret');
   const tokenFile = join(opts.data, 'admin-token');
-  if (opts.adminToken === null) await writeFile(tokenFile, `${adminToken}\n`, { mode: 0o600 });
+  const env = { ...process.env };
+  env['RAFT_SECRET'] = opts.secret ?? (await keptRandom(secretFile, 32));
+  env['RAFT_KV_ADMIN_TOKEN'] = opts.adminToken ?? (await keptRandom(tokenFile, 24));
 
   let stopping = false;
   let started = false;
@@ -247,6 +247,24 @@ export function dashboardLine(members: readonly ClusterMember[]): string {
   return first === undefined
     ? 'dashboard: none (no node)'
     : `dashboard: ${first.httpUrl}/dashboard  (every node serves it at /dashboard)`;
+}
+
+/**
+ * The random value kept in `file` (hex), made and written there (mode 0600) the first time.
+ * A file that exists but is empty or unreadable is an error naming it.
+ */
+async function keptRandom(file: string, bytes: number): Promise<string> {
+  try {
+    const kept = (await readFile(file, 'utf8')).trim();
+    if (kept.length === 0)
+      throw new RaftError('RAFT_INVALID_ARGUMENT', `${file} is empty: delete it to make a new one`);
+    return kept;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const value = randomBytes(bytes).toString('hex');
+  await writeFile(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
+  return value;
 }
 
 /** Polls every member's /status until one is the leader; null after `ms`. */
