@@ -195,7 +195,7 @@ export async function runCluster(opts: ClusterOptions): Promise<number> {
 
   for (const m of members) out(`${m.id}: HTTP ${m.httpUrl}  (peer ${m.peerUrl}, data ${m.data})`);
   out(
-    `security: ${opts.secret === null ? 'a random cluster secret for this run' : 'the given cluster secret'}; admin token ${
+    `security: cluster secret ${opts.secret === null ? `in ${secretFile}` : 'as given'}; admin token ${
       opts.adminToken === null
         ? `in ${tokenFile} (RAFT_KV_ADMIN_TOKEN=$(cat ${tokenFile}) raft-kv members ...)`
         : 'as given'
