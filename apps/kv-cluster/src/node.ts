@@ -236,6 +236,9 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
           onPeerRequest,
         );
   peerServer.keepAliveTimeout = 65_000;
+  // Request heads (WebSocket upgrades included) arrive within 5 s, not Node's default minute:
+  // a stranger trickling bytes holds a socket no longer than a handshake may take.
+  peerServer.headersTimeout = 5000;
 
   let handleClientRequest: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
   let guard: HttpGuard | null = null;

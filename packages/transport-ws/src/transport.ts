@@ -148,7 +148,6 @@ export class WebSocketTransport implements Transport {
   #wss: WebSocketServer | null = null;
   #server: HttpServer | HttpsServer | null = null;
   #ownServer = false;
-  #pendingHandshakes = 0;
   #pingTimer: ReturnType<typeof setInterval> | null = null;
   #starting: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
@@ -314,6 +313,9 @@ export class WebSocketTransport implements Transport {
         .writeHead(426, { 'content-type': 'text/plain', connection: 'close' })
         .end('raft peers speak WebSocket here\n');
     });
+    // A stranger sending an upgrade request byte by byte holds no handshake slot, but is cut
+    // off at the same deadline as a handshake (Node's default would give it a minute).
+    server.headersTimeout = Math.max(1000, o.handshakeTimeoutMs);
     server.on('tlsClientError', () => this.#refusedEvent('tls', undefined, undefined));
     server.on('upgrade', this.#onUpgrade);
     try {
@@ -471,7 +473,6 @@ export class WebSocketTransport implements Transport {
   #accept(ws: WebSocket, remoteAddress: string | undefined, releaseGuard: () => void): Connection {
     const conn = new Connection(ws, 'inbound', null, remoteAddress);
     conn.releaseGuard = releaseGuard;
-    this.#pendingHandshakes++;
     this.#track(conn);
     if (this.#state !== 'started') {
       this.#closeConnection(conn, CloseCode.GOING_AWAY, 'closing');
@@ -755,10 +756,7 @@ export class WebSocketTransport implements Transport {
     if (conn.handshakeTimer !== null) clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = null;
     conn.releaseGuard();
-    if (conn.pending) {
-      conn.pending = false;
-      this.#pendingHandshakes--;
-    }
+    conn.pending = false;
   }
 
   /** Starts closing a connection; its `close` event finishes the cleanup. */
