@@ -113,6 +113,15 @@ export class ForwardVerifier {
    * member, recently. Returns why it is refused, or undefined.
    */
   precheck(headers: IncomingMessage['headers'], now = Date.now()): string | undefined {
+    const h = this.signedHeaders(headers, now);
+    return typeof h === 'string' ? h : undefined;
+  }
+
+  /** The signature headers, checked as far as they can be without the body; or why not. */
+  private signedHeaders(
+    headers: IncomingMessage['headers'],
+    now: number,
+  ): { key: Buffer; from: string; timestamp: string; nonce: string; sig: string } | string {
     if (this.key === null) return 'no cluster secret: forwarding is disabled';
     const from = headers[HEADER_FROM];
     const timestamp = headers[HEADER_TIMESTAMP];
@@ -129,7 +138,7 @@ export class ForwardVerifier {
     if (!/^\d{1,16}$/.test(timestamp) || Math.abs(now - Number(timestamp)) > FORWARD_CLOCK_SKEW_MS)
       return 'stale or future timestamp';
     if (!/^[0-9a-f]{64}$/.test(sig)) return 'bad signature';
-    return undefined;
+    return { key: this.key, from, timestamp, nonce, sig };
   }
 
   /**
@@ -137,24 +146,11 @@ export class ForwardVerifier {
    * secret every forwarded request is refused: an unsigned one could come from anyone.
    */
   verify(headers: IncomingMessage['headers'], body: Buffer, now = Date.now()): string | undefined {
-    if (this.key === null) return 'no cluster secret: forwarding is disabled';
-    const from = headers[HEADER_FROM];
-    const timestamp = headers[HEADER_TIMESTAMP];
-    const nonce = headers[HEADER_NONCE];
-    const sig = headers[HEADER_SIGNATURE];
-    if (
-      typeof from !== 'string' ||
-      typeof timestamp !== 'string' ||
-      typeof nonce !== 'string' ||
-      typeof sig !== 'string'
-    )
-      return 'unsigned';
-    if (!this.members.has(from)) return 'unknown sender';
+    const h = this.signedHeaders(headers, now);
+    if (typeof h === 'string') return h;
+    const { from, timestamp, nonce, sig } = h;
     const ts = Number(timestamp);
-    if (!/^\d{1,16}$/.test(timestamp) || Math.abs(now - ts) > FORWARD_CLOCK_SKEW_MS)
-      return 'stale or future timestamp';
-    if (!/^[0-9a-f]{64}$/.test(sig)) return 'bad signature';
-    const expected = signature(this.key, from, this.self, timestamp, nonce, body);
+    const expected = signature(h.key, from, this.self, timestamp, nonce, body);
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return 'bad signature';
     if (ts < this.notBefore) return 'signed before this node started';
     this.prune(now);
