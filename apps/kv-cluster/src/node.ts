@@ -405,7 +405,7 @@ function logSecurityPosture(logger: Logger, opts: NodeOptions, peer: HostPort, h
     listen: authority(peer),
     http: authority(http),
     adminToken: opts.adminToken !== null,
-    allowedHosts: [opts.http.host, 'localhost', '127.0.0.1', '::1', ...opts.allowedHosts],
+    allowedHosts: [...new Set([opts.http.host, 'localhost', '127.0.0.1', '::1', ...opts.allowedHosts])],
     insecure: opts.insecure,
   };
   logger.info(posture, 'security posture');
