@@ -250,6 +250,15 @@ describe('KvService: membership operations', () => {
     expect(idle.calls).toEqual([]);
   });
 
+  it('refuses a new member whose URL scheme differs from the cluster’s (ws:// vs wss://)', async () => {
+    const { svc, calls } = clusterPeer(leaderOf(['n1', 'n2', 'n3']));
+    expect(await svc.execute({ kind: 'member-add', id: 'n4', url: 'wss://h:4/' }, soon(), 0)).toMatchObject({
+      status: 400,
+      body: { message: expect.stringContaining('ws://') as string },
+    });
+    expect(calls).toEqual([]);
+  });
+
   it('answers 409 saying what is pending while a joint configuration commits, and 400 for removing the last member', async () => {
     expect(
       await clusterPeer(leaderOf(['n1', 'n2'], { outgoing: ['n1', 'n2', 'n3'] })).svc.execute(

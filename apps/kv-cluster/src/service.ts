@@ -135,6 +135,12 @@ export class KvService {
         'a new membership change replaces the one whose learners are catching up',
       );
     if (op.kind === 'member-add') {
+      const own = this.directory().get(this.id);
+      const scheme = (url: string): string => url.slice(0, url.indexOf(':'));
+      if (own !== undefined && scheme(own) !== scheme(op.url))
+        return replies.badRequest(
+          `this cluster's peers use ${scheme(own)}:// URLs (TLS ${scheme(own) === 'wss' ? 'on' : 'off'}), got ${op.url}`,
+        );
       // Every node learns the URL first (so the leader can reach the new peer as a
       // learner, and the others once it votes), then the membership changes.
       const reply = await this.peer.write({ op: 'peer', id: op.id, url: op.url }, { timeout: left() });
