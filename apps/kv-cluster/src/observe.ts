@@ -273,6 +273,7 @@ export function clientRouteLabel(req: IncomingMessage): HttpRouteLabel {
       return r.kind;
     case 'members-add':
     case 'members-remove':
+    case 'members-cancel':
       return 'cluster_members';
     case 'leader':
       return 'cluster_leader';
