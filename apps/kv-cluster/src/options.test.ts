@@ -105,11 +105,13 @@ describe('raft-kv node options', () => {
 
   it('accepts :PORT (every interface), as etcd and rqlite do', () => {
     expect(parseHostPort('--listen', ':29001')).toEqual({ host: '', port: 29001 });
-    expect(nodeOptions({ ...NODE, listen: ':7001', http: ':8001' })).toMatchObject({
+    // Every interface is not loopback: a secret is required (secure by default).
+    invalid(() => nodeOptions({ ...NODE, listen: ':7001', http: ':8001' }), '--secret');
+    expect(nodeOptions({ ...NODE, secret: 's', listen: ':7001', http: ':8001' })).toMatchObject({
       listen: { host: '', port: 7001 },
       http: { host: '', port: 8001 },
     });
-    invalid(() => nodeOptions({ ...NODE, listen: ':7001', http: ':7001' }), '--http');
+    invalid(() => nodeOptions({ ...NODE, secret: 's', listen: ':7001', http: ':7001' }), '--http');
     invalid(() => parseHostPort('--http', ':'), '--http');
     invalid(() => parseHostPort('--http', ':0'), '--http');
     invalid(() => parseHostPort('--http', '8001'), '--http');
