@@ -26,7 +26,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { etcdVersion, findEtcd, freePorts, installEtcd, jsonRequest, until } from './procs.js';
+import { BENCH_SECRET, etcdVersion, findEtcd, freePorts, installEtcd, jsonRequest, until } from './procs.js';
 
 const tty = process.stderr.isTTY;
 const progress = (line: string): void => {
@@ -110,6 +110,9 @@ async function raftKv(dir: string, extra: string[]): Promise<System> {
       peers,
       '--log-level',
       'warn',
+      // Followers forward writes to the leader only in a cluster with a secret.
+      '--secret',
+      BENCH_SECRET,
       ...extra,
     ]),
   );

@@ -5,6 +5,9 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** The cluster secret of benchmark clusters (loopback only; followers forward only with one). */
+export const BENCH_SECRET = 'bench-secret-loopback-only';
+
 /** Free loopback ports: listen on port 0, note the port, release it. */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -142,6 +145,9 @@ export async function startRaftKv(procs: Processes, dataDir: string, nodes: numb
       peers,
       '--log-level',
       'warn',
+      // Followers forward writes to the leader only in a cluster with a secret.
+      '--secret',
+      BENCH_SECRET,
     ]);
   });
   const leaderUrl = await until('a raft-kv leader', 30_000, async () => {
