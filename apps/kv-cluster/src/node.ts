@@ -366,7 +366,8 @@ export async function startNode(opts: NodeOptions, logger: Logger): Promise<Runn
       clientServer.close();
       clientServer.closeIdleConnections();
       await inflight.idle(Math.min(opts.requestTimeoutMs + 500, 10_000));
-      await peer.stop();
+      // A leader hands leadership over first, so its stop costs the cluster no election.
+      await peer.stop({ handOff: true });
       await inflight.idle(1000);
       forwarder.close();
       obs?.stop();

@@ -2,7 +2,14 @@ import { NoPeerError } from './errors.js';
 import type { PeerOptions } from './runtime/options.js';
 import { lookupPeer } from './registry.js';
 import { RaftPeer } from './runtime/peer.js';
-import type { CallOptions, EntryInfo, Peer, PeerInspection, PeerStatus } from './runtime/types.js';
+import type {
+  CallOptions,
+  EntryInfo,
+  Peer,
+  PeerInspection,
+  PeerStatus,
+  StopOptions,
+} from './runtime/types.js';
 import type { RaftMetrics } from './runtime/metrics.js';
 import type { Configuration, PeerId, StateMachine } from './types.js';
 
@@ -95,9 +102,14 @@ export async function getEntry(peer: PeerRef, index: number): Promise<EntryInfo 
   return (await resolveAsync(peer)).getEntry(index);
 }
 
-/** Stops a peer gracefully: pending calls reject with `RAFT_STOPPED`; its store and transport close. */
-export async function stopPeer(peer: PeerRef): Promise<void> {
-  return (await resolveAsync(peer)).stop();
+/**
+ * Stops a peer gracefully: pending calls reject with `RAFT_STOPPED`, and its store and
+ * transport close. With `handOff: true`, a leader first hands leadership to its most
+ * up-to-date voter and waits until that voter leads (at most `opts.handOffTimeoutMs`), so a
+ * maintenance stop costs the cluster no election.
+ */
+export async function stopPeer(peer: PeerRef, opts?: StopOptions): Promise<void> {
+  return (await resolveAsync(peer)).stop(opts);
 }
 
 /**

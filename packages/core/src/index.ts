@@ -58,6 +58,7 @@ export type {
   CallOptions,
   EntryInfo,
   PeerInspection,
+  StopOptions,
 } from './runtime/types.js';
 export type { PeerOptions, Logger } from './runtime/options.js';
 export { LATENCY_BUCKETS_SECONDS, BATCH_BUCKETS, MAX_EVENTS } from './runtime/metrics.js';

@@ -21,7 +21,15 @@ import { checkLeader, notLeaderError, startCall, validateMembers, type PendingCa
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
 import { eventLoopDelay, PeerRecorder, watchEventLoop, type RaftMetrics } from './metrics.js';
 import { Settlement } from './settlement.js';
-import type { CallOptions, EntryInfo, Peer, PeerInspection, PeerMetrics, PeerStatus } from './types.js';
+import type {
+  CallOptions,
+  EntryInfo,
+  Peer,
+  PeerInspection,
+  PeerMetrics,
+  PeerStatus,
+  StopOptions,
+} from './types.js';
 
 export type { CallOptions, EntryInfo, Peer, PeerInspection, PeerMetrics, PeerStatus } from './types.js';
 
@@ -53,7 +61,10 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   /** Set once start completes; only booted peers are found by name. */
   booted = false;
   private stopped = false;
+  /** `stop()` under way: the hand-off of a leader, then the shutdown. */
   private stopping: Promise<void> | null = null;
+  /** The shutdown itself, once begun (by `stop()` or a fail-stop). */
+  private shuttingDown: Promise<void> | null = null;
   private stopReason: RaftError | null = null;
   private readonly stoppedWaiters: ((reason: RaftError) => void)[] = [];
   private loopIdle: Promise<void> = Promise.resolve();
@@ -334,8 +345,51 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     return Promise.resolve(info);
   }
 
-  stop(): Promise<void> {
-    return this.beginShutdown(new StoppedError('the peer was stopped'));
+  stop(opts?: StopOptions): Promise<void> {
+    if (this.stopping === null && !this.stopped && opts?.handOff === true) {
+      // A leader hands over before it goes, so that its stop costs the cluster no election.
+      // A fail-stop meanwhile shuts down at once (beginShutdown does not wait for this).
+      const timeout = opts?.handOffTimeoutMs ?? this.opts.electionTimeoutMs[1];
+      this.stopping = this.handOff(timeout).then(() =>
+        this.beginShutdown(new StoppedError('the peer was stopped')),
+      );
+      return this.stopping;
+    }
+    return this.stopping ?? this.beginShutdown(new StoppedError('the peer was stopped'));
+  }
+
+  /**
+   * On a leader with other voters: transfers leadership to the most up-to-date voter (the
+   * highest match index) and waits until it leads, or until `timeoutMs`. Never throws: a
+   * hand-off that fails leaves the cluster to elect a leader as after a crash.
+   */
+  private async handOff(timeoutMs: number): Promise<void> {
+    const target = this.handOffTarget();
+    if (target === null) return;
+    this.log('info', { target }, 'stopping: handing leadership over');
+    try {
+      await this.transferLeadership(target, { timeout: timeoutMs });
+    } catch (err) {
+      this.log('warn', { target, err: String(err) }, 'stopping: the hand-off did not complete');
+    }
+  }
+
+  /** The voter a stopping leader hands over to, or null when it is not a leader with peers. */
+  private handOffTarget(): PeerId | null {
+    if (this.stopped || this.raft.role !== 'leader') return null;
+    const config = this.raft.config;
+    if (config === null || (config.outgoing?.length ?? 0) > 0) return null;
+    let best: PeerId | null = null;
+    let bestMatch = -1;
+    for (const member of config.members) {
+      if (member === this.name) continue;
+      const match = this.raft.progressOf(member)?.matchIndex ?? -1;
+      if (match > bestMatch) {
+        best = member;
+        bestMatch = match;
+      }
+    }
+    return best;
   }
 
   whenStopped(): Promise<RaftError> {
@@ -643,8 +697,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   // ---------------------------------------------------------------- stopping
 
   private beginShutdown(reason: StoppedError): Promise<void> {
-    this.stopping ??= this.shutdown(reason);
-    return this.stopping;
+    this.shuttingDown ??= this.shutdown(reason);
+    this.stopping ??= this.shuttingDown;
+    return this.shuttingDown;
   }
 
   private async shutdown(reason: StoppedError): Promise<void> {

@@ -76,6 +76,18 @@ export interface PeerInspection {
   stopped: boolean;
 }
 
+/** Options of `stopPeer`. */
+export interface StopOptions {
+  /**
+   * A leader hands leadership to its most up-to-date voter before it stops (TimeoutNow), so
+   * that a maintenance stop costs no election timeout. It waits on the peer's clock, so a
+   * test on virtual time must advance it meanwhile. @default false
+   */
+  handOff?: boolean;
+  /** Longest wait for the hand-off; then the peer stops anyway. @default the maximum election timeout */
+  handOffTimeoutMs?: number;
+}
+
 /** A log entry as `getEntry` returns it: stored fields plus the decoded content. */
 export interface EntryInfo extends LogEntry {
   /** For `command` entries, the decoded command. */
@@ -107,8 +119,12 @@ export interface Peer<C = unknown, Q = unknown, R = unknown> {
   transferLeadership(target: PeerId, opts?: CallOptions): Promise<void>;
   /** The log entry at `index`, or undefined when this peer's log does not hold it. */
   getEntry(index: number): Promise<EntryInfo | undefined>;
-  /** Stops gracefully: pending calls reject with `RAFT_STOPPED`, the log store and transport close. */
-  stop(): Promise<void>;
+  /**
+   * Stops gracefully: with `handOff: true`, a leader first hands leadership to its most
+   * up-to-date voter; then pending calls reject with `RAFT_STOPPED` and the log store and
+   * transport close.
+   */
+  stop(opts?: StopOptions): Promise<void>;
   /**
    * Resolves once the peer has stopped, with why: a `RAFT_STOPPED` error whose `cause` is
    * the log store's failure when the peer stopped itself (fail-stop), or none after `stop()`.
