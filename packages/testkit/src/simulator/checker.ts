@@ -106,6 +106,8 @@ export class InvariantChecker {
   onLeader: ((inc: Incarnation) => void) | null = null;
   /** Called when a leader's commit index advances. */
   onLeaderCommit: ((inc: Incarnation) => void) | null = null;
+  /** Called with every inspection of a peer, after the checks (the disruption oracle listens). */
+  onObserve: ((inc: Incarnation, v: PeerInspection) => void) | null = null;
 
   constructor(
     private readonly world: World,
@@ -283,6 +285,7 @@ export class InvariantChecker {
       inc.commitSeen = to;
       if (v.role === 'leader') this.onLeaderCommit?.(inc);
     }
+    this.onObserve?.(inc, v);
   }
 
   private checkCompleteness(inc: Incarnation, v: PeerInspection, from: number, to: number): void {

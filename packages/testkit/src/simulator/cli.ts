@@ -57,10 +57,17 @@ const USAGE = `usage: pnpm sim [--seeds N] [--seed S] [--nodes 3|5|7] [options]
   --stop-on-failure    stop at the first failing seed
   --trace-lines N      lines of trace in a failure report (default 200)
   --no-durability-checks   only the Raft paper's invariants and linearizability
+  --no-disruption-checks   without the disruption oracle (a stable leader on a healthy
+                       network keeps its leadership; no member raises the term)
+  By default every seed decides from its own randomness which features it uses
+  (snapshots, membership changes, leadership transfers) and which faults; a failing
+  seed's line names its features, and its replay command reproduces it as it was.
   --snapshots          snapshots and log compaction in most seeds (random policy, small
                        InstallSnapshot chunks, a peer lagging behind the compaction point)
   --membership         membership changes in most seeds (add, remove, replace peers, the
                        leader among them; leadership transfers; removed peers kept running)
+  --no-snapshots, --no-membership   never (a seed then draws what it drew before them)
+  --transfers, --no-transfers       leadership transfers always, or never
   --lying-disk         inject a disk that acknowledges before syncing (the sim's self-test)
   --stale-reads        inject a state machine that reads stale state (the sim's self-test)
   --stale-snapshots    inject snapshots one command behind their index (the sim's self-test)`;
@@ -148,6 +155,26 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
         args.sim.membership = true;
         args.replayFlags.push(flag);
         break;
+      case '--no-snapshots':
+        args.sim.snapshots = false;
+        args.replayFlags.push(flag);
+        break;
+      case '--no-membership':
+        args.sim.membership = false;
+        args.replayFlags.push(flag);
+        break;
+      case '--transfers':
+        args.sim.transfers = true;
+        args.replayFlags.push(flag);
+        break;
+      case '--no-transfers':
+        args.sim.transfers = false;
+        args.replayFlags.push(flag);
+        break;
+      case '--no-disruption-checks':
+        args.sim.disruptionChecks = false;
+        args.replayFlags.push(flag);
+        break;
       case '--no-durability-checks':
         args.sim.durabilityChecks = false;
         args.replayFlags.push(flag);
@@ -226,7 +253,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         snapshotsTaken: result.snapshots.taken,
         snapshotsInstalled: result.snapshots.installed,
         snapshotsRestored: result.snapshots.restoredAtBoot,
-        ...(args.sim.membership === true ? { membership: addMembershipResult(result) } : {}),
+        ...(result.features.membership || result.features.transfers
+          ? { membership: addMembershipResult(result) }
+          : {}),
       }),
     );
     return result.violation === null ? 0 : 1;

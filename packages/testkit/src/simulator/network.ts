@@ -46,6 +46,8 @@ export class SimNetwork {
   private cut: ((from: SimNode, to: SimNode) => boolean) | null = null;
   /** Peers cut off from everyone, whatever the partition (removed peers kept apart). */
   private readonly detached = new Set<SimNode>();
+  /** upSince[a][b]: virtual time since which the links a → b and b → a are both up (Infinity while cut). */
+  private upSince: number[][];
 
   constructor(
     private readonly world: World,
@@ -55,12 +57,25 @@ export class SimNetwork {
     this.behaviour = behaviour;
     const n = world.nodes.length;
     this.blocked = Array.from({ length: n }, () => new Array<boolean>(n).fill(false));
+    this.upSince = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  }
+
+  /** No partition, no detached peer, no loss and no held-back messages. */
+  get healthy(): boolean {
+    const b = this.behaviour;
+    return this.cut === null && this.detached.size === 0 && b.drop === 0 && b.reorder === 0;
+  }
+
+  /** Virtual time since which the links between `a` and `b` are up both ways (Infinity while either is cut). */
+  linkUpSince(a: SimNode, b: SimNode): number {
+    return this.upSince[a.index]?.[b.index] ?? Infinity;
   }
 
   /** Makes room for a peer just added to the world (`world.nodes`), under the current partition. */
   addNode(): void {
     const nodes = this.world.nodes;
     while (this.blocked.length < nodes.length) this.blocked.push([]);
+    while (this.upSince.length < nodes.length) this.upSince.push([]);
     this.recompute();
   }
 
@@ -83,6 +98,16 @@ export class SimNetwork {
       const row = this.blocked[a.index]!;
       for (const b of nodes)
         row[b.index] = a !== b && (detached.has(a) || detached.has(b) || (cut !== null && cut(a, b)));
+    }
+    const now = this.world.sched.now;
+    for (const a of nodes) {
+      const since = this.upSince[a.index]!;
+      for (const b of nodes) {
+        const up = !this.blocked[a.index]![b.index]! && !this.blocked[b.index]![a.index]!;
+        const was = since[b.index];
+        if (!up) since[b.index] = Infinity;
+        else if (was === undefined || was === Infinity) since[b.index] = now;
+      }
     }
   }
 
@@ -179,7 +204,7 @@ export class SimNetwork {
   heal(): void {
     this.cut = null;
     this.detached.clear();
-    for (const row of this.blocked) row.fill(false);
     this.partition = null;
+    this.recompute();
   }
 }

@@ -1,4 +1,5 @@
 import { emptyMembershipCounts } from './membership.js';
+import { describeFeatures } from './swarm.js';
 import {
   runSimulation,
   type MembershipResult,
@@ -58,6 +59,8 @@ export interface RunSummary {
   snapshotsRestored?: number;
   /** Membership changes, summed over the runs (present once a run made one). */
   membership?: MembershipTotals;
+  /** Seeds run with each combination of features (`none`, `snapshots`, `snapshots+membership+transfers`, ...). */
+  features?: Record<string, number>;
 }
 
 /** Membership changes over many runs: {@link MembershipResult} summed, plus the runs that made changes. */
@@ -133,6 +136,8 @@ export function addResult(summary: RunSummary, result: SimulationResult): void {
   summary.events += result.events;
   summary.operations += result.operations;
   summary.simulatedMs += result.simulatedMs;
+  const combination = describeFeatures(result.features);
+  summary.features = { ...summary.features, [combination]: (summary.features?.[combination] ?? 0) + 1 };
   summary.snapshotsTaken = (summary.snapshotsTaken ?? 0) + result.snapshots.taken;
   summary.snapshotsInstalled = (summary.snapshotsInstalled ?? 0) + result.snapshots.installed;
   summary.snapshotsRestored = (summary.snapshotsRestored ?? 0) + result.snapshots.restoredAtBoot;
@@ -191,7 +196,7 @@ export function failureLine(result: SimulationResult, extra: readonly string[] =
   const v = result.violation;
   if (v === null) return `ok seed=${result.seed}`;
   const first = v.message.split('\n')[0];
-  return `FAIL seed=${result.seed} nodes=${result.nodes} at ${v.atMs.toFixed(1)}ms ${v.check}: ${first}  (replay: ${replayCommand(result, extra)})`;
+  return `FAIL seed=${result.seed} nodes=${result.nodes} features=${describeFeatures(result.features)} at ${v.atMs.toFixed(1)}ms ${v.check}: ${first}  (replay: ${replayCommand(result, extra)})`;
 }
 
 /** The report of a failing run: what broke, how to replay it, and the trace before it. */
@@ -218,6 +223,7 @@ export function summaryLine(s: RunSummary): string {
       ? `, snapshots taken ${s.snapshotsTaken ?? 0}, installed from a leader ${s.snapshotsInstalled ?? 0}, restored at restart ${s.snapshotsRestored ?? 0}`
       : '') +
     (s.membership !== undefined ? `, ${membershipLine(s.membership)}` : '') +
+    (s.features !== undefined ? `, ${featuresLine(s.features)}` : '') +
     ` (${(s.wallMs / 1000).toFixed(1)} s, ${rate} events/s, ${(s.simulatedMs / 1000).toFixed(0)} virtual s, worst recovery ${s.worstLivenessMs.toFixed(0)} ms)`
   );
 }
@@ -232,4 +238,12 @@ export function membershipLine(m: MembershipTotals): string {
     `new peers ${m.peersAdded} (caught up ${m.newPeersCaughtUp}, by a snapshot ${m.snapshotsToNewPeers} times in ${m.seedsWithSnapshotsToNewPeers} seeds), ` +
     `removed peers stopped ${m.removedStopped}, kept running ${m.removedKept} (cut off ${m.removedDetached})`
   );
+}
+
+/** The feature combinations of a summary, most frequent first. */
+export function featuresLine(features: Record<string, number>): string {
+  const parts = Object.entries(features)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .map(([k, n]) => `${k} ${n}`);
+  return `seeds by features: ${parts.join(', ')}`;
 }

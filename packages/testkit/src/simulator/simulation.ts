@@ -9,12 +9,20 @@ import {
 import { KVStore, type KVCommand, type KVQuery, type KVReply, type KVState } from '@raft/kv';
 import { checkOperations, kvModel } from '../linearizability/index.js';
 import { InvariantChecker } from './checker.js';
+import { DisruptionOracle } from './disruption.js';
 import { Workload } from './clients.js';
 import { SimDisk, SimLogStore, type DiskBehaviour } from './disk.js';
 import { CALM_NETWORK, SimNetwork } from './network.js';
 import { Prng } from './prng.js';
 import { Scheduler } from './scheduler.js';
-import { chooseSwarm, describeSwarm, type PartitionKind, type SwarmConfig } from './swarm.js';
+import {
+  chooseSwarm,
+  describeSwarm,
+  type PartitionKind,
+  type SwarmBounds,
+  type SwarmConfig,
+  type SwarmFeatures,
+} from './swarm.js';
 import { Trace } from './trace.js';
 import { Incarnation, SimNode, type Violation, type World } from './world.js';
 import { describeConfiguration, sameConfiguration } from './configuration.js';
@@ -53,25 +61,40 @@ export interface SimulationOptions {
    */
   durabilityChecks?: boolean;
   /**
+   * Run the disruption oracle (see {@link DisruptionOracle}): on a healthy network a
+   * stable leader keeps its leadership and no member raises the term. It applies to runs
+   * whose peers use both pre-vote and check-quorum.
+   * @default true
+   */
+  disruptionChecks?: boolean;
+  /**
    * Give up checking the history for linearizability after this many milliseconds of
    * real time (the run then counts as inconclusive, not failed).
    * @default 20000
    */
   linearizabilityTimeoutMs?: number;
   /**
-   * Snapshots and log compaction: most seeds then draw a snapshot policy, small
-   * InstallSnapshot chunks and a lag fault (see {@link SwarmConfig.snapshots}). Off, a
-   * seed runs exactly as before snapshots existed.
-   * @default false
+   * Snapshots and log compaction (a snapshot policy with a small `snapshotEvery`, small
+   * InstallSnapshot chunks and a lag fault, see {@link SwarmConfig.snapshots}). Unset (the
+   * default, swarm over features): each seed decides from its own randomness. True: most
+   * seeds use them. False: none, and a seed runs exactly as before snapshots existed.
+   * @default undefined (the seed decides)
    */
   snapshots?: boolean;
   /**
-   * Membership changes during the fault phase: most seeds then draw an operator that adds,
-   * removes and replaces peers and hands leadership over (see {@link SwarmConfig.membership}).
-   * Off, a seed runs exactly as before membership changes existed.
-   * @default false
+   * Membership changes during the fault phase: an operator that adds, removes and
+   * replaces peers (see {@link SwarmConfig.membership}). Unset (the default): each seed
+   * decides. True: most seeds (and transfers in most of those). False: none, and a seed
+   * runs exactly as before membership changes existed.
+   * @default undefined (the seed decides)
    */
   membership?: boolean;
+  /**
+   * Leadership transfers (`transferLeadership` to a random voter), with or without
+   * membership changes. Unset: the seed decides. True: always; false: never.
+   * @default undefined (the seed decides)
+   */
+  transfers?: boolean;
   /**
    * Faults in the simulated world itself, to prove the simulator catches them. Never
    * set in real runs.
@@ -94,6 +117,8 @@ export interface SimulationResult {
   nodes: number;
   /** The run's fault mix, in one line. */
   swarm: string;
+  /** The features the run used (decided by its seed in the default mode). */
+  features: SwarmFeatures;
   /** Events run. */
   events: number;
   /** Most events run within 100 virtual ms (a livelock shows as a storm of events). */
@@ -122,6 +147,8 @@ export interface SimulationResult {
   snapshots: { taken: number; installed: number; restoredAtBoot: number; checked: number };
   /** Membership changes (all zero with membership changes off). */
   membership: MembershipResult;
+  /** The disruption oracle's windows of calm (none when the run has no pre-vote or no check-quorum), and their total length in virtual ms. */
+  disruption: { windows: number; watchedMs: number };
 }
 
 /** What the membership changes of a run did. */
@@ -225,15 +252,17 @@ class Simulation implements World, OperatorHost {
   private peakWindow = 0;
   private readonly faults = { crashes: 0, partitions: 0, pauses: 0 };
   private readonly operator: Operator | null = null;
+  private readonly disruption: DisruptionOracle;
 
   constructor(private readonly opts: SimulationOptions) {
     this.rng = new Prng(opts.seed);
     this.trace = new Trace(opts.traceLines ?? 200);
     if (opts.onTrace !== undefined) this.trace.onLine = opts.onTrace;
-    const bounds = {
+    const bounds: SwarmBounds = {
       faultMs: opts.faultMs ?? ([1000, 5000] as [number, number]),
-      snapshots: opts.snapshots === true,
-      membership: opts.membership === true,
+      ...(opts.snapshots !== undefined ? { snapshots: opts.snapshots } : {}),
+      ...(opts.membership !== undefined ? { membership: opts.membership } : {}),
+      ...(opts.transfers !== undefined ? { transfers: opts.transfers } : {}),
     };
     this.swarm = chooseSwarm(this.rng, opts.nodes === undefined ? bounds : { ...bounds, nodes: opts.nodes });
     const s = this.swarm;
@@ -245,7 +274,20 @@ class Simulation implements World, OperatorHost {
     }
     this.disk = { syncMs: s.syncMs, lying: opts.inject?.lyingDisk === true };
     this.checker = new InvariantChecker(this, { durability: opts.durabilityChecks ?? true });
-    this.network = new SimNetwork(this, s.network, (inc, m) => this.checker.onSend(inc, m));
+    this.network = new SimNetwork(this, s.network, (inc, m) => {
+      this.checker.onSend(inc, m);
+      this.disruption.onSend(m);
+    });
+    this.disruption = new DisruptionOracle(
+      {
+        world: this,
+        networkHealthy: () => this.network.healthy,
+        linkUpSince: (a, b) => this.network.linkUpSince(a, b),
+        operatorBusy: () => this.operator?.busy ?? false,
+      },
+      (opts.disruptionChecks ?? true) && s.peer.preVote && s.peer.checkQuorum,
+    );
+    this.checker.onObserve = (inc, v) => this.disruption.observe(inc, v);
     this.workload = new Workload(this, s);
     if (s.membership !== null)
       this.operator = new Operator(
@@ -288,6 +330,7 @@ class Simulation implements World, OperatorHost {
   retire(node: SimNode, how: 'stop' | 'kill', why: string): void {
     if (node.retired) return;
     node.retired = true;
+    this.disruption.close();
     const inc = node.inc;
     if (node.pausedUntil !== null) this.resume(node);
     if (inc === null) {
@@ -408,8 +451,10 @@ class Simulation implements World, OperatorHost {
         if (owner === null) for (const node of this.nodes) node.dirty = true;
         else owner.dirty = true;
         ev.run();
+        this.disruption.afterFault();
         await this.settle();
         if (this.violation === null) this.checker.afterEvent();
+        if (this.violation === null) this.disruption.afterEvent();
         if (this.violation !== null) throw new StopRun();
         if (this.phase === 'healed') this.checkLiveness();
         if (this.phase === 'done') break;
@@ -423,6 +468,7 @@ class Simulation implements World, OperatorHost {
     } catch (err) {
       if (!(err instanceof StopRun)) throw err;
     }
+    this.disruption.close();
     // Abandon the world: no peer may act any more.
     for (const node of this.nodes) if (node.inc !== null) node.inc.alive = false;
     this.workload.stop();
@@ -451,6 +497,7 @@ class Simulation implements World, OperatorHost {
       seed: this.opts.seed,
       nodes: swarm.nodes,
       swarm: describeSwarm(swarm),
+      features: swarm.features,
       events: this.events,
       peakEventsPerWindow: this.peakWindow,
       operations: checked,
@@ -467,6 +514,7 @@ class Simulation implements World, OperatorHost {
         restoredAtBoot: this.snapshotCounts.restoredAtBoot,
         checked: this.checker.restoresChecked,
       },
+      disruption: { windows: this.disruption.windows, watchedMs: this.disruption.watchedMs },
       membership: {
         ...(this.operator?.counts ?? emptyMembershipCounts()),
         removals: this.checker.removals,
@@ -501,6 +549,7 @@ class Simulation implements World, OperatorHost {
   private startIncarnation(node: SimNode): void {
     const inc = new Incarnation(node, ++node.incarnations);
     node.inc = inc;
+    this.disruption.rejoined(node);
     const clock = new PeerClock(this, inc, this.rng.range(0, 1e6));
     const log = new SimLogStore(this, inc, node.disk, this.disk, (i, w, before, removed) =>
       this.checker.onDurable(i, w, before, removed),
@@ -613,6 +662,7 @@ class Simulation implements World, OperatorHost {
   private crash(node: SimNode): void {
     const inc = node.inc;
     if (inc === null) return;
+    this.disruption.close();
     inc.alive = false;
     inc.onMessage = null;
     node.inc = null;
@@ -642,6 +692,7 @@ class Simulation implements World, OperatorHost {
     if (node.inc === null || node.pausedUntil !== null) return;
     const until = this.sched.now + ms;
     node.pausedUntil = until;
+    this.disruption.close();
     this.faults.pauses++;
     const inc = node.inc;
     this.trace.add(this.sched.now, `fault PAUSE ${inc.label} for ${ms.toFixed(0)}ms`);
@@ -653,6 +704,7 @@ class Simulation implements World, OperatorHost {
   private resume(node: SimNode): void {
     if (node.pausedUntil === null) return;
     node.pausedUntil = null;
+    this.disruption.rejoined(node);
     const deferred = node.deferred;
     node.deferred = [];
     this.trace.add(this.sched.now, `fault RESUME ${node.name} (${deferred.length} events waited)`);

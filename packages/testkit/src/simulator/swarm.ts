@@ -76,6 +76,30 @@ export interface SwarmConfig {
   snapshots: { every: number; trailing: number; chunkBytes: number; lagMs: [number, number] | null } | null;
   /** Membership changes during the fault phase (null: off). See {@link MembershipConfig}. */
   membership: MembershipConfig | null;
+  /**
+   * The features this run uses (swarm over features: in the default mode each seed turns
+   * each one on or off from its own randomness), as they end up in the configuration.
+   */
+  features: SwarmFeatures;
+}
+
+/** The protocol features a run exercises, beyond plain replication and elections. */
+export interface SwarmFeatures {
+  /** Snapshots, log compaction and InstallSnapshot (a small `snapshotEvery`). */
+  snapshots: boolean;
+  /** Membership changes: add, remove and replace peers (`setConfiguration`). */
+  membership: boolean;
+  /** Leadership transfers (`transferLeadership`). */
+  transfers: boolean;
+}
+
+/** The features' names, in the order reports list them. */
+export const FEATURE_NAMES: readonly (keyof SwarmFeatures)[] = ['snapshots', 'membership', 'transfers'];
+
+/** `snapshots+membership`, or `none`: the features of a run, for its report line. */
+export function describeFeatures(f: SwarmFeatures): string {
+  const on = FEATURE_NAMES.filter((k) => f[k]);
+  return on.length === 0 ? 'none' : on.join('+');
 }
 
 /**
@@ -118,17 +142,24 @@ export interface SwarmBounds {
   /** Range of the fault phase's length in virtual milliseconds. */
   faultMs: [number, number];
   /**
-   * Draw snapshot settings (on in most seeds). Off: no snapshot is ever taken and the
-   * seed draws exactly what it drew before snapshots existed.
-   * @default false
+   * Snapshots. Unset (the default, swarm mode): the seed turns them on or off (even odds).
+   * True: on in most seeds (80%). False: never, and the seed draws exactly what it drew
+   * before snapshots existed.
    */
   snapshots?: boolean;
   /**
-   * Draw membership-change settings (on in most seeds). Off: the membership never changes
-   * and the seed draws exactly what it drew before membership changes existed.
-   * @default false
+   * Membership changes (add, remove, replace). Unset (swarm mode): the seed decides (even
+   * odds). True: on in most seeds (85%, with transfers in 60% of those). False: never (no
+   * transfers either unless `transfers` is true), and the seed draws what it drew before
+   * membership changes existed.
    */
   membership?: boolean;
+  /**
+   * Leadership transfers, with or without membership changes. Unset: the seed decides
+   * (even odds in swarm mode; as `membership: true` draws it otherwise). True: always,
+   * false: never.
+   */
+  transfers?: boolean;
 }
 
 /** Draws a run's fault mix from its generator. */
@@ -174,8 +205,13 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
   const thinkMs: [number, number] = [0, rng.range(1, 80)];
   const callTimeoutMs = rng.pick([300, 600, 1000]);
   const readShare = rng.range(0.2, 0.6);
+  // Swarm over features: unset, each seed decides from its own randomness; set, the old
+  // draws (so that `--snapshots` and `--membership` replay the seeds they always did).
+  const swarmSnapshots = bounds.snapshots === undefined;
+  const swarmMembership = bounds.membership === undefined;
+  const useSnapshots = swarmSnapshots ? rng.chance(0.5) : bounds.snapshots === true && rng.chance(0.8);
   let snapshots: SwarmConfig['snapshots'] = null;
-  if (bounds.snapshots === true && rng.chance(0.8)) {
+  if (useSnapshots) {
     const lagAt = rng.range(0, faultMs * 0.5);
     snapshots = {
       every: rng.pick([5, 8, 12, 20, 40, 80, 200]),
@@ -185,7 +221,9 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     };
   }
   let membership: MembershipConfig | null = null;
-  if (bounds.membership === true && rng.chance(0.85)) {
+  const changes = swarmMembership ? rng.chance(0.5) : bounds.membership === true && rng.chance(0.85);
+  const transfersDrawn = swarmMembership && bounds.transfers === undefined ? rng.chance(0.5) : false;
+  if (changes || transfersDrawn || bounds.transfers === true) {
     const weight = (): number => (rng.chance(0.15) ? 0 : rng.range(0.2, 1));
     membership = {
       everyMs: rng.range(50, 700),
@@ -205,7 +243,22 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     };
     const w = membership.weights;
     if (w.add + w.remove + w.replace === 0) w.replace = 1;
+    if (!changes) {
+      // Transfers only: the membership stays as it is.
+      w.add = 0;
+      w.remove = 0;
+      w.replace = 0;
+    }
+    const wantTransfers = bounds.transfers ?? (swarmMembership ? transfersDrawn : undefined);
+    if (wantTransfers === false) w.transfer = 0;
+    if (wantTransfers === true && w.transfer === 0) w.transfer = 0.3;
+    if (w.add + w.remove + w.replace + w.transfer === 0) membership = null;
   }
+  const features: SwarmFeatures = {
+    snapshots: snapshots !== null,
+    membership: membership !== null && membership.weights.add + membership.weights.remove + membership.weights.replace > 0,
+    transfers: membership !== null && membership.weights.transfer > 0,
+  };
   return {
     nodes,
     faultMs,
@@ -225,12 +278,17 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     readShare,
     snapshots,
     membership,
+    features,
   };
 }
 
 /** One line describing a fault mix, for reports. */
 export function describeSwarm(s: SwarmConfig): string {
-  const parts: string[] = [`${s.nodes} peers`, `faults ${Math.round(s.faultMs)}ms`];
+  const parts: string[] = [
+    `${s.nodes} peers`,
+    `features ${describeFeatures(s.features)}`,
+    `faults ${Math.round(s.faultMs)}ms`,
+  ];
   const n = s.network;
   if (n.drop > 0) parts.push(`drop ${(n.drop * 100).toFixed(0)}%`);
   if (n.duplicate > 0) parts.push(`dup ${(n.duplicate * 100).toFixed(0)}%`);
