@@ -59,6 +59,9 @@ export interface RunSummary {
   snapshotsRestored?: number;
   /** Membership changes, summed over the runs (present once a run made one). */
   membership?: MembershipTotals;
+  /** Windows of calm the disruption oracle watched, and their total virtual ms. */
+  disruptionWindows?: number;
+  disruptionWatchedMs?: number;
   /** Seeds run with each combination of features (`none`, `snapshots`, `snapshots+membership+transfers`, ...). */
   features?: Record<string, number>;
 }
@@ -136,6 +139,8 @@ export function addResult(summary: RunSummary, result: SimulationResult): void {
   summary.events += result.events;
   summary.operations += result.operations;
   summary.simulatedMs += result.simulatedMs;
+  summary.disruptionWindows = (summary.disruptionWindows ?? 0) + result.disruption.windows;
+  summary.disruptionWatchedMs = (summary.disruptionWatchedMs ?? 0) + result.disruption.watchedMs;
   const combination = describeFeatures(result.features);
   summary.features = { ...summary.features, [combination]: (summary.features?.[combination] ?? 0) + 1 };
   summary.snapshotsTaken = (summary.snapshotsTaken ?? 0) + result.snapshots.taken;
@@ -223,6 +228,9 @@ export function summaryLine(s: RunSummary): string {
       ? `, snapshots taken ${s.snapshotsTaken ?? 0}, installed from a leader ${s.snapshotsInstalled ?? 0}, restored at restart ${s.snapshotsRestored ?? 0}`
       : '') +
     (s.membership !== undefined ? `, ${membershipLine(s.membership)}` : '') +
+    ((s.disruptionWindows ?? 0) > 0
+      ? `, disruption oracle: ${s.disruptionWindows} windows of calm, ${((s.disruptionWatchedMs ?? 0) / 1000).toFixed(0)} virtual s watched`
+      : '') +
     (s.features !== undefined ? `, ${featuresLine(s.features)}` : '') +
     ` (${(s.wallMs / 1000).toFixed(1)} s, ${rate} events/s, ${(s.simulatedMs / 1000).toFixed(0)} virtual s, worst recovery ${s.worstLivenessMs.toFixed(0)} ms)`
   );

@@ -759,6 +759,19 @@ class Simulation implements World, OperatorHost {
       };
       loop();
     };
+    const rejoin = s.rejoin;
+    if (rejoin !== null) {
+      // A follower cut off until the heal: its election timer fires alone, then it rejoins.
+      this.sched.at(Math.max(0, s.faultMs - rejoin.isolateMs), null, () => {
+        if (this.phase !== 'faults') return;
+        const live = this.live().filter((n) => n.peer === null || inspectPeer(n.peer).role !== 'leader');
+        if (live.length === 0) return;
+        const x = this.rng.pick(live);
+        this.network.detach(x);
+        this.faults.partitions++;
+        this.trace.add(this.sched.now, `fault ${x.name} cut off until the heal (it rejoins then)`);
+      });
+    }
     const lag = s.snapshots?.lagMs ?? null;
     if (lag !== null) {
       // One peer cut off long enough to fall behind the compaction point: the leader must

@@ -77,6 +77,13 @@ export interface SwarmConfig {
   /** Membership changes during the fault phase (null: off). See {@link MembershipConfig}. */
   membership: MembershipConfig | null;
   /**
+   * A rejoining peer (null: none): a follower cut off from every peer for the last
+   * `isolateMs` of the fault phase, long enough for its election timer to fire alone,
+   * that rejoins at the heal. It must not unseat the leader (the disruption oracle
+   * watches). Drawn in the default mode only.
+   */
+  rejoin: { isolateMs: number } | null;
+  /**
    * The features this run uses (swarm over features: in the default mode each seed turns
    * each one on or off from its own randomness), as they end up in the configuration.
    */
@@ -254,6 +261,7 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     if (wantTransfers === true && w.transfer === 0) w.transfer = 0.3;
     if (w.add + w.remove + w.replace + w.transfer === 0) membership = null;
   }
+  const rejoin = swarmSnapshots && swarmMembership && rng.chance(0.5) ? { isolateMs: rng.range(300, 1500) } : null;
   const features: SwarmFeatures = {
     snapshots: snapshots !== null,
     membership: membership !== null && membership.weights.add + membership.weights.remove + membership.weights.replace > 0,
@@ -278,6 +286,7 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     readShare,
     snapshots,
     membership,
+    rejoin,
     features,
   };
 }
@@ -327,6 +336,7 @@ export function describeSwarm(s: SwarmConfig): string {
         ` (cut off ${(m.detachRemoved * 100).toFixed(0)}%), give up after ${m.giveUpMs.toFixed(0)}ms, calls ${m.callTimeoutMs}ms)`,
     );
   }
+  if (s.rejoin !== null) parts.push(`a follower cut off for the last ${s.rejoin.isolateMs.toFixed(0)}ms rejoins at the heal`);
   parts.push(`sync ≤${s.syncMs[1].toFixed(1)}ms`, `${s.clients} clients`, `${s.keys} key(s)`);
   return parts.join(', ');
 }
