@@ -46,11 +46,17 @@ import {
  * `pause-leader` (SIGSTOP the leader 1-5 s), `majority` (kill or pause a majority 1.5-5.5 s:
  * nothing may succeed meanwhile), `flap` (kill -9 and restart the same node 3-8 times in a
  * row, sometimes before it finished starting), `minority` (kill or pause up to a minority),
- * or `mixed` (all of these).
+ * `lagging` (make a lagging node: kill or pause a follower, let the majority commit a burst
+ * of writes, bring it back and kill -9 the leader at once, so that the lagging node takes
+ * part in the next election: a vote without the up-to-date check, or a read served without
+ * ReadIndex, shows), or `mixed` (all of these). `mix` makes a lagging node too, now and then.
+ *
+ * CHAOS_ELECTIONS=short runs the nodes with short election timeouts (150-300 ms, heartbeat
+ * 50 ms): many more elections in the same time. CHAOS_ELECTION_TIMEOUT=MIN-MAX sets any range.
  */
 
-type RoundKind = 'kill-all' | 'pause-leader' | 'majority' | 'flap' | 'minority';
-const ROUND_KINDS: readonly RoundKind[] = ['kill-all', 'pause-leader', 'majority', 'flap', 'minority'];
+type RoundKind = 'kill-all' | 'pause-leader' | 'majority' | 'flap' | 'minority' | 'lagging';
+const ROUND_KINDS: readonly RoundKind[] = ['kill-all', 'pause-leader', 'majority', 'flap', 'minority', 'lagging'];
 
 /** One chaos run's settings. */
 interface ChaosConfig {
@@ -134,11 +140,19 @@ function configFromEnv(): ChaosConfig {
       ...(process.env['CHAOS_SNAPSHOT_EVERY'] === undefined
         ? []
         : ['--snapshot-every', process.env['CHAOS_SNAPSHOT_EVERY']]),
-      ...(process.env['CHAOS_ELECTION_TIMEOUT'] === undefined
-        ? []
-        : ['--election-timeout', process.env['CHAOS_ELECTION_TIMEOUT']]),
+      ...electionArgs(),
     ],
   };
+}
+
+/** `--election-timeout` (and heartbeat) for the nodes: CHAOS_ELECTION_TIMEOUT, or the CHAOS_ELECTIONS preset. */
+function electionArgs(): string[] {
+  const range = process.env['CHAOS_ELECTION_TIMEOUT'];
+  if (range !== undefined && range !== '') return ['--election-timeout', range];
+  const preset = process.env['CHAOS_ELECTIONS'] ?? 'default';
+  if (preset === 'default') return [];
+  if (preset === 'short') return ['--election-timeout', '150-300', '--heartbeat-interval', '50'];
+  throw new Error(`CHAOS_ELECTIONS must be default or short, got ${JSON.stringify(preset)}`);
 }
 
 const SECRET = 'chaos-secret';
@@ -463,9 +477,21 @@ async function nemesisMix(run: ChaosRun, end: number): Promise<void> {
   const random = mulberry32(run.cfg.seed);
   const down = new Map<string, FaultRecord>();
   const paused = new Map<string, FaultRecord>();
+  // A separate generator for the lagging-node rounds, so that the mix draws what it drew before them.
+  const lagRandom = mulberry32(run.cfg.seed ^ 0x9e3779b9);
+  let lags = 0;
   while (performance.now() < end - 1500) {
     await sleep(400 + Math.floor(random() * 1000));
     const faulty = down.size + paused.size;
+    if (faulty === 0 && performance.now() < end - 5000 && lagRandom() < 0.25) {
+      // Now and then, with every node up: a lagging node in the next election.
+      const f = await roundLagging(run, lagRandom, `lag${lags++}`);
+      if (!(await run.wroteSince(f.healed ?? f.start, STUCK_MS))) {
+        run.problem(`stuck: no write succeeded within ${STUCK_MS / 1000} s of healing ${f.kind} (${f.detail})`);
+        return;
+      }
+      continue;
+    }
     if (faulty > 0 && (random() < 0.55 || faulty >= ids.length - 1)) {
       const id = pick(random, [...down.keys(), ...paused.keys()].sort());
       const f = down.get(id) ?? paused.get(id)!;
@@ -641,6 +667,34 @@ async function roundMinority(run: ChaosRun, random: () => number): Promise<Fault
   return f;
 }
 
+/**
+ * Makes a lagging node: kill -9 or SIGSTOP a follower, let the majority commit a burst of
+ * writes it misses, bring it back and kill -9 the leader at once (so that it never hears
+ * from it), restart the leader 0.5-2.5 s later. The lagging node then runs in the election
+ * with a log behind the committed one: only the up-to-date check keeps it from winning.
+ */
+async function roundLagging(run: ChaosRun, random: () => number, tag: string): Promise<FaultRecord> {
+  const { cluster, ids } = run;
+  const leader = await currentLeader(cluster);
+  const followers = ids.filter((id) => id !== leader && cluster.node(id).running && !cluster.node(id).paused);
+  if (leader === undefined || followers.length === 0) return roundMinority(run, random);
+  const lagging = pick(random, followers);
+  const how = random() < 0.5 ? 'kill' : 'pause';
+  if (how === 'kill') await cluster.node(lagging).kill();
+  else cluster.node(lagging).signal('SIGSTOP');
+  const writes = 8 + Math.floor(random() * 40);
+  const f = run.fault('lagging', [lagging, leader], leader, `${how} ${lagging}, ${writes} writes, then kill -9 of ${leader}`);
+  await burst(run, random, writes, tag);
+  if (how === 'kill') cluster.start(lagging);
+  else cluster.node(lagging).signal('SIGCONT');
+  await sleep(Math.floor(random() * 20));
+  await cluster.node(leader).kill();
+  await sleep(500 + Math.floor(random() * 2000));
+  cluster.start(leader);
+  f.healed = performance.now();
+  return f;
+}
+
 /** Rounds of faults drawn from `kinds`: fault, heal, wait until a write succeeds again (or call it stuck), pause, repeat. */
 async function nemesisRounds(run: ChaosRun, kinds: readonly RoundKind[], end: number): Promise<void> {
   const random = mulberry32(run.cfg.seed);
@@ -664,6 +718,9 @@ async function nemesisRounds(run: ChaosRun, kinds: readonly RoundKind[], end: nu
         break;
       case 'minority':
         f = await roundMinority(run, random);
+        break;
+      case 'lagging':
+        f = await roundLagging(run, random, `r${round}`);
         break;
     }
     if (!(await run.wroteSince(f.healed ?? f.start, STUCK_MS))) {
