@@ -60,7 +60,7 @@ describe('pnpm sim arguments', () => {
     expect(a.replayFlags).toEqual(['--membership', '--snapshots']);
     const out: string[] = [];
     expect(
-      await runCli(['--seed', '4', '--nodes', '3', '--membership'], {
+      await runCli(['--seed', '4', '--nodes', '3', '--membership', '--no-snapshots'], {
         out: (l) => out.push(l),
         err: (l) => out.push(l),
       }),
@@ -68,6 +68,12 @@ describe('pnpm sim arguments', () => {
     expect(out.join('\n')).toMatch(
       /membership changes done [1-9]\d* in 1 seeds \(add \d+, remove \d+, replace \d+/,
     );
+  });
+
+  it('forces features on or off, and replays with the flags', () => {
+    const a = parseCliArgs(['--no-snapshots', '--no-membership', '--transfers', '--no-disruption-checks']);
+    expect(a.sim).toMatchObject({ snapshots: false, membership: false, transfers: true, disruptionChecks: false });
+    expect(a.replayFlags).toEqual(['--no-snapshots', '--no-membership', '--transfers', '--no-disruption-checks']);
   });
 
   it('refuses bad input', () => {
@@ -84,6 +90,8 @@ describe('pnpm sim arguments', () => {
     });
     expect(code).toBe(1);
     expect(out.filter((l) => l.startsWith('FAIL seed='))).toHaveLength(2);
+    // Each failing line names the features its seed used (the default mode picks them per seed).
+    expect(out.filter((l) => /^FAIL seed=\d+ nodes=\d+ features=[a-z+]+ /.test(l))).toHaveLength(2);
     expect(out.some((l) => l.startsWith('seeds 2, events '))).toBe(true);
     expect(out.some((l) => l.includes('replay: pnpm sim --seed 1 --nodes'))).toBe(true);
   });
