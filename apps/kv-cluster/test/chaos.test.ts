@@ -56,7 +56,14 @@ import {
  */
 
 type RoundKind = 'kill-all' | 'pause-leader' | 'majority' | 'flap' | 'minority' | 'lagging';
-const ROUND_KINDS: readonly RoundKind[] = ['kill-all', 'pause-leader', 'majority', 'flap', 'minority', 'lagging'];
+const ROUND_KINDS: readonly RoundKind[] = [
+  'kill-all',
+  'pause-leader',
+  'majority',
+  'flap',
+  'minority',
+  'lagging',
+];
 
 /** One chaos run's settings. */
 interface ChaosConfig {
@@ -487,7 +494,9 @@ async function nemesisMix(run: ChaosRun, end: number): Promise<void> {
       // Now and then, with every node up: a lagging node in the next election.
       const f = await roundLagging(run, lagRandom, `lag${lags++}`);
       if (!(await run.wroteSince(f.healed ?? f.start, STUCK_MS))) {
-        run.problem(`stuck: no write succeeded within ${STUCK_MS / 1000} s of healing ${f.kind} (${f.detail})`);
+        run.problem(
+          `stuck: no write succeeded within ${STUCK_MS / 1000} s of healing ${f.kind} (${f.detail})`,
+        );
         return;
       }
       continue;
@@ -683,7 +692,12 @@ async function roundLagging(run: ChaosRun, random: () => number, tag: string): P
   if (how === 'kill') await cluster.node(lagging).kill();
   else cluster.node(lagging).signal('SIGSTOP');
   const writes = 8 + Math.floor(random() * 40);
-  const f = run.fault('lagging', [lagging, leader], leader, `${how} ${lagging}, ${writes} writes, then kill -9 of ${leader}`);
+  const f = run.fault(
+    'lagging',
+    [lagging, leader],
+    leader,
+    `${how} ${lagging}, ${writes} writes, then kill -9 of ${leader}`,
+  );
   await burst(run, random, writes, tag);
   if (how === 'kill') cluster.start(lagging);
   else cluster.node(lagging).signal('SIGCONT');

@@ -111,7 +111,7 @@ async function lonePeer(store: DelayedStore) {
     random: seededRandom(1),
     register: false,
   });
-  running.push(peer as Peer<unknown, unknown, unknown>);
+  running.push(peer);
   return { peer, clock, ...t };
 }
 
@@ -142,7 +142,9 @@ describe('persist before you promise (runtime)', () => {
     await peer.stop();
     running = [];
     const again = await lonePeer(store);
-    again.deliver(requestVote({ term: 2, from: 'n3', to: 'n1', lastLogIndex: 1, lastLogTerm: 1, preVote: false }));
+    again.deliver(
+      requestVote({ term: 2, from: 'n3', to: 'n1', lastLogIndex: 1, lastLogTerm: 1, preVote: false }),
+    );
     await flush();
     await store.release();
     const answers = again.sent.filter((s) => s.m.type === 'RequestVoteResponse').map((s) => s.m);
@@ -179,7 +181,8 @@ describe('persist before you promise (runtime)', () => {
     expect(acks().length).toBeGreaterThan(0);
     // Every acknowledgement of entry i left when the disk held entry i.
     for (const s of sent)
-      if (s.m.type === 'AppendEntriesResponse' && s.m.success) expect(s.durableLast).toBeGreaterThanOrEqual(s.m.matchIndex);
+      if (s.m.type === 'AppendEntriesResponse' && s.m.success)
+        expect(s.durableLast).toBeGreaterThanOrEqual(s.m.matchIndex);
   });
 });
 
@@ -197,7 +200,7 @@ describe('restarts apply each command exactly once', () => {
       snapshotTrailingEntries: 0,
       register: false,
     });
-    running.push(peer as Peer<unknown, unknown, unknown>);
+    running.push(peer);
     return { peer, clock };
   }
 
@@ -272,7 +275,7 @@ describe('reads on a leader cut off from the majority', () => {
         register: false,
       });
       peers.set(name, p);
-      running.push(p as Peer<unknown, unknown, unknown>);
+      running.push(p);
     }
     const boot = setConfiguration(peers.get('r1')!, names);
     await clock.advance(50);

@@ -5,7 +5,10 @@
 // reverts, and prints a markdown table. Never touches the checkout it is run from.
 //
 //   node packages/testkit/bin/mutate.mjs [--seeds 300] [--jobs 1] [--only 03,12]
-//        [--scratch /tmp/raft-mutate] [--no-unit] [--no-sim] [--sim "--extra flags"]
+//        [--scratch /tmp/raft-mutate] [--no-unit] [--no-sim] [--sim "--extra flags"] [--unit-bail]
+//
+// --unit-bail stops core's unit tests at the first failing test (vitest --bail=1): the
+// table then says whether a unit test catches the bug, and which file, not how many do.
 //
 // The scratch copy is made once (tar of the working tree without node_modules, dist and
 // .git, then `pnpm install --offline` and a build); later runs reuse it: delete it to
@@ -19,7 +22,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../../..');
 const mutationsDir = resolve(here, '../mutations');
 
-const args = { seeds: 300, jobs: 1, only: null, scratch: '/tmp/raft-mutate', unit: true, sim: true, simArgs: [] };
+const args = {
+  seeds: 300,
+  jobs: 1,
+  only: null,
+  scratch: '/tmp/raft-mutate',
+  unit: true,
+  unitBail: false,
+  sim: true,
+  simArgs: [],
+};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -33,17 +45,24 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--only') args.only = next().split(',');
   else if (a === '--scratch') args.scratch = resolve(next());
   else if (a === '--no-unit') args.unit = false;
+  else if (a === '--unit-bail') args.unitBail = true;
   else if (a === '--no-sim') args.sim = false;
   else if (a === '--sim') args.simArgs = next().split(/\s+/).filter(Boolean);
   else if (a === '--help' || a === '-h') {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 12).join('\n'));
+    console.log(
+      readFileSync(fileURLToPath(import.meta.url), 'utf8')
+        .split('\n')
+        .slice(1, 16)
+        .join('\n'),
+    );
     process.exit(0);
   } else throw new Error(`unknown argument ${a}`);
 }
 if (!Number.isSafeInteger(args.seeds) || args.seeds < 1) throw new Error('--seeds needs a positive integer');
 
 const log = (line) => process.stderr.write(`${line}\n`);
-const sh = (cmd, cmdArgs, cwd) => execFileSync(cmd, cmdArgs, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+const sh = (cmd, cmdArgs, cwd) =>
+  execFileSync(cmd, cmdArgs, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 
 function prepareScratch() {
   const s = args.scratch;
@@ -70,7 +89,14 @@ function patch(file, reverse) {
 function runSim() {
   const r = spawnSync(
     'node',
-    ['packages/testkit/bin/sim.mjs', '--seeds', String(args.seeds), '--jobs', String(args.jobs), ...args.simArgs],
+    [
+      'packages/testkit/bin/sim.mjs',
+      '--seeds',
+      String(args.seeds),
+      '--jobs',
+      String(args.jobs),
+      ...args.simArgs,
+    ],
     { cwd: args.scratch, encoding: 'utf8', maxBuffer: 1 << 28 },
   );
   const fails = [];
@@ -79,13 +105,15 @@ function runSim() {
     if (m) fails.push({ seed: Number(m[1]), check: m[2] });
   }
   const summary = r.stdout.split('\n').find((l) => l.startsWith('seeds ')) ?? '(no summary)';
+  log(summary);
   return { fails, summary };
 }
 
 function runUnit() {
   const out = join(args.scratch, '.mutate-vitest.json');
   rmSync(out, { force: true });
-  spawnSync('pnpm', ['exec', 'vitest', 'run', '--reporter=json', `--outputFile=${out}`], {
+  const bail = args.unitBail ? ['--bail=1'] : [];
+  spawnSync('pnpm', ['exec', 'vitest', 'run', ...bail, '--reporter=json', `--outputFile=${out}`], {
     cwd: join(args.scratch, 'packages/core'),
     encoding: 'utf8',
     maxBuffer: 1 << 28,
@@ -151,7 +179,9 @@ for (const file of [null, ...patches]) {
 // Leave the scratch copy built from unmutated source.
 sh('pnpm', ['--filter', '@raft/core', 'run', 'build'], args.scratch);
 
-console.log(`Seeds 1-${args.seeds}, ${mode}; core's unit tests (\`vitest run\` in packages/core).\n`);
+console.log(
+  `Seeds 1-${args.seeds}, ${mode}; core's unit tests (\`vitest run${args.unitBail ? ' --bail=1' : ''}\` in packages/core${args.unitBail ? ': a count of 1 means at least one' : ''}).\n`,
+);
 console.log('| mutation | sim: failing seeds | first seed | what caught it | core unit tests failing | in |');
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) {

@@ -84,7 +84,8 @@ describe('the simulator', () => {
       expect(summary.worstLivenessMs).toBeLessThan(10_000);
       expect(summary.operations).toBeGreaterThan(300 * 20);
       // Every combination of features, each in a fair share of the seeds.
-      for (const combination of COMBINATIONS) expect(summary.features?.[combination] ?? 0).toBeGreaterThan(15);
+      for (const combination of COMBINATIONS)
+        expect(summary.features?.[combination] ?? 0).toBeGreaterThan(15);
       expect(summary.snapshotsInstalled).toBeGreaterThan(20);
       expect(summary.membership?.completed.transfer).toBeGreaterThan(50);
       expect(summary.membership?.completed.replace).toBeGreaterThan(20);
@@ -176,7 +177,12 @@ describe('the simulator catches a broken world', () => {
   it('a disk that acknowledges writes before they are durable', async () => {
     // (Without snapshots and membership changes: these seeds draw what they always drew.)
     const plain = { snapshots: false, membership: false };
-    const direct = await runSeeds({ seeds: 5, ...plain, inject: { lyingDisk: true }, yieldBetweenRuns: yieldToHost });
+    const direct = await runSeeds({
+      seeds: 5,
+      ...plain,
+      inject: { lyingDisk: true },
+      yieldBetweenRuns: yieldToHost,
+    });
     expect(direct.violations).toBe(5);
     expect(direct.failures.every((f) => f.violation?.check === 'persist-before-send')).toBe(true);
     // With only the paper's invariants and linearizability, crashes that lose acknowledged

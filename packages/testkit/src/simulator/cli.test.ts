@@ -72,8 +72,18 @@ describe('pnpm sim arguments', () => {
 
   it('forces features on or off, and replays with the flags', () => {
     const a = parseCliArgs(['--no-snapshots', '--no-membership', '--transfers', '--no-disruption-checks']);
-    expect(a.sim).toMatchObject({ snapshots: false, membership: false, transfers: true, disruptionChecks: false });
-    expect(a.replayFlags).toEqual(['--no-snapshots', '--no-membership', '--transfers', '--no-disruption-checks']);
+    expect(a.sim).toMatchObject({
+      snapshots: false,
+      membership: false,
+      transfers: true,
+      disruptionChecks: false,
+    });
+    expect(a.replayFlags).toEqual([
+      '--no-snapshots',
+      '--no-membership',
+      '--transfers',
+      '--no-disruption-checks',
+    ]);
   });
 
   it('refuses bad input', () => {

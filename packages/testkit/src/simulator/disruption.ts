@@ -211,7 +211,8 @@ export class DisruptionOracle {
     };
     world.trace.add(
       now,
-      () => `check disruption window opens: ${leader.inc!.label} leads term ${term}, firmly with it: ${firm.join(',')}`,
+      () =>
+        `check disruption window opens: ${leader.inc!.label} leads term ${term}, firmly with it: ${firm.join(',')}`,
     );
   }
 }

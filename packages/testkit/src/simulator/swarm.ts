@@ -261,10 +261,13 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
     if (wantTransfers === true && w.transfer === 0) w.transfer = 0.3;
     if (w.add + w.remove + w.replace + w.transfer === 0) membership = null;
   }
-  const rejoin = swarmSnapshots && swarmMembership && rng.chance(0.5) ? { isolateMs: rng.range(300, 1500) } : null;
+  const rejoin =
+    swarmSnapshots && swarmMembership && rng.chance(0.5) ? { isolateMs: rng.range(300, 1500) } : null;
   const features: SwarmFeatures = {
     snapshots: snapshots !== null,
-    membership: membership !== null && membership.weights.add + membership.weights.remove + membership.weights.replace > 0,
+    membership:
+      membership !== null &&
+      membership.weights.add + membership.weights.remove + membership.weights.replace > 0,
     transfers: membership !== null && membership.weights.transfer > 0,
   };
   return {
@@ -336,7 +339,8 @@ export function describeSwarm(s: SwarmConfig): string {
         ` (cut off ${(m.detachRemoved * 100).toFixed(0)}%), give up after ${m.giveUpMs.toFixed(0)}ms, calls ${m.callTimeoutMs}ms)`,
     );
   }
-  if (s.rejoin !== null) parts.push(`a follower cut off for the last ${s.rejoin.isolateMs.toFixed(0)}ms rejoins at the heal`);
+  if (s.rejoin !== null)
+    parts.push(`a follower cut off for the last ${s.rejoin.isolateMs.toFixed(0)}ms rejoins at the heal`);
   parts.push(`sync ≤${s.syncMs[1].toFixed(1)}ms`, `${s.clients} clients`, `${s.keys} key(s)`);
   return parts.join(', ');
 }
