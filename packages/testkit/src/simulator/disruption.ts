@@ -32,7 +32,6 @@ interface Window {
   firm: string[];
   /** Each peer's term when the window opened (its running term or its disk's, the higher). */
   termAtOpen: Map<SimNode, number>;
-  why: string;
 }
 
 /**
@@ -91,7 +90,7 @@ export class DisruptionOracle {
     if (inc === w.inc && (v.role !== 'leader' || v.term !== w.term)) {
       this.host.world.fail(
         'disruption',
-        `${inc.label}, leader of term ${w.term} on a healthy network (window opened ${(now - w.openedAt).toFixed(1)} ms ago, ${w.why}, firmly with it: ${w.firm.join(',') || 'none'}), lost its leadership: now ${v.role} in term ${v.term}`,
+        `${inc.label}, leader of term ${w.term} on a healthy network (window opened ${(now - w.openedAt).toFixed(1)} ms ago, firmly with it: ${w.firm.join(',') || 'none'}), lost its leadership: now ${v.role} in term ${v.term}`,
       );
       return;
     }
@@ -101,7 +100,7 @@ export class DisruptionOracle {
     if (member && v.term > w.term && v.term > before) {
       this.host.world.fail(
         'disruption',
-        `${inc.label} (${v.role}) raised its term to ${v.term} while ${w.inc.label} leads term ${w.term} on a healthy network (window opened ${(now - w.openedAt).toFixed(1)} ms ago, ${w.why}; its term then: ${before})`,
+        `${inc.label} (${v.role}) raised its term to ${v.term} while ${w.inc.label} leads term ${w.term} on a healthy network (window opened ${(now - w.openedAt).toFixed(1)} ms ago; its term then: ${before})`,
       );
     }
   }
@@ -199,16 +198,7 @@ export class DisruptionOracle {
       termAtOpen.set(node, t);
     }
     this.windows++;
-    const healed = world.sched.now;
-    this.window = {
-      leader,
-      inc: leader.inc!,
-      term,
-      openedAt: healed,
-      firm,
-      termAtOpen,
-      why: `${leader.inc!.label} leading term ${term}`,
-    };
+    this.window = { leader, inc: leader.inc!, term, openedAt: now, firm, termAtOpen };
     world.trace.add(
       now,
       () =>
