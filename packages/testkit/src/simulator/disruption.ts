@@ -3,13 +3,16 @@ import { isInConfiguration, voterSets } from './configuration.js';
 import type { Incarnation, SimNode, World } from './world.js';
 
 /**
- * Virtual milliseconds a link between the leader and a follower must have been up (and
- * the follower running, not paused) before that follower counts as firmly with the
- * leader: longer than a heartbeat interval at the slowest clock (50 ms / 0.8) plus the
- * largest delay of a network without holds, so that it has heard from the leader since,
- * and is inside its lease on vote requests from then on.
+ * Virtual milliseconds for which a follower's links with the leader must have been up
+ * (and the network free of loss and held-back messages, and both peers running, not
+ * paused) before that follower counts as firmly with the leader: more than twice the
+ * longest minimum election timeout at the slowest clock (150 ms / 0.8), so that the
+ * follower has heard from the leader within its lease on vote requests, and the leader
+ * has heard from it within a whole check-quorum period (a leader that lost touch with its
+ * majority through message loss just before the heal legitimately steps down a little
+ * after it).
  */
-export const FIRM_MS = 100;
+export const FIRM_MS = 400;
 
 /** What the oracle needs from the run. */
 export interface DisruptionHost {
@@ -18,6 +21,8 @@ export interface DisruptionHost {
   networkHealthy(): boolean;
   /** Virtual time since which the link between `a` and `b` has been up both ways (Infinity while cut). */
   linkUpSince(a: SimNode, b: SimNode): number;
+  /** Virtual time since which the network has lost and held back no message (Infinity while it does). */
+  lossFreeSince(): number;
   /** A membership change or transfer is being carried out. */
   operatorBusy(): boolean;
 }
@@ -48,7 +53,8 @@ interface Window {
  *   joint) and L votes in it;
  * - a majority of every voter set of that configuration is *firmly with L*: L itself, or
  *   a running, unpaused peer in term T that knows L as its leader, whose links with L have
- *   been up both ways for {@link FIRM_MS} and that has not restarted or resumed since;
+ *   been up both ways, on a network without loss or holds, for {@link FIRM_MS}, and that
+ *   has not restarted or resumed since (nor has L);
  * - no peer, running or on disk, holds a term above T that some peer campaigned in
  *   (observed as candidate or leader in it, or sending a real vote request for it). Such
  *   a peer, cut off as a candidate, legitimately makes L step down when it hears from it.
@@ -164,6 +170,8 @@ export class DisruptionOracle {
       }
     }
     if (leader === null || lv === null) return;
+    const calmSince = this.host.lossFreeSince();
+    if (now - Math.max(calmSince, this.disturbedAt.get(leader) ?? 0) < FIRM_MS) return;
     const config = lv.configuration;
     if (config === null || config.outgoing !== undefined || !config.members.includes(leader.name)) return;
     const term = lv.term;
@@ -180,8 +188,12 @@ export class DisruptionOracle {
         if (inc === null || inc.peer === null || node.pausedUntil !== null) continue;
         const v = this.views.get(inc);
         if (v === undefined || v.term !== term || v.leader !== leader.name) continue;
-        if (now - (this.disturbedAt.get(node) ?? 0) < FIRM_MS) continue;
-        if (now - this.host.linkUpSince(leader, node) < FIRM_MS) continue;
+        const since = Math.max(
+          this.disturbedAt.get(node) ?? 0,
+          this.host.linkUpSince(leader, node),
+          calmSince,
+        );
+        if (now - since < FIRM_MS) continue;
         count++;
         if (!firm.includes(name)) firm.push(name);
       }

@@ -253,6 +253,8 @@ class Simulation implements World, OperatorHost {
   private readonly faults = { crashes: 0, partitions: 0, pauses: 0 };
   private readonly operator: Operator | null = null;
   private readonly disruption: DisruptionOracle;
+  /** Virtual time since which the network loses and holds back no message: 0 for a lossless mix, else the heal. */
+  private lossFreeSince = Infinity;
 
   constructor(private readonly opts: SimulationOptions) {
     this.rng = new Prng(opts.seed);
@@ -283,11 +285,13 @@ class Simulation implements World, OperatorHost {
         world: this,
         networkHealthy: () => this.network.healthy,
         linkUpSince: (a, b) => this.network.linkUpSince(a, b),
+        lossFreeSince: () => this.lossFreeSince,
         operatorBusy: () => this.operator?.busy ?? false,
       },
       (opts.disruptionChecks ?? true) && s.peer.preVote && s.peer.checkQuorum,
     );
     this.checker.onObserve = (inc, v) => this.disruption.observe(inc, v);
+    if (s.network.drop === 0 && s.network.reorder === 0) this.lossFreeSince = 0;
     this.workload = new Workload(this, s);
     if (s.membership !== null)
       this.operator = new Operator(
@@ -919,6 +923,7 @@ class Simulation implements World, OperatorHost {
     this.healedAt = this.sched.now;
     this.network.heal();
     this.network.behaviour = CALM_NETWORK;
+    this.lossFreeSince = Math.min(this.lossFreeSince, this.sched.now);
     this.trace.add(this.sched.now, 'heal  every fault healed; liveness clock starts');
     for (const node of this.nodes) {
       if (node.inc === null) this.restart(node);
