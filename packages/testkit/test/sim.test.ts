@@ -5,7 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { failureReport, runSeeds, runSimulation, type RunSummary } from '../src/simulator/index.js';
+import {
+  failureReport,
+  featureCombinations,
+  runSeeds,
+  runSimulation,
+  type RunSummary,
+} from '../src/simulator/index.js';
 
 /** Lets vitest's own event loop run between seeds (a run itself never yields to it). */
 const yieldToHost = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -32,16 +38,7 @@ async function traceDigest(
 }
 
 /** Every combination of the features a seed may turn on. */
-const COMBINATIONS = [
-  'none',
-  'snapshots',
-  'membership',
-  'transfers',
-  'snapshots+membership',
-  'snapshots+transfers',
-  'membership+transfers',
-  'snapshots+membership+transfers',
-];
+const COMBINATIONS = featureCombinations();
 
 describe('the simulator', () => {
   it('replays a seed event for event', async () => {

@@ -7,6 +7,6 @@ export { runCli, parseCliArgs } from './cli.js';
 export type { CliArgs, CliIo } from './cli.js';
 export { runSessionSimulation } from './sessions.js';
 export type { SessionSimulationOptions, SessionSimulationResult } from './sessions.js';
-export { describeFeatures, FEATURE_NAMES } from './swarm.js';
+export { describeFeatures, featureCombinations, FEATURE_NAMES } from './swarm.js';
 export type { SwarmFeatures } from './swarm.js';
 export { FIRM_MS } from './disruption.js';

@@ -103,6 +103,17 @@ export interface SwarmFeatures {
 /** The features' names, in the order reports list them. */
 export const FEATURE_NAMES: readonly (keyof SwarmFeatures)[] = ['snapshots', 'membership', 'transfers'];
 
+/** Every combination of features, as {@link describeFeatures} names them (`none` first). */
+export function featureCombinations(): string[] {
+  const out: string[] = [];
+  for (let mask = 0; mask < 1 << FEATURE_NAMES.length; mask++) {
+    const f = { snapshots: false, membership: false, transfers: false };
+    FEATURE_NAMES.forEach((k, i) => (f[k] = (mask & (1 << i)) !== 0));
+    out.push(describeFeatures(f));
+  }
+  return out;
+}
+
 /** `snapshots+membership`, or `none`: the features of a run, for its report line. */
 export function describeFeatures(f: SwarmFeatures): string {
   const on = FEATURE_NAMES.filter((k) => f[k]);
