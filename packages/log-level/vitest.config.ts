@@ -9,6 +9,12 @@ export default testConfig({
       testTimeoutMs: 180_000,
     },
     {
+      name: 'damage',
+      include: ['test/damage.test.ts'],
+      work: 'about thirty copies of a LevelDB directory, each damaged (bytes flipped, a file truncated) and opened in a child process',
+      testTimeoutMs: 120_000,
+    },
+    {
       name: 'conformance',
       include: ['test/conformance.test.ts'],
       work: 'the log-store conformance suite against real LevelDB directories (batches of 10,000 entries)',

@@ -146,3 +146,153 @@ describe('§7 log compaction', () => {
     expect(status(l).configuration.members).toEqual(['a', 'b', 'c']);
   });
 });
+
+describe('a received snapshot can only be refused, never break the peer', () => {
+  it('maxSnapshotBytes must be a positive integer: RAFT_INVALID_ARGUMENT naming it', async () => {
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    for (const bad of [0, -1, 1.5, '1'] as unknown[]) {
+      const started = startPeer(machine(), {
+        name: 'x',
+        log: new TestLogStore(),
+        transport: net.join('x'),
+        clock,
+        register: false,
+        maxSnapshotBytes: bad as number,
+      });
+      await expect(started).rejects.toMatchObject({ code: 'RAFT_INVALID_ARGUMENT' });
+      await expect(started).rejects.toThrow(/option maxSnapshotBytes/);
+    }
+  });
+
+  it('a transfer growing past maxSnapshotBytes is dropped with its memory, counted, and the peer goes on', async () => {
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    const p = await startPeer(machine(), {
+      name: 'f',
+      log: new TestLogStore(),
+      transport: net.join('f'),
+      clock,
+      register: false,
+      maxSnapshotBytes: 1000,
+    });
+    peers.push(p);
+    const chunk = (offset: number, bytes: number, done = false) => ({
+      type: 'InstallSnapshot',
+      term: 1,
+      from: 'evil',
+      to: 'f',
+      meta: { index: 100, term: 1, configuration: { members: ['evil', 'f'] } },
+      offset,
+      data: new Uint8Array(bytes),
+      done,
+      seq: 1,
+    });
+    net.inject('f', chunk(0, 600));
+    await clock.advance(1);
+    expect(inspectPeer(p).snapshotBytesReceiving).toBe(600);
+    net.inject('f', chunk(600, 600));
+    await clock.advance(1);
+    expect(inspectPeer(p).snapshotBytesReceiving).toBe(0);
+    expect(p.status().metrics.messagesDroppedByReason.snapshot_too_large).toBe(1);
+    // The rest of that transfer finds nothing to continue; no snapshot was installed.
+    net.inject('f', chunk(1200, 10, true));
+    await clock.advance(1);
+    expect(p.status().snapshotIndex).toBe(0);
+    expect(p.status().stopped).toBe(false);
+    // A transfer left half done is freed when the term moves on.
+    net.inject('f', chunk(0, 600));
+    await clock.advance(1);
+    expect(inspectPeer(p).snapshotBytesReceiving).toBe(600);
+    net.inject('f', {
+      ...chunk(0, 0),
+      type: 'AppendEntriesResponse',
+      term: 2,
+      success: false,
+      matchIndex: 0,
+      prevLogIndex: 0,
+      conflictIndex: 0,
+      conflictTerm: 0,
+    });
+    await clock.advance(1);
+    expect(p.status().term).toBe(2);
+    expect(inspectPeer(p).snapshotBytesReceiving).toBe(0);
+  });
+
+  it('a snapshot the state machine cannot restore is refused before it is persisted; the peer runs on and restarts', async () => {
+    const poisoned = new Set<string>();
+    const fragile = (): StateMachine<State, Cmd, Q, number | null> => {
+      const m = machine();
+      return {
+        ...m,
+        restore: (bytes, name) => {
+          if (poisoned.has(name) && dec.decode(bytes).includes('poison')) throw new Error('cannot restore');
+          return m.restore!(bytes, name);
+        },
+      };
+    };
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    const stores = new Map<string, TestLogStore>();
+    const rand = seededRandom(5);
+    const start = (name: string, store: TestLogStore, transport = net.join(name)) =>
+      startPeer(fragile(), { name, log: store, transport, clock, random: rand, register: false, ...opts });
+    for (const name of ['a', 'b', 'c']) {
+      stores.set(name, new TestLogStore());
+      peers.push(await start(name, stores.get(name)!));
+    }
+    const boot = peers[0]!.setConfiguration(['a', 'b', 'c']);
+    await clock.until(() => peers.every((p) => p.leader() !== null));
+    await boot;
+    await writeMany(clock, 0, 3);
+    const lagging = peers.find((p) => p.status().role !== 'leader')!;
+    const others = ['a', 'b', 'c'].filter((n) => n !== lagging.name);
+    await clock.until(() => lagging.status().lastApplied === leaderPeer().status().lastApplied);
+    poisoned.add(lagging.name);
+    net.isolate(lagging.name, others);
+    const w = leaderPeer().write({ op: 'set', key: 'poison', value: 1 });
+    await clock.advance(5);
+    await w;
+    await writeMany(clock, 10, 60);
+    const l = leaderPeer();
+    await clock.until(() => l.status().firstLogIndex > lagging.status().lastLogIndex + 1);
+    const store = stores.get(lagging.name)!;
+    const before = {
+      status: lagging.status(),
+      log: store.log.map((e) => e.index),
+      hardState: { ...store.hardState },
+      state: [...states.get(lagging.name)!()],
+    };
+    net.heal();
+    await clock.until(
+      () => (lagging.status().metrics.messagesDroppedByReason.snapshot_restore_failed ?? 0) >= 2,
+    );
+    // Nothing changed: not the store (no snapshot written), not the state machine, not the log.
+    expect(store.snapshot).toBeUndefined();
+    expect(store.log.map((e) => e.index)).toEqual(before.log);
+    expect([...states.get(lagging.name)!()]).toEqual(before.state);
+    const now = lagging.status();
+    expect(now.stopped).toBe(false);
+    expect(now.lastApplied).toBe(before.status.lastApplied);
+    expect(now.snapshotIndex).toBe(0);
+    expect(now.lastLogIndex).toBe(before.status.lastLogIndex);
+    // The rest of the cluster goes on.
+    await writeMany(clock, 100, 2);
+    // It restarts from its store, unharmed.
+    await lagging.stop();
+    peers = peers.filter((p) => p !== lagging);
+    const again = await start(lagging.name, store, new TestNetwork(clock).join(lagging.name));
+    peers.push(again);
+    expect(again.status().lastApplied).toBe(0);
+    expect(again.status().lastLogIndex).toBe(before.status.lastLogIndex);
+    // Once its machine can restore the snapshot, it catches up from the leader.
+    await again.stop();
+    peers = peers.filter((p) => p !== again);
+    poisoned.clear();
+    const healed = await start(lagging.name, store);
+    peers.push(healed);
+    await clock.until(() => healed.status().lastApplied === leaderPeer().status().lastApplied, 20_000);
+    expect(healed.status().metrics.snapshotsInstalled).toBe(1);
+    expect(states.get(lagging.name)!().get('poison')).toBe(1);
+  });
+});

@@ -9,6 +9,7 @@
  * | `e` + index (u64 big-endian) | crc32, version 1, type (u8), index (u64), term (u64), data               |
  * | `h`                          | crc32, version 1, term (u64), has vote (u8), vote (UTF-8)                 |
  * | `m`                          | crc32, version 1, firstIndex (u64)                                       |
+ * | `w`                          | crc32, version 1, batch number (u64), firstIndex, lastIndex, snapshot index (u64 each), hard state as under `h` |
  *
  * Big-endian indexes sort in LevelDB's bytewise order, so a range of keys is a range of
  * the log and the last key is the last entry. The index repeated inside the entry's value
@@ -19,6 +20,14 @@
  * reads a snapshot whole and consistent, and no single value grows to tens of megabytes.
  * Each chunk names its snapshot and its place, so a chunk left from another snapshot or
  * out of place is detected; each carries its own CRC-32.
+ *
+ * The watermark `w` goes down in every batch: what the store holds once that batch is in
+ * (batch number, ends of the log, snapshot, hard state). `open()` checks what LevelDB
+ * returns against it, and against the batch number last acknowledged, which the store
+ * also keeps outside LevelDB (see `ack-file.ts`): LevelDB recovers a damaged write-ahead
+ * log or table by dropping records, and what it drops must not go unnoticed. It is the one
+ * key every batch rewrites (the cost the paragraph below avoids for the others): a small
+ * value, and it keeps a lost acknowledged write from passing for a shorter log.
  *
  * The metadata is written when the store is created and again only when `firstIndex`
  * moves (compaction, or a snapshot that empties the log), the hard state only when it changes: a key
@@ -38,6 +47,7 @@ const SNAPSHOT_TAG = 0x63; // 'c'
 const ENTRY_TAG = 0x65; // 'e'
 const HARD_STATE_TAG = 0x68; // 'h'
 const META_TAG = 0x6d; // 'm'
+const WATERMARK_TAG = 0x77; // 'w'
 
 /** Bytes before an entry's data. */
 export const ENTRY_HEADER = 22;
@@ -56,6 +66,7 @@ const TYPES: readonly EntryType[] = ['command', 'noop', 'config'];
 
 export const HARD_STATE_KEY: Uint8Array = Uint8Array.of(HARD_STATE_TAG);
 export const META_KEY: Uint8Array = Uint8Array.of(META_TAG);
+export const WATERMARK_KEY: Uint8Array = Uint8Array.of(WATERMARK_TAG);
 /** Every entry key is at or above this one, and below {@link ENTRY_KEYS_END}. */
 export const ENTRY_KEYS_START: Uint8Array = Uint8Array.of(ENTRY_TAG);
 export const ENTRY_KEYS_END: Uint8Array = Uint8Array.of(ENTRY_TAG + 1);
@@ -359,4 +370,44 @@ export function decodeSnapshot(rows: ReadonlyArray<readonly [Uint8Array, Uint8Ar
       {},
     );
   return { meta, data };
+}
+
+/** What the store holds once a batch is in: written in that batch (see the module comment). */
+export interface Watermark {
+  /** Batches written since the store was created, this one included. */
+  batch: number;
+  firstIndex: number;
+  lastIndex: number;
+  /** The snapshot's index, 0 for none. */
+  snapshotIndex: number;
+  hardState: HardState;
+}
+
+const WATERMARK_HEADER = 37;
+
+export function encodeWatermark(w: Watermark): Buffer {
+  const hard = encodeHardState(w.hardState);
+  const buf = Buffer.allocUnsafe(WATERMARK_HEADER + hard.length);
+  writeU64(buf, w.batch, 5);
+  writeU64(buf, w.firstIndex, 13);
+  writeU64(buf, w.lastIndex, 21);
+  writeU64(buf, w.snapshotIndex, 29);
+  hard.copy(buf, WATERMARK_HEADER);
+  return seal(buf);
+}
+
+export function decodeWatermark(raw: Uint8Array): Watermark {
+  const buf = asBuffer(raw);
+  if (!intact(buf, WATERMARK_HEADER) || buf[4] !== FORMAT_VERSION)
+    throw new StorageCorruptError('the stored watermark fails its checksum', {});
+  const w = {
+    batch: readU64(buf, 5),
+    firstIndex: readU64(buf, 13),
+    lastIndex: readU64(buf, 21),
+    snapshotIndex: readU64(buf, 29),
+    hardState: decodeHardState(buf.subarray(WATERMARK_HEADER)),
+  };
+  if (![w.batch, w.firstIndex, w.lastIndex, w.snapshotIndex].every(Number.isSafeInteger))
+    throw new StorageCorruptError('the stored watermark is malformed', {});
+  return w;
 }

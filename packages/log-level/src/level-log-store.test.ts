@@ -266,10 +266,10 @@ describe('group commit', () => {
     release();
     await Promise.all([a, ...rest]);
     expect(events).toEqual([
-      'batch 1 started (1 ops)', // entry 1
+      'batch 1 started (2 ops)', // entry 1, and the watermark
       'batch 1 durable',
       'write 1 resolved',
-      'batch 2 started (3 ops)', // entries 2, 3 and 4
+      'batch 2 started (4 ops)', // entries 2, 3 and 4, and the watermark
       'batch 2 durable',
       'write 2 resolved',
       'write 3 resolved',

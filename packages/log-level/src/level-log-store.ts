@@ -22,10 +22,12 @@ import {
   decodeMeta,
   decodeSnapshot,
   decodeSnapshotMeta,
+  decodeWatermark,
   encodeEntry,
   encodeHardState,
   encodeMeta,
   encodeSnapshot,
+  encodeWatermark,
   ENTRY_KEYS_END,
   ENTRY_KEYS_START,
   entryKey,
@@ -34,8 +36,10 @@ import {
   META_KEY,
   SNAPSHOT_KEY,
   SNAPSHOT_KEYS_END,
+  WATERMARK_KEY,
 } from './format.js';
-import type { EncodedSnapshot, StoredEntry, StoredSnapshotMeta } from './format.js';
+import type { EncodedSnapshot, StoredEntry, StoredSnapshotMeta, Watermark } from './format.js';
+import { AckFile, readAcked } from './ack-file.js';
 import { TailCache } from './tail-cache.js';
 import {
   checkAfterSnapshot,
@@ -249,6 +253,75 @@ async function checkLocation(location: string, createIfMissing: boolean): Promis
 }
 
 /**
+ * Whether LevelDB failed on damaged data: a corruption it detected, or a read past the end
+ * of one of its files (its POSIX environment reports that as `EINVAL`, "Invalid argument":
+ * a table shorter than LevelDB recorded, i.e. truncated). A real disk failure is `EIO`.
+ */
+function levelCorruption(error: unknown): boolean {
+  for (let e = error; typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (code === 'LEVEL_CORRUPTION') return true;
+    if (
+      code === 'LEVEL_IO_ERROR' &&
+      typeof message === 'string' &&
+      /\.(ldb|sst|log): Invalid argument$/.test(message)
+    )
+      return true;
+  }
+  return false;
+}
+
+const showVote = (h: HardState) =>
+  `term ${h.term}, vote ${h.votedFor === null ? 'none' : JSON.stringify(h.votedFor)}`;
+
+/**
+ * Checks what LevelDB returned at open against the watermark of the last batch it holds,
+ * and that batch against the last one the store acknowledged: anything acknowledged and
+ * not there is a loss, refused with `RAFT_STORAGE_CORRUPT` naming it.
+ */
+function checkWatermark(
+  w: Watermark | undefined,
+  acked: { batch: number; lastIndex: number } | undefined,
+  found: { firstIndex: number; lastIndex: number; snapshotIndex: number; hardState: HardState },
+): void {
+  const held = w?.batch ?? 0;
+  if (acked !== undefined && acked.batch > held) {
+    throw new StorageCorruptError(
+      `acknowledged writes are missing: the store acknowledged write ${acked.batch} (the log then ended at ${acked.lastIndex}), ` +
+        `LevelDB holds only up to write ${held} (the log ends at ${found.lastIndex}); ` +
+        `LevelDB dropped damaged records of its write-ahead log or tables`,
+      acked.lastIndex > found.lastIndex ? { index: found.lastIndex + 1 } : {},
+    );
+  }
+  if (w === undefined) return;
+  if (found.lastIndex < w.lastIndex)
+    throw new StorageCorruptError(
+      `entries ${found.lastIndex + 1} to ${w.lastIndex} are missing: they were written, LevelDB no longer returns them`,
+      { index: found.lastIndex + 1 },
+    );
+  if (found.lastIndex > w.lastIndex)
+    throw new StorageCorruptError(
+      `the log ends at ${found.lastIndex}, past ${w.lastIndex} where the last write left it`,
+      { index: w.lastIndex + 1 },
+    );
+  if (found.firstIndex !== w.firstIndex)
+    throw new StorageCorruptError(
+      `the log starts at ${found.firstIndex}, the last write left it starting at ${w.firstIndex}`,
+      { index: Math.min(found.firstIndex, w.firstIndex) },
+    );
+  if (found.snapshotIndex !== w.snapshotIndex)
+    throw new StorageCorruptError(
+      `the snapshot is at ${found.snapshotIndex || 'none'}, the last write left it at ${w.snapshotIndex || 'none'}`,
+      {},
+    );
+  if (found.hardState.term !== w.hardState.term || found.hardState.votedFor !== w.hardState.votedFor)
+    throw new StorageCorruptError(
+      `the hard state (${showVote(found.hardState)}) is not the one last written (${showVote(w.hardState)}): a lost vote could let this peer vote twice`,
+      {},
+    );
+}
+
+/**
  * A durable {@link LogStore} on LevelDB (`classic-level`): what it acknowledged
  * survives `kill -9` and power loss.
  *
@@ -282,6 +355,9 @@ export class LevelLogStore implements LogStore {
   #lastIndex = 0;
   /** The durable snapshot's metadata and layout, if any. */
   #snapshot: StoredSnapshotMeta | undefined;
+  /** Batches written since the store was created (the watermark's number). */
+  #batch = 0;
+  #ack: AckFile | undefined;
   #tail: TailCache;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
@@ -472,6 +548,12 @@ export class LevelLogStore implements LogStore {
         cause: error,
       });
     } finally {
+      try {
+        this.#ack?.close();
+      } catch {
+        // Nothing was pending in it.
+      }
+      this.#ack = undefined;
       this.#db = undefined;
       this.#tail.clear();
       this.#failure = undefined;
@@ -510,9 +592,14 @@ export class LevelLogStore implements LogStore {
     }
     try {
       await this.#load(db);
+      this.#ack = new AckFile(location);
     } catch (error) {
       await db.close().catch(() => undefined);
       if (RaftError.isInstance(error)) throw error;
+      if (levelCorruption(error))
+        throw new StorageCorruptError(`LevelDB found the log store at ${location} corrupt while reading it`, {
+          cause: error,
+        });
       throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `cannot read the log store at ${location}`, {
         cause: error,
       });
@@ -524,7 +611,13 @@ export class LevelLogStore implements LogStore {
 
   /** Reads the metadata, hard state, snapshot metadata and tail, checking them, into memory. */
   async #load(db: Db): Promise<void> {
-    const [metaRaw, hardRaw, snapshotRaw] = await db.getMany([META_KEY, HARD_STATE_KEY, SNAPSHOT_KEY]);
+    const [metaRaw, hardRaw, snapshotRaw, watermarkRaw] = await db.getMany([
+      META_KEY,
+      HARD_STATE_KEY,
+      SNAPSHOT_KEY,
+      WATERMARK_KEY,
+    ]);
+    const acked = readAcked(this.#options.location);
     const [lastKey] = await db
       .keys({ gte: ENTRY_KEYS_START, lt: ENTRY_KEYS_END, reverse: true, limit: 1 })
       .all();
@@ -532,15 +625,37 @@ export class LevelLogStore implements LogStore {
     this.#tail.clear();
 
     if (metaRaw === undefined) {
-      if (hardRaw !== undefined || firstKey !== undefined || snapshotRaw !== undefined) {
+      if (
+        hardRaw !== undefined ||
+        firstKey !== undefined ||
+        snapshotRaw !== undefined ||
+        watermarkRaw !== undefined
+      ) {
         const index = firstKey === undefined ? undefined : indexOfKey(firstKey);
         throw new StorageCorruptError(
           'the store holds data but no metadata',
           index === undefined ? {} : { index },
         );
       }
+      if (acked !== undefined && acked.batch > 0)
+        throw new StorageCorruptError(
+          `the store is empty, but it acknowledged ${acked.batch} writes (the log up to ${acked.lastIndex}): LevelDB lost them all`,
+          {},
+        );
       // A new store: the metadata marks the directory as ours from the start.
-      await db.put(META_KEY, encodeMeta(1), { sync: true });
+      const hardState = { term: 0, votedFor: null };
+      await db.batch(
+        [
+          { type: 'put', key: META_KEY, value: encodeMeta(1) },
+          {
+            type: 'put',
+            key: WATERMARK_KEY,
+            value: encodeWatermark({ batch: 0, firstIndex: 1, lastIndex: 0, snapshotIndex: 0, hardState }),
+          },
+        ],
+        { sync: true },
+      );
+      this.#batch = 0;
       this.#hardState = { term: 0, votedFor: null };
       this.#firstIndex = 1;
       this.#lastIndex = 0;
@@ -575,6 +690,9 @@ export class LevelLogStore implements LogStore {
       throw new StorageCorruptError(`the log ends at ${lastIndex}, before its snapshot at ${snapshotIndex}`, {
         index: lastIndex + 1,
       });
+    // A store written before the watermark existed has none: its first batch writes one.
+    const watermark = watermarkRaw === undefined ? undefined : decodeWatermark(watermarkRaw);
+    checkWatermark(watermark, acked, { firstIndex, lastIndex, snapshotIndex, hardState });
 
     // Check the tail: every entry there, each intact, under its own index, terms in order
     // (from the snapshot's term when the tail starts right after it).
@@ -608,6 +726,7 @@ export class LevelLogStore implements LogStore {
     this.#firstIndex = firstIndex;
     this.#lastIndex = lastIndex;
     this.#snapshot = snapshot;
+    this.#batch = watermark?.batch ?? 0;
     this.#tail.replaceFrom(tail);
   }
 
@@ -624,6 +743,11 @@ export class LevelLogStore implements LogStore {
       rows = await db.iterator({ gte: entryKey(lo), lt: entryKey(hi) }).all();
     } catch (error) {
       if (this.#status !== 'open') throw closedError();
+      if (levelCorruption(error))
+        throw new StorageCorruptError(`LevelDB found entries ${lo} to ${hi - 1} corrupt`, {
+          index: lo,
+          cause: error,
+        });
       throw new RaftError('RAFT_STORAGE_UNAVAILABLE', `reading the log store at ${this.location} failed`, {
         cause: error,
       });
@@ -649,6 +773,8 @@ export class LevelLogStore implements LogStore {
       rows = await db.iterator({ gte: SNAPSHOT_KEY, lt: SNAPSHOT_KEYS_END }).all();
     } catch (error) {
       if (this.#status !== 'open') throw closedError();
+      if (levelCorruption(error))
+        throw new StorageCorruptError('LevelDB found the snapshot corrupt', { cause: error });
       throw new RaftError(
         'RAFT_STORAGE_UNAVAILABLE',
         `reading the snapshot of the log store at ${this.location} failed`,
@@ -897,9 +1023,23 @@ export class LevelLogStore implements LogStore {
       }
 
       if (batch !== undefined) {
+        // What the store holds once this batch is in, checked at open (see format.ts).
+        batch.put(
+          WATERMARK_KEY,
+          encodeWatermark({
+            batch: this.#batch + 1,
+            firstIndex: first,
+            lastIndex: last,
+            snapshotIndex: snapshot?.index ?? 0,
+            hardState: hardState ?? this.#hardState,
+          }),
+        );
         this.#batchInFlight = true;
         await batch.write({ sync: true });
         this.#stats.syncs++;
+        this.#batch++;
+        // Before any of its writes resolve: the batch is acknowledged from here on.
+        this.#ack!.write({ batch: this.#batch, lastIndex: last });
         if (hardState !== undefined) this.#hardState = hardState;
         if (newSnapshot !== undefined)
           this.#snapshot = {

@@ -233,7 +233,17 @@ class Simulation implements World, OperatorHost {
   readonly trace: Trace;
   activity = 0;
   readonly nodes: SimNode[] = [];
-  readonly snapshotIndexOf = new WeakMap<Uint8Array, number>();
+  /**
+   * A peer restores a leader's snapshot before it persists it: the restore waits here,
+   * by the snapshot's bytes, until the store writes them and so names the index.
+   */
+  private readonly restoresAwaitingWrite = new WeakMap<Uint8Array, { inc: Incarnation; hash: string }>();
+  readonly snapshotIndexOf: WeakMap<Uint8Array, number> = new SnapshotIndex((data, index) => {
+    const waiting = this.restoresAwaitingWrite.get(data);
+    if (waiting === undefined) return;
+    this.restoresAwaitingWrite.delete(data);
+    if (waiting.inc.alive) this.checker.onRestore(waiting.inc, index, waiting.hash);
+  });
   private readonly snapshotCounts = { taken: 0, installed: 0, restoredAtBoot: 0, toNewPeers: 0 };
   private readonly byName = new Map<string, SimNode>();
   readonly swarm: SwarmConfig;
@@ -631,11 +641,11 @@ class Simulation implements World, OperatorHost {
           inc.node.caughtUp = true;
           this.trace.add(
             this.sched.now,
-            `snap  ${inc.label} restores a snapshot at ${String(index)}${booting ? ' (restart)' : ' (from the leader)'}`,
+            `snap  ${inc.label} restores a snapshot${index === undefined ? '' : ` at ${index}`}${booting ? ' (restart)' : ' (from the leader)'}`,
           );
-          if (index === undefined)
-            this.fail('snapshot', `${inc.label} restored a snapshot no store wrote or loaded`);
-          else this.checker.onRestore(inc, index, stateHash(state));
+          if (index !== undefined) this.checker.onRestore(inc, index, stateHash(state));
+          else if (!booting) this.restoresAwaitingWrite.set(data, { inc, hash: stateHash(state) });
+          else this.fail('snapshot', `${inc.label} restored a snapshot no store wrote or loaded`);
         }
         return state;
       },
@@ -1004,6 +1014,18 @@ class Simulation implements World, OperatorHost {
 }
 
 /** A deterministic rendering of a KV state, whatever order its keys were inserted in. */
+/** The index of each snapshot's bytes, telling `onSet` of each it learns. */
+class SnapshotIndex extends WeakMap<Uint8Array, number> {
+  constructor(private readonly onSet: (data: Uint8Array, index: number) => void) {
+    super();
+  }
+  override set(data: Uint8Array, index: number): this {
+    super.set(data, index);
+    this.onSet(data, index);
+    return this;
+  }
+}
+
 function stateHash(state: KVState): string {
   return JSON.stringify([...state].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
 }
