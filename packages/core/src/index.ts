@@ -34,8 +34,8 @@ export {
   InvalidArgumentError,
 } from './errors.js';
 export type { RaftErrorCode, RaftErrorOptions } from './errors.js';
-export { validateMessage } from './messages.js';
-export type { MessageLimits, MessageValidation } from './messages.js';
+export { validateMessage, MAX_TERM, MAX_INDEX, MAX_TERM_JUMP } from './messages.js';
+export type { MessageLimits, MessageValidation, MessageRefusal } from './messages.js';
 export { msgpackCodec } from './codec.js';
 export {
   startPeer,

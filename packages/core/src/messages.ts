@@ -19,10 +19,44 @@ export interface MessageLimits {
    * @default MAX_PEER_ID_LENGTH (256)
    */
   maxPeerIdLength?: number;
+  /**
+   * Highest term accepted in any term field. The runtime passes its own term plus
+   * {@link MAX_TERM_JUMP} (capped at {@link MAX_TERM}): no real cluster holds that many
+   * elections while one of its members looks away, so a larger term can only be forged,
+   * and adopting it would use up the term space.
+   * @default MAX_TERM
+   */
+  maxTerm?: number;
 }
 
+/**
+ * Highest term or log index any message may carry: 2^52. Raising it by one (a campaign,
+ * an append) stays an exact integer for another 2^52 steps, far more than any cluster takes
+ * (a million elections or entries a second for over a century).
+ */
+export const MAX_TERM = 2 ** 52;
+/** Highest log index any message may carry (see {@link MAX_TERM}). */
+export const MAX_INDEX = 2 ** 52;
+/**
+ * Most a message may raise the receiver's term by: 2^32 elections. A term further ahead
+ * cannot come from a real election, and once adopted it would leave the cluster that much
+ * closer to {@link MAX_TERM}; refusing it keeps one forged frame from using the term
+ * space up (it would take 2^20 of them, each admitted in turn).
+ */
+export const MAX_TERM_JUMP = 2 ** 32;
+
+/**
+ * Why a message was refused, for counting: `malformed` (shape, types, unknown kind),
+ * `term_out_of_range` (beyond {@link MessageLimits.maxTerm}), `index_out_of_range`
+ * (beyond {@link MAX_INDEX}), `entry_terms` (entry terms decreasing, or above the
+ * message's term), `too_many_entries`.
+ */
+export type MessageRefusal =
+  'malformed' | 'term_out_of_range' | 'index_out_of_range' | 'entry_terms' | 'too_many_entries';
+
 /** The outcome of {@link validateMessage}: the message, or why it was refused. */
-export type MessageValidation = { ok: true; message: RaftMessage } | { ok: false; reason: string };
+export type MessageValidation =
+  { ok: true; message: RaftMessage } | { ok: false; reason: string; refusal: MessageRefusal };
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set<EntryType>(['command', 'noop', 'config']);
 
@@ -34,29 +68,79 @@ function isBytes(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array;
 }
 
+/** Thrown inside validation, caught by {@link validateMessage}: never escapes it. */
+class Refused extends Error {
+  constructor(
+    readonly refusal: MessageRefusal,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
 /**
- * Checks that a value received from outside is a well-formed {@link RaftMessage}:
- * every field present with the right type, indexes and terms non-negative safe
- * integers, entries consecutive. Returns a copy holding only the known fields, so
+ * Checks that a value received from outside is a well-formed {@link RaftMessage} the
+ * protocol can act on without harm: every field present with the right type; terms and
+ * indexes non-negative integers within {@link MessageLimits.maxTerm} and {@link MAX_INDEX};
+ * no term a message carries (a previous entry's, an entry's, a snapshot's, a candidate's
+ * last) above the message's own term; entries consecutive, their terms non-decreasing and
+ * from the previous entry's term on. Returns a copy holding only the known fields, so
  * nothing unexpected reaches the protocol. Never throws.
  */
 export function validateMessage(value: unknown, limits: MessageLimits = {}): MessageValidation {
+  try {
+    return check(value, limits);
+  } catch (e) {
+    if (e instanceof Refused) return { ok: false, reason: e.reason, refusal: e.refusal };
+    throw e;
+  }
+}
+
+function refuse(reason: string, refusal: MessageRefusal = 'malformed'): never {
+  throw new Refused(refusal, reason);
+}
+
+/**
+ * Checks the number fields of a message: each a non-negative safe integer (else
+ * `malformed`), terms at most `maxTerm`, indexes at most {@link MAX_INDEX}.
+ */
+function numbers(
+  what: string,
+  fields: Record<string, unknown>,
+  terms: readonly string[],
+  indexes: readonly string[],
+  maxTerm: number,
+): void {
+  // Every field's type first, so a malformed message is `malformed` whatever its numbers.
+  for (const k of terms) if (!isIndex(fields[k])) refuse(`${what}: ${k} is not a non-negative integer`);
+  for (const k of indexes) if (!isIndex(fields[k])) refuse(`${what}: ${k} is not a non-negative integer`);
+  for (const k of terms)
+    if ((fields[k] as number) > maxTerm)
+      refuse(`${what}: ${k} ${fields[k] as number} is above ${maxTerm}`, 'term_out_of_range');
+  for (const k of indexes)
+    if ((fields[k] as number) > MAX_INDEX)
+      refuse(`${what}: ${k} ${fields[k] as number} is above ${MAX_INDEX}`, 'index_out_of_range');
+}
+
+function check(value: unknown, limits: MessageLimits): MessageValidation {
   const maxEntries = limits.maxEntries ?? 65536;
   const maxId = limits.maxPeerIdLength ?? MAX_PEER_ID_LENGTH;
-  if (typeof value !== 'object' || value === null) return { ok: false, reason: 'not an object' };
+  const maxTerm = Math.min(limits.maxTerm ?? MAX_TERM, MAX_TERM);
+  if (typeof value !== 'object' || value === null) refuse('not an object');
   const m = value as Record<string, unknown>;
   const { type, term, from, to } = m;
-  if (!isIndex(term)) return { ok: false, reason: 'term is not a non-negative integer' };
-  if (!isPeerId(from, maxId)) return { ok: false, reason: 'from is not a peer name' };
-  if (!isPeerId(to, maxId)) return { ok: false, reason: 'to is not a peer name' };
+  if (!isIndex(term)) refuse('term is not a non-negative integer');
+  if (term > maxTerm) refuse(`term ${term} is above ${maxTerm}`, 'term_out_of_range');
+  if (!isPeerId(from, maxId)) refuse('from is not a peer name');
+  if (!isPeerId(to, maxId)) refuse('to is not a peer name');
   switch (type) {
     case 'RequestVote': {
       const { lastLogIndex, lastLogTerm, preVote, transfer } = m;
-      if (!isIndex(lastLogIndex) || !isIndex(lastLogTerm))
-        return { ok: false, reason: 'RequestVote: bad lastLogIndex or lastLogTerm' };
-      if (typeof preVote !== 'boolean') return { ok: false, reason: 'RequestVote: preVote is not a boolean' };
+      numbers('RequestVote', m, ['lastLogTerm'], ['lastLogIndex'], maxTerm);
+      if ((lastLogTerm as number) > term) refuse('RequestVote: lastLogTerm is above the term', 'entry_terms');
+      if (typeof preVote !== 'boolean') refuse('RequestVote: preVote is not a boolean');
       if (transfer !== undefined && typeof transfer !== 'boolean')
-        return { ok: false, reason: 'RequestVote: transfer is not a boolean' };
+        refuse('RequestVote: transfer is not a boolean');
       return {
         ok: true,
         message: {
@@ -64,8 +148,8 @@ export function validateMessage(value: unknown, limits: MessageLimits = {}): Mes
           term,
           from,
           to,
-          lastLogIndex,
-          lastLogTerm,
+          lastLogIndex: lastLogIndex as number,
+          lastLogTerm: lastLogTerm as number,
           preVote,
           ...(transfer === true ? { transfer } : {}),
         },
@@ -74,55 +158,41 @@ export function validateMessage(value: unknown, limits: MessageLimits = {}): Mes
     case 'RequestVoteResponse': {
       const { voteGranted, preVote } = m;
       if (typeof voteGranted !== 'boolean' || typeof preVote !== 'boolean')
-        return { ok: false, reason: 'RequestVoteResponse: voteGranted or preVote is not a boolean' };
+        refuse('RequestVoteResponse: voteGranted or preVote is not a boolean');
       return { ok: true, message: { type, term, from, to, voteGranted, preVote } };
     }
     case 'AppendEntries': {
-      const { prevLogIndex, prevLogTerm, entries, leaderCommit, seq } = m;
-      if (!isIndex(prevLogIndex) || !isIndex(prevLogTerm) || !isIndex(leaderCommit) || !isIndex(seq)) {
-        return { ok: false, reason: 'AppendEntries: bad prevLogIndex, prevLogTerm, leaderCommit or seq' };
-      }
-      if (!Array.isArray(entries)) return { ok: false, reason: 'AppendEntries: entries is not an array' };
+      const { entries } = m;
+      numbers('AppendEntries', m, ['prevLogTerm'], ['prevLogIndex', 'leaderCommit', 'seq'], maxTerm);
+      const prevLogIndex = m.prevLogIndex as number;
+      const prevLogTerm = m.prevLogTerm as number;
+      if (prevLogTerm > term) refuse('AppendEntries: prevLogTerm is above the term', 'entry_terms');
+      if (!Array.isArray(entries)) refuse('AppendEntries: entries is not an array');
       if (entries.length > maxEntries)
-        return { ok: false, reason: `AppendEntries: more than ${maxEntries} entries` };
+        refuse(`AppendEntries: more than ${maxEntries} entries`, 'too_many_entries');
+      if (prevLogIndex + entries.length > MAX_INDEX)
+        refuse(`AppendEntries: entries beyond index ${MAX_INDEX}`, 'index_out_of_range');
       const copy: LogEntry[] = new Array<LogEntry>(entries.length);
+      // Terms in a log never decrease (Raft §5.3: a leader appends in its own term only),
+      // and never exceed the term of the leader sending them.
+      let prevTerm = prevLogTerm;
       for (let i = 0; i < entries.length; i++) {
         const e: unknown = entries[i];
-        if (typeof e !== 'object' || e === null)
-          return { ok: false, reason: `AppendEntries: entry ${i} is not an object` };
+        if (typeof e !== 'object' || e === null) refuse(`AppendEntries: entry ${i} is not an object`);
         const { index, term: et, type: t, data } = e as Record<string, unknown>;
         if (index !== prevLogIndex + 1 + i)
-          return {
-            ok: false,
-            reason: `AppendEntries: entry ${i} has index ${String(index)}, expected ${prevLogIndex + 1 + i}`,
-          };
-        if (!isIndex(et) || et > term)
-          return { ok: false, reason: `AppendEntries: entry ${i} has a bad term` };
+          refuse(`AppendEntries: entry ${i} has index ${String(index)}, expected ${prevLogIndex + 1 + i}`);
+        if (!isIndex(et)) refuse(`AppendEntries: entry ${i} has a bad term`);
+        if (et > term || et < prevTerm)
+          refuse(
+            `AppendEntries: entry ${i} has term ${et}, outside [${prevTerm}, ${term}] (the previous entry's term, the message's)`,
+            'entry_terms',
+          );
+        prevTerm = et;
         if (typeof t !== 'string' || !ENTRY_TYPES.has(t))
-          return { ok: false, reason: `AppendEntries: entry ${i} has an unknown type` };
-        if (!isBytes(data)) return { ok: false, reason: `AppendEntries: entry ${i} data is not bytes` };
+          refuse(`AppendEntries: entry ${i} has an unknown type`);
+        if (!isBytes(data)) refuse(`AppendEntries: entry ${i} data is not bytes`);
         copy[i] = { index, term: et, type: t as EntryType, data };
-      }
-      return {
-        ok: true,
-        message: { type, term, from, to, prevLogIndex, prevLogTerm, entries: copy, leaderCommit, seq },
-      };
-    }
-    case 'AppendEntriesResponse': {
-      const { success, matchIndex, prevLogIndex, conflictIndex, conflictTerm, seq } = m;
-      if (typeof success !== 'boolean')
-        return { ok: false, reason: 'AppendEntriesResponse: success is not a boolean' };
-      if (
-        !isIndex(matchIndex) ||
-        !isIndex(prevLogIndex) ||
-        !isIndex(conflictIndex) ||
-        !isIndex(conflictTerm) ||
-        !isIndex(seq)
-      ) {
-        return {
-          ok: false,
-          reason: 'AppendEntriesResponse: bad matchIndex, prevLogIndex, conflictIndex, conflictTerm or seq',
-        };
       }
       return {
         ok: true,
@@ -131,36 +201,63 @@ export function validateMessage(value: unknown, limits: MessageLimits = {}): Mes
           term,
           from,
           to,
-          success,
-          matchIndex,
           prevLogIndex,
-          conflictIndex,
-          conflictTerm,
-          seq,
+          prevLogTerm,
+          entries: copy,
+          leaderCommit: m.leaderCommit as number,
+          seq: m.seq as number,
+        },
+      };
+    }
+    case 'AppendEntriesResponse': {
+      const { success } = m;
+      if (typeof success !== 'boolean') refuse('AppendEntriesResponse: success is not a boolean');
+      numbers(
+        'AppendEntriesResponse',
+        m,
+        ['conflictTerm'],
+        ['matchIndex', 'prevLogIndex', 'conflictIndex', 'seq'],
+        maxTerm,
+      );
+      return {
+        ok: true,
+        message: {
+          type,
+          term,
+          from,
+          to,
+          success,
+          matchIndex: m.matchIndex as number,
+          prevLogIndex: m.prevLogIndex as number,
+          conflictIndex: m.conflictIndex as number,
+          conflictTerm: m.conflictTerm as number,
+          seq: m.seq as number,
         },
       };
     }
     case 'InstallSnapshot': {
-      const { meta, offset, data, done, seq } = m;
-      if (!isIndex(offset) || !isIndex(seq))
-        return { ok: false, reason: 'InstallSnapshot: bad offset or seq' };
-      if (!isBytes(data)) return { ok: false, reason: 'InstallSnapshot: data is not bytes' };
-      if (typeof done !== 'boolean') return { ok: false, reason: 'InstallSnapshot: done is not a boolean' };
-      if (typeof meta !== 'object' || meta === null)
-        return { ok: false, reason: 'InstallSnapshot: meta is not an object' };
-      const { index, term: st, configuration } = meta as Record<string, unknown>;
-      if (!isIndex(index) || index < 1 || !isIndex(st) || st > term)
-        return { ok: false, reason: 'InstallSnapshot: bad meta index or term' };
+      const { meta, data, done } = m;
+      numbers('InstallSnapshot', m, [], ['offset', 'seq'], maxTerm);
+      if (!isBytes(data)) refuse('InstallSnapshot: data is not bytes');
+      if (typeof done !== 'boolean') refuse('InstallSnapshot: done is not a boolean');
+      if (typeof meta !== 'object' || meta === null) refuse('InstallSnapshot: meta is not an object');
+      const mm = meta as Record<string, unknown>;
+      numbers('InstallSnapshot meta', mm, ['term'], ['index'], maxTerm);
+      const index = mm.index as number;
+      const st = mm.term as number;
+      if (index < 1) refuse('InstallSnapshot: meta index is 0');
+      if (st > term) refuse('InstallSnapshot: meta term is above the term', 'entry_terms');
+      const { configuration } = mm;
       if (typeof configuration !== 'object' || configuration === null)
-        return { ok: false, reason: 'InstallSnapshot: bad configuration' };
+        refuse('InstallSnapshot: bad configuration');
       const { members, learners, outgoing } = configuration as Record<string, unknown>;
       const isNames = (v: unknown, min: number): v is string[] =>
         Array.isArray(v) && v.length >= min && v.length <= 1024 && v.every((x) => isPeerId(x, maxId));
-      if (!isNames(members, 1)) return { ok: false, reason: 'InstallSnapshot: bad configuration members' };
+      if (!isNames(members, 1)) refuse('InstallSnapshot: bad configuration members');
       if (learners !== undefined && !isNames(learners, 0))
-        return { ok: false, reason: 'InstallSnapshot: bad configuration learners' };
+        refuse('InstallSnapshot: bad configuration learners');
       if (outgoing !== undefined && !isNames(outgoing, 0))
-        return { ok: false, reason: 'InstallSnapshot: bad configuration outgoing' };
+        refuse('InstallSnapshot: bad configuration outgoing');
       const config: Configuration = { members: members.slice() };
       if (learners !== undefined) config.learners = learners.slice();
       if (outgoing !== undefined) config.outgoing = outgoing.slice();
@@ -172,27 +269,36 @@ export function validateMessage(value: unknown, limits: MessageLimits = {}): Mes
           from,
           to,
           meta: { index, term: st, configuration: config },
-          offset,
+          offset: m.offset as number,
           data,
           done,
-          seq,
+          seq: m.seq as number,
         },
       };
     }
     case 'InstallSnapshotResponse': {
-      const { index, nextOffset, done, seq } = m;
-      if (!isIndex(index) || !isIndex(nextOffset) || !isIndex(seq))
-        return { ok: false, reason: 'InstallSnapshotResponse: bad index, nextOffset or seq' };
-      if (typeof done !== 'boolean')
-        return { ok: false, reason: 'InstallSnapshotResponse: done is not a boolean' };
-      return { ok: true, message: { type, term, from, to, index, nextOffset, done, seq } };
+      const { done } = m;
+      numbers('InstallSnapshotResponse', m, [], ['index', 'nextOffset', 'seq'], maxTerm);
+      if (typeof done !== 'boolean') refuse('InstallSnapshotResponse: done is not a boolean');
+      return {
+        ok: true,
+        message: {
+          type,
+          term,
+          from,
+          to,
+          index: m.index as number,
+          nextOffset: m.nextOffset as number,
+          done,
+          seq: m.seq as number,
+        },
+      };
     }
     case 'TimeoutNow':
       return { ok: true, message: { type, term, from, to } };
     default:
-      return {
-        ok: false,
-        reason: `unknown message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : typeof type}`,
-      };
+      return refuse(
+        `unknown message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : typeof type}`,
+      );
   }
 }

@@ -117,7 +117,10 @@ export interface LogWrite {
  * own codes for I/O failures.
  */
 export interface LogStore {
-  /** Opens (or creates) the store and returns what it holds. */
+  /**
+   * Opens (or creates) the store and returns what it holds. On a store already open,
+   * returns what it holds now (the runtime rebuilds from it after refusing a snapshot).
+   */
   open(): Promise<LogStoreState>;
   /**
    * Applies one batch atomically, and resolves only once it is durable: after a crash,

@@ -62,6 +62,11 @@ export interface RaftOptions {
   snapshotChunkBytes?: number;
   /** InstallSnapshot chunks in flight to one follower. @default 4 */
   snapshotWindow?: number;
+  /**
+   * Most bytes of a snapshot received from a leader: a chunk that would grow it past
+   * this drops the whole transfer (and its memory). @default 1073741824 (1 GiB)
+   */
+  maxSnapshotBytes?: number;
 }
 
 /** What the protocol holds at start: the log store's contents. */
@@ -126,6 +131,8 @@ export interface RaftStatus {
   transferee: PeerId | null;
   electionsStarted: number;
   messagesDropped: number;
+  /** Bytes held of a snapshot being received from the leader (0 when none). */
+  snapshotBytesReceiving: number;
 }
 
 /** Why `propose` or `readIndex` refused. `transferring`: the leader is handing over leadership. */
@@ -186,18 +193,19 @@ export class Raft {
   private pendingSnapshot: { snapshot: Snapshot; fromLeader: boolean } | null = null;
   private pendingCompact: number | null = null;
   /** A snapshot being received from the leader, chunk by chunk. */
-  private readonly incoming = new SnapshotReceiver();
+  private readonly incoming: SnapshotReceiver;
 
   private msgs: RaftMessage[] = [];
   private persisted: HardState;
   private lastSoft: SoftState;
 
   /** Counters, for status and tests. */
-  readonly stats = { messagesDropped: 0, electionsStarted: 0 };
+  readonly stats = { messagesDropped: 0, electionsStarted: 0, snapshotChunksRefused: 0 };
 
   constructor(opts: RaftOptions, initial: RaftInitialState) {
     this.opts = opts;
     this.id = opts.id;
+    this.incoming = new SnapshotReceiver(opts.maxSnapshotBytes ?? 2 ** 30);
     this.#term = initial.hardState.term;
     this.#votedFor = initial.hardState.votedFor;
     this.persisted = { term: this.#term, votedFor: this.#votedFor };
@@ -262,6 +270,7 @@ export class Raft {
       transferee: this.transferee,
       electionsStarted: this.stats.electionsStarted,
       messagesDropped: this.stats.messagesDropped,
+      snapshotBytesReceiving: this.incoming.bytesReceived,
     };
   }
 
@@ -642,6 +651,9 @@ export class Raft {
     this.roundPending = false;
     // Reads already confirmed stay ready: they were confirmed while leader.
     this.reads.reset();
+    // A snapshot half received (from an earlier term, or before an election timeout) will
+    // not be finished: its memory goes.
+    this.incoming.reset();
   }
 
   private resetElectionTimeout(): void {
@@ -847,6 +859,10 @@ export class Raft {
       return;
     }
     const r = this.incoming.receive(meta.index, meta.term, m.offset, m.data, m.done);
+    if ('tooLarge' in r) {
+      this.stats.snapshotChunksRefused++;
+      return;
+    }
     if (!r.complete) {
       this.send(this.snapshotResponse(m.from, meta.index, r.nextOffset, false, m.seq));
       return;

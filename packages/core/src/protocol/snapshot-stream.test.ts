@@ -76,4 +76,30 @@ describe('snapshot stream: receiver', () => {
     const done = r.receive(5, 2, 2, bytes(3), true);
     expect(done.complete && Array.from(done.data)).toEqual([1, 2, 3]);
   });
+
+  it('drops the transfer and what it holds when a chunk grows the snapshot past its limit', () => {
+    const r = new SnapshotReceiver(4);
+    r.receive(5, 2, 0, bytes(1, 2, 3), false);
+    expect(r.bytesReceived).toBe(3);
+    expect(r.receive(5, 2, 3, bytes(4, 5), false)).toEqual({ complete: false, tooLarge: true });
+    expect(r.bytesReceived).toBe(0);
+    // Up to the limit is accepted.
+    r.receive(5, 2, 0, bytes(1, 2), false);
+    expect(r.receive(5, 2, 2, bytes(3, 4), true)).toEqual({
+      complete: true,
+      nextOffset: 4,
+      data: bytes(1, 2, 3, 4),
+    });
+  });
+
+  it('frees a half-received snapshot on reset, or when a chunk of another snapshot arrives', () => {
+    const r = new SnapshotReceiver();
+    r.receive(5, 2, 0, bytes(1, 2), false);
+    r.reset();
+    expect(r.bytesReceived).toBe(0);
+    expect(r.receive(5, 2, 2, bytes(3), true)).toEqual({ complete: false, nextOffset: 0 });
+    r.receive(5, 2, 0, bytes(1, 2), false);
+    r.receive(6, 3, 2, bytes(3), false);
+    expect(r.bytesReceived).toBe(0);
+  });
 });

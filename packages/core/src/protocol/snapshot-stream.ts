@@ -42,20 +42,47 @@ export type ChunkResult =
   /** Not complete: the sender should go on from `nextOffset` (0: start over). */
   | { complete: false; nextOffset: number }
   /** The last chunk arrived: the whole snapshot's bytes. */
-  | { complete: true; nextOffset: number; data: Uint8Array };
+  | { complete: true; nextOffset: number; data: Uint8Array }
+  /**
+   * The chunk would grow the snapshot past the receiver's limit: the transfer is dropped
+   * with what it held, and the chunk goes unanswered.
+   */
+  | { complete: false; tooLarge: true };
 
 /**
  * A follower's snapshot being received, chunk by chunk and in order. A chunk at offset 0
  * starts (or restarts) a snapshot; a chunk of another snapshot or out of order is refused
- * with the offset the follower expects.
+ * with the offset the follower expects. A snapshot is held up to `maxBytes`: a chunk
+ * growing it past that drops the whole transfer (and its memory).
  */
 export class SnapshotReceiver {
   #incoming: { index: number; term: number; chunks: Uint8Array[]; received: number } | null = null;
 
+  constructor(private readonly maxBytes: number = 2 ** 30) {}
+
+  /** Bytes held of the snapshot being received (0 when none). */
+  get bytesReceived(): number {
+    return this.#incoming?.received ?? 0;
+  }
+
+  /** Drops a half-received snapshot, and its memory (a role change: it will not be finished). */
+  reset(): void {
+    this.#incoming = null;
+  }
+
   receive(index: number, term: number, offset: number, data: Uint8Array, done: boolean): ChunkResult {
+    if (offset + data.length > this.maxBytes) {
+      // Larger than this peer accepts: drop the transfer and what it holds, unanswered.
+      this.#incoming = null;
+      return { complete: false, tooLarge: true };
+    }
     if (offset === 0) this.#incoming = { index, term, chunks: [], received: 0 };
     const inc = this.#incoming;
-    if (inc === null || inc.index !== index || inc.term !== term) return { complete: false, nextOffset: 0 };
+    if (inc === null || inc.index !== index || inc.term !== term) {
+      // Another snapshot than the one being received: what was received goes.
+      this.#incoming = null;
+      return { complete: false, nextOffset: 0 };
+    }
     if (offset !== inc.received) return { complete: false, nextOffset: inc.received };
     // Copy: the chunk may be a view into a buffer the transport reuses.
     inc.chunks.push(data.slice());

@@ -1,4 +1,4 @@
-import { RaftError } from '../errors.js';
+import { RaftError, StoppedError } from '../errors.js';
 import { decodeConfiguration } from '../protocol/membership.js';
 import type { Clock, Codec, Configuration, LogEntry, PeerId, Snapshot, StateMachine } from '../types.js';
 import type { PendingCall } from './calls.js';
@@ -39,9 +39,10 @@ export interface PendingRead {
 }
 
 /**
- * The apply side of a peer: the state machine's state, committed entries and snapshots
- * from the leader applied in order and exactly once, the snapshot policy, the writes
- * waiting for their entry to apply, and the reads waiting for their index to apply.
+ * The apply side of a peer: the state machine's state, committed entries applied in order
+ * and exactly once, snapshots from the leader restored (before they are persisted), the
+ * snapshot policy, the writes waiting for their entry to apply, and the reads waiting for
+ * their index to apply.
  */
 export class ApplyLoop<S, C, Q, R> {
   /** The state machine's state. */
@@ -55,8 +56,9 @@ export class ApplyLoop<S, C, Q, R> {
   /** Reads by context. */
   readonly pendingReads = new Map<number, PendingRead>();
   private confirmedReads: number[] = [];
-  private readonly queue = new Fifo<LogEntry | Snapshot>();
+  private readonly queue = new Fifo<LogEntry>();
   private applying = false;
+  private applyDone: Promise<void> = Promise.resolve();
 
   constructor(private readonly host: ApplyHost<S, C, Q, R>) {}
 
@@ -67,8 +69,8 @@ export class ApplyLoop<S, C, Q, R> {
     this.lastSnapshotIndex = snapshotIndex;
   }
 
-  /** Queues a snapshot from the leader to restore, or committed entries to apply, in order. */
-  push(items: readonly (LogEntry | Snapshot)[]): void {
+  /** Queues committed entries to apply, in order. */
+  push(items: readonly LogEntry[]): void {
     for (const it of items) this.queue.push(it);
     if (items.length > 0) this.run();
   }
@@ -84,13 +86,10 @@ export class ApplyLoop<S, C, Q, R> {
   run(): void {
     if (this.applying) return;
     this.applying = true;
-    void this.applyLoop();
+    this.applyDone = this.applyLoop();
   }
 
-  /**
-   * Applies committed entries in index order, one at a time, each exactly once; restores
-   * snapshots from the leader in their place; takes snapshots by the policy.
-   */
+  /** Applies committed entries in index order, one at a time, each exactly once; takes snapshots by the policy. */
   private async applyLoop(): Promise<void> {
     let slice = this.host.clock.now();
     try {
@@ -102,30 +101,13 @@ export class ApplyLoop<S, C, Q, R> {
           slice = this.host.clock.now();
         }
         const item = this.queue.shift()!;
-        if ('meta' in item) {
-          if (item.meta.index <= this.lastApplied) continue;
-          const t0 = this.host.clock.now();
-          this.state = await this.host.machine.restore!(item.data, this.host.name);
-          this.host.recorder.snapshot(
-            'installed',
-            item.meta.term,
-            item.meta.index,
-            item.data.length,
-            this.host.clock.now() - t0,
-          );
-          this.lastApplied = item.meta.index;
-          this.lastSnapshotIndex = item.meta.index;
-          this.host.metrics.snapshotsInstalled++;
-          this.host.log('info', { index: item.meta.index, bytes: item.data.length }, 'snapshot installed');
-        } else {
-          if (item.index <= this.lastApplied) continue;
-          if (item.index !== this.lastApplied + 1)
-            throw new Error(`raft: apply gap: entry ${item.index} after ${this.lastApplied}`);
-          await this.applyEntry(item);
-          this.lastApplied = item.index;
-          this.host.metrics.entriesApplied++;
-          await this.maybeSnapshot();
-        }
+        if (item.index <= this.lastApplied) continue;
+        if (item.index !== this.lastApplied + 1)
+          throw new Error(`raft: apply gap: entry ${item.index} after ${this.lastApplied}`);
+        await this.applyEntry(item);
+        this.lastApplied = item.index;
+        this.host.metrics.entriesApplied++;
+        await this.maybeSnapshot();
         if (this.confirmedReads.length > 0) this.serveReads();
       }
     } catch (err) {
@@ -134,6 +116,40 @@ export class ApplyLoop<S, C, Q, R> {
     } finally {
       this.applying = false;
     }
+  }
+
+  /**
+   * Restores the state machine from a snapshot the leader sent, before it is persisted
+   * (§7), once everything committed before it is applied: a fresh state from its bytes.
+   * Returns null once restored, or what `restore` threw: the caller refuses the snapshot,
+   * and the peer stays as it was: its state, and its log store, which it is not written to.
+   */
+  async restoreFromLeader(snapshot: Snapshot): Promise<unknown> {
+    while (this.applying) await this.applyDone;
+    if (this.host.isStopped()) return new StoppedError();
+    const { index } = snapshot.meta;
+    let state: S;
+    try {
+      if (typeof this.host.machine.restore !== 'function')
+        throw new Error('the state machine has no restore()');
+      const t0 = this.host.clock.now();
+      state = await this.host.machine.restore(snapshot.data, this.host.name);
+      this.host.recorder.snapshot(
+        'installed',
+        snapshot.meta.term,
+        index,
+        snapshot.data.length,
+        this.host.clock.now() - t0,
+      );
+    } catch (err) {
+      return err ?? new Error('restore threw');
+    }
+    this.state = state;
+    this.lastApplied = index;
+    this.lastSnapshotIndex = index;
+    this.host.metrics.snapshotsInstalled++;
+    this.host.log('info', { index, bytes: snapshot.data.length }, 'snapshot installed');
+    return null;
   }
 
   /** The snapshot policy: every `snapshotEvery` applied entries, from the state as applied so far. */

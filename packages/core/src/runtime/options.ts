@@ -114,6 +114,14 @@ export interface PeerOptions {
    */
   snapshotWindow?: number;
   /**
+   * Largest snapshot this peer accepts from a leader, in bytes. A transfer that grows
+   * past it is dropped with what it received (counted as `snapshot_too_large`): a peer
+   * whose state outgrows it cannot catch up by snapshot, so set it above the largest
+   * snapshot your state machine produces.
+   * @default 1073741824 (1 GiB)
+   */
+  maxSnapshotBytes?: number;
+  /**
    * Register the peer by name, so the functions taking a name (`write('n1', ...)`) find it.
    * A simulator running many incarnations of one name in a process turns this off.
    * @default true
@@ -152,6 +160,7 @@ export interface ResolvedOptions {
   snapshotTrailingEntries: number;
   snapshotChunkBytes: number;
   snapshotWindow: number;
+  maxSnapshotBytes: number;
 }
 
 /** A short, safe rendering of a bad value for an error message. */
@@ -277,6 +286,7 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
         : positiveInteger('snapshotTrailingEntries', opts.snapshotTrailingEntries, 1000),
     snapshotChunkBytes: positiveInteger('snapshotChunkBytes', opts.snapshotChunkBytes, 512 * 1024),
     snapshotWindow: positiveInteger('snapshotWindow', opts.snapshotWindow, 4),
+    maxSnapshotBytes: positiveInteger('maxSnapshotBytes', opts.maxSnapshotBytes, 2 ** 30),
   };
 }
 

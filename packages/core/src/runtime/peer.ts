@@ -1,6 +1,6 @@
 import { msgpackCodec } from '../codec.js';
 import { InvalidArgumentError, RaftError, StoppedError } from '../errors.js';
-import { validateMessage } from '../messages.js';
+import { MAX_TERM, MAX_TERM_JUMP, validateMessage } from '../messages.js';
 import { decodeConfiguration, normalizeMembers, sameSet } from '../protocol/membership.js';
 import { Raft, type Ready, type SoftState } from '../protocol/raft.js';
 import { isRegistered, register, unregister } from '../registry.js';
@@ -9,6 +9,7 @@ import type {
   Codec,
   Configuration,
   EntryType,
+  LogStoreState,
   LogWrite,
   PeerId,
   RaftMessage,
@@ -89,7 +90,10 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     stateMachineErrors: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
+    messagesDroppedByReason: {},
   };
+  /** Per drop reason: when it was last logged, and drops since. */
+  private readonly dropLog = new Map<string, { at: number; since: number }>();
 
   private constructor(machine: StateMachine<S, C, Q, R>, opts: ResolvedOptions) {
     this.machine = machine;
@@ -167,6 +171,22 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         );
       }
     }
+    await this.buildProtocol(stored, snapshot);
+    if (snapshot !== undefined) {
+      // Restart from the latest snapshot; only the entries after it are replayed (§7).
+      this.apply.start(await this.machine.restore!(snapshot.data, this.name), snapshot.meta.index);
+    } else {
+      this.apply.start(this.machine.init(this.name), 0);
+    }
+    await this.opts.transport.start((m) => this.receive(m));
+    this.releaseLoopMonitor = watchEventLoop();
+    this.scheduleTick();
+    const { term, lastIndex, configuration } = this.raft.status();
+    this.log('info', { term, lastLogIndex: lastIndex, configuration }, 'peer started');
+  }
+
+  /** Builds the protocol from what the log store holds. */
+  private async buildProtocol(stored: LogStoreState, snapshot: Snapshot | undefined): Promise<void> {
     const from = Math.max(stored.firstIndex, (snapshot?.meta.index ?? 0) + 1);
     const entries = stored.lastIndex >= from ? await this.opts.log.entries(from, stored.lastIndex + 1) : [];
     const tick = this.opts.tickMs;
@@ -186,22 +206,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         checkQuorum: this.opts.checkQuorum,
         snapshotChunkBytes: this.opts.snapshotChunkBytes,
         snapshotWindow: this.opts.snapshotWindow,
+        maxSnapshotBytes: this.opts.maxSnapshotBytes,
       },
       snapshot === undefined
         ? { hardState: stored.hardState, entries }
         : { hardState: stored.hardState, entries, snapshot },
     );
-    if (snapshot !== undefined) {
-      // Restart from the latest snapshot; only the entries after it are replayed (§7).
-      this.apply.start(await this.machine.restore!(snapshot.data, this.name), snapshot.meta.index);
-    } else {
-      this.apply.start(this.machine.init(this.name), 0);
-    }
-    await this.opts.transport.start((m) => this.receive(m));
-    this.releaseLoopMonitor = watchEventLoop();
-    this.scheduleTick();
-    const { term, lastIndex, configuration } = this.raft.status();
-    this.log('info', { term, lastLogIndex: lastIndex, configuration }, 'peer started');
   }
 
   // ---------------------------------------------------------------- public API
@@ -231,6 +241,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         ...this.metrics,
         electionsStarted: r.electionsStarted,
         messagesDropped: this.metrics.messagesDropped + r.messagesDropped,
+        messagesDroppedByReason: { ...this.metrics.messagesDroppedByReason },
       },
       eventLoopDelay: this.stopped ? null : eventLoopDelay(),
     };
@@ -416,6 +427,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       entryAt: (index) => log.entry(index),
       configuration: r.configuration,
       stopped: this.stopped,
+      snapshotBytesReceiving: r.snapshotBytesReceiving,
     };
   }
 
@@ -437,15 +449,49 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private receive(message: unknown): void {
     if (this.stopped) return;
-    const v = validateMessage(message);
-    if (!v.ok || v.message.to !== this.name) {
-      this.metrics.messagesDropped++;
+    // A term more than MAX_TERM_JUMP ahead of ours comes from no real election (messages.ts).
+    const v = validateMessage(message, { maxTerm: Math.min(MAX_TERM, this.raft.term + MAX_TERM_JUMP) });
+    if (!v.ok) {
+      this.dropped(v.refusal, v.reason, message);
+      return;
+    }
+    if (v.message.to !== this.name) {
+      this.dropped('wrong_recipient', `addressed to ${v.message.to}`, message);
       return;
     }
     this.metrics.messagesReceived++;
     if (v.message.type === 'AppendEntriesResponse' || v.message.type === 'InstallSnapshotResponse')
       this.recorder.lastAck.set(v.message.from, this.clock.now());
     this.enqueue({ kind: 'message', message: v.message });
+  }
+
+  /**
+   * Counts a dropped message by reason, and logs it at info level: the first drop of a
+   * reason, then at most one line per reason every 10 seconds, with the count since.
+   */
+  private dropped(reason: string, detail: string, message?: unknown): void {
+    this.metrics.messagesDropped++;
+    this.countDrop(reason, detail, message);
+  }
+
+  private countDrop(reason: string, detail: string, message?: unknown): void {
+    const byReason = this.metrics.messagesDroppedByReason;
+    byReason[reason] = (byReason[reason] ?? 0) + 1;
+    const now = this.clock.now();
+    const last = this.dropLog.get(reason);
+    if (last !== undefined && now - last.at < 10_000) {
+      last.since++;
+      return;
+    }
+    const m = typeof message === 'object' && message !== null ? (message as Record<string, unknown>) : {};
+    const from = typeof m.from === 'string' ? m.from.slice(0, 64) : undefined;
+    const type = typeof m.type === 'string' ? m.type.slice(0, 32) : undefined;
+    this.log(
+      'info',
+      { reason, detail, from, type, droppedSinceLastLine: (last?.since ?? 0) + 1, total: byReason[reason] },
+      'message dropped',
+    );
+    this.dropLog.set(reason, { at: now, since: 0 });
   }
 
   private scheduleTick(): void {
@@ -484,6 +530,28 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
           continue;
         }
         const rd = this.raft.ready();
+        const failure =
+          rd.snapshot?.fromLeader === true ? await this.apply.restoreFromLeader(rd.snapshot.snapshot) : null;
+        if (failure !== null) {
+          // Refused: nothing of this turn is persisted or sent (the leader will retry), and
+          // the protocol starts again from what the store holds, which is unchanged.
+          if (this.stopped) return;
+          const stats = { ...this.raft.stats };
+          await this.buildProtocol(await this.opts.log.open(), await this.opts.log.loadSnapshot?.());
+          Object.assign(this.raft.stats, stats);
+          const index = rd.snapshot!.snapshot.meta.index;
+          this.dropped(
+            'snapshot_restore_failed',
+            `the snapshot at ${index} could not be restored: ${failure instanceof Error ? failure.message : 'restore threw'}`,
+          );
+          this.log(
+            'warn',
+            { err: failure, index },
+            'a snapshot from the leader could not be restored; refused, nothing changed',
+          );
+          continue;
+        }
+        if (this.stopped) return;
         // A leader's AppendEntries (and snapshot chunks, TimeoutNow) may leave while its own
         // write is under way (dissertation §10.2.1): the leader counts itself in a quorum
         // only up to what is durable, and its term was persisted before it could lead.
@@ -581,9 +649,19 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       case 'tick':
         this.raft.tick();
         return;
-      case 'message':
+      case 'message': {
+        const { messagesDropped, snapshotChunksRefused } = this.raft.stats;
         this.raft.step(input.message);
+        if (this.raft.stats.snapshotChunksRefused > snapshotChunksRefused)
+          this.countDrop(
+            'snapshot_too_large',
+            `the snapshot being received grows past maxSnapshotBytes (${this.opts.maxSnapshotBytes}); the transfer is dropped`,
+            input.message,
+          );
+        else if (this.raft.stats.messagesDropped > messagesDropped)
+          this.countDrop('protocol', 'refused by the protocol', input.message);
         return;
+      }
       case 'snapshot':
         if (
           this.raft.snapshotTaken(input.index, input.data, input.index - this.opts.snapshotTrailingEntries)
@@ -664,8 +742,6 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   private afterReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
     this.settleTransfer();
-    // A snapshot from the leader is restored after whatever was committed before it, in order.
-    if (rd.snapshot?.fromLeader === true) this.apply.push([rd.snapshot.snapshot]);
     this.apply.push(rd.committed);
     for (const r of rd.reads) this.apply.confirmRead(r.context, r.index);
     if (rd.reads.length > 0) this.apply.serveReads();

@@ -41,6 +41,14 @@ export interface PeerStatus {
 export interface PeerMetrics {
   /** Messages refused by validation or addressed elsewhere, dropped without effect. */
   messagesDropped: number;
+  /**
+   * `messagesDropped` by reason: the refusals of `validateMessage` (`malformed`,
+   * `term_out_of_range`, `index_out_of_range`, `entry_terms`, `too_many_entries`),
+   * `wrong_recipient`, `snapshot_too_large` (a chunk past `maxSnapshotBytes`),
+   * `snapshot_restore_failed` (the state machine could not restore a received snapshot),
+   * `protocol` (refused by the protocol, e.g. a second leader in one term).
+   */
+  messagesDroppedByReason: Record<string, number>;
   messagesReceived: number;
   messagesSent: number;
   /** Durable writes to the log store (one per loop turn with something to persist). */
@@ -74,6 +82,8 @@ export interface PeerInspection {
   entryAt(index: number): LogEntry | undefined;
   configuration: Configuration | null;
   stopped: boolean;
+  /** Bytes held of a snapshot being received from the leader (0 when none). */
+  snapshotBytesReceiving: number;
 }
 
 /** Options of `stopPeer`. */
