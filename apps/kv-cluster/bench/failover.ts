@@ -26,7 +26,16 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BENCH_SECRET, etcdVersion, findEtcd, freePorts, installEtcd, jsonRequest, until } from './procs.js';
+import {
+  etcdVersion,
+  findEtcd,
+  freePorts,
+  installEtcd,
+  jsonRequest,
+  RAFT_KV_CLI,
+  raftKvLayout,
+  until,
+} from './procs.js';
 
 const tty = process.stderr.isTTY;
 const progress = (line: string): void => {
@@ -90,32 +99,8 @@ async function stopAll(system: System): Promise<void> {
 }
 
 async function raftKv(dir: string, extra: string[]): Promise<System> {
-  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
-  const ports = await freePorts(6);
-  const ids = ['n1', 'n2', 'n3'];
-  const peers = ids.map((id, i) => `${id}=ws://127.0.0.1:${ports[2 * i]}`).join(',');
-  const nodes = ids.map((id, i) =>
-    startNode(id, `http://127.0.0.1:${ports[2 * i + 1]}`, process.execPath, [
-      cli,
-      'node',
-      '--id',
-      id,
-      '--listen',
-      `127.0.0.1:${ports[2 * i]}`,
-      '--http',
-      `127.0.0.1:${ports[2 * i + 1]}`,
-      '--data',
-      join(dir, id),
-      '--peers',
-      peers,
-      '--log-level',
-      'warn',
-      // Followers forward writes to the leader only in a cluster with a secret.
-      '--secret',
-      BENCH_SECRET,
-      ...extra,
-    ]),
-  );
+  const { ids, urls, args } = await raftKvLayout(dir, 3, extra);
+  const nodes = ids.map((id, i) => startNode(id, urls[i]!, process.execPath, [RAFT_KV_CLI, ...args[i]!]));
   const status = async (i: number): Promise<{ role?: string; leader?: string | null } | undefined> =>
     (await jsonRequest(`${nodes[i]!.url}/status`))?.body as { role?: string; leader?: string | null };
   return {

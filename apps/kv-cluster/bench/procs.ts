@@ -122,34 +122,54 @@ export interface Cluster {
   leaderUrl: string;
 }
 
-/** Starts `raft-kv node` processes (the built CLI) on free ports; returns the leader's URL. */
-export async function startRaftKv(procs: Processes, dataDir: string, nodes: number): Promise<Cluster> {
-  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+/** The built `raft-kv` CLI. */
+export const RAFT_KV_CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+
+/** A local raft-kv cluster on free loopback ports: its ids, client URLs and each node's arguments. */
+export interface RaftKvLayout {
+  ids: string[];
+  /** Each node's client API, e.g. `http://127.0.0.1:PORT`. */
+  urls: string[];
+  /** Each node's `raft-kv` arguments (after the CLI path): `node --id ...`, then `extra`. */
+  args: string[][];
+}
+
+/** Lays out `nodes` raft-kv nodes n1..nN on free loopback ports, data under `dataDir/ID`. */
+export async function raftKvLayout(
+  dataDir: string,
+  nodes: number,
+  extra: string[] = [],
+): Promise<RaftKvLayout> {
   const ports = await freePorts(nodes * 2);
   const ids = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
   const peers = ids.map((id, i) => `${id}=ws://127.0.0.1:${ports[2 * i]}`).join(',');
   const urls = ids.map((_, i) => `http://127.0.0.1:${ports[2 * i + 1]}`);
-  ids.forEach((id, i) => {
-    procs.spawn(process.execPath, [
-      cli,
-      'node',
-      '--id',
-      id,
-      '--listen',
-      `127.0.0.1:${ports[2 * i]}`,
-      '--http',
-      `127.0.0.1:${ports[2 * i + 1]}`,
-      '--data',
-      join(dataDir, id),
-      '--peers',
-      peers,
-      '--log-level',
-      'warn',
-      // Followers forward writes to the leader only in a cluster with a secret.
-      '--secret',
-      BENCH_SECRET,
-    ]);
-  });
+  const args = ids.map((id, i) => [
+    'node',
+    '--id',
+    id,
+    '--listen',
+    `127.0.0.1:${ports[2 * i]}`,
+    '--http',
+    `127.0.0.1:${ports[2 * i + 1]}`,
+    '--data',
+    join(dataDir, id),
+    '--peers',
+    peers,
+    '--log-level',
+    'warn',
+    // Followers forward writes to the leader only in a cluster with a secret.
+    '--secret',
+    BENCH_SECRET,
+    ...extra,
+  ]);
+  return { ids, urls, args };
+}
+
+/** Starts `raft-kv node` processes (the built CLI) on free ports; returns the leader's URL. */
+export async function startRaftKv(procs: Processes, dataDir: string, nodes: number): Promise<Cluster> {
+  const { urls, args } = await raftKvLayout(dataDir, nodes);
+  for (const a of args) procs.spawn(process.execPath, [RAFT_KV_CLI, ...a]);
   const leaderUrl = await until('a raft-kv leader', 30_000, async () => {
     for (const url of urls) {
       const r = await jsonRequest(`${url}/status`);

@@ -28,7 +28,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePorts, jsonRequest, until } from './procs.js';
+import { jsonRequest, raftKvLayout, until } from './procs.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 /** A small seeded PRNG (mulberry32): the same values on every run. */
@@ -208,32 +208,18 @@ async function run(
   keyspace: number,
   concurrency: number,
 ): Promise<Result> {
-  const ports = await freePorts(IDS.length * 2);
-  const peers = IDS.map((id, i) => `${id}=ws://127.0.0.1:${ports[2 * i]}`).join(',');
-  const nodes: Node[] = IDS.map((id, i) => ({
+  const layout = await raftKvLayout(dir, IDS.length, [
+    '--snapshot-every',
+    String(snapshotEvery),
+    '--request-timeout',
+    '30000',
+  ]);
+  const nodes: Node[] = layout.ids.map((id, i) => ({
     id,
-    url: `http://127.0.0.1:${ports[2 * i + 1]}`,
+    url: layout.urls[i]!,
     dir: join(dir, id),
     child: null,
-    args: [
-      'node',
-      '--id',
-      id,
-      '--listen',
-      `127.0.0.1:${ports[2 * i]}`,
-      '--http',
-      `127.0.0.1:${ports[2 * i + 1]}`,
-      '--data',
-      join(dir, id),
-      '--peers',
-      peers,
-      '--log-level',
-      'warn',
-      '--snapshot-every',
-      String(snapshotEvery),
-      '--request-timeout',
-      '30000',
-    ],
+    args: layout.args[i]!,
   }));
   try {
     for (const n of nodes) start(n);
