@@ -88,7 +88,12 @@ describe('the peer map at runtime: setPeer and removePeer', { timeout: 20_000 },
     const n1 = await start('n1', { n2: n2.url });
     await waitFor(() => n2.t.metrics().refused.unknownPeer > 0, 'n1 refused as an unknown peer');
     n2.t.setPeer('n1', n1.url);
-    await waitFor(() => n2.t.connectedPeers().includes('n1'), 'n1 let in on its next attempt');
+    // The acceptor opens the link when it sends its welcome, the dialer once it reads it: a
+    // message sent by the dialer before then is dropped (no link yet), so wait for both sides.
+    await waitFor(
+      () => n2.t.connectedPeers().includes('n1') && n1.t.connectedPeers().includes('n2'),
+      'n1 let in on its next attempt',
+    );
     await deliver(n1, n2, 1);
     await deliver(n2, n1, 2);
   });
