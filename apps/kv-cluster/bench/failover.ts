@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import {
   etcdVersion,
   findEtcd,
-  freePorts,
+  etcdLayout,
   installEtcd,
   jsonRequest,
   RAFT_KV_CLI,
@@ -139,39 +139,14 @@ const adminHeaders: Record<string, string> = process.env.RAFT_KV_ADMIN_TOKEN
   : {};
 
 async function etcd(bin: string, dir: string, tuned: boolean): Promise<System> {
-  const ports = await freePorts(6);
-  const names = ['e1', 'e2', 'e3'];
-  const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
-  const clientUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;
-  const initial = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
   const timing = tuned ? ['--heartbeat-interval', '50', '--election-timeout', '300'] : [];
-  const nodes = names.map((name, i) =>
-    startNode(name, clientUrl(i), bin, [
-      '--name',
-      name,
-      '--data-dir',
-      join(dir, name),
-      '--listen-peer-urls',
-      peerUrl(i),
-      '--initial-advertise-peer-urls',
-      peerUrl(i),
-      '--listen-client-urls',
-      clientUrl(i),
-      '--advertise-client-urls',
-      clientUrl(i),
-      '--initial-cluster',
-      initial,
-      '--initial-cluster-state',
-      'new',
-      '--initial-cluster-token',
-      'failover-bench',
-      '--logger',
-      'zap',
-      '--log-level',
-      'error',
-      ...timing,
-    ]),
-  );
+  const { names, urls, args } = await etcdLayout(dir, 3, 'failover-bench', [
+    '--log-level',
+    'error',
+    ...timing,
+  ]);
+  const clientUrl = (i: number): string => urls[i]!;
+  const nodes = names.map((name, i) => startNode(name, urls[i]!, bin, args[i]!));
   type Status = { header?: { member_id?: string }; leader?: string };
   const status = async (i: number): Promise<Status | undefined> =>
     (await jsonRequest(`${clientUrl(i)}/v3/maintenance/status`, 'POST', {}))?.body as Status | undefined;

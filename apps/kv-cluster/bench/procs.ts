@@ -206,6 +206,53 @@ export function etcdVersion(bin: string): string {
   return /etcd Version:\s*(\S+)/.exec(out)?.[1] ?? out.split('\n')[0] ?? 'unknown';
 }
 
+/** A local etcd cluster on free loopback ports: its member names, client URLs and each member's arguments. */
+export interface EtcdLayout {
+  names: string[];
+  /** Each member's client URL, e.g. `http://127.0.0.1:PORT`. */
+  urls: string[];
+  /** Each member's etcd arguments: a new cluster, data under `dataDir/NAME`, then `extra`. */
+  args: string[][];
+}
+
+/** Lays out `members` etcd members e1..eN on free loopback ports (`token`: the cluster token). */
+export async function etcdLayout(
+  dataDir: string,
+  members: number,
+  token: string,
+  extra: string[] = [],
+): Promise<EtcdLayout> {
+  const ports = await freePorts(members * 2);
+  const names = Array.from({ length: members }, (_, i) => `e${i + 1}`);
+  const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
+  const urls = names.map((_, i) => `http://127.0.0.1:${ports[2 * i + 1]}`);
+  const initial = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+  const args = names.map((name, i) => [
+    '--name',
+    name,
+    '--data-dir',
+    join(dataDir, name),
+    '--listen-peer-urls',
+    peerUrl(i),
+    '--initial-advertise-peer-urls',
+    peerUrl(i),
+    '--listen-client-urls',
+    urls[i]!,
+    '--advertise-client-urls',
+    urls[i]!,
+    '--initial-cluster',
+    initial,
+    '--initial-cluster-state',
+    'new',
+    '--initial-cluster-token',
+    token,
+    '--logger',
+    'zap',
+    ...extra,
+  ]);
+  return { names, urls, args };
+}
+
 /** Starts a 3-member etcd on loopback with data under `dataDir`; returns the leader's client URL. */
 export async function startEtcd(
   procs: Processes,
@@ -213,42 +260,13 @@ export async function startEtcd(
   dataDir: string,
   members: number,
 ): Promise<Cluster> {
-  const ports = await freePorts(members * 2);
-  const names = Array.from({ length: members }, (_, i) => `e${i + 1}`);
-  const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
-  const clientUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;
-  const initial = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
-  names.forEach((name, i) => {
-    procs.spawn(bin, [
-      '--name',
-      name,
-      '--data-dir',
-      join(dataDir, name),
-      '--listen-peer-urls',
-      peerUrl(i),
-      '--initial-advertise-peer-urls',
-      peerUrl(i),
-      '--listen-client-urls',
-      clientUrl(i),
-      '--advertise-client-urls',
-      clientUrl(i),
-      '--initial-cluster',
-      initial,
-      '--initial-cluster-state',
-      'new',
-      '--initial-cluster-token',
-      'raft-kv-bench',
-      '--logger',
-      'zap',
-      '--log-level',
-      'warn',
-    ]);
-  });
+  const { urls, args } = await etcdLayout(dataDir, members, 'raft-kv-bench', ['--log-level', 'warn']);
+  for (const a of args) procs.spawn(bin, a);
   const leaderUrl = await until('an etcd leader', 30_000, async () => {
-    for (let i = 0; i < members; i++) {
-      const r = await jsonRequest(`${clientUrl(i)}/v3/maintenance/status`, 'POST', {});
+    for (const url of urls) {
+      const r = await jsonRequest(`${url}/v3/maintenance/status`, 'POST', {});
       const s = r?.body as { header?: { member_id?: string }; leader?: string } | undefined;
-      if (s?.leader !== undefined && s.leader === s.header?.member_id) return clientUrl(i);
+      if (s?.leader !== undefined && s.leader === s.header?.member_id) return url;
     }
     return undefined;
   });
