@@ -11,8 +11,11 @@ export interface BenchRequest {
 
 /** Options of {@link runLoad}. */
 export interface LoadOptions {
-  /** Base URL of the server, e.g. `http://127.0.0.1:8001`. */
-  target: string;
+  /**
+   * Base URL of the server, e.g. `http://127.0.0.1:8001`; with several, worker `w` sends
+   * every request to `target[w % target.length]` (clients spread over the nodes).
+   */
+  target: string | readonly string[];
   /** Workers, each with one request in flight at a time (closed loop). */
   concurrency: number;
   /** Measured time, after the warm-up. */
@@ -55,7 +58,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     maxSockets: opts.concurrency,
     maxFreeSockets: opts.concurrency,
   });
-  const url = new URL(opts.target);
+  const urls = (typeof opts.target === 'string' ? [opts.target] : opts.target).map((t) => new URL(t));
+  if (urls.length === 0) throw new Error('runLoad needs at least one target');
   const isOk = opts.ok ?? ((s: number) => s >= 200 && s < 300);
   const start = performance.now();
   const measureFrom = start + (opts.warmupMs ?? 1000);
@@ -65,7 +69,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   let errors = 0;
   const errorsByStatus: Record<string, number> = {};
 
-  const send = (req: BenchRequest): Promise<number> =>
+  const send = (url: URL, req: BenchRequest): Promise<number> =>
     new Promise((resolve) => {
       const r = request(
         {
@@ -95,7 +99,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     for (let seq = 0; ; seq++) {
       const t0 = performance.now();
       if (t0 >= end) return;
-      const status = await send(opts.next(w, seq));
+      const status = await send(urls[w % urls.length]!, opts.next(w, seq));
       const t1 = performance.now();
       if (t0 < measureFrom || t1 > end) continue;
       if (!isOk(status)) {

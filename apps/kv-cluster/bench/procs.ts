@@ -120,6 +120,8 @@ export interface Cluster {
   version: string;
   /** Base URL of the leader's client API. */
   leaderUrl: string;
+  /** Base URL of every node's client API (the leader's among them). */
+  urls: string[];
 }
 
 /** The built `raft-kv` CLI. */
@@ -177,7 +179,21 @@ export async function startRaftKv(procs: Processes, dataDir: string, nodes: numb
     }
     return undefined;
   });
-  return { name: 'raft-kv', version: `node ${process.version}`, leaderUrl };
+  return { name: 'raft-kv', version: `node ${process.version}`, leaderUrl, urls };
+}
+
+/** The built no-consensus kv server (`bench/plain-kv.ts`). */
+const PLAIN_KV = fileURLToPath(new URL('./plain-kv.js', import.meta.url));
+
+/** Starts the no-consensus, no-disk kv server: the floor under raft-kv's costs. */
+export async function startPlainKv(procs: Processes): Promise<Cluster> {
+  const [port] = await freePorts(1);
+  procs.spawn(process.execPath, [PLAIN_KV, String(port)]);
+  const url = `http://127.0.0.1:${port}`;
+  await until('the no-consensus kv server', 10_000, async () =>
+    (await jsonRequest(`${url}/status`)) === null ? undefined : true,
+  );
+  return { name: 'no-consensus', version: `node ${process.version}`, leaderUrl: url, urls: [url] };
 }
 
 /** The etcd binary: `--etcd PATH`, else /usr/bin/etcd or `etcd` on the PATH; null when absent. */
@@ -270,5 +286,5 @@ export async function startEtcd(
     }
     return undefined;
   });
-  return { name: 'etcd', version: etcdVersion(bin), leaderUrl };
+  return { name: 'etcd', version: etcdVersion(bin), leaderUrl, urls };
 }
