@@ -32,6 +32,12 @@ import {
  * crashed or logged an error, no answer may be a 500, and the cluster must serve again
  * within 30 s of every healing.
  *
+ * Every write carries an `Idempotency-Key` of its own. A write whose answer is lost (a
+ * timeout, a 504, a dropped connection) is sent again with the same key and body, through
+ * another node, until it gets a definite answer: the cluster applies it at most once and
+ * answers a retry with the first answer, whichever node it reaches, across kills and
+ * restarts. No write may be left with an unknown outcome at the end.
+ *
  * The default run is what CI runs (~32 s): 3 nodes, 8 clients, 25 s of today's `mix`, then
  * one kill -9 of every node in the middle of a burst of writes, a restart in a random order,
  * and reads through every node as leader. Knobs, for soaks (CHAOS.md has them all, and the
@@ -185,6 +191,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 type Outcome = { kind: 'ok'; output: KVModelOutput } | { kind: 'fail' } | { kind: 'unknown' };
 
+/** One HTTP attempt of an operation: an {@link Outcome}, and whether the node answered a replay. */
+type Attempt = Outcome & { replayed?: boolean };
+
 /** A fault the nemesis injected, and when it ended. */
 interface FaultRecord {
   kind: 'kill' | 'pause' | RoundKind | 'pause-all' | 'final-kill-all';
@@ -215,7 +224,24 @@ class ChaosRun {
   >();
   readonly ids: string[];
   readonly keys: string[];
-  readonly counts = { ok: 0, fail: 0, unknown: 0, okWrites: 0, okReads: 0 };
+  readonly counts = {
+    ok: 0,
+    fail: 0,
+    /** Writes whose outcome stayed unknown: no definite answer by {@link retryUntil}. */
+    unknown: 0,
+    okWrites: 0,
+    okReads: 0,
+    /** Writes sent again (same Idempotency-Key and body) after an attempt with an unknown outcome. */
+    retried: 0,
+    /** Attempts beyond the first, over all retried writes. */
+    retries: 0,
+    /** Retried writes that got a definite answer. */
+    resolved: 0,
+    /** Definite answers that were replays (`Idempotent-Replayed: true`): an earlier attempt had applied. */
+    replayed: 0,
+  };
+  /** Until when (a `performance.now()` time) a write with an unknown outcome is sent again; set when the clients stop. */
+  retryUntil = Infinity;
   /** Completions per second since `t0`: [ok, failed, unknown]. */
   readonly perSecond: [number, number, number][] = [];
   /** Return times of successful writes, in order. */
@@ -257,12 +283,37 @@ class ChaosRun {
     return f;
   }
 
-  /** Runs one operation over HTTP and records it. */
+  /**
+   * Runs one operation over HTTP and records it. A write carries an `Idempotency-Key` of
+   * its own; while its outcome is unknown (a timeout, a 504, a dropped connection) it is
+   * sent again with the same key and body, through the next node, until a definite answer
+   * or {@link retryUntil}. Once an attempt may have reached the log, a refusal of a later
+   * one (503, a refused connection) says nothing about the first: it is retried too. The
+   * history has one operation: called at the first attempt, returned at the definite answer.
+   */
   async op(clientId: string | number, node: string, input: KVModelInput): Promise<Outcome> {
     const id = this.recorder.invoke(clientId, input);
+    const key = input.op === 'get' ? undefined : `"chaos-${id}"`;
     let outcome: Outcome;
     try {
-      outcome = await this.perform(node, input);
+      let attempt = await this.perform(node, input, key);
+      if (attempt.kind === 'unknown' && key !== undefined) {
+        this.counts.retried++;
+        const start = this.ids.indexOf(node);
+        for (let n = 1; performance.now() < this.retryUntil; n++) {
+          await sleep(Math.min(25 * 2 ** n, 400));
+          this.counts.retries++;
+          const next = await this.perform(this.ids[(start + n) % this.ids.length]!, input, key);
+          // A value the codec cannot store is refused (400) at every attempt: none applied.
+          if (next.kind === 'ok' || (next.kind === 'fail' && !storable(input))) {
+            attempt = next;
+            this.counts.resolved++;
+            break;
+          }
+        }
+      }
+      if (attempt.kind === 'ok' && attempt.replayed === true) this.counts.replayed++;
+      outcome = attempt.kind === 'ok' ? { kind: 'ok', output: attempt.output } : { kind: attempt.kind };
     } catch (err) {
       this.problem(err instanceof Error ? err.message : String(err));
       this.recorder.unknown(id);
@@ -318,11 +369,16 @@ class ChaosRun {
     });
   }
 
-  /** Runs one operation over HTTP and says what the client may conclude from the answer. */
-  private async perform(node: string, input: KVModelInput): Promise<Outcome> {
+  /**
+   * Runs one attempt of an operation over HTTP (a write with `idempotencyKey`) and says what
+   * the client may conclude from the answer.
+   */
+  private async perform(node: string, input: KVModelInput, idempotencyKey?: string): Promise<Attempt> {
     const url = `${this.cluster.url(node)}/kv/${input.key}`;
     const isWrite = input.op !== 'get';
     const timeoutMs = this.cfg.clientTimeoutMs;
+    const headers: Record<string, string> =
+      idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey };
     let r;
     try {
       switch (input.op) {
@@ -330,15 +386,21 @@ class ChaosRun {
           r = await http(url, { timeoutMs });
           break;
         case 'set':
-          r = await http(url, { method: 'PUT', body: JSON.stringify({ value: input.value }), timeoutMs });
+          r = await http(url, {
+            method: 'PUT',
+            body: JSON.stringify({ value: input.value }),
+            headers,
+            timeoutMs,
+          });
           break;
         case 'delete':
-          r = await http(url, { method: 'DELETE', timeoutMs });
+          r = await http(url, { method: 'DELETE', headers, timeoutMs });
           break;
         case 'cas':
           r = await http(`${url}/cas`, {
             method: 'POST',
             body: JSON.stringify({ expected: input.expected, value: input.value }),
+            headers,
             timeoutMs,
           });
           break;
@@ -349,18 +411,20 @@ class ChaosRun {
       return isWrite ? { kind: 'unknown' } : { kind: 'fail' };
     }
     const body = r.body as { value?: unknown; error?: string } | undefined;
+    const replayed = r.headers['idempotent-replayed'] === 'true';
     switch (r.status) {
       case 200:
         return {
           kind: 'ok',
           output: input.op === 'delete' ? { ok: true } : { ok: true, value: body?.value },
+          replayed,
         };
       case 404:
         if (body?.error !== 'key_not_found')
           throw new Error(`unexpected 404 ${JSON.stringify(body)} to ${JSON.stringify(input)} via ${node}`);
-        return { kind: 'ok', output: { ok: false, error: 'key_not_found' } };
+        return { kind: 'ok', output: { ok: false, error: 'key_not_found' }, replayed };
       case 409:
-        return { kind: 'ok', output: { ok: false, error: 'cas_mismatch', value: body?.value } };
+        return { kind: 'ok', output: { ok: false, error: 'cas_mismatch', value: body?.value }, replayed };
       case 503:
         // Refused before anything reached the log: no effect.
         return { kind: 'fail' };
@@ -1465,6 +1529,8 @@ function logSummary(dir: string, ids: string[]): Record<string, number> {
 interface ChaosReport {
   ok: boolean;
   summary: string;
+  /** Writes of the history whose outcome stayed unknown (every one was retried until the end). */
+  unresolvedWrites: number;
   problems: string[];
   dir: string;
 }
@@ -1509,6 +1575,8 @@ async function runChaos(cfg: ChaosConfig): Promise<ChaosReport> {
   }
   run.stopClients = true;
   run.stopHostile = true;
+  // Writes still waiting for a definite answer get as long as a healed cluster has to serve one.
+  run.retryUntil = performance.now() + STUCK_MS;
   await Promise.all([clientsDone, hostileDone]);
   const chaosSeconds = (performance.now() - run.t0) / 1000;
 
@@ -1543,6 +1611,12 @@ async function runChaos(cfg: ChaosConfig): Promise<ChaosReport> {
   if (result.ok === false) run.problem(`not linearizable:\n${result.counterexample.description}`);
   if (result.ok === 'unknown')
     run.problem('the linearizability checker ran out of time (fewer clients per key: CHAOS_KEYS)');
+  // Every write whose answer was lost was sent again with its Idempotency-Key until it got one.
+  const unresolvedWrites = history.filter((op) => op.input.op !== 'get' && op.output === UNKNOWN).length;
+  if (unresolvedWrites > 0)
+    run.problem(
+      `${unresolvedWrites} writes still have an unknown outcome after ${STUCK_MS / 1000} s of retries with their Idempotency-Key`,
+    );
 
   // While a majority was down, nothing called after it went down may have succeeded before it came back.
   for (const w of run.dark) {
@@ -1589,6 +1663,7 @@ async function runChaos(cfg: ChaosConfig): Promise<ChaosReport> {
     seconds: Math.round(chaosSeconds),
     operations: history.length,
     ...run.counts,
+    unresolvedWrites,
     perSecond: {
       ok: rate(0),
       failed: rate(1),
@@ -1622,6 +1697,8 @@ async function runChaos(cfg: ChaosConfig): Promise<ChaosReport> {
     `chaos ${cfg.name} seed=${cfg.seed} nodes=${cfg.nodes} clients=${cfg.clients} keys=${cfg.keys} mode=${figures.mode} hostile=${cfg.hostile} values=${cfg.values}${figures.nodeArgs === '' ? '' : ` ${figures.nodeArgs}`}: ` +
     `${history.length} operations checked in ${checkMs} ms (${run.counts.ok} ok: ${run.counts.okWrites} writes, ${run.counts.okReads} reads; ` +
     `${run.counts.unknown} unknown, ${run.counts.fail} failed and dropped) over ${figures.seconds} s; ` +
+    `${run.counts.retried} writes retried with their Idempotency-Key (${run.counts.retries} more attempts): ` +
+    `${run.counts.resolved} resolved, ${run.counts.replayed} answered by a replay, ${unresolvedWrites} left unknown; ` +
     `per second ok/failed/unknown ${figures.perSecond.ok}/${figures.perSecond.failed}/${figures.perSecond.unknown}, worst second ${figures.perSecond.worstOk} ok; ` +
     `longest time without a successful write ${figures.longestWriteGapMs} ms\n` +
     `  faults: ${JSON.stringify(figures.faults)}\n` +
@@ -1635,7 +1712,7 @@ async function runChaos(cfg: ChaosConfig): Promise<ChaosReport> {
     );
   await cluster.destroy();
   if (ok && !cfg.keep) await rm(dir, { recursive: true, force: true });
-  return { ok, summary, problems: run.problems, dir };
+  return { ok, summary, unresolvedWrites, problems: run.problems, dir };
 }
 
 const clusters: LocalCluster[] = [];
@@ -1654,6 +1731,7 @@ describe('raft-kv under chaos: kill -9 (one node or all), restart, SIGSTOP/SIGCO
       const report = await runChaos(cfg);
       console.log(report.summary);
       expect(report.problems).toEqual([]);
+      expect(report.unresolvedWrites).toBe(0);
     },
   );
 });
@@ -1743,6 +1821,7 @@ describe('raft-kv under hostile bytes: garbage at every port while it serves', (
       });
       console.log(report.summary);
       expect(report.problems).toEqual([]);
+      expect(report.unresolvedWrites).toBe(0);
     },
   );
 });

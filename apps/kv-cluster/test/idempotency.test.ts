@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { http, LocalCluster, type HttpResult } from './helpers.js';
+import { http, LocalCluster, until, type HttpResult } from './helpers.js';
 
 const IDS = ['n1', 'n2', 'n3'];
 const SECRET = 'idempotency-test-secret-0123456789';
@@ -70,6 +70,36 @@ describe('raft-kv: Idempotency-Key on writes', { timeout: 60_000 }, () => {
     });
     expect(await send(leader, 'PUT', '/kv/other', { value: 1 }, 'put-1')).toMatchObject({ status: 422 });
     expect(await send(leader, 'GET', '/kv/p')).toMatchObject({ status: 200, body: { value: 1 } });
+  });
+
+  it('a replay is answered from the replicated state: by the next leader after kill -9, and by the killed one once it leads again', async () => {
+    expect(await send(leader, 'PUT', '/kv/f', { value: 0 })).toMatchObject({ status: 200 });
+    const cas = { expected: 0, value: 1 };
+    expect(await send(leader, 'POST', '/kv/f/cas', cas, '"failover-1"')).toMatchObject({
+      status: 200,
+      body: { value: 1 },
+    });
+    const killed = leader;
+    const others = IDS.filter((id) => id !== killed);
+    await cluster.node(killed).kill();
+    const next = await cluster.waitForLeader(others);
+    for (const id of others) {
+      const again = await send(id, 'POST', '/kv/f/cas', cas, '"failover-1"');
+      expect(again).toMatchObject({ status: 200, body: { value: 1 } });
+      expect(again.headers['idempotent-replayed']).toBe('true');
+    }
+    // The killed node restarts from its own log and leads: its copy of the record answers.
+    cluster.start(killed);
+    await until(`${killed} to lead again`, 30_000, async () => {
+      const r = await send(killed, 'POST', '/cluster/leader', { id: killed });
+      return r.status === 200 ? true : undefined;
+    });
+    const again = await send(killed, 'POST', '/kv/f/cas', cas, '"failover-1"');
+    expect(again).toMatchObject({ status: 200, body: { value: 1 } });
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(await send(next, 'GET', '/kv/f')).toMatchObject({ status: 200, body: { value: 1 } });
+    leader = killed;
+    follower = next;
   });
 
   it('refuses a malformed key with 400', async () => {
