@@ -186,6 +186,7 @@ describe('errors', () => {
       [{ ...base, name: '' }, 'name'],
       [{ ...base, log: {} }, 'log'],
       [{ ...base, maxInflight: 0 }, 'maxInflight'],
+      [{ ...base, maxCommandBytes: 0.5 }, 'maxCommandBytes'],
     ] as const) {
       const err = await rejectsWith(startPeer(machine, opts as never), 'RAFT_INVALID_ARGUMENT');
       expect(err.message).toContain(word);
@@ -241,6 +242,41 @@ describe('errors', () => {
     await stopping;
     await rejectsWith(p.write({ op: 'set', key: 'k', value: 1 }), 'RAFT_STOPPED');
     await rejectsWith(write(l, { op: 'set', key: 'k', value: 1 }), 'RAFT_NO_PEER');
+  });
+
+  it('a command larger than maxCommandBytes is refused before it is appended; the leader keeps leading', async () => {
+    // Without the bound, one huge command becomes one AppendEntries larger than the
+    // transport's largest message: the transport drops it and the leader loses its quorum.
+    const clock = new VirtualClock();
+    const net = new TestNetwork(clock);
+    const names = ['a', 'b', 'c'];
+    for (const name of names)
+      started.push(
+        await startPeer(machine, {
+          name,
+          log: new TestLogStore(),
+          transport: net.join(name),
+          clock,
+          random: seededRandom(7),
+          maxCommandBytes: 1024,
+        }),
+      );
+    const c = setConfiguration('a', names);
+    await clock.advance(3000);
+    await c;
+    const lead = leader('a')!;
+    const before = status(lead);
+    const err = await rejectsWith(
+      write(lead, { op: 'set', key: 'big', value: 'x'.repeat(2000) }),
+      'RAFT_INVALID_ARGUMENT',
+    );
+    expect(err.message).toContain('maxCommandBytes');
+    expect(status(lead).lastLogIndex).toBe(before.lastLogIndex);
+    const ok = write<Reply>(lead, { op: 'set', key: 'small', value: 'x'.repeat(500) });
+    await clock.advance(50);
+    expect(await ok).toEqual({ ok: true, value: 'x'.repeat(500) });
+    expect(status(lead).term).toBe(before.term);
+    expect(leader('a')).toBe(lead);
   });
 
   it('a command that throws in handleWrite changes nothing and does not wedge the peer', async () => {

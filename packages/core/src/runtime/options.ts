@@ -71,6 +71,15 @@ export interface PeerOptions {
    */
   maxBatchBytes?: number;
   /**
+   * Largest encoded command `write` accepts, in bytes; a larger one is refused with
+   * `RAFT_INVALID_ARGUMENT` naming this option, before anything is appended. A command
+   * travels in one AppendEntries, so keep it well below the transport's largest message
+   * (`@raft/transport-ws`'s `maxPayload`, 16 MiB by default): a message the transport
+   * refuses would cut the leader off from its followers, and cost an election.
+   * @default 4194304 (4 MiB)
+   */
+  maxCommandBytes?: number;
+  /**
    * Pre-vote: a peer that rejoins after a partition does not depose a healthy leader.
    * @default true
    */
@@ -150,6 +159,7 @@ export interface ResolvedOptions {
   maxInflight: number;
   maxBatchEntries: number;
   maxBatchBytes: number;
+  maxCommandBytes: number;
   preVote: boolean;
   checkQuorum: boolean;
   defaultTimeoutMs: number;
@@ -273,6 +283,7 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
     maxInflight: positiveInteger('maxInflight', opts.maxInflight, 64),
     maxBatchEntries: positiveInteger('maxBatchEntries', opts.maxBatchEntries, 1024),
     maxBatchBytes: positiveInteger('maxBatchBytes', opts.maxBatchBytes, 1 << 20),
+    maxCommandBytes: positiveInteger('maxCommandBytes', opts.maxCommandBytes, 4 << 20),
     preVote: bool('preVote', opts.preVote, true),
     checkQuorum: bool('checkQuorum', opts.checkQuorum, true),
     defaultTimeoutMs: positiveNumber('defaultTimeoutMs', opts.defaultTimeoutMs, 3000),

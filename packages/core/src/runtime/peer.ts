@@ -260,6 +260,10 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       } catch (err) {
         throw new InvalidArgumentError('the command cannot be encoded by the codec', { cause: err });
       }
+      if (data.length > this.opts.maxCommandBytes)
+        throw new InvalidArgumentError(
+          `the command is ${data.length} bytes encoded, more than option maxCommandBytes (${this.opts.maxCommandBytes})`,
+        );
       this.enqueue({ kind: 'propose', type: 'command', data, pending });
     });
     return this.recorder.time('proposals', call);
