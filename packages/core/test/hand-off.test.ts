@@ -95,3 +95,28 @@ describe('stopPeer with handOff', () => {
     started = started.filter((p) => p !== f);
   });
 });
+
+describe('a leader that removes itself', () => {
+  it('hands over to the most up-to-date remaining voter as it steps down: no election timeout without a leader', async () => {
+    const { clock } = await cluster(['a', 'b', 'c']);
+    const l = leader('a')!;
+    const old = started.find((p) => p.name === l)!;
+    const rest = started.filter((p) => p !== old);
+    const term = status(l).term;
+    let removed = false;
+    void old.setConfiguration(rest.map((p) => p.name)).then(() => (removed = true));
+    await clock.until(() => removed, 10_000, 5);
+    const t0 = clock.now();
+    await clock.until(() => rest.some((p) => p.status().role === 'leader'), 10_000, 5);
+    const next = rest.find((p) => p.status().role === 'leader')!;
+    expect(next.status().term).toBe(term + 1);
+    // Without the hand-off the remaining voters wait for their election timeout
+    // (at least 1000 ms after the last heartbeat); with it, a few message delays.
+    expect(clock.now() - t0).toBeLessThan(500);
+    expect(next.status().configuration.members).not.toContain(l);
+    let after: number | null = null;
+    void next.write(2).then((r) => (after = r));
+    await clock.until(() => after !== null, 10_000, 5);
+    expect(after).toBe(2);
+  });
+});

@@ -1184,7 +1184,9 @@ export class Raft {
     } else if (step.kind === 'done') {
       this.change = null;
       if (!cfg.members.includes(this.id)) {
-        // Removed from the cluster: the final configuration is committed, so step down (§6).
+        // Removed from the cluster: the final configuration is committed, so step down (§6),
+        // handing over first so that the cluster does not wait out an election timeout.
+        this.handOverOnRemoval(cfg);
         this.becomeFollower(this.#term, null);
       }
     }
@@ -1229,6 +1231,26 @@ export class Raft {
       }
       this.departing.set(p, { seq: round, until: this.ticks + this.opts.electionTicks[1] });
     }
+  }
+
+  /**
+   * A leader that removed itself tells the remaining voter with the most of its log to
+   * campaign at once (TimeoutNow, as in a transfer). The campaign is an ordinary election
+   * in the next term: it wins only with the votes of a majority whose logs it is at least as
+   * up to date as, so the hand-off is a shortcut, never a safety assumption.
+   */
+  private handOverOnRemoval(cfg: Configuration): void {
+    let best: PeerId | null = null;
+    let bestMatch = -1;
+    for (const p of cfg.members) {
+      const m = this.progress.get(p)?.matchIndex ?? 0;
+      if (m > bestMatch) {
+        best = p;
+        bestMatch = m;
+      }
+    }
+    if (best !== null && bestMatch >= this.configIndex)
+      this.send({ type: 'TimeoutNow', term: this.#term, from: this.id, to: best });
   }
 
   private maybeSendTimeoutNow(): void {
