@@ -89,26 +89,26 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
     expect(calls).toEqual([]);
   });
 
-  it('snapshots both parts and restores them, telling the observer', () => {
+  it('snapshots both parts and restores them, telling the observer', async () => {
     const { m, calls } = machine();
     const { state } = apply(m, [
       { op: 'set', key: 'k', value: [1, 'two'] },
       { op: 'peer', id: 'n4', url: 'ws://127.0.0.1:7004' },
     ]);
-    const bytes = m.snapshot!(state) as Uint8Array;
+    const bytes = await m.snapshot!(state);
     // Same state, same bytes: every node's snapshot of one index is identical.
     expect(
       Buffer.from(
-        m.snapshot!(
+        await m.snapshot!(
           apply(machine().m, [
             { op: 'peer', id: 'n4', url: 'ws://127.0.0.1:7004/' },
             { op: 'set', key: 'k', value: [1, 'two'] },
           ]).state,
-        ) as Uint8Array,
+        ),
       ),
     ).toEqual(Buffer.from(bytes));
     calls.length = 0;
-    const restored = m.restore!(bytes, 'n3') as AppState;
+    const restored = await m.restore!(bytes, 'n3');
     expect(m.handleRead({ op: 'get', key: 'k' }, restored)).toEqual({ ok: true, value: [1, 'two'] });
     expect(Object.fromEntries(restored.peers)).toEqual({
       n1: 'ws://127.0.0.1:7001/',
@@ -120,7 +120,7 @@ describe('the app state machine: KVStore plus a replicated peer directory', () =
 
   it('refuses bytes that are not its snapshot with RAFT_INVALID_ARGUMENT', async () => {
     const { m } = machine();
-    const good = Buffer.from(m.snapshot!(m.init('n1')) as Uint8Array);
+    const good = Buffer.from(await m.snapshot!(m.init('n1')));
     const truncated = Buffer.from(good);
     truncated.writeUInt32BE(1_000_000, 4);
     for (const bytes of [

@@ -101,9 +101,10 @@ const MAGIC = Buffer.from('RKV1', 'latin1');
  * The snapshot: `RKV1`, the length of the directory's JSON (uint32, big-endian), the
  * directory as JSON (`[[id, url], ...]`, sorted by id), then `@raft/kv`'s snapshot of the map.
  */
-function encodeSnapshot(state: AppState): Uint8Array {
+async function encodeSnapshot(state: AppState): Promise<Uint8Array> {
   const directory = Buffer.from(JSON.stringify([...state.peers]), 'utf8');
-  const kv = KVStore.snapshot(state.kv);
+  // A frame of the map at a time, giving the event loop back in between (see KVStore).
+  const kv = await KVStore.snapshot(state.kv);
   const out = Buffer.allocUnsafe(MAGIC.length + 4 + directory.length + kv.length);
   MAGIC.copy(out, 0);
   out.writeUInt32BE(directory.length, MAGIC.length);
@@ -112,7 +113,7 @@ function encodeSnapshot(state: AppState): Uint8Array {
   return out;
 }
 
-function decodeSnapshot(bytes: Uint8Array, name?: PeerId): AppState {
+async function decodeSnapshot(bytes: Uint8Array, name?: PeerId): Promise<AppState> {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < MAGIC.length + 4 || !buf.subarray(0, MAGIC.length).equals(MAGIC))
     throw new InvalidArgumentError('not a raft-kv snapshot (no RKV1 header)');
@@ -135,7 +136,7 @@ function decodeSnapshot(bytes: Uint8Array, name?: PeerId): AppState {
     throw new InvalidArgumentError('not a raft-kv snapshot (malformed peer directory)');
   }
   return {
-    kv: KVStore.restore(buf.subarray(start + length), name),
+    kv: await KVStore.restore(buf.subarray(start + length), name),
     peers: sorted(entries as [PeerId, string][]),
   };
 }
@@ -177,11 +178,11 @@ export function appMachine(
     handleRead(query: KVQuery, state: AppState): AppReply {
       return KVStore.handleRead(query, state.kv);
     },
-    snapshot(state: AppState): Uint8Array {
+    snapshot(state: AppState): Promise<Uint8Array> {
       return encodeSnapshot(state);
     },
-    restore(snapshot: Uint8Array, name: PeerId): AppState {
-      const state = decodeSnapshot(snapshot, name);
+    async restore(snapshot: Uint8Array, name: PeerId): Promise<AppState> {
+      const state = await decodeSnapshot(snapshot, name);
       observe?.restored(state.peers);
       return state;
     },

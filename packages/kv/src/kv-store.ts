@@ -1,7 +1,7 @@
 import type { PeerId, StateMachine } from '@raft/core';
 import type { KVBadCommandReply, KVCommand, KVKeyNotFoundReply, KVQuery, KVReply, KVState } from './types.js';
 import { copyValue, deepEqual, validateValue, type KVValue } from './value.js';
-import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
+import { decodeSnapshotInSlices, encodeSnapshotInSlices } from './snapshot.js';
 
 const KEY_NOT_FOUND: KVKeyNotFoundReply = Object.freeze({ ok: false, error: 'key_not_found' });
 
@@ -88,15 +88,21 @@ export interface KVStateMachine extends StateMachine<KVState, KVCommand, KVQuery
   handleWrite(command: KVCommand, state: KVState): [KVReply, KVState];
   /** Answers a query; never changes `state`. Never throws. */
   handleRead(query: KVQuery, state: KVState): KVReply;
-  /** Serializes the map (MessagePack), in its iteration order. */
-  snapshot(state: KVState): Uint8Array;
   /**
-   * Rebuilds a map from {@link KVStateMachine.snapshot}'s bytes.
-   *
-   * @throws `RAFT_INVALID_ARGUMENT` when the bytes are not such a snapshot (the decoder's
-   *   error, if any, is the `cause`).
+   * Serializes the map (frames of MessagePack), in its iteration order. A map of more than
+   * 4096 keys is encoded a frame at a time, giving the event loop back between frames, so
+   * a large state never stalls the peer's heartbeats; the map must not change until the
+   * promise settles (`@raft/core` applies nothing meanwhile).
    */
-  restore(snapshot: Uint8Array, name?: PeerId): KVState;
+  snapshot(state: KVState): Promise<Uint8Array>;
+  /**
+   * Rebuilds a map from {@link KVStateMachine.snapshot}'s bytes (also those of earlier
+   * versions), a frame at a time like `snapshot`.
+   *
+   * @throws `RAFT_INVALID_ARGUMENT` (the promise rejects) when the bytes are not such a
+   *   snapshot (the decoder's error, if any, is the `cause`).
+   */
+  restore(snapshot: Uint8Array, name?: PeerId): Promise<KVState>;
 }
 
 /**
@@ -106,7 +112,8 @@ export interface KVStateMachine extends StateMachine<KVState, KVCommand, KVQuery
  *   `state` is the same `Map`, updated in place. It never throws: a malformed command
  *   gets a `bad_command` reply and leaves the state unchanged.
  * - `handleRead` answers a {@link KVQuery} and never changes the state.
- * - `snapshot` and `restore` serialize the map with MessagePack, keeping key order.
+ * - `snapshot` and `restore` serialize the map with MessagePack, keeping key order, a
+ *   frame of 4096 keys at a time (they return promises).
  *
  * @example
  * ```ts
@@ -123,10 +130,10 @@ export const KVStore: KVStateMachine = Object.freeze({
   handleRead(query: KVQuery, state: KVState): KVReply {
     return answerQuery(query, state);
   },
-  snapshot(state: KVState): Uint8Array {
-    return encodeSnapshot(state);
+  snapshot(state: KVState): Promise<Uint8Array> {
+    return encodeSnapshotInSlices(state);
   },
-  restore(snapshot: Uint8Array): KVState {
-    return decodeSnapshot(snapshot);
+  restore(snapshot: Uint8Array): Promise<KVState> {
+    return decodeSnapshotInSlices(snapshot);
   },
 });

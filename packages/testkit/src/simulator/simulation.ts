@@ -627,8 +627,8 @@ class Simulation implements World, OperatorHost {
         }
         return KVStore.snapshot(staleSnapshots && previous !== null ? previous : state);
       },
-      restore: (data, name) => {
-        const state = KVStore.restore(data, name);
+      restore: async (data, name) => {
+        const state = await KVStore.restore(data, name);
         if (inc.alive) {
           this.touch(inc.node);
           const index = this.snapshotIndexOf.get(data);
