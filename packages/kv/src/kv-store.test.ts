@@ -305,7 +305,7 @@ describe('KVStore', () => {
     });
 
     it('a large map is encoded and restored a frame at a time, giving the event loop back in between', async () => {
-      // 10,000 keys: three frames of at most 4096. A timer set before the call fires
+      // 10,000 keys: five frames of at most 2048. A timer set before the call fires
       // before the call settles only if the work gave the event loop back.
       const state: KVState = new Map();
       for (let i = 0; i < 10_000; i++) state.set(`k${i}`, { i });

@@ -90,7 +90,7 @@ export interface KVStateMachine extends StateMachine<KVState, KVCommand, KVQuery
   handleRead(query: KVQuery, state: KVState): KVReply;
   /**
    * Serializes the map (frames of MessagePack), in its iteration order. A map of more than
-   * 4096 keys is encoded a frame at a time, giving the event loop back between frames, so
+   * 2048 keys is encoded a frame at a time, giving the event loop back between frames, so
    * a large state never stalls the peer's heartbeats; the map must not change until the
    * promise settles (`@raft/core` applies nothing meanwhile).
    */
@@ -113,7 +113,7 @@ export interface KVStateMachine extends StateMachine<KVState, KVCommand, KVQuery
  *   gets a `bad_command` reply and leaves the state unchanged.
  * - `handleRead` answers a {@link KVQuery} and never changes the state.
  * - `snapshot` and `restore` serialize the map with MessagePack, keeping key order, a
- *   frame of 4096 keys at a time (they return promises).
+ *   frame of 2048 keys at a time (they return promises).
  *
  * @example
  * ```ts

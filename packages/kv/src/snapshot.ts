@@ -17,7 +17,7 @@ const SNAPSHOT_VERSION_1 = 1;
  */
 const MAGIC = [0x4b, 0x56, 0x53, 0x32]; // "KVS2"
 /** Entries per frame: one slice of work, a few milliseconds at most. */
-export const CHUNK_ENTRIES = 4096;
+export const CHUNK_ENTRIES = 2048;
 
 // `moreTypes` keeps Uint8Array a Uint8Array through a round trip (plain MessagePack
 // `bin` would come back as a Node Buffer), as the core codec does.
