@@ -10,7 +10,7 @@ import {
 /** Limits applied by {@link validateMessage}. */
 export interface MessageLimits {
   /**
-   * Most entries one AppendEntries may carry.
+   * Most entries one AppendEntries may carry, and most commands one Propose may carry.
    * @default 65536
    */
   maxEntries?: number;
@@ -66,6 +66,13 @@ function isPeerId(v: unknown, max: number): v is string {
 
 function isBytes(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array;
+}
+
+/** Checks the `id` of a forwarding message: a safe integer >= 1. */
+function forwardId(what: string, id: unknown): number {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)
+    refuse(`${what}: id is not a positive integer`);
+  return id;
 }
 
 /** Thrown inside validation, caught by {@link validateMessage}: never escapes it. */
@@ -296,6 +303,38 @@ function check(value: unknown, limits: MessageLimits): MessageValidation {
     }
     case 'TimeoutNow':
       return { ok: true, message: { type, term, from, to } };
+    case 'Propose': {
+      const { commands } = m;
+      const id = forwardId('Propose', m.id);
+      if (!Array.isArray(commands)) refuse('Propose: commands is not an array');
+      if (commands.length === 0) refuse('Propose: no commands');
+      if (commands.length > maxEntries)
+        refuse(`Propose: more than ${maxEntries} commands`, 'too_many_entries');
+      for (let i = 0; i < commands.length; i++)
+        if (!isBytes(commands[i])) refuse(`Propose: command ${i} is not bytes`);
+      return {
+        ok: true,
+        message: { type, term, from, to, id, commands: (commands as Uint8Array[]).slice() },
+      };
+    }
+    case 'ReadIndexRequest':
+      return { ok: true, message: { type, term, from, to, id: forwardId('ReadIndexRequest', m.id) } };
+    case 'ProposeResult':
+    case 'ReadIndexResult': {
+      const { refused, leader } = m;
+      const id = forwardId(type, m.id);
+      if (typeof refused !== 'boolean') refuse(`${type}: refused is not a boolean`);
+      numbers(type, m, [], ['index'], maxTerm);
+      const index = m.index as number;
+      if (refused ? index !== 0 : index < 1)
+        refuse(`${type}: index ${index} does not match refused ${refused}`);
+      if (leader !== undefined && (!refused || !isPeerId(leader, maxId)))
+        refuse(`${type}: leader is not a peer name, or the answer is not a refusal`);
+      return {
+        ok: true,
+        message: { type, term, from, to, id, refused, index, ...(leader === undefined ? {} : { leader }) },
+      };
+    }
     default:
       return refuse(
         `unknown message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : typeof type}`,

@@ -240,6 +240,74 @@ export interface TimeoutNowMessage {
   to: PeerId;
 }
 
+/**
+ * Forwarding (etcd's MsgProp): a follower hands the commands its callers wrote in one
+ * turn to the leader it knows, to be appended as one batch. The leader answers with a
+ * {@link ProposeResultMessage}, always: the index it appended them at, or a refusal.
+ */
+export interface ProposeMessage {
+  type: 'Propose';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  /** The sender's number for this batch, echoed in the answer: a safe integer >= 1. */
+  id: number;
+  /** Encoded commands, appended in this order as `command` entries. */
+  commands: Uint8Array[];
+}
+
+/**
+ * The answer to a {@link ProposeMessage}. Accepted (`refused: false`): the commands are
+ * appended at `index`, `index + 1`, ... in the message's `term`; whichever entry commits
+ * at such an index with that term is the sender's command (Log Matching). Refused: the
+ * receiver is not a leader able to take proposals (`leader` is the one it knows, if any);
+ * nothing was appended.
+ */
+export interface ProposeResultMessage {
+  type: 'ProposeResult';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  id: number;
+  refused: boolean;
+  /** The index of the first command (0 when refused). */
+  index: number;
+  /** When refused: the leader the receiver knows of. */
+  leader?: PeerId;
+}
+
+/**
+ * A follower asks the leader for a read index (etcd's MsgReadIndex): one request covers
+ * every read that arrived at the follower in one turn.
+ */
+export interface ReadIndexRequestMessage {
+  type: 'ReadIndexRequest';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  /** The sender's number for this request, echoed in the answer: a safe integer >= 1. */
+  id: number;
+}
+
+/**
+ * The answer to a {@link ReadIndexRequestMessage}: the leader's commit index, taken after
+ * the request arrived and confirmed by a quorum's heartbeat acknowledgements (ReadIndex,
+ * dissertation §6.4). A read that waits until its peer applied `index` is linearizable.
+ * Refused: the receiver is not (or no longer) a leader (`leader` is the one it knows).
+ */
+export interface ReadIndexResultMessage {
+  type: 'ReadIndexResult';
+  term: number;
+  from: PeerId;
+  to: PeerId;
+  id: number;
+  refused: boolean;
+  /** The read index (0 when refused). */
+  index: number;
+  /** When refused: the leader the receiver knows of. */
+  leader?: PeerId;
+}
+
 /** Every message peers exchange. */
 export type RaftMessage =
   | RequestVoteMessage
@@ -248,7 +316,11 @@ export type RaftMessage =
   | AppendEntriesResponseMessage
   | InstallSnapshotMessage
   | InstallSnapshotResponseMessage
-  | TimeoutNowMessage;
+  | TimeoutNowMessage
+  | ProposeMessage
+  | ProposeResultMessage
+  | ReadIndexRequestMessage
+  | ReadIndexResultMessage;
 
 /** The kinds of {@link RaftMessage}. */
 export type RaftMessageType = RaftMessage['type'];

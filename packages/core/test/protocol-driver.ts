@@ -8,7 +8,14 @@ import { seededRandom } from '../src/random.js';
  * The runtime contract it emulates (Ready, in raft.ts): persist `hardState` + `entries`,
  * then send `messages`, then apply `committed`, then `advance`.
  */
-import { Raft, type RaftOptions, type Ready, type ReadState, type Role } from '../src/protocol/raft.js';
+import {
+  Raft,
+  type ForwardOutcome,
+  type RaftOptions,
+  type Ready,
+  type ReadState,
+  type Role,
+} from '../src/protocol/raft.js';
 import { encodeConfiguration, latestConfiguration } from '../src/protocol/membership.js';
 import type {
   AppendEntriesMessage,
@@ -333,6 +340,8 @@ export interface ClusterPeer {
   lifetimes: LogEntry[][];
   /** Reads made safe (ReadIndex), in order. */
   reads: ReadState[];
+  /** Answers to the requests this peer forwarded to a leader, in order. */
+  forwarded: ForwardOutcome[];
 }
 
 /**
@@ -412,6 +421,7 @@ export class Cluster {
         applied,
         lifetimes: [applied],
         reads: [],
+        forwarded: [],
       });
     });
   }
@@ -457,6 +467,7 @@ export class Cluster {
       p.applied.push(e);
     }
     p.reads.push(...rd.reads);
+    p.forwarded.push(...rd.forwarded);
     p.raft.advance(rd);
     return rd;
   }

@@ -9,7 +9,9 @@ import type {
   HardState,
   LogEntry,
   PeerId,
+  ProposeMessage,
   RaftMessage,
+  ReadIndexRequestMessage,
   RequestVoteMessage,
   RequestVoteResponseMessage,
   TimeoutNowMessage,
@@ -35,6 +37,25 @@ import { ReadOnly, type ReadState } from './read-only.js';
 import { nextSnapshotChunks, SnapshotReceiver } from './snapshot-stream.js';
 
 export type { ReadState } from './read-only.js';
+
+/**
+ * What a follower learned of a request it forwarded to the leader (a Propose or a
+ * ReadIndexRequest, by the `id` it gave): accepted at `index` (for a Propose, the first
+ * command's index, appended in `term`; for a read, the read index), or refused by a peer
+ * that is not the leader (`leader`: the one it knows, or null).
+ */
+export interface ForwardOutcome {
+  kind: 'propose' | 'read';
+  id: number;
+  /** The peer that answered. */
+  from: PeerId;
+  refused: boolean;
+  /** 0 when refused. */
+  index: number;
+  /** The answer's term: for an accepted Propose, the term its entries were appended in. */
+  term: number;
+  leader: PeerId | null;
+}
 
 /** A peer's role. `precandidate` is a follower running a pre-vote (dissertation §9.6). */
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
@@ -102,6 +123,8 @@ export interface Ready {
   messages: RaftMessage[];
   committed: LogEntry[];
   reads: ReadState[];
+  /** Answers to requests this peer forwarded to the leader (see {@link Raft.forward}). */
+  forwarded: ForwardOutcome[];
   softState?: SoftState;
 }
 
@@ -187,6 +210,14 @@ export class Raft {
   private roundPending = false;
   /** Linearizable reads under way (ReadIndex). */
   private readonly reads = new ReadOnly();
+  /**
+   * On the leader: reads forwarded by followers, by their context in `reads` (negative
+   * numbers, so they never meet the runtime's positive ones): who asked, and its id.
+   */
+  private readonly remoteReads = new Map<number, { from: PeerId; id: number }>();
+  private lastRemoteRead = 0;
+  /** Answers to this peer's forwarded requests, for the next Ready. */
+  private forwardOutcomes: ForwardOutcome[] = [];
 
   /** The latest snapshot: sent to followers behind the log's start. */
   private snapshot: Snapshot | null = null;
@@ -200,7 +231,13 @@ export class Raft {
   private lastSoft: SoftState;
 
   /** Counters, for status and tests. */
-  readonly stats = { messagesDropped: 0, electionsStarted: 0, snapshotChunksRefused: 0 };
+  readonly stats = {
+    messagesDropped: 0,
+    electionsStarted: 0,
+    snapshotChunksRefused: 0,
+    /** Forwarded proposals and reads refused because their sender is not in the configuration. */
+    forwardsFromStrangers: 0,
+  };
 
   constructor(opts: RaftOptions, initial: RaftInitialState) {
     this.opts = opts;
@@ -322,6 +359,13 @@ export class Raft {
       this.stats.messagesDropped++;
       return;
     }
+    if ((m.type === 'ProposeResult' || m.type === 'ReadIndexResult') && m.term <= this.#term) {
+      // An answer to a forwarded request holds whatever its term: an accepted Propose's
+      // entries are identified by (index, term) for good (Log Matching), and a read index
+      // was confirmed by a quorum while its sender led, after the request was sent.
+      this.deliverForwardOutcome(m);
+      return;
+    }
     if (m.term > this.#term) {
       if (m.type === 'RequestVote') {
         // A peer that heard from a leader within the minimum election timeout ignores
@@ -347,6 +391,9 @@ export class Raft {
         this.send(this.appendResponse(m.from, false, 0, m.prevLogIndex, 0, 0, m.seq));
       } else if (m.type === 'InstallSnapshot') {
         this.send(this.snapshotResponse(m.from, m.meta.index, 0, false, m.seq));
+      } else if (m.type === 'Propose' || m.type === 'ReadIndexRequest') {
+        // Not the leader of the sender's term: say so, at once (it fails its callers fast).
+        this.refuseForward(m);
       } else if (m.type === 'RequestVote' && m.preVote) {
         this.send({
           type: 'RequestVoteResponse',
@@ -383,7 +430,154 @@ export class Raft {
       case 'TimeoutNow':
         this.handleTimeoutNow(m);
         return;
+      case 'Propose':
+        this.handlePropose(m);
+        return;
+      case 'ReadIndexRequest':
+        this.handleReadIndexRequest(m);
+        return;
+      case 'ProposeResult':
+      case 'ReadIndexResult':
+        this.deliverForwardOutcome(m);
+        return;
     }
+  }
+
+  // ---------------------------------------------------------------- forwarding
+
+  /**
+   * On a follower: forwards commands to the leader it knows (etcd's MsgProp), in one
+   * Propose numbered `id`. The answer comes back in a later Ready's `forwarded`.
+   * Refuses when this peer knows no leader other than itself.
+   */
+  forward(id: number, commands: Uint8Array[]): 'ok' | Refusal {
+    const to = this.#leader;
+    if (this.#role === 'leader' || to === null || to === this.id) return 'not_leader';
+    this.send({ type: 'Propose', term: this.#term, from: this.id, to, id, commands });
+    return 'ok';
+  }
+
+  /**
+   * On a follower: asks the leader it knows for a read index (etcd's MsgReadIndex), for
+   * every read numbered `id` stands for. The answer comes back in a later Ready's `forwarded`.
+   */
+  forwardReadIndex(id: number): 'ok' | Refusal {
+    const to = this.#leader;
+    if (this.#role === 'leader' || to === null || to === this.id) return 'not_leader';
+    this.send({ type: 'ReadIndexRequest', term: this.#term, from: this.id, to, id });
+    return 'ok';
+  }
+
+  /** Whether `peer` belongs to the latest configuration (voter, learner or outgoing voter). */
+  private isMember(peer: PeerId): boolean {
+    return this.#config !== null && allPeers(this.#config).includes(peer);
+  }
+
+  /**
+   * A follower's forwarded commands: the leader appends them as one batch and says at
+   * which index; anyone else, or a leader handing over, or a sender outside the
+   * configuration, refuses (never silently: the sender fails its callers at once).
+   */
+  private handlePropose(m: ProposeMessage): void {
+    if (this.#role === 'leader' && !this.isMember(m.from)) {
+      this.stats.forwardsFromStrangers++;
+      this.refuseForward(m);
+      return;
+    }
+    const r = this.propose(m.commands.map((data) => ({ type: 'command' as const, data })));
+    if (typeof r === 'string') {
+      this.refuseForward(m);
+      return;
+    }
+    this.send({
+      type: 'ProposeResult',
+      term: this.#term,
+      from: this.id,
+      to: m.from,
+      id: m.id,
+      refused: false,
+      index: r.index,
+    });
+  }
+
+  /** A follower's read: the leader runs a ReadIndex round for it, as for its own reads. */
+  private handleReadIndexRequest(m: ReadIndexRequestMessage): void {
+    if (this.#role !== 'leader' || !this.isMember(m.from)) {
+      if (this.#role === 'leader') this.stats.forwardsFromStrangers++;
+      this.refuseForward(m);
+      return;
+    }
+    const context = -++this.lastRemoteRead;
+    this.remoteReads.set(context, { from: m.from, id: m.id });
+    this.readIndex(context);
+  }
+
+  private refuseForward(m: { type: 'Propose' | 'ReadIndexRequest'; from: PeerId; id: number }): void {
+    this.sendForwardRefusal(m.type === 'Propose' ? 'ProposeResult' : 'ReadIndexResult', m.from, m.id);
+  }
+
+  private sendForwardRefusal(type: 'ProposeResult' | 'ReadIndexResult', to: PeerId, id: number): void {
+    const leader = this.#leader;
+    this.send({
+      type,
+      term: this.#term,
+      from: this.id,
+      to,
+      id,
+      refused: true,
+      index: 0,
+      ...(leader !== null && leader !== this.id && leader !== to ? { leader } : {}),
+    });
+  }
+
+  private deliverForwardOutcome(
+    m: Extract<RaftMessage, { type: 'ProposeResult' | 'ReadIndexResult' }>,
+  ): void {
+    this.forwardOutcomes.push({
+      kind: m.type === 'ProposeResult' ? 'propose' : 'read',
+      id: m.id,
+      from: m.from,
+      refused: m.refused,
+      index: m.index,
+      term: m.term,
+      leader: m.leader ?? null,
+    });
+  }
+
+  /** Leadership ends: followers whose reads this peer had not confirmed yet hear so at once. */
+  private refuseRemoteReads(): void {
+    if (this.remoteReads.size === 0) return;
+    for (const context of this.reads.pendingContexts()) {
+      const r = this.remoteReads.get(context);
+      if (r === undefined) continue;
+      this.remoteReads.delete(context);
+      this.sendForwardRefusal('ReadIndexResult', r.from, r.id);
+    }
+  }
+
+  /** Confirmed reads: this peer's own for the runtime; followers' are answered here. */
+  private takeReadyReads(): ReadState[] {
+    const ready = this.reads.takeReady();
+    if (this.remoteReads.size === 0) return ready;
+    const local: ReadState[] = [];
+    for (const r of ready) {
+      const remote = this.remoteReads.get(r.context);
+      if (remote === undefined) {
+        local.push(r);
+        continue;
+      }
+      this.remoteReads.delete(r.context);
+      this.send({
+        type: 'ReadIndexResult',
+        term: this.#term,
+        from: this.id,
+        to: remote.from,
+        id: remote.id,
+        refused: false,
+        index: r.index,
+      });
+    }
+    return local;
   }
 
   /**
@@ -523,6 +717,7 @@ export class Raft {
       this.log.hasUnstable() ||
       this.log.hasNextCommitted() ||
       this.reads.hasReady() ||
+      this.forwardOutcomes.length > 0 ||
       this.#term !== this.persisted.term ||
       this.#votedFor !== this.persisted.votedFor ||
       this.#role !== this.lastSoft.role ||
@@ -536,17 +731,23 @@ export class Raft {
       this.roundPending = false;
       this.broadcastHeartbeat('round');
     }
+    const reads = this.takeReadyReads();
     const rd: Ready = {
       entries: this.log.unstable(),
       // A message decided in a term this peer has since left is not sent: an
       // AppendEntriesResponse to an earlier leader may acknowledge entries that a later
       // leader's AppendEntries truncated in the same turn, which will never be durable
       // here; counting that acknowledgement could commit an entry a majority lacks.
-      messages: this.msgs.filter((m) => m.term >= this.#term),
+      // Answers to forwarded requests stay true whatever came after (see step).
+      messages: this.msgs.filter(
+        (m) => m.term >= this.#term || m.type === 'ProposeResult' || m.type === 'ReadIndexResult',
+      ),
       committed: this.log.nextCommitted(),
-      reads: this.reads.takeReady(),
+      reads,
+      forwarded: this.forwardOutcomes,
     };
     this.msgs = [];
+    this.forwardOutcomes = [];
     if (this.#term !== this.persisted.term || this.#votedFor !== this.persisted.votedFor) {
       rd.hardState = { term: this.#term, votedFor: this.#votedFor };
     }
@@ -650,6 +851,7 @@ export class Raft {
     this.transferElapsed = 0;
     this.roundPending = false;
     // Reads already confirmed stay ready: they were confirmed while leader.
+    this.refuseRemoteReads();
     this.reads.reset();
     // A snapshot half received (from an earlier term, or before an election timeout) will
     // not be finished: its memory goes.

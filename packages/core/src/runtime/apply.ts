@@ -24,6 +24,11 @@ export interface ApplyHost<S, C, Q, R> {
   snapshotTaken(index: number, data: Uint8Array, ms: number): void;
   /** A configuration entry was applied (membership settlement). */
   configurationApplied(index: number, config: Configuration): void;
+  /**
+   * Whether to remember what each applied entry did ({@link ApplyLoop.recentOutcome}):
+   * while a forwarded write waits for the leader to say where it went.
+   */
+  keepOutcomes(): boolean;
   /** Stops the peer after an internal failure. */
   failStop(err: unknown, what: string): void;
   log(level: 'debug' | 'info' | 'warn' | 'error', obj: object, msg: string): void;
@@ -55,6 +60,13 @@ export class ApplyLoop<S, C, Q, R> {
   readonly pendingWrites = new Map<number, PendingCall>();
   /** Reads by context. */
   readonly pendingReads = new Map<number, PendingRead>();
+  /**
+   * Highest index whose waiting write was looked up (the entry being applied, or the
+   * last applied): a write tracked at or below it would never be answered.
+   */
+  claimedIndex = 0;
+  /** What the latest applied entries did, while `keepOutcomes()` (at most {@link RECENT_OUTCOMES}). */
+  private readonly recent = new Map<number, AppliedOutcome>();
   private confirmedReads: number[] = [];
   private readonly queue = new Fifo<LogEntry>();
   private applying = false;
@@ -66,7 +78,25 @@ export class ApplyLoop<S, C, Q, R> {
   start(state: S, snapshotIndex: number): void {
     this.state = state;
     this.lastApplied = snapshotIndex;
+    this.claimedIndex = snapshotIndex;
     this.lastSnapshotIndex = snapshotIndex;
+  }
+
+  /**
+   * What the entry at `index` did when this peer applied it (its term, and its reply or
+   * error), if it was applied recently while outcomes were kept; otherwise undefined.
+   */
+  recentOutcome(index: number): AppliedOutcome | undefined {
+    return this.recent.get(index);
+  }
+
+  private remember(index: number, outcome: AppliedOutcome): void {
+    if (!this.host.keepOutcomes()) {
+      if (this.recent.size > 0) this.recent.clear();
+      return;
+    }
+    this.recent.set(index, outcome);
+    if (this.recent.size > RECENT_OUTCOMES) this.recent.delete(this.recent.keys().next().value!);
   }
 
   /** Queues committed entries to apply, in order. */
@@ -146,8 +176,12 @@ export class ApplyLoop<S, C, Q, R> {
     }
     this.state = state;
     this.lastApplied = index;
+    this.claimedIndex = Math.max(this.claimedIndex, index);
     this.lastSnapshotIndex = index;
     this.host.metrics.snapshotsInstalled++;
+    // Writes waiting at indexes the snapshot covers will not be applied here: whether
+    // they committed, this peer cannot tell.
+    for (const [i, w] of [...this.pendingWrites]) if (i <= index) w.reject(this.host.notLeaderError(true));
     this.host.log('info', { index, bytes: snapshot.data.length }, 'snapshot installed');
     return null;
   }
@@ -172,13 +206,18 @@ export class ApplyLoop<S, C, Q, R> {
   }
 
   private async applyEntry(e: LogEntry): Promise<void> {
-    const pending = this.pendingWrites.get(e.index);
+    this.claimedIndex = e.index;
+    const waiting = this.pendingWrites.get(e.index);
+    const pending = waiting === undefined && this.host.keepOutcomes() ? this.recorder(e) : waiting;
     const mine = pending !== undefined && pending.term === e.term ? pending : undefined;
     if (pending !== undefined && mine === undefined) {
       // Another leader's entry took this index: our command was never committed.
       pending.reject(this.host.notLeaderError(false));
     }
-    if (e.type === 'noop') return;
+    if (e.type === 'noop') {
+      if (waiting === undefined) mine?.resolve(undefined);
+      return;
+    }
     if (e.type === 'config') {
       const config = decodeConfiguration(e.data) ?? { members: [] };
       this.host.recorder.configuration(e, config);
@@ -219,6 +258,18 @@ export class ApplyLoop<S, C, Q, R> {
     }
   }
 
+  /** A stand-in caller for an entry no one here waits for: it records the entry's outcome. */
+  private recorder(e: LogEntry): PendingCall {
+    const remember = (outcome: AppliedOutcome): void => this.remember(e.index, outcome);
+    return {
+      term: e.term,
+      settled: false,
+      resolve: (reply) => remember({ term: e.term, reply }),
+      reject: (error) => remember({ term: e.term, error }),
+      done: () => undefined,
+    };
+  }
+
   serveReads(): void {
     let kept = 0;
     for (const ctx of this.confirmedReads) {
@@ -236,6 +287,16 @@ export class ApplyLoop<S, C, Q, R> {
     }
     this.confirmedReads.length = kept;
   }
+}
+
+/** How many applied entries' outcomes are kept for forwarded writes answered late. */
+export const RECENT_OUTCOMES = 4096;
+
+/** What an applied entry did: its term, and its reply or error. */
+export interface AppliedOutcome {
+  term: number;
+  reply?: unknown;
+  error?: RaftError;
 }
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {

@@ -19,6 +19,8 @@ import type { CallOptions } from './types.js';
 export interface PendingCall {
   /** For writes: the term the entry was appended in (an entry of another term at its index means it lost). */
   term: number;
+  /** Whether the call has settled (its result is out; later settlements are ignored). */
+  settled: boolean;
   resolve: (reply: unknown) => void;
   reject: (err: RaftError) => void;
   /** Runs once when the call settles, however: removes it from the runtime's tables. */
@@ -51,6 +53,8 @@ export function startCall<T>(
       }
       timeoutMs = opts.timeout;
     }
+    if (opts.forward !== undefined && typeof opts.forward !== 'boolean')
+      return Promise.reject(new InvalidArgumentError('option forward must be a boolean'));
     if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
       return Promise.reject(new InvalidArgumentError('option signal must be an AbortSignal'));
     }
@@ -73,6 +77,9 @@ export function startCall<T>(
     };
     const pending: PendingCall = {
       term: 0,
+      get settled() {
+        return settled;
+      },
       resolve: (v) => {
         if (settled) return;
         settled = true;

@@ -90,6 +90,14 @@ export interface PeerOptions {
    */
   checkQuorum?: boolean;
   /**
+   * Requests through any node: a follower's `write` and `read` go to the leader over the
+   * peer connection (batched per turn) and are answered from this peer's state machine,
+   * instead of failing with `RAFT_NOT_LEADER` naming the leader. A call's own `forward`
+   * option overrides this. See "Requests through any node" in the README.
+   * @default false
+   */
+  forward?: boolean;
+  /**
    * Timeout of `write`, `read` and `setConfiguration` when the call gives none, in milliseconds.
    * @default 3000
    */
@@ -163,6 +171,7 @@ export interface ResolvedOptions {
   preVote: boolean;
   checkQuorum: boolean;
   defaultTimeoutMs: number;
+  forward: boolean;
   logger: Logger | undefined;
   register: boolean;
   join: boolean;
@@ -287,6 +296,7 @@ export function resolveOptions(opts: PeerOptions): ResolvedOptions {
     preVote: bool('preVote', opts.preVote, true),
     checkQuorum: bool('checkQuorum', opts.checkQuorum, true),
     defaultTimeoutMs: positiveNumber('defaultTimeoutMs', opts.defaultTimeoutMs, 3000),
+    forward: bool('forward', opts.forward, false),
     logger: opts.logger,
     register: bool('register', opts.register, true),
     join: bool('join', opts.join, false),

@@ -1,5 +1,5 @@
 import { msgpackCodec } from '../codec.js';
-import { InvalidArgumentError, RaftError, StoppedError } from '../errors.js';
+import { ElectionInProgressError, InvalidArgumentError, RaftError, StoppedError } from '../errors.js';
 import { MAX_TERM, MAX_TERM_JUMP, validateMessage } from '../messages.js';
 import { decodeConfiguration, normalizeMembers, sameSet } from '../protocol/membership.js';
 import { Raft, type Ready, type SoftState } from '../protocol/raft.js';
@@ -19,6 +19,7 @@ import type {
 } from '../types.js';
 import { ApplyLoop } from './apply.js';
 import { checkLeader, notLeaderError, startCall, validateMembers, type PendingCall } from './calls.js';
+import { Forwarder } from './forward.js';
 import { resolveOptions, systemClock, type PeerOptions, type ResolvedOptions } from './options.js';
 import { eventLoopDelay, PeerRecorder, watchEventLoop, type RaftMetrics } from './metrics.js';
 import { Settlement } from './settlement.js';
@@ -37,8 +38,8 @@ export type { CallOptions, EntryInfo, Peer, PeerInspection, PeerMetrics, PeerSta
 type Input =
   | { kind: 'tick' }
   | { kind: 'message'; message: RaftMessage }
-  | { kind: 'propose'; type: EntryType; data: Uint8Array; pending: PendingCall }
-  | { kind: 'read'; context: number }
+  | { kind: 'propose'; type: EntryType; data: Uint8Array; pending: PendingCall; forward: boolean }
+  | { kind: 'read'; context: number; forward: boolean }
   | { kind: 'snapshot'; index: number; data: Uint8Array; ms: number }
   | { kind: 'bootstrap'; members: PeerId[]; pending: PendingCall }
   | { kind: 'reconfigure'; members: PeerId[]; pending: PendingCall }
@@ -76,6 +77,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   private readonly apply: ApplyLoop<S, C, Q, R>;
   /** Membership changes and leadership transfers under way. */
   private readonly settlement: Settlement;
+  /** A follower's writes and reads handed to the leader (the `forward` option). */
+  private readonly forwarder: Forwarder;
   private nextReadContext = 1;
   /** Figures for operators (`metrics(peer)`). */
   private readonly recorder: PeerRecorder;
@@ -116,8 +119,16 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       notLeaderError: (indeterminate) => this.notLeaderError(indeterminate),
       snapshotTaken: (index, data, ms) => this.enqueue({ kind: 'snapshot', index, data, ms }),
       configurationApplied: (index, config) => this.settlement.configurationApplied(index, config),
+      keepOutcomes: () => this.forwarder.awaitingProposals,
       failStop: (err, what) => this.failStop(err, what),
       log: (level, obj, msg) => this.log(level, obj, msg),
+    });
+    this.forwarder = new Forwarder({
+      name: this.name,
+      apply: this.apply as ApplyLoop<unknown, unknown, unknown, unknown>,
+      maxBatchEntries: opts.maxBatchEntries,
+      maxBatchBytes: opts.maxBatchBytes,
+      trackWrite: (index, term, pending) => this.trackWrite(index, term, pending),
     });
   }
 
@@ -253,7 +264,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   write(command: C, opts?: CallOptions): Promise<R> {
     const call = this.call<R>(opts, (pending) => {
-      this.checkLeader();
+      const forward = this.checkServes(opts);
       let data: Uint8Array;
       try {
         data = this.codec.encode(command);
@@ -264,14 +275,14 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         throw new InvalidArgumentError(
           `the command is ${data.length} bytes encoded, more than option maxCommandBytes (${this.opts.maxCommandBytes})`,
         );
-      this.enqueue({ kind: 'propose', type: 'command', data, pending });
+      this.enqueue({ kind: 'propose', type: 'command', data, pending, forward });
     });
     return this.recorder.time('proposals', call);
   }
 
   read(query: Q, opts?: CallOptions): Promise<R> {
     const call = this.call<R>(opts, (pending) => {
-      this.checkLeader();
+      const forward = this.checkServes(opts);
       const context = this.nextReadContext++;
       pending.done = () => {
         this.apply.pendingReads.delete(context);
@@ -282,7 +293,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         resolve: pending.resolve,
         reject: pending.reject,
       });
-      this.enqueue({ kind: 'read', context });
+      this.enqueue({ kind: 'read', context, forward });
     });
     return this.recorder.time('reads', call);
   }
@@ -443,6 +454,17 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
 
   private checkLeader(): void {
     checkLeader(this.raft.role === 'leader', this.raft.leader);
+  }
+
+  /**
+   * Whether this peer can take a write or read now: as leader, or (with `forward`) as a
+   * follower that knows a leader. Returns whether the call may be forwarded.
+   */
+  private checkServes(opts: CallOptions | undefined): boolean {
+    const forward = opts?.forward ?? this.opts.forward;
+    if (!forward) this.checkLeader();
+    else if (this.raft.role !== 'leader' && this.raft.leader === null) throw new ElectionInProgressError();
+    return forward;
   }
 
   private notLeaderError(indeterminate: boolean): RaftError {
@@ -619,7 +641,11 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       const result = this.raft.propose(batch.map((p) => ({ type: p.type, data: p.data })));
       if (typeof result === 'string') {
         const err = this.notLeaderError(false);
-        for (const p of batch) p.pending.reject(err);
+        for (const p of batch) {
+          // A follower hands forwarded writes to its leader at the end of the turn.
+          if (p.forward && result === 'not_leader') this.forwarder.queueWrite(p.data, p.pending);
+          else p.pending.reject(err);
+        }
         return;
       }
       batch.forEach((p, i) => this.trackWrite(result.index + i, result.term, p.pending));
@@ -640,6 +666,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       }
     }
     flush();
+    // One Propose and one ReadIndexRequest for all the forwarded calls of this turn.
+    this.forwarder.flush(this.raft);
   }
 
   /** Stops the peer at once after an internal failure, logging the cause. */
@@ -654,9 +682,15 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
         this.raft.tick();
         return;
       case 'message': {
-        const { messagesDropped, snapshotChunksRefused } = this.raft.stats;
+        const { messagesDropped, snapshotChunksRefused, forwardsFromStrangers } = this.raft.stats;
         this.raft.step(input.message);
-        if (this.raft.stats.snapshotChunksRefused > snapshotChunksRefused)
+        if (this.raft.stats.forwardsFromStrangers > forwardsFromStrangers)
+          this.dropped(
+            'forward_from_stranger',
+            'a forwarded proposal or read from a peer outside the configuration; refused',
+            input.message,
+          );
+        else if (this.raft.stats.snapshotChunksRefused > snapshotChunksRefused)
           this.countDrop(
             'snapshot_too_large',
             `the snapshot being received grows past maxSnapshotBytes (${this.opts.maxSnapshotBytes}); the transfer is dropped`,
@@ -678,7 +712,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       case 'read': {
         const read = this.apply.pendingReads.get(input.context);
         if (read === undefined) return;
-        if (this.raft.readIndex(input.context) !== 'ok') read.reject(this.notLeaderError(false));
+        if (input.forward && this.raft.role !== 'leader') this.forwarder.queueRead(input.context);
+        else if (this.raft.readIndex(input.context) !== 'ok') read.reject(this.notLeaderError(false));
         return;
       }
       case 'reconfigure': {
@@ -725,6 +760,9 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   }
 
   private trackWrite(index: number, term: number, pending: PendingCall): void {
+    // A forwarded write promised at this index by an earlier leader, whose entry this
+    // peer, now leading, replaces: whether it committed, this peer cannot tell any more.
+    this.apply.pendingWrites.get(index)?.reject(this.notLeaderError(true));
     pending.term = term;
     pending.done = () => {
       if (this.apply.pendingWrites.get(index) === pending) this.apply.pendingWrites.delete(index);
@@ -746,6 +784,8 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   private afterReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
     this.settleTransfer();
+    // Before applying: a write learns its index before that index applies.
+    if (rd.forwarded.length > 0) this.forwarder.outcomes(rd.forwarded);
     this.apply.push(rd.committed);
     for (const r of rd.reads) this.apply.confirmRead(r.context, r.index);
     if (rd.reads.length > 0) this.apply.serveReads();
@@ -762,6 +802,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     this.log('info', { role: next.role, leader: next.leader, term: this.raft.term }, 'role changed');
     this.recorder.softState(prev, next, this.raft.term);
     this.settlement.leaderChanged(next);
+    if (prev.leader !== next.leader) this.forwarder.leaderChanged(next.leader);
     if (prev.role === 'leader' && next.role !== 'leader') {
       // Writes already appended may still commit under the next leader: say so.
       // Writes at or below the commit index are committed: applying them answers their callers.
@@ -788,6 +829,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     if (this.tickTimer !== null) this.clock.clearTimeout(this.tickTimer);
     this.releaseLoopMonitor();
     for (const w of [...this.apply.pendingWrites.values()]) w.reject(reason);
+    this.forwarder.rejectAll(reason);
     this.settlement.rejectAll(reason);
     for (const r of [...this.apply.pendingReads.values()]) r.reject(reason);
     unregister(this);

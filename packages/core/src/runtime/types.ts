@@ -10,6 +10,13 @@ export interface CallOptions {
   timeout?: number;
   /** Aborts the call with `RAFT_ABORTED`. A write may still commit. */
   signal?: AbortSignal;
+  /**
+   * `write` and `read` only: on a follower, hand the call to the leader over the peer
+   * connection and answer it from this peer's state machine (see "Requests through any
+   * node" in the README), instead of failing with `RAFT_NOT_LEADER`.
+   * @default the peer's `forward` option
+   */
+  forward?: boolean;
 }
 
 /** A peer's view of itself and its cluster (`status`). */
