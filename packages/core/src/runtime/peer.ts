@@ -125,7 +125,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
     });
     this.forwarder = new Forwarder({
       name: this.name,
-      apply: this.apply as ApplyLoop<unknown, unknown, unknown, unknown>,
+      apply: this.apply,
       maxBatchEntries: opts.maxBatchEntries,
       maxBatchBytes: opts.maxBatchBytes,
       trackWrite: (index, term, pending) => this.trackWrite(index, term, pending),
