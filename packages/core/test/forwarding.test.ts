@@ -83,6 +83,32 @@ describe('forwarded proposals', () => {
     expect(answer).toMatchObject({ term: 2, to: 'b', id: 9, refused: true, index: 0 });
   });
 
+  it('a duplicated Propose (the network may duplicate) gets the same answer, and is appended once', () => {
+    const { raft: a } = steadyLeader();
+    const last = a.log.lastIndex();
+    const m = { type: 'Propose', term: 2, from: 'b', to: 'a', id: 11, commands: [bytes('x')] } as const;
+    a.step({ ...m, commands: [bytes('x')] });
+    a.step({ ...m, commands: [bytes('x')] });
+    expect(a.log.lastIndex()).toBe(last + 1);
+    const answers = a.ready().messages.filter((x) => x.type === 'ProposeResult');
+    expect(answers.map((x) => (x as { index: number }).index)).toEqual([last + 1, last + 1]);
+  });
+
+  it('a duplicate of a refused Propose stays refused, even once the leader could take it', () => {
+    const { raft: a } = steadyLeader();
+    a.transferLeadership('b');
+    const m = { type: 'Propose', term: 2, from: 'c', to: 'a', id: 5, commands: [bytes('x')] } as const;
+    a.step({ ...m, commands: [bytes('x')] });
+    // The transfer times out: a takes proposals again.
+    for (let i = 0; i < 30 && a.status().transferee !== null; i++) a.tick();
+    expect(a.status().transferee).toBeNull();
+    const last = a.log.lastIndex();
+    a.step({ ...m, commands: [bytes('x')] });
+    expect(a.log.lastIndex()).toBe(last);
+    const answers = a.ready().messages.filter((x) => x.type === 'ProposeResult');
+    expect(answers.every((x) => (x as { refused: boolean }).refused)).toBe(true);
+  });
+
   it('a follower that knows no leader does not forward', () => {
     const c = new Cluster(['a', 'b', 'c'], { options: PAPER });
     expect(c.raft('b').forward(1, [bytes('x')])).toBe('not_leader');

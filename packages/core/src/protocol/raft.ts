@@ -60,6 +60,13 @@ export interface ForwardOutcome {
 /** A peer's role. `precandidate` is a follower running a pre-vote (dissertation §9.6). */
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
 
+/**
+ * How many answers to one follower's Proposes a leader remembers (see `handlePropose`):
+ * a duplicate arriving after that many newer Proposes from the same follower would be
+ * appended again. Networks that duplicate do so within moments; TCP never does.
+ */
+export const PROPOSE_ANSWERS_KEPT = 4096;
+
 /** Options of the pure protocol. Time is counted in ticks. */
 export interface RaftOptions {
   id: PeerId;
@@ -218,6 +225,12 @@ export class Raft {
   private lastRemoteRead = 0;
   /** Answers to this peer's forwarded requests, for the next Ready. */
   private forwardOutcomes: ForwardOutcome[] = [];
+  /**
+   * On the leader, for this term: the answers given to each follower's latest Proposes
+   * (index, or 0 for a refusal), by id. A Propose the network duplicated gets the same
+   * answer again instead of a second append (or an append after a refusal).
+   */
+  private proposeAnswers = new Map<PeerId, Map<number, number>>();
 
   /** The latest snapshot: sent to followers behind the log's start. */
   private snapshot: Snapshot | null = null;
@@ -479,16 +492,39 @@ export class Raft {
    * configuration, refuses (never silently: the sender fails its callers at once).
    */
   private handlePropose(m: ProposeMessage): void {
-    if (this.#role === 'leader' && !this.isMember(m.from)) {
-      this.stats.forwardsFromStrangers++;
+    if (this.#role !== 'leader') {
+      // Not leader in this term, and never will be: a refusal is final.
       this.refuseForward(m);
       return;
     }
-    const r = this.propose(m.commands.map((data) => ({ type: 'command' as const, data })));
+    let answers = this.proposeAnswers.get(m.from);
+    const earlier = answers?.get(m.id);
+    if (earlier !== undefined) {
+      // A duplicate: the same answer again, nothing appended.
+      if (earlier === 0) this.refuseForward(m);
+      else this.sendProposeResult(m, earlier);
+      return;
+    }
+    if (answers === undefined) {
+      this.proposeAnswers.set(m.from, (answers = new Map()));
+      // Senders are members, and a few strangers: bounded all the same.
+      if (this.proposeAnswers.size > PROPOSE_ANSWERS_KEPT)
+        this.proposeAnswers.delete(this.proposeAnswers.keys().next().value!);
+    }
+    const r = this.isMember(m.from)
+      ? this.propose(m.commands.map((data) => ({ type: 'command' as const, data })))
+      : 'stranger';
+    answers.set(m.id, typeof r === 'string' ? 0 : r.index);
+    if (answers.size > PROPOSE_ANSWERS_KEPT) answers.delete(answers.keys().next().value!);
     if (typeof r === 'string') {
+      if (r === 'stranger') this.stats.forwardsFromStrangers++;
       this.refuseForward(m);
       return;
     }
+    this.sendProposeResult(m, r.index);
+  }
+
+  private sendProposeResult(m: ProposeMessage, index: number): void {
     this.send({
       type: 'ProposeResult',
       term: this.#term,
@@ -496,7 +532,7 @@ export class Raft {
       to: m.from,
       id: m.id,
       refused: false,
-      index: r.index,
+      index,
     });
   }
 
@@ -850,6 +886,7 @@ export class Raft {
     this.transferee = null;
     this.transferElapsed = 0;
     this.roundPending = false;
+    this.proposeAnswers = new Map();
     // Reads already confirmed stay ready: they were confirmed while leader.
     this.refuseRemoteReads();
     this.reads.reset();

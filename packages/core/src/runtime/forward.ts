@@ -12,6 +12,12 @@ export interface ForwardHost {
   /** Most commands in one Propose, and most of their bytes (at least one is always sent). */
   readonly maxBatchEntries: number;
   readonly maxBatchBytes: number;
+  /**
+   * Where this peer's request ids start: drawn at random, so that a restarted peer's
+   * Proposes never look like duplicates of its previous life's to a leader (which answers
+   * a duplicate id again instead of appending twice).
+   */
+  readonly firstId: number;
   /** Waits for the entry at `index` appended in `term` to apply, then answers `pending`. */
   trackWrite(index: number, term: number, pending: PendingCall): void;
 }
@@ -39,9 +45,11 @@ export class Forwarder {
   private readonly proposals = new Map<number, SentProposal>();
   /** ReadIndexRequests sent without an answer yet, by id: the read contexts each stands for. */
   private readonly readRequests = new Map<number, number[]>();
-  private lastId = 0;
+  private lastId: number;
 
-  constructor(private readonly host: ForwardHost) {}
+  constructor(private readonly host: ForwardHost) {
+    this.lastId = host.firstId;
+  }
 
   /** Whether a Propose awaits its answer: the apply loop then keeps recent outcomes (see {@link ApplyLoop.recentOutcome}). */
   get awaitingProposals(): boolean {

@@ -128,6 +128,7 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
       apply: this.apply,
       maxBatchEntries: opts.maxBatchEntries,
       maxBatchBytes: opts.maxBatchBytes,
+      firstId: Math.floor(opts.random() * 2 ** 48),
       trackWrite: (index, term, pending) => this.trackWrite(index, term, pending),
     });
   }

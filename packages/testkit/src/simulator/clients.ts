@@ -224,16 +224,19 @@ export class Workload {
     }
     op.inc = inc;
     const attempt = ++op.attempt;
+    // Every other call may be forwarded: a follower hands it to the leader over the peer
+    // connection and answers it itself (no draw from the generator: seeds keep their runs' shape).
+    const forward = (op.attempts + c.counter) % 2 === 0;
     trace.add(
       sched.now,
       () =>
-        `call  ${op.client} ${describeInput(op.input)} -> ${inc.label} (${op.id}, attempt ${op.attempts})`,
+        `call  ${op.client} ${describeInput(op.input)} -> ${inc.label} (${op.id}, attempt ${op.attempts}${forward ? ', forward' : ''})`,
     );
     const timeout = this.swarm.callTimeoutMs;
     const call =
       op.command !== null
-        ? peer.write(op.command, { timeout })
-        : peer.read({ op: 'get', key: op.input.key }, { timeout });
+        ? peer.write(op.command, { timeout, forward })
+        : peer.read({ op: 'get', key: op.input.key }, { timeout, forward });
     call.then(
       (reply) => this.settled(c, op, attempt, node, reply),
       (err: unknown) => this.failed(c, op, attempt, err),

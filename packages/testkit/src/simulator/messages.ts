@@ -30,7 +30,12 @@ export function cloneMessage(m: RaftMessage): RaftMessage {
     case 'RequestVoteResponse':
     case 'InstallSnapshotResponse':
     case 'TimeoutNow':
+    case 'ProposeResult':
+    case 'ReadIndexRequest':
+    case 'ReadIndexResult':
       return { ...m };
+    case 'Propose':
+      return { ...m, commands: m.commands.map((c) => c.slice()) };
   }
 }
 
@@ -59,5 +64,12 @@ export function describeMessage(m: RaftMessage): string {
       return `InstallSnapshotResponse t${m.term} snap=${m.index} next=${m.nextOffset}${m.done ? ' done' : ''}`;
     case 'TimeoutNow':
       return `TimeoutNow t${m.term}`;
+    case 'Propose':
+      return `Propose t${m.term} id=${m.id} commands=${m.commands.length}`;
+    case 'ReadIndexRequest':
+      return `ReadIndexRequest t${m.term} id=${m.id}`;
+    case 'ProposeResult':
+    case 'ReadIndexResult':
+      return `${m.type} t${m.term} id=${m.id} ${m.refused ? `refused${m.leader === undefined ? '' : ` leader=${m.leader}`}` : `index=${m.index}`}`;
   }
 }
