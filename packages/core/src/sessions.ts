@@ -466,6 +466,11 @@ export interface OpenSessionOptions {
   attemptTimeout?: number;
   /** Cancels the pending calls; the outcome of a write then is unknown. */
   signal?: AbortSignal;
+  /**
+   * Send the writes through whichever peer the session targets: a follower forwards them
+   * to the leader (see "Requests through any node" in the README). @default false
+   */
+  forward?: boolean;
 }
 
 /** A client session: writes applied at most once, retried safely. See {@link openSession}. */
@@ -517,6 +522,7 @@ export async function openSession<R = unknown>(
         return await write<T>(target, envelope, {
           timeout: Math.max(1, Math.min(attemptTimeout, left)),
           ...(options.signal === undefined ? {} : { signal: options.signal }),
+          ...(options.forward === undefined ? {} : { forward: options.forward }),
         });
       } catch (err) {
         if (!RaftError.isInstance(err) || !RETRIED.has(err.code) || performance.now() >= deadline) throw err;

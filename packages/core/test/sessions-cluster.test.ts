@@ -143,4 +143,14 @@ describe('client sessions on a 3-peer cluster', () => {
     });
     expect(await withTime(clock, read(leader('a')!, 'n'))).toBe(2);
   });
+
+  it('openSession with forward: true writes through the follower it targets', async () => {
+    const { clock, net } = await startCluster(withSessions(counter), ['a', 'b', 'c'], 7);
+    const follower = ['a', 'b', 'c'].find((n) => status(n).role !== 'leader')!;
+    const session = await withTime(clock, openSession<number>(follower, { forward: true }));
+    expect(await withTime(clock, session.write({ op: 'incr' }))).toBe(1);
+    expect(await withTime(clock, session.write({ op: 'incr' }))).toBe(2);
+    // Register and both writes went to the leader as Proposes from the follower.
+    expect(net.delivered.filter((m) => m.type === 'Propose' && m.from === follower)).toHaveLength(3);
+  });
 });

@@ -53,6 +53,7 @@ export interface PeerMetrics {
    * `term_out_of_range`, `index_out_of_range`, `entry_terms`, `too_many_entries`),
    * `wrong_recipient`, `snapshot_too_large` (a chunk past `maxSnapshotBytes`),
    * `snapshot_restore_failed` (the state machine could not restore a received snapshot),
+   * `forward_from_stranger` (a forwarded proposal or read from a peer outside the configuration; refused),
    * `protocol` (refused by the protocol, e.g. a second leader in one term).
    */
   messagesDroppedByReason: Record<string, number>;
