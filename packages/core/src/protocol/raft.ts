@@ -506,7 +506,7 @@ export class Raft {
       return;
     }
     if (answers === undefined) {
-      this.proposeAnswers.set(m.from, (answers = new Map()));
+      this.proposeAnswers.set(m.from, (answers = new Map<number, number>()));
       // Senders are members, and a few strangers: bounded all the same.
       if (this.proposeAnswers.size > PROPOSE_ANSWERS_KEPT)
         this.proposeAnswers.delete(this.proposeAnswers.keys().next().value!);
