@@ -33,7 +33,7 @@ raft-kv node: run one node
   --secret S              cluster secret; peers and forwarded requests are authenticated
                           with it (default: $RAFT_SECRET, else none). Required to listen
                           on a non-loopback address; without it, followers do not
-                          forward (send requests to the leader)
+                          forward /cluster changes (send those to the leader)
   --insecure              allow a non-loopback --listen or --http without a secret
   --peer-cert-file F      this node's certificate (PEM; its CN or a DNS name must be its
                           id): mutual TLS on the peer port, wss:// peer URLs

@@ -415,8 +415,8 @@ function logSecurityPosture(logger: Logger, opts: NodeOptions, peer: HostPort, h
     logger.warn(
       { exposed },
       exposed
-        ? 'no cluster secret (--insecure): anyone who can reach the peer port can join as a peer; forwarding to the leader is off'
-        : 'no cluster secret: local processes can join as a peer; forwarding to the leader is off (clients must send writes to the leader)',
+        ? 'no cluster secret (--insecure): anyone who can reach the peer port can join as a peer; forwarding /cluster changes to the leader is off (client requests still go through any node, inside Raft)'
+        : 'no cluster secret: local processes can join as a peer; forwarding /cluster changes to the leader is off (send those to the leader; client requests still go through any node)',
     );
   if (exposed && opts.peerTls === null)
     logger.warn(

@@ -32,8 +32,9 @@ function service(
     Promise.resolve(forwarded),
   );
   const logger = { error: vi.fn() };
-  const svc = new KvService(fakePeer(outcome), { forward } as unknown as Forwarder, logger);
-  return { svc, forward, logger };
+  const peer = fakePeer(outcome);
+  const svc = new KvService(peer, { forward } as unknown as Forwarder, logger);
+  return { svc, forward, logger, peer };
 }
 
 const PUT: KvOp = { kind: 'put', key: 'k', value: 1 };
@@ -74,16 +75,22 @@ describe('KvService: replies', () => {
 });
 
 describe('KvService: errors', () => {
-  it('forwards to the leader a follower knows, once', async () => {
-    const { svc, forward } = service(new NotLeaderError('n2'));
-    expect(await svc.execute(PUT, soon(), 0)).toEqual({ status: 200, body: { value: 'from leader' } });
-    expect(forward).toHaveBeenCalledWith('n2', PUT, 1, expect.any(Number));
-    // An operation that was already forwarded is never forwarded again: no loops.
-    forward.mockClear();
-    expect(await svc.execute(PUT, soon(), 1)).toEqual({
+  it('runs client operations through the local peer with forward on, never over HTTP', async () => {
+    const { svc, forward, peer } = service({ ok: true, value: 1 });
+    await svc.execute(PUT, soon(), 0);
+    await svc.execute(GET, soon(), 0);
+    expect(peer.write).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ forward: true }));
+    expect(peer.read).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ forward: true }));
+    expect(forward).not.toHaveBeenCalled();
+  });
+
+  it('retries a client operation refused by the leader (nothing was done) once through the local peer, then answers 503', async () => {
+    const { svc, forward, peer } = service(new NotLeaderError('n2'));
+    expect(await svc.execute(PUT, soon(), 0)).toEqual({
       status: 503,
       body: { error: 'election_in_progress' },
     });
+    expect(peer.write).toHaveBeenCalledTimes(2);
     expect(forward).not.toHaveBeenCalled();
   });
 

@@ -35,9 +35,10 @@ export interface ClusterView {
 const FORGET_SELF_MS = 30_000;
 
 /**
- * Runs client operations: on the leader through the local peer, elsewhere by forwarding
- * to the leader. Maps every outcome to the HTTP API's status codes (API.md), and runs
- * the membership operations of the `/cluster` routes.
+ * Runs client operations through the local peer on any node: a follower's peer forwards
+ * them to the leader inside Raft (`forward: true`) and answers from its own state machine.
+ * Maps every outcome to the HTTP API's status codes (API.md), and runs the membership
+ * operations of the `/cluster` routes (on the leader; a follower forwards those over HTTP).
  */
 export class KvService {
   /** Set at shutdown: new operations are refused with 503. */
@@ -84,17 +85,17 @@ export class KvService {
           key,
           fingerprint,
           commandOf(op),
-          {
-            timeout,
-          },
+          { timeout, forward: true },
         );
         const http = replyToHttp(op, reply);
         return replayed ? { ...http, headers: { ...http.headers, 'idempotent-replayed': 'true' } } : http;
       }
+      // On a follower, the peer hands the operation to the leader over the peer connection
+      // (batched with the others of its turn) and answers it from this node's own state.
       const reply =
         op.kind === 'get'
-          ? await this.peer.read({ op: 'get', key: op.key }, { timeout })
-          : await this.peer.write(commandOf(op), { timeout });
+          ? await this.peer.read({ op: 'get', key: op.key }, { timeout, forward: true })
+          : await this.peer.write(commandOf(op), { timeout, forward: true });
       return replyToHttp(op, reply);
     } catch (err) {
       return this.failure(op, err, deadline, hops);
@@ -253,6 +254,12 @@ export class KvService {
         const { leader, indeterminate } = err as NotLeaderError;
         // Appended while we were leader: it may still commit under the next one. Never retry it.
         if (indeterminate) return replies.timeout();
+        if (!isClusterOp(op)) {
+          // Refused by the leader this node forwarded to (it no longer leads), or lost to
+          // another leader's entry: nothing was done. Once more, through the peer's new leader.
+          if (hops >= MAX_HOPS || this.closing) return replies.electionInProgress();
+          return this.execute(op, deadline, hops + 1);
+        }
         if (leader === null || leader === this.id || hops >= MAX_HOPS || this.closing)
           return replies.electionInProgress();
         return this.forwarder.forward(leader, op, hops + 1, deadline);
