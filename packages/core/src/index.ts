@@ -21,6 +21,7 @@ export type {
   ProposeResultMessage,
   ReadIndexRequestMessage,
   ReadIndexResultMessage,
+  ForwardAnswer,
   Snapshot,
   SnapshotMeta,
   StateMachine,

@@ -263,14 +263,19 @@ export interface ProposeMessage {
  * receiver is not a leader able to take proposals (`leader` is the one it knows, if any);
  * nothing was appended.
  */
-export interface ProposeResultMessage {
+export interface ProposeResultMessage extends ForwardAnswer {
   type: 'ProposeResult';
+}
+
+/** The fields of both answers to forwarded requests. */
+export interface ForwardAnswer {
   term: number;
   from: PeerId;
   to: PeerId;
+  /** The request's `id`, echoed. */
   id: number;
   refused: boolean;
-  /** The index of the first command (0 when refused). */
+  /** For a Propose, the index of its first command; for a read, the read index (0 when refused). */
   index: number;
   /** When refused: the leader the receiver knows of. */
   leader?: PeerId;
@@ -295,17 +300,8 @@ export interface ReadIndexRequestMessage {
  * dissertation §6.4). A read that waits until its peer applied `index` is linearizable.
  * Refused: the receiver is not (or no longer) a leader (`leader` is the one it knows).
  */
-export interface ReadIndexResultMessage {
+export interface ReadIndexResultMessage extends ForwardAnswer {
   type: 'ReadIndexResult';
-  term: number;
-  from: PeerId;
-  to: PeerId;
-  id: number;
-  refused: boolean;
-  /** The read index (0 when refused). */
-  index: number;
-  /** When refused: the leader the receiver knows of. */
-  leader?: PeerId;
 }
 
 /** Every message peers exchange. */

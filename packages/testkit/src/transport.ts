@@ -162,11 +162,17 @@ function everyKind(from: PeerId, to: PeerId): RaftMessage[] {
       conflictTerm: 3,
       seq: 13,
     },
+    // Forwarding: a follower's commands and reads, and the leader's answers.
+    { type: 'Propose', term: 13, from, to, id: big, commands: [allByteValues(), new Uint8Array(0)] },
+    { type: 'ProposeResult', term: 14, from, to, id: 1, refused: false, index: big },
+    { type: 'ReadIndexRequest', term: 15, from, to, id: 2 },
+    { type: 'ReadIndexResult', term: 16, from, to, id: 2, refused: true, index: 0, leader: 'n9' },
   ];
 }
 
 /** A comparable copy: entry data as plain arrays, whatever `Uint8Array` subclass arrived. */
 function comparable(message: RaftMessage): unknown {
+  if (message.type === 'Propose') return { ...message, commands: message.commands.map((c) => Array.from(c)) };
   if (message.type !== 'AppendEntries') return { ...message };
   return { ...message, entries: message.entries.map((e: LogEntry) => ({ ...e, data: Array.from(e.data) })) };
 }
