@@ -171,7 +171,7 @@ export function nodeMetrics(id: string, src: MetricsSources): NodeMetrics {
     ['raft_elections_won_total', 'Elections this node won.', () => f().electionsWon],
     [
       'raft_proposals_total',
-      'Writes proposed on this node (forwarded writes count on the leader).',
+      'Writes proposed on this node (a client write on a follower counts on that follower, which forwards it).',
       () => f().proposals.total,
     ],
     [

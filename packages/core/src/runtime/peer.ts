@@ -783,10 +783,12 @@ export class RaftPeer<S, C, Q, R> implements Peer<C, Q, R> {
   }
 
   private afterReady(rd: Ready): void {
+    // First the answers to forwarded requests: an accepted one that came with a newer term
+    // still places its writes (before a leader change fails the unanswered ones), and a
+    // write learns its index before that index applies.
+    if (rd.forwarded.length > 0) this.forwarder.outcomes(rd.forwarded);
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
     this.settleTransfer();
-    // Before applying: a write learns its index before that index applies.
-    if (rd.forwarded.length > 0) this.forwarder.outcomes(rd.forwarded);
     this.apply.push(rd.committed);
     for (const r of rd.reads) this.apply.confirmRead(r.context, r.index);
     if (rd.reads.length > 0) this.apply.serveReads();
