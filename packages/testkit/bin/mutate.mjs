@@ -14,7 +14,7 @@
 // .git, then `pnpm install --offline` and a build); later runs reuse it: delete it to
 // pick up changes to the simulator or the tests.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -78,12 +78,38 @@ function prepareScratch() {
     ],
     { stdio: 'inherit' },
   );
+  // Which source the copy was made from, for the table's header.
+  let source = 'unknown commit';
+  try {
+    source = sh('git', ['rev-parse', '--short', 'HEAD'], root).trim();
+    if (sh('git', ['status', '--porcelain'], root).trim() !== '') source += ' with uncommitted changes';
+  } catch {
+    // not a git checkout
+  }
+  writeFileSync(join(s, '.mutate-source'), `${source}\n`);
   sh('pnpm', ['install', '--offline', '--frozen-lockfile'], s);
   sh('pnpm', ['--filter', '@raft/testkit...', 'run', 'build'], s);
 }
 
+// `git apply` refuses a patch that does not apply exactly (no fuzz), and is atomic: a
+// patch applies whole or not at all. A patch that does not apply is an error of the
+// table, never a bug "not caught", so every patch is checked before anything runs and a
+// failure stops the run.
+function gitApply(file, extra) {
+  const r = spawnSync('git', ['apply', ...extra, file], {
+    cwd: args.scratch,
+    encoding: 'utf8',
+    // The scratch copy has no .git: never let git find an enclosing repository's.
+    env: { ...process.env, GIT_CEILING_DIRECTORIES: dirname(args.scratch) },
+  });
+  return r.status === 0 ? null : (r.stderr || r.stdout || `git apply exited with ${r.status}`).trim();
+}
+
 function patch(file, reverse) {
-  sh('patch', ['-p1', '--quiet', '--forward', ...(reverse ? ['-R'] : []), '-i', file], args.scratch);
+  const err = gitApply(file, reverse ? ['-R'] : []);
+  if (err !== null) {
+    throw new Error(`mutation ${file} does not ${reverse ? 'revert' : 'apply'} in ${args.scratch}:\n${err}`);
+  }
 }
 
 function runSim() {
@@ -143,6 +169,17 @@ const patches = readdirSync(mutationsDir)
   .filter((f) => f.endsWith('.diff'))
   .sort()
   .filter((f) => args.only === null || args.only.some((o) => f.startsWith(o)));
+const notApplying = [];
+for (const file of patches) {
+  const err = gitApply(join(mutationsDir, file), ['--check']);
+  if (err !== null) notApplying.push(`${file}:\n  ${err.replace(/\n/g, '\n  ')}`);
+}
+if (notApplying.length > 0) {
+  log(
+    `${notApplying.length} mutation(s) do not apply to ${args.scratch} (regenerate them against core's source; delete the scratch copy if it is stale):\n${notApplying.join('\n')}`,
+  );
+  process.exit(2);
+}
 const rows = [];
 const mode = args.simArgs.length === 0 ? 'default (swarm) mode' : args.simArgs.join(' ');
 for (const file of [null, ...patches]) {
@@ -179,8 +216,10 @@ for (const file of [null, ...patches]) {
 // Leave the scratch copy built from unmutated source.
 sh('pnpm', ['--filter', '@raft/core', 'run', 'build'], args.scratch);
 
+const sourceFile = join(args.scratch, '.mutate-source');
+const commit = existsSync(sourceFile) ? readFileSync(sourceFile, 'utf8').trim() : 'unknown commit';
 console.log(
-  `Seeds 1-${args.seeds}, ${mode}; core's unit tests (\`vitest run${args.unitBail ? ' --bail=1' : ''}\` in packages/core${args.unitBail ? ': a count of 1 means at least one' : ''}).\n`,
+  `Commit ${commit}, ${new Date().toISOString().slice(0, 10)}: seeds 1-${args.seeds}, ${mode}; core's unit tests (\`vitest run${args.unitBail ? ' --bail=1' : ''}\` in packages/core${args.unitBail ? ': a count of 1 means at least one' : ''}).\n`,
 );
 console.log('| mutation | sim: failing seeds | first seed | what caught it | core unit tests failing | in |');
 console.log('|---|---|---|---|---|---|');
