@@ -106,6 +106,10 @@ export class InvariantChecker {
   onLeader: ((inc: Incarnation) => void) | null = null;
   /** Called when a leader's commit index advances. */
   onLeaderCommit: ((inc: Incarnation) => void) | null = null;
+  /** Elections won by a peer whose configuration was joint (both voter sets' majorities needed). */
+  jointElections = 0;
+  /** Called when a leader's configuration becomes joint: it appended a change's joint entry (the nemesis listens). */
+  onJoint: ((inc: Incarnation, config: Configuration) => void) | null = null;
   /** Called with every inspection of a peer, after the checks (the disruption oracle listens). */
   onObserve: ((inc: Incarnation, v: PeerInspection) => void) | null = null;
 
@@ -243,6 +247,7 @@ export class InvariantChecker {
       }
       if (inc.leadTerm !== v.term) {
         inc.leadTerm = v.term;
+        if (config !== null && voterSets(config).length > 1) this.jointElections++;
         this.checkCompleteness(inc, v, 1, this.committed.length);
         this.checkConfiguration(inc, v);
         this.onLeader?.(inc);
@@ -285,6 +290,8 @@ export class InvariantChecker {
       inc.commitSeen = to;
       if (v.role === 'leader') this.onLeaderCommit?.(inc);
     }
+    if (configChanged && v.role === 'leader' && config !== null && voterSets(config).length > 1)
+      this.onJoint?.(inc, config);
     this.onObserve?.(inc, v);
   }
 

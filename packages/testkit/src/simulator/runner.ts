@@ -84,6 +84,8 @@ function addMembership(total: MembershipTotals | undefined, m: MembershipResult)
     newPeersCaughtUp: 0,
     finalVoters: 0,
     quiesced: 0,
+    jointSplits: 0,
+    jointElections: 0,
     seedsWithChanges: 0,
     seedsWithSnapshotsToNewPeers: 0,
   };
@@ -109,6 +111,8 @@ function addMembership(total: MembershipTotals | undefined, m: MembershipResult)
     'newPeersCaughtUp',
     'finalVoters',
     'quiesced',
+    'jointSplits',
+    'jointElections',
   ] as const) {
     t[k] += m[k];
   }
@@ -242,7 +246,7 @@ export function membershipLine(m: MembershipTotals): string {
   return (
     `membership changes done ${c.add + c.remove + c.replace + c.transfer} in ${m.seedsWithChanges} seeds ` +
     `(add ${c.add}, remove ${c.remove}, replace ${c.replace} [${m.wiped} wiped peers], transfer ${c.transfer}; ${m.multi} moving several peers; ` +
-    `of the leader ${m.leaderRemovals}, leaders that committed their own removal ${m.removedLeadersSteppedDown}, removed peers that led their removal out ${m.removedLedOut}; given up ${m.abandoned}, re-issued after the heal ${m.reissued}, completed only once the clients stopped ${m.quiesced}), ` +
+    `of the leader ${m.leaderRemovals}, leaders that committed their own removal ${m.removedLeadersSteppedDown}, removed peers that led their removal out ${m.removedLedOut}; given up ${m.abandoned}, re-issued after the heal ${m.reissued}, completed only once the clients stopped ${m.quiesced}; splits along a joint change ${m.jointSplits}, elections won in a joint configuration ${m.jointElections}), ` +
     `new peers ${m.peersAdded} (caught up ${m.newPeersCaughtUp}, by a snapshot ${m.snapshotsToNewPeers} times in ${m.seedsWithSnapshotsToNewPeers} seeds), ` +
     `removed peers stopped ${m.removedStopped}, kept running ${m.removedKept} (cut off ${m.removedDetached})`
   );

@@ -3,6 +3,7 @@ import {
   setConfiguration,
   startPeer,
   type Clock,
+  type Configuration,
   type StateMachine,
   type TimerHandle,
 } from '@raft/core';
@@ -165,6 +166,10 @@ export interface MembershipResult extends MembershipCounts {
   newPeersCaughtUp: number;
   /** Voters of the final configuration. */
   finalVoters: number;
+  /** Splits of the network along a joint change by the nemesis (see `jointSplit`). */
+  jointSplits: number;
+  /** Elections won by a peer whose configuration was joint. */
+  jointElections: number;
   /** 1 when, after the heal, the clients had to stop for the last change to complete (a learner that could not catch up under load). */
   quiesced: number;
 }
@@ -263,6 +268,10 @@ class Simulation implements World, OperatorHost {
   private readonly faults = { crashes: 0, partitions: 0, pauses: 0 };
   private readonly operator: Operator | null = null;
   private readonly disruption: DisruptionOracle;
+  /** The joint-change nemesis's own generator (see {@link Simulation.splitAlongChange}). */
+  private readonly jointRng: Prng;
+  /** Splits of the network along a joint change. */
+  private jointSplits = 0;
   /** Virtual time since which the network loses and holds back no message: 0 for a lossless mix, else the heal. */
   private lossFreeSince = Infinity;
 
@@ -278,6 +287,11 @@ class Simulation implements World, OperatorHost {
     };
     this.swarm = chooseSwarm(this.rng, opts.nodes === undefined ? bounds : { ...bounds, nodes: opts.nodes });
     const s = this.swarm;
+    // The joint-change nemesis draws from a stream of its own: a seed whose nemesis never
+    // strikes runs exactly as it did before the nemesis existed.
+    this.jointRng = new Prng((opts.seed ^ 0x6a09e667) >>> 0);
+    if (s.membership !== null && s.features.membership)
+      s.membership.jointSplit = this.jointRng.chance(0.6) ? this.jointRng.range(0.3, 1) : 0;
     for (let i = 0; i < s.nodes; i++) {
       const rate = s.clockSkew > 0 ? this.rng.range(1 - s.clockSkew, 1 + s.clockSkew) : 1;
       const node = new SimNode(`n${i + 1}`, i, new SimDisk(), rate);
@@ -538,6 +552,8 @@ class Simulation implements World, OperatorHost {
         newPeersCaughtUp: this.nodes.filter((n) => n.added && n.caughtUp).length,
         finalVoters: this.checker.latestCommittedConfiguration()?.config.members.length ?? 0,
         quiesced: this.quiescedAt === null ? 0 : 1,
+        jointSplits: this.jointSplits,
+        jointElections: this.checker.jointElections,
       },
     };
   }
@@ -773,6 +789,12 @@ class Simulation implements World, OperatorHost {
       };
       loop();
     };
+    const jointSplit = s.membership?.jointSplit ?? 0;
+    if (jointSplit > 0) {
+      this.checker.onJoint = (inc, config) => {
+        if (this.phase === 'faults' && this.jointRng.chance(jointSplit)) this.splitAlongChange(inc, config);
+      };
+    }
     const rejoin = s.rejoin;
     if (rejoin !== null) {
       // A follower cut off until the heal: its election timer fires alone, then it rejoins.
@@ -844,6 +866,86 @@ class Simulation implements World, OperatorHost {
         this.pause(node, this.rng.range(p.pauseMs[0], p.pauseMs[1]));
       });
     }
+  }
+
+  /**
+   * The joint-change nemesis. A leader has just appended the joint configuration of a
+   * change (§6): split the network along it, the voters only the outgoing configuration
+   * has on one side and those only the incoming one has on the other, the voters of both
+   * spread so that, when the change allows it, each side holds a majority of its own
+   * configuration (a change of two or more voters: `{a,b,c}` to `{a,d,e}` puts `{b,c}`
+   * against `{a,d,e}`), with the leader on the incoming side; a few ms later, once the
+   * joint entry may have reached some peers and not others, crash or isolate the leader.
+   * Both sides then hold elections while the change is in flight, the one peers that hold
+   * the joint entry by joint majority and the other by the old configuration's, which is
+   * where a rule counting the wrong majority (in an election or a commit) lets two leaders
+   * or two histories exist. The split heals after 300 to 2000 virtual ms.
+   */
+  private splitAlongChange(leaderInc: Incarnation, config: Configuration): void {
+    const r = this.jointRng;
+    const leader = leaderInc.node;
+    const incoming = config.members;
+    const outgoing = config.outgoing ?? [];
+    const both = incoming.filter((n) => outgoing.includes(n) && n !== leader.name);
+    const majorityOf = (set: readonly string[], side: Set<string>): boolean =>
+      set.filter((n) => side.has(n)).length * 2 > set.length;
+    // Every way to spread the voters of both configurations; prefer those that give each
+    // side a majority of its configuration.
+    const splits: Set<string>[] = [];
+    for (let mask = 0; mask < 1 << both.length; mask++) {
+      const side = new Set(incoming.filter((n) => !outgoing.includes(n)));
+      side.add(leader.name);
+      both.forEach((n, i) => {
+        if ((mask & (1 << i)) !== 0) side.add(n);
+      });
+      const rest = new Set(outgoing.filter((n) => !side.has(n)));
+      if (majorityOf(incoming, side) && majorityOf(outgoing, rest)) splits.push(side);
+    }
+    let newSide: Set<string>;
+    if (splits.length > 0) newSide = r.pick(splits);
+    else {
+      newSide = new Set([leader.name, ...incoming.filter((n) => !outgoing.includes(n))]);
+      for (const n of both) if (r.chance(0.5)) newSide.add(n);
+    }
+    // Peers in neither voter set (learners, removed peers still running) land anywhere.
+    for (const node of this.live())
+      if (!incoming.includes(node.name) && !outgoing.includes(node.name) && r.chance(0.5))
+        newSide.add(node.name);
+    const delay = r.range(0, 3);
+    this.sched.after(delay, null, () => {
+      if (this.phase !== 'faults' || leader.inc !== leaderInc) return;
+      this.jointSplits++;
+      this.faults.partitions++;
+      const names = [...newSide].sort().join(',');
+      this.trace.add(this.sched.now, `fault joint: ${leaderInc.label} entered ${describeConfiguration(config)}`);
+      this.network.setPartition(`split along the change {${names}} | rest`, (a, b) => newSide.has(a.name) !== newSide.has(b.name));
+      this.trace.add(this.sched.now, `fault PARTITION ${this.network.partition ?? ''}`);
+      const token = this.faults.partitions;
+      this.sched.after(r.range(1, 60), null, () => {
+        if (this.phase !== 'faults' || this.faults.partitions !== token || leader.inc !== leaderInc) return;
+        const crashes = this.swarm.crashes;
+        if (crashes !== null && r.chance(0.5)) {
+          this.crash(leader);
+          this.sched.after(r.range(crashes.downMs[0], crashes.downMs[1]), null, () => {
+            if (this.phase === 'faults') this.restart(leader);
+          });
+        } else {
+          this.faults.partitions++;
+          this.network.setPartition(
+            `split along the change {${names}} | rest, ${leader.name} isolated`,
+            (a, b) => a === leader || b === leader || newSide.has(a.name) !== newSide.has(b.name),
+          );
+          this.trace.add(this.sched.now, `fault PARTITION ${this.network.partition ?? ''}`);
+        }
+        const last = this.faults.partitions;
+        this.sched.after(r.range(300, 2000), null, () => {
+          if (this.phase === 'faults' && this.faults.partitions === last) {
+            this.network.healPartition();
+            this.trace.add(this.sched.now, 'fault partition healed');
+          }
+        });
+      });
+    });
   }
 
   /** The peer a fault hits: the leader (as a nemesis watching the cluster sees it) at the swarm's rate, else one at random. */

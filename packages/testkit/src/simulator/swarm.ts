@@ -151,6 +151,15 @@ export interface MembershipConfig {
   giveUpMs: number;
   /** Timeout of one `setConfiguration` or `transferLeadership` call. */
   callTimeoutMs: number;
+  /**
+   * Probability that, when a leader enters the joint configuration of a change, the
+   * nemesis splits the network along the change (the outgoing voters on one side, the
+   * incoming ones on the other) and then crashes or isolates the leader, so that both
+   * sides hold elections while the change is in flight (see `Simulation.splitAlongChange`).
+   * Drawn by the simulation from a stream of its own (0 until then), so that every other
+   * draw of a seed stays what it was.
+   */
+  jointSplit: number;
 }
 
 /** Options that bound what {@link chooseSwarm} picks. */
@@ -258,6 +267,7 @@ export function chooseSwarm(rng: Prng, bounds: SwarmBounds): SwarmConfig {
       detachRemoved: rng.range(0, 1),
       giveUpMs: rng.range(400, 3000),
       callTimeoutMs: rng.pick([300, 600, 1000, 2000]),
+      jointSplit: 0,
     };
     const w = membership.weights;
     if (w.add + w.remove + w.replace === 0) w.replace = 1;
@@ -347,7 +357,8 @@ export function describeSwarm(s: SwarmConfig): string {
       `membership changes every ~${m.everyMs.toFixed(0)}ms (${kinds.join('/')}, aim at the leader ${(m.aimLeader * 100).toFixed(0)}%` +
         `${m.multi > 0 ? `, several peers at once ${(m.multi * 100).toFixed(0)}%` : ''}` +
         `${m.wipe > 0 ? `, wiped disks ${(m.wipe * 100).toFixed(0)}%` : ''}, removed peers kept ${(m.keepRemoved * 100).toFixed(0)}%` +
-        ` (cut off ${(m.detachRemoved * 100).toFixed(0)}%), give up after ${m.giveUpMs.toFixed(0)}ms, calls ${m.callTimeoutMs}ms)`,
+        ` (cut off ${(m.detachRemoved * 100).toFixed(0)}%), give up after ${m.giveUpMs.toFixed(0)}ms, calls ${m.callTimeoutMs}ms` +
+        `${m.jointSplit > 0 ? `, split along joint changes ${(m.jointSplit * 100).toFixed(0)}%` : ''})`,
     );
   }
   if (s.rejoin !== null)
