@@ -870,16 +870,18 @@ class Simulation implements World, OperatorHost {
 
   /**
    * The joint-change nemesis. A leader has just appended the joint configuration of a
-   * change (§6): split the network along it, the voters only the outgoing configuration
-   * has on one side and those only the incoming one has on the other, the voters of both
-   * spread so that, when the change allows it, each side holds a majority of its own
-   * configuration (a change of two or more voters: `{a,b,c}` to `{a,d,e}` puts `{b,c}`
-   * against `{a,d,e}`), with the leader on the incoming side; a few ms later, once the
-   * joint entry may have reached some peers and not others, crash or isolate the leader.
-   * Both sides then hold elections while the change is in flight, the one peers that hold
-   * the joint entry by joint majority and the other by the old configuration's, which is
-   * where a rule counting the wrong majority (in an election or a commit) lets two leaders
-   * or two histories exist. The split heals after 300 to 2000 virtual ms.
+   * change (§6): split the network along it, the voters only the incoming configuration
+   * has (with the leader) on one side and those only the outgoing one has on the other,
+   * the voters of both spread so that, when the change allows it, each side holds a
+   * majority of its own configuration (`{a,b,c}` to `{a,d,e}` puts `{a,d,e}` against
+   * `{b,c}`; replacing one peer of seven allows it too). Where the incoming side holds its
+   * majority without the leader, the leader is crashed or isolated a few ms later, once
+   * the joint entry has reached its side; otherwise it stays (it steps down by
+   * check-quorum, or keeps leading). Both sides then hold elections while the change is
+   * in flight: the peers holding the joint entry need the joint majority, the others the
+   * old configuration's, so a rule that counts the wrong majority (in an election or a
+   * commit) lets two leaders, or two histories, exist. The split heals after 400 to 2500
+   * virtual ms (unless another fault replaces it first).
    */
   private splitAlongChange(leaderInc: Incarnation, config: Configuration): void {
     const r = this.jointRng;
@@ -887,40 +889,70 @@ class Simulation implements World, OperatorHost {
     const incoming = config.members;
     const outgoing = config.outgoing ?? [];
     const both = incoming.filter((n) => outgoing.includes(n) && n !== leader.name);
-    const majorityOf = (set: readonly string[], side: Set<string>): boolean =>
-      set.filter((n) => side.has(n)).length * 2 > set.length;
-    // Every way to spread the voters of both configurations; prefer those that give each
-    // side a majority of its configuration.
-    const splits: Set<string>[] = [];
+    const majorityOf = (set: readonly string[], side: Set<string>, but?: string): boolean =>
+      set.filter((n) => side.has(n) && n !== but).length * 2 > set.length;
+    // Every way to spread the voters of both configurations: those that give each side a
+    // majority of its configuration without the leader, or else with it.
+    const without: Set<string>[] = [];
+    const withLeader: Set<string>[] = [];
     for (let mask = 0; mask < 1 << both.length; mask++) {
-      const side = new Set(incoming.filter((n) => !outgoing.includes(n)));
-      side.add(leader.name);
+      const side = new Set([leader.name, ...incoming.filter((n) => !outgoing.includes(n))]);
       both.forEach((n, i) => {
         if ((mask & (1 << i)) !== 0) side.add(n);
       });
       const rest = new Set(outgoing.filter((n) => !side.has(n)));
-      if (majorityOf(incoming, side) && majorityOf(outgoing, rest)) splits.push(side);
+      if (!majorityOf(outgoing, rest)) continue;
+      if (majorityOf(incoming, side, leader.name)) without.push(side);
+      else if (majorityOf(incoming, side)) withLeader.push(side);
     }
     let newSide: Set<string>;
-    if (splits.length > 0) newSide = r.pick(splits);
-    else {
+    let strikeLeader = true;
+    let kind = 'each side a majority of its configuration';
+    if (without.length > 0) newSide = r.pick(without);
+    else if (withLeader.length > 0) {
+      newSide = r.pick(withLeader);
+      strikeLeader = false;
+      kind = 'each side a majority of its configuration, with the leader';
+    } else {
       newSide = new Set([leader.name, ...incoming.filter((n) => !outgoing.includes(n))]);
       for (const n of both) if (r.chance(0.5)) newSide.add(n);
+      kind = 'the majorities overlap';
     }
     // Peers in neither voter set (learners, removed peers still running) land anywhere.
     for (const node of this.live())
       if (!incoming.includes(node.name) && !outgoing.includes(node.name) && r.chance(0.5))
         newSide.add(node.name);
-    const delay = r.range(0, 3);
+    // Mostly at once, so that the joint entry the leader just sent is lost on the links cut
+    // (a peer of the outgoing side that holds it needs the joint majority, and its side
+    // could elect nobody), sometimes a little later.
+    const delay = r.chance(0.75) ? 0 : r.range(0, 3);
+    const names = [...newSide].sort().join(',');
+    const heal = (token: number): void => {
+      this.sched.after(r.range(400, 2500), null, () => {
+        if (this.phase === 'faults' && this.faults.partitions === token) {
+          this.network.healPartition();
+          this.trace.add(this.sched.now, 'fault partition healed');
+        }
+      });
+    };
     this.sched.after(delay, null, () => {
       if (this.phase !== 'faults' || leader.inc !== leaderInc) return;
       this.jointSplits++;
       this.faults.partitions++;
-      const names = [...newSide].sort().join(',');
-      this.trace.add(this.sched.now, `fault joint: ${leaderInc.label} entered ${describeConfiguration(config)}`);
-      this.network.setPartition(`split along the change {${names}} | rest`, (a, b) => newSide.has(a.name) !== newSide.has(b.name));
+      this.trace.add(
+        this.sched.now,
+        `fault joint: ${leaderInc.label} entered ${describeConfiguration(config)}; split along it (${kind})`,
+      );
+      this.network.setPartition(
+        `split along the change {${names}} | rest`,
+        (a, b) => newSide.has(a.name) !== newSide.has(b.name),
+      );
       this.trace.add(this.sched.now, `fault PARTITION ${this.network.partition ?? ''}`);
       const token = this.faults.partitions;
+      if (!strikeLeader) {
+        heal(token);
+        return;
+      }
       this.sched.after(r.range(1, 60), null, () => {
         if (this.phase !== 'faults' || this.faults.partitions !== token || leader.inc !== leaderInc) return;
         const crashes = this.swarm.crashes;
@@ -937,13 +969,7 @@ class Simulation implements World, OperatorHost {
           );
           this.trace.add(this.sched.now, `fault PARTITION ${this.network.partition ?? ''}`);
         }
-        const last = this.faults.partitions;
-        this.sched.after(r.range(300, 2000), null, () => {
-          if (this.phase === 'faults' && this.faults.partitions === last) {
-            this.network.healPartition();
-            this.trace.add(this.sched.now, 'fault partition healed');
-          }
-        });
+        heal(this.faults.partitions);
       });
     });
   }
