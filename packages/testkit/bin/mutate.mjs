@@ -130,7 +130,13 @@ function runSim() {
     const m = /^FAIL seed=(\d+) .*? at [\d.]+ms ([\w-]+):/.exec(line);
     if (m) fails.push({ seed: Number(m[1]), check: m[2] });
   }
-  const summary = r.stdout.split('\n').find((l) => l.startsWith('seeds ')) ?? '(no summary)';
+  const summary = r.stdout.split('\n').find((l) => l.startsWith('seeds ')) ?? null;
+  if (summary === null) {
+    // The simulator itself crashed (or was killed) part-way: its count of failing seeds
+    // covers only the seeds before, so the row says so instead of a number.
+    log(`the simulator did not finish (exit ${r.status ?? r.signal}):\n${(r.stderr ?? '').slice(-2000)}`);
+    return { fails, summary: null };
+  }
   log(summary);
   return { fails, summary };
 }
@@ -223,6 +229,7 @@ console.log(
 );
 console.log('| mutation | sim: failing seeds | first seed | what caught it | core unit tests failing | in |');
 console.log('|---|---|---|---|---|---|');
+let incomplete = false;
 for (const r of rows) {
   if (!r.built) {
     console.log(`| \`${r.name}\` ${r.title} | does not build | | | | |`);
@@ -230,7 +237,19 @@ for (const r of rows) {
   }
   const s = r.sim;
   const u = r.unit;
+  if (s !== null && s.summary === null) {
+    incomplete = true;
+    console.log(
+      `| \`${r.name}\` ${r.title} | **the simulator crashed** (${s.fails.length} failing seeds before) | ${s.fails[0]?.seed ?? '-'} | ${checks(s.fails)} | ${u === null ? '-' : u.failed} | ${u === null ? '' : u.files.join(', ')} |`,
+    );
+    continue;
+  }
+  if (u !== null && u.failed < 0) incomplete = true;
   console.log(
     `| \`${r.name}\` ${r.title} | ${s === null ? '-' : `${s.fails.length} / ${args.seeds}`} | ${s?.fails[0]?.seed ?? '-'} | ${s === null ? '' : checks(s.fails)} | ${u === null ? '-' : u.failed} | ${u === null ? '' : u.files.join(', ')} |`,
   );
+}
+if (incomplete) {
+  log('some rows are incomplete: the simulator crashed, or the unit tests produced no report (-1)');
+  process.exitCode = 1;
 }

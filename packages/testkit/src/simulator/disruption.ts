@@ -210,11 +210,14 @@ export class DisruptionOracle {
       termAtOpen.set(node, t);
     }
     this.windows++;
-    this.window = { leader, inc: leader.inc!, term, openedAt: now, firm, termAtOpen };
+    const inc = leader.inc!;
+    this.window = { leader, inc, term, openedAt: now, firm, termAtOpen };
+    // The line is formatted only if a report needs it, maybe after the leader crashed
+    // (leader.inc is null then): it names the incarnation that led.
     world.trace.add(
       now,
       () =>
-        `check disruption window opens: ${leader.inc!.label} leads term ${term}, firmly with it: ${firm.join(',')}`,
+        `check disruption window opens: ${inc.label} leads term ${term}, firmly with it: ${firm.join(',')}`,
     );
   }
 }
