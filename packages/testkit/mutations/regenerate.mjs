@@ -106,8 +106,8 @@ const MUTATIONS = {
   '10-removed-leader-keeps-leading': [
     {
       file: 'protocol/raft.ts',
-      from: '        // Removed from the cluster: the final configuration is committed, so step down (§6).\n        this.becomeFollower(this.#term, null);',
-      to: '        // MUTATION: a removed leader does not step down.',
+      from: '        // Removed from the cluster: the final configuration is committed, so step down (§6),\n        // handing over first so that the cluster does not wait out an election timeout.\n        this.handOverOnRemoval(cfg);\n        this.becomeFollower(this.#term, null);',
+      to: '        // MUTATION: a removed leader does not step down (nor hand over).',
     },
   ],
   '11-snapshot-restore-keeps-conflicting-log': [
