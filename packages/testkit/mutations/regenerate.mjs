@@ -51,8 +51,8 @@ const MUTATIONS = {
   '05-read-without-readindex': [
     {
       file: 'runtime/peer.ts',
-      from: '      this.checkLeader();\n      const context = this.nextReadContext++;',
-      to: '      this.checkLeader();\n      // MUTATION: answer from local state, without ReadIndex.\n      if (query !== null || query === null) {\n        pending.resolve(this.machine.handleRead(query, this.apply.state));\n        return;\n      }\n      const context = this.nextReadContext++;',
+      from: '      const forward = this.checkServes(opts);\n      const context = this.nextReadContext++;',
+      to: '      const forward = this.checkServes(opts);\n      // MUTATION: answer from local state, without ReadIndex.\n      if (query !== null || query === null) {\n        pending.resolve(this.machine.handleRead(query, this.apply.state));\n        return;\n      }\n      const context = this.nextReadContext++;',
     },
   ],
   '06-ack-before-durable': [
