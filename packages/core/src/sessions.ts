@@ -136,8 +136,76 @@ const packr = new Packr({ useRecords: false, moreTypes: true });
  */
 const SNAPSHOT_MAGIC = new Uint8Array([0x00, 0x52, 0x53, 0x53, 0x31, 0x00]); // NUL "RSS1" NUL
 
-function hasMagic(bytes: Uint8Array): boolean {
-  return bytes.length >= SNAPSHOT_MAGIC.length && SNAPSHOT_MAGIC.every((b, i) => bytes[i] === b);
+/**
+ * The layout written now: NUL "RSS2" NUL; a MessagePack header `[clock, nextId, sessions,
+ * keys]` (the counts); the wrapped machine's bytes; then frames of at most
+ * {@link SNAPSHOT_FRAME_ROWS} rows, sessions first, then keys. Every part is its length
+ * (uint32, big-endian) and its bytes. Frames let a large table (100,000 keys) be encoded
+ * and restored a slice at a time, giving the event loop back in between.
+ */
+const SNAPSHOT_MAGIC_2 = new Uint8Array([0x00, 0x52, 0x53, 0x53, 0x32, 0x00]); // NUL "RSS2" NUL
+const SNAPSHOT_FRAME_ROWS = 2048;
+
+function hasMagic(bytes: Uint8Array, magic: Uint8Array = SNAPSHOT_MAGIC): boolean {
+  return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+}
+
+/** Gives the event loop back: timers and I/O run before the next slice. */
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function lengthPrefixed(body: Uint8Array): Uint8Array[] {
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, body.length);
+  return [len, body];
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Reads the length-prefixed parts of an RSS2 snapshot, one at a time. */
+class PartReader {
+  #at: number;
+  readonly #view: DataView;
+  constructor(private readonly bytes: Uint8Array) {
+    this.#at = SNAPSHOT_MAGIC_2.length;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  get done(): boolean {
+    return this.#at >= this.bytes.length;
+  }
+  next(): Uint8Array {
+    if (this.#at + 4 > this.bytes.length) throw corruptSnapshot('truncated length');
+    const length = this.#view.getUint32(this.#at);
+    this.#at += 4;
+    if (length > this.bytes.length - this.#at) throw corruptSnapshot('truncated part');
+    const part = this.bytes.subarray(this.#at, this.#at + length);
+    this.#at += length;
+    return part;
+  }
+}
+
+function corruptSnapshot(reason: string, cause?: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `not a snapshot of withSessions: ${reason}`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function unpackPart(part: Uint8Array): unknown {
+  try {
+    return packr.unpack(part);
+  } catch (err) {
+    throw corruptSnapshot('cannot decode', err);
+  }
 }
 
 /** True when `command` is a session envelope (an object with an own `raftSession` property). */
@@ -356,22 +424,73 @@ export function withSessions<S, C, Q, R>(
   if (typeof machine.snapshot === 'function' && typeof machine.restore === 'function') {
     const snapshot = (inner: S): Uint8Array | Promise<Uint8Array> => machine.snapshot!(inner);
     const restore = (bytes: Uint8Array, name: PeerId): S | Promise<S> => machine.restore!(bytes, name);
+    const restoreFramed = async (bytes: Uint8Array, name: PeerId): Promise<SessionState<S, R>> => {
+      const reader = new PartReader(bytes);
+      const header = unpackPart(reader.next());
+      if (
+        !Array.isArray(header) ||
+        header.length !== 4 ||
+        !header.every((n) => Number.isSafeInteger(n) && (n as number) >= 0)
+      )
+        throw corruptSnapshot('malformed header');
+      const [clock, nextId, sessionCount, keyCount] = header as number[];
+      const state: SessionState<S, R> = {
+        inner: await restore(reader.next(), name),
+        clock: clock!,
+        nextId: nextId!,
+        sessions: new Map(),
+        keys: new Map(),
+      };
+      for (let frame = 0; !reader.done; frame++) {
+        if (frame > 0) await yieldToLoop(); // between frames only
+        const rows = unpackPart(reader.next());
+        if (!Array.isArray(rows)) throw corruptSnapshot('a frame is not an array');
+        for (const row of rows as unknown[]) {
+          if (!Array.isArray(row) || row.length !== 4) throw corruptSnapshot('malformed row');
+          if (state.sessions.size < sessionCount!) {
+            const [id, used, floor, results] = row as [number, number, number, [number, Stored<R>][]];
+            if (!Array.isArray(results)) throw corruptSnapshot('malformed session');
+            state.sessions.set(id, { used, floor, results: new Map(results) });
+          } else {
+            const [key, used, fingerprint, result] = row as [string, number, string, Stored<R>];
+            if (typeof key !== 'string') throw corruptSnapshot('malformed key');
+            state.keys.set(key, { used, fingerprint, result });
+          }
+        }
+      }
+      if (state.sessions.size !== sessionCount || state.keys.size !== keyCount)
+        throw corruptSnapshot('the tables do not hold the counts announced');
+      return state;
+    };
     wrapped.snapshot = async (state) => {
       const inner = await snapshot(state.inner);
-      const body = packr.pack({
-        v: 1,
-        inner,
-        clock: state.clock,
-        nextId: state.nextId,
-        sessions: [...state.sessions].map(([id, s]) => [id, s.used, s.floor, [...s.results]]),
-        keys: [...state.keys].map(([key, k]) => [key, k.used, k.fingerprint, k.result]),
-      });
-      const out = new Uint8Array(SNAPSHOT_MAGIC.length + body.length);
-      out.set(SNAPSHOT_MAGIC, 0);
-      out.set(body, SNAPSHOT_MAGIC.length);
-      return out;
+      const parts: Uint8Array[] = [
+        SNAPSHOT_MAGIC_2,
+        ...lengthPrefixed(packr.pack([state.clock, state.nextId, state.sessions.size, state.keys.size])),
+        ...lengthPrefixed(inner),
+      ];
+      // A frame of rows per slice; the tables do not change meanwhile (nothing is applied).
+      let frames = 0;
+      const frame = async (rows: unknown[]): Promise<void> => {
+        if (frames++ > 0) await yieldToLoop();
+        parts.push(...lengthPrefixed(packr.pack(rows)));
+      };
+      let rows: unknown[] = [];
+      for (const [id, s] of state.sessions) {
+        rows.push([id, s.used, s.floor, [...s.results]]);
+        if (rows.length === SNAPSHOT_FRAME_ROWS) await frame(rows.splice(0));
+      }
+      if (rows.length > 0) await frame(rows);
+      rows = [];
+      for (const [key, k] of state.keys) {
+        rows.push([key, k.used, k.fingerprint, k.result]);
+        if (rows.length === SNAPSHOT_FRAME_ROWS) await frame(rows.splice(0));
+      }
+      if (rows.length > 0) await frame(rows);
+      return concatBytes(parts);
     };
     wrapped.restore = async (bytes, name) => {
+      if (hasMagic(bytes, SNAPSHOT_MAGIC_2)) return restoreFramed(bytes, name);
       if (!hasMagic(bytes)) {
         // A snapshot taken before the machine was wrapped: its state, with no sessions yet.
         return {
