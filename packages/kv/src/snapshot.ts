@@ -57,21 +57,9 @@ function frame(entries: unknown[]): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Serializes the state in one go. */
 export function encodeSnapshot(state: KVState): Uint8Array {
-  return concat([...encodeFrames(state)]);
+  return Buffer.concat([...encodeFrames(state)]);
 }
 
 /**
@@ -86,7 +74,7 @@ export async function encodeSnapshotInSlices(state: KVState): Promise<Uint8Array
     if (parts.length > 1) await yieldToLoop();
     parts.push(part);
   }
-  return concat(parts);
+  return Buffer.concat(parts);
 }
 
 function corrupt(reason: string, cause?: unknown): InvalidArgumentError {
