@@ -236,7 +236,7 @@ describe('withSessions', () => {
     await apply(m, s, { raftSession: 'key', key: 'k', fingerprint: 'f', command: { tag: 't' } });
     const good = await m.snapshot!(s);
     for (const bad of [good.subarray(0, good.length - 3), good.subarray(0, 9)]) {
-      const err: unknown = await m.restore!(bad, 'a').then(
+      const err: unknown = await Promise.resolve(m.restore!(bad, 'a')).then(
         () => undefined,
         (e: unknown) => e,
       );
