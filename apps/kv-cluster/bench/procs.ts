@@ -168,9 +168,14 @@ export async function raftKvLayout(
   return { ids, urls, args };
 }
 
-/** Starts `raft-kv node` processes (the built CLI) on free ports; returns the leader's URL. */
-export async function startRaftKv(procs: Processes, dataDir: string, nodes: number): Promise<Cluster> {
-  const { urls, args } = await raftKvLayout(dataDir, nodes);
+/** Starts `raft-kv node` processes (the built CLI) on free ports, with `extra` arguments; returns the leader's URL. */
+export async function startRaftKv(
+  procs: Processes,
+  dataDir: string,
+  nodes: number,
+  extra: string[] = [],
+): Promise<Cluster> {
+  const { urls, args } = await raftKvLayout(dataDir, nodes, extra);
   for (const a of args) procs.spawn(process.execPath, [RAFT_KV_CLI, ...a]);
   const leaderUrl = await until('a raft-kv leader', 30_000, async () => {
     for (const url of urls) {

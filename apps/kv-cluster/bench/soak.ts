@@ -18,7 +18,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad } from './loadgen.js';
-import { jsonRequest, Processes, RAFT_KV_CLI, raftKvLayout, until } from './procs.js';
+import { jsonRequest, Processes, startRaftKv } from './procs.js';
 
 interface LoopWindow {
   p99Ms: number;
@@ -61,14 +61,10 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void procs.stopAll().then(() => process.exit(130)));
   const loadBefore = loadavg()[0] ?? 0;
   try {
-    const { ids, urls, args: nodeArgs } = await raftKvLayout(dir, 3, extra);
-    for (const a of nodeArgs) procs.spawn(process.execPath, [RAFT_KV_CLI, ...a]);
+    const { urls } = await startRaftKv(procs, dir, 3, extra);
+    const ids = urls.map((_, i) => `n${i + 1}`);
     const status = async (url: string): Promise<NodeStatus | undefined> =>
       (await jsonRequest(`${url}/status`))?.body as NodeStatus | undefined;
-    await until('a raft-kv leader', 30_000, async () => {
-      for (const url of urls) if ((await status(url))?.role === 'leader') return true;
-      return undefined;
-    });
 
     // Fill the state: every key once, spread over the nodes; a failed write is sent again.
     process.stderr.write(`writing ${keys} keys...\n`);
