@@ -320,7 +320,7 @@ describe('KVStore', () => {
       expect(restored.size).toBe(10_000);
       expect([...restored.keys()].slice(0, 3)).toEqual(['k0', 'k1', 'k2']);
       expect(restored.get('k9999')).toEqual({ i: 9999 });
-      // The same bytes in one go as in slices: the layout does not depend on the timing.
+      // The restored map snapshots to the same bytes: the layout does not depend on the timing.
       expect(Buffer.from(await KVStore.snapshot(restored)).equals(Buffer.from(bytes))).toBe(true);
     });
 

@@ -17,7 +17,7 @@ const SNAPSHOT_VERSION_1 = 1;
  */
 const MAGIC = [0x4b, 0x56, 0x53, 0x32]; // "KVS2"
 /** Entries per frame: one slice of work, a few milliseconds at most. */
-export const CHUNK_ENTRIES = 2048;
+const CHUNK_ENTRIES = 2048;
 
 // `moreTypes` keeps Uint8Array a Uint8Array through a round trip (plain MessagePack
 // `bin` would come back as a Node Buffer), as the core codec does.
@@ -55,11 +55,6 @@ function frame(entries: unknown[]): Uint8Array {
   new DataView(out.buffer).setUint32(0, body.length);
   out.set(body, 4);
   return out;
-}
-
-/** Serializes the state in one go. */
-export function encodeSnapshot(state: KVState): Uint8Array {
-  return Buffer.concat([...encodeFrames(state)]);
 }
 
 /**
@@ -145,22 +140,11 @@ function* decodeFrames(bytes: Uint8Array, state: KVState): Generator<void> {
 }
 
 /**
- * Rebuilds a state from {@link encodeSnapshot}'s bytes (either layout) in one go.
+ * Rebuilds a state from {@link encodeSnapshotInSlices}'s bytes (either layout), a frame at
+ * a time, giving the event loop back between frames (only when there is more than one).
  *
- * @throws InvalidArgumentError (`RAFT_INVALID_ARGUMENT`) when the bytes are not such a
- * snapshot (with the decoder's error as `cause` when it failed).
- */
-export function decodeSnapshot(bytes: Uint8Array): KVState {
-  const state: KVState = new Map();
-  for (const _ of decodeFrames(bytes, state));
-  return state;
-}
-
-/**
- * {@link decodeSnapshot} a frame at a time, giving the event loop back between frames
- * (only when there is more than one).
- *
- * @throws InvalidArgumentError as {@link decodeSnapshot} (the promise rejects).
+ * @throws InvalidArgumentError (`RAFT_INVALID_ARGUMENT`, the promise rejects) when the
+ * bytes are not such a snapshot (with the decoder's error as `cause` when it failed).
  */
 export async function decodeSnapshotInSlices(bytes: Uint8Array): Promise<KVState> {
   const state: KVState = new Map();
